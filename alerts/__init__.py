@@ -1,0 +1,1 @@
+"""Stock-out risk, alert detection and the loyalty members each alert affects."""

@@ -1,0 +1,193 @@
+"""`shelfwatch` command line: every pipeline step, the simulator and the demo.
+
+Options override the environment (see `shelfwatch.config.Settings`); each command prints a short
+summary and exits non-zero with a clear message on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from shelfwatch.config import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Shelfwatch: keep shelves full.")
+alerts_app = typer.Typer(no_args_is_help=True, help="Stock-out alerts.")
+app.add_typer(alerts_app, name="alerts")
+console = Console()
+
+DbOption = typer.Option(None, "--db", help="SQLAlchemy URL (default: SHELFWATCH_DATABASE_URL or the SQLite file).")
+
+
+def settings_for(db: str | None = None, broker: str | None = None) -> Settings:
+    return Settings.from_env(database_url=db, mqtt_url=broker)
+
+
+def show(summary: dict) -> None:
+    console.print_json(json.dumps(summary, default=str))
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(Path("data/world"), help="Folder to write the world to."),
+    stores: int = typer.Option(5, min=1),
+    skus: int = typer.Option(60, min=1),
+    days: int = typer.Option(730, min=30),
+    members: int = typer.Option(2000, min=0),
+    seed: int = typer.Option(42),
+) -> None:
+    """Simulate a retail world (deterministic by seed) with ground-truth incidents."""
+    from shelfwatch.simulator import simulate_world
+
+    with console.status("simulating"):
+        simulate_world(out, stores=stores, skus=skus, days=days, members=members, seed=seed)
+    console.print(f"world written to [bold]{out}[/bold] (ground truth: {out / 'ground_truth.json'})")
+
+
+@app.command()
+def migrate(db: Optional[str] = DbOption) -> None:
+    """Create or upgrade the database schema (Alembic)."""
+    from shelfwatch import pipeline
+
+    show(pipeline.migrate_database(settings_for(db)))
+
+
+@app.command("load-reference")
+def load_reference(world: Path = typer.Argument(..., exists=True, file_okay=False), db: Optional[str] = DbOption) -> None:
+    """Load stores, products, members, sensors, deliveries and inventory records from a folder."""
+    from shelfwatch import pipeline
+
+    settings = settings_for(db)
+    pipeline.migrate_database(settings)
+    show(pipeline.load_reference(settings, world))
+
+
+@app.command("ingest-sales")
+def ingest_sales(paths: list[Path] = typer.Argument(..., exists=True), db: Optional[str] = DbOption) -> None:
+    """Validate POS files (CSV/Parquet) with Great Expectations; load good rows, quarantine bad ones."""
+    from shelfwatch.db import get_engine, migrate as migrate_db
+    from shelfwatch.sales_ingest import SalesFileError, ingest_sales_paths
+
+    settings = settings_for(db)
+    migrate_db(settings.db_url)
+    try:
+        summaries = ingest_sales_paths(get_engine(settings.db_url), paths)
+    except SalesFileError as exc:
+        console.print(f"[red]rejected:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for s in summaries:
+        console.print(str(s))
+
+
+@app.command("ingest-iot")
+def ingest_iot(
+    broker: Optional[str] = typer.Option(None, help="mqtt://user:pass@host:port (default SHELFWATCH_MQTT_URL)."),
+    db: Optional[str] = DbOption,
+    client_id: str = typer.Option("shelfwatch-ingest", help="Fixed client id of the persistent session."),
+    until_idle: float = typer.Option(3.0, help="Stop after this many seconds without a message."),
+    max_messages: Optional[int] = typer.Option(None, help="Stop after this many messages."),
+) -> None:
+    """Drain shelf-sensor readings from the broker into the database (bounded run)."""
+    from dataclasses import asdict
+
+    from iot_ingest.consumer import drain
+    from shelfwatch.db import migrate as migrate_db
+
+    settings = settings_for(db, broker)
+    if not settings.mqtt_url:
+        console.print("[red]no broker:[/red] pass --broker or set SHELFWATCH_MQTT_URL")
+        raise typer.Exit(2)
+    engine = migrate_db(settings.db_url)
+    stats = drain(engine, settings.mqtt_url, settings.mqtt_topic_prefix, client_id, until_idle=until_idle, max_messages=max_messages)
+    show(asdict(stats))
+
+
+@app.command()
+def forecast(
+    input: Optional[Path] = typer.Option(None, "--input", exists=True, help="Sales CSV (store_id, sku, date, units); omit to use the database."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Forecast CSV to write (with --input)."),
+    horizon: int = typer.Option(28, min=1),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Forecast daily demand per store x SKU (mean, p10, p50, p90)."""
+    from shelfwatch import pipeline
+
+    settings = settings_for(db)
+    if input is None:
+        settings = Settings(**{**settings.__dict__, "forecast_horizon_days": horizon})
+        show(pipeline.forecast_demand(settings))
+        return
+    import pandas as pd
+
+    from forecasting.prophet_model import forecast_frame
+
+    sales = pd.read_csv(input)
+    missing = {"store_id", "sku", "date", "units"} - set(sales.columns)
+    if missing:
+        console.print(f"[red]{input}: missing column(s) {', '.join(sorted(missing))}[/red]")
+        raise typer.Exit(2)
+    result = forecast_frame(sales, horizon=horizon, workers=settings.forecast_workers)
+    result.assign(date=result["date"].dt.strftime("%Y-%m-%d")).to_csv(output or Path("forecast.csv"), index=False)
+    console.print(f"{result[['store_id', 'sku']].drop_duplicates().shape[0]} series forecast -> {output or 'forecast.csv'}")
+
+
+@alerts_app.command("detect")
+def alerts_detect(db: Optional[str] = DbOption) -> None:
+    """Detect stock-out risks, empty shelves and phantom stock-outs; link favourite members."""
+    from shelfwatch import pipeline
+
+    show(pipeline.detect_alerts(settings_for(db)))
+
+
+@alerts_app.command("list")
+def alerts_list(db: Optional[str] = DbOption, store: Optional[str] = typer.Option(None)) -> None:
+    """Open alerts, most severe first (no personal data)."""
+    from rich.table import Table
+
+    from shelfwatch.db import get_engine
+    from shelfwatch.report import open_alerts
+
+    frame = open_alerts(get_engine(settings_for(db).db_url))
+    if store:
+        frame = frame[frame["store_id"] == store]
+    table = Table("id", "store", "sku", "product", "type", "P(empty)", "expected empty (UTC)", "members")
+    for r in frame.itertuples():
+        when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if r.expected_empty_at is not None and str(r.expected_empty_at) != "NaT" else "-"
+        table.add_row(str(r.alert_id), r.store_id, r.sku, r.product, r.alert_type, f"{r.probability:.2f}", when, str(r.members_affected))
+    console.print(table)
+
+
+@app.command()
+def report(world: Optional[Path] = typer.Option(None, help="World folder with ground_truth.json to score against."), db: Optional[str] = DbOption) -> None:
+    """Write the report folder (summary, CX contact list, plots)."""
+    from shelfwatch import pipeline
+
+    show(pipeline.write_report(settings_for(db), world))
+
+
+@app.command()
+def demo(
+    stores: int = typer.Option(5, min=1),
+    skus: int = typer.Option(60, min=1),
+    days: int = typer.Option(730, min=60),
+    members: int = typer.Option(2000, min=0),
+    seed: int = typer.Option(42),
+) -> None:
+    """Simulate a world and run every step on it; prints step timings and alert precision/recall."""
+    from shelfwatch.demo import run_demo
+
+    run_demo(Settings.from_env(), console, stores=stores, skus=skus, days=days, members=members, seed=seed)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,97 @@
+"""One settings object, read from environment variables with documented defaults.
+
+Every tunable of the pipeline lives here so the CLI, the DAGs and the tests read the same values.
+The README's configuration table is generated from the same field list (`settings_table`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Pipeline configuration; build it with `Settings.from_env()`."""
+
+    data_dir: Path = field(
+        default=Path("data"), metadata={"env": "SHELFWATCH_DATA_DIR", "doc": "Folder for the SQLite file and simulated worlds."}
+    )
+    database_url: str = field(
+        default="", metadata={"env": "SHELFWATCH_DATABASE_URL", "doc": "SQLAlchemy URL; default sqlite:///<data_dir>/shelfwatch.db. Production: postgresql+psycopg://..."}
+    )
+    mqtt_url: str = field(
+        default="", metadata={"env": "SHELFWATCH_MQTT_URL", "doc": "Broker, mqtt://user:pass@host:port. Empty: the demo starts an embedded broker in-process."}
+    )
+    mqtt_topic_prefix: str = field(
+        default="shelfwatch/v1", metadata={"env": "SHELFWATCH_MQTT_TOPIC_PREFIX", "doc": "Root of the sensor topics."}
+    )
+    output_dir: Path = field(
+        default=Path("out"), metadata={"env": "SHELFWATCH_OUTPUT_DIR", "doc": "Where reports, plots and CX exports are written."}
+    )
+    forecast_horizon_days: int = field(
+        default=28, metadata={"env": "SHELFWATCH_FORECAST_HORIZON_DAYS", "doc": "Days forecast per store x SKU."}
+    )
+    forecast_workers: int = field(
+        default=0, metadata={"env": "SHELFWATCH_FORECAST_WORKERS", "doc": "Processes for forecasting; 0 = all cores."}
+    )
+    alert_probability_threshold: float = field(
+        default=0.5, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this."}
+    )
+    empty_shelf_units: float = field(
+        default=0.5, metadata={"env": "SHELFWATCH_EMPTY_SHELF_UNITS", "doc": "A sensor reading at or below this many units means an empty shelf."}
+    )
+    phantom_probability_threshold: float = field(
+        default=0.01, metadata={"env": "SHELFWATCH_PHANTOM_THRESHOLD", "doc": "Raise phantom_stockout when a zero-sales run this unlikely coincides with stock on record."}
+    )
+    favourite_window_days: int = field(
+        default=90, metadata={"env": "SHELFWATCH_FAVOURITE_WINDOW_DAYS", "doc": "Purchase history window for favourites."}
+    )
+    favourite_min_purchase_days: int = field(
+        default=3, metadata={"env": "SHELFWATCH_FAVOURITE_MIN_DAYS", "doc": "Distinct purchase days in the window to call a SKU a favourite."}
+    )
+    favourite_max_days_since: int = field(
+        default=45, metadata={"env": "SHELFWATCH_FAVOURITE_MAX_DAYS_SINCE", "doc": "Last purchase at most this many days ago."}
+    )
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Read every field from its environment variable, falling back to the default."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            if isinstance(default, Path):
+                values[f.name] = Path(raw)
+            elif isinstance(default, bool):
+                values[f.name] = raw.lower() in {"1", "true", "yes"}
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL (the SQLite default lives under data_dir)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'shelfwatch.db').resolve()}"
+
+
+def settings_table() -> str:
+    """Markdown table of the variables, for the README."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        rows.append(f"| `{f.metadata['env']}` | `{f.default}` | {f.metadata['doc']} |")
+    return "\n".join(rows)

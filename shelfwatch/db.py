@@ -1,0 +1,92 @@
+"""Database engine and migrations: one entry point for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+
+
+@lru_cache(maxsize=16)
+def get_engine(url: str) -> Engine:
+    """A pooled engine per URL; SQLite gets WAL and foreign keys so it behaves like PostgreSQL."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str):
+    """Alembic configuration pointing at sql/migrations, usable without an alembic.ini."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> Engine:
+    """Bring the database at `url` to the latest schema revision and return its engine."""
+    from alembic import command
+
+    engine = get_engine(url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return engine
+
+
+def insert_ignore(conn, table, rows: list[dict], chunk: int = 5000) -> int:
+    """Insert rows, skipping those whose key already exists; returns how many were new.
+
+    The same statement on SQLite and PostgreSQL (`ON CONFLICT DO NOTHING`), so loads are idempotent.
+    """
+    if not rows:
+        return 0
+    insert = _dialect_insert(conn)
+    added = 0
+    for start in range(0, len(rows), chunk):
+        # RETURNING counts only the rows really inserted, in batches on both dialects.
+        stmt = insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        added += len(conn.execute(stmt, rows[start : start + chunk]).all())
+    return added
+
+
+def upsert(conn, table, rows: list[dict], chunk: int = 5000) -> int:
+    """Insert rows or update the non-key columns of existing ones (reference data that may change)."""
+    if not rows:
+        return 0
+    insert = _dialect_insert(conn)
+    keys = [c.name for c in table.primary_key.columns]
+    total = 0
+    for start in range(0, len(rows), chunk):
+        stmt = insert(table)
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else stmt.on_conflict_do_nothing()
+        total += len(conn.execute(stmt.returning(*table.primary_key.columns), rows[start : start + chunk]).all())
+    return total
+
+
+def _dialect_insert(conn):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert

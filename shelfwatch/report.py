@@ -1,0 +1,157 @@
+"""The demo/report folder: what each user needs, as files.
+
+- `summary.md`: store managers' view — open alerts ranked by severity, with probability, expected
+  empty time and how many favourite members are affected (counts only, no personal data);
+- `members_to_contact.csv`: CX view — per alert, the members who may be contacted (consent given,
+  not opted out), with their channel;
+- `plots/*.png`: planners' view — history, forecast and 80 % interval for the top-risk SKUs;
+- `evaluation.json`: alerts scored against a simulated world's ground truth (when there is one).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from alerts.members import contactable
+from shelfwatch.config import Settings
+from sql import schema
+
+
+def open_alerts(engine: Engine) -> pd.DataFrame:
+    """Open alerts with product names and affected-member counts, most severe first."""
+    a, am, p = schema.alerts, schema.alert_members, schema.products
+    counts = select(am.c.alert_id, func.count().label("members_affected")).group_by(am.c.alert_id).subquery()
+    stmt = (
+        select(a, p.c.name.label("product"), p.c.category, func.coalesce(counts.c.members_affected, 0).label("members_affected"))
+        .join(p, p.c.sku == a.c.sku)
+        .outerjoin(counts, counts.c.alert_id == a.c.alert_id)
+        .where(a.c.status == "open")
+        .order_by(a.c.severity.desc(), a.c.alert_id)
+    )
+    with engine.connect() as conn:
+        frame = pd.read_sql(stmt, conn)
+    frame["expected_empty_at"] = pd.to_datetime(frame["expected_empty_at"], utc=True)
+    return frame
+
+
+def members_to_contact(engine: Engine) -> pd.DataFrame:
+    """Members linked to open alerts who may be contacted, best-scored first."""
+    a, am, m = schema.alerts, schema.alert_members, schema.members
+    with engine.connect() as conn:
+        links = pd.read_sql(
+            select(am.c.alert_id, am.c.member_id, am.c.score, a.c.store_id, a.c.sku, a.c.alert_type)
+            .join(a, a.c.alert_id == am.c.alert_id)
+            .where(a.c.status == "open"),
+            conn,
+        )
+        members = pd.read_sql(select(m), conn)
+    out = contactable(links, members)
+    cols = ["alert_id", "store_id", "sku", "alert_type", "member_id", "score", "contact_channel", "contact_address"]
+    return out[cols].sort_values(["alert_id", "score"], ascending=[True, False]).reset_index(drop=True)
+
+
+def evaluate_against_truth(alerts: pd.DataFrame, truth: list[dict]) -> dict:
+    """Precision and recall of open alerts against the simulated incidents (per store x SKU)."""
+    truth_keys = {(t["store_id"], t["sku"]) for t in truth}
+    alert_keys = set(zip(alerts["store_id"], alerts["sku"], strict=True))
+    hits = truth_keys & alert_keys
+    by_kind = {}
+    for kind in sorted({t["kind"] for t in truth}):
+        keys = {(t["store_id"], t["sku"]) for t in truth if t["kind"] == kind}
+        by_kind[kind] = {"incidents": len(keys), "detected": len(keys & alert_keys), "recall": round(len(keys & alert_keys) / len(keys), 3)}
+    by_type = {}
+    for alert_type, group in alerts.groupby("alert_type"):
+        keys = set(zip(group["store_id"], group["sku"], strict=True))
+        by_type[alert_type] = {"alerts": len(keys), "true": len(keys & truth_keys), "precision": round(len(keys & truth_keys) / len(keys), 3)}
+    return {
+        "incidents": len(truth_keys),
+        "alerts": len(alert_keys),
+        "true_alerts": len(hits),
+        "precision": round(len(hits) / len(alert_keys), 3) if alert_keys else 0.0,
+        "recall": round(len(hits) / len(truth_keys), 3) if truth_keys else 1.0,
+        "recall_by_incident_kind": by_kind,
+        "precision_by_alert_type": by_type,
+    }
+
+
+def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_days: int = 90) -> list[Path]:
+    """One PNG per alert: recent sales, forecast mean and its 10-90 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s, f, r = schema.sales_daily, schema.forecasts, schema.forecast_runs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with engine.connect() as conn:
+        run_id = conn.execute(select(r.c.run_id).order_by(r.c.created_at.desc()).limit(1)).scalar()
+        for row in top.itertuples():
+            hist = pd.read_sql(select(s.c.date, s.c.units).where(s.c.store_id == row.store_id, s.c.sku == row.sku).order_by(s.c.date), conn)
+            fc = pd.read_sql(select(f).where(f.c.run_id == run_id, f.c.store_id == row.store_id, f.c.sku == row.sku).order_by(f.c.date), conn)
+            hist["date"], fc["date"] = pd.to_datetime(hist["date"]), pd.to_datetime(fc["date"])
+            hist = hist.tail(history_days)
+            fig, ax = plt.subplots(figsize=(9, 3.5))
+            ax.plot(hist["date"], hist["units"], color="#444", lw=1, label="sales")
+            ax.fill_between(fc["date"], fc["p10"], fc["p90"], color="#4c72b0", alpha=0.25, label="80 % interval")
+            ax.plot(fc["date"], fc["mean"], color="#4c72b0", lw=1.5, label=f"forecast ({fc['model'].iloc[0] if len(fc) else '-'})")
+            if pd.notna(row.expected_empty_at):
+                ax.axvline(row.expected_empty_at.tz_convert(None), color="#c44e52", ls="--", lw=1, label="expected empty")
+            ax.set_title(f"{row.store_id} · {row.sku} {row.product} — {row.alert_type}, P={row.probability:.2f}")
+            ax.set_ylabel("units / day")
+            ax.legend(loc="upper left", fontsize=8)
+            fig.tight_layout()
+            path = out_dir / f"{row.store_id}_{row.sku}.png"
+            fig.savefig(path, dpi=90)
+            plt.close(fig)
+            paths.append(path)
+    return paths
+
+
+def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: dict | None, top_n: int = 20) -> str:
+    lines = ["# Shelfwatch report", "", f"Open alerts: **{len(alerts)}** "]
+    lines.append(", ".join(f"{t}: {n}" for t, n in alerts["alert_type"].value_counts().sort_index().items()) or "none")
+    lines += ["", f"## Top {min(top_n, len(alerts))} alerts (store managers)", ""]
+    lines.append("| # | store | sku | product | type | P(empty) | expected empty (UTC) | members affected | contactable |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    contact_counts = contacts.groupby("alert_id").size()
+    for i, r in enumerate(alerts.head(top_n).itertuples(), 1):
+        when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if pd.notna(r.expected_empty_at) else "now / unknown"
+        lines.append(
+            f"| {i} | {r.store_id} | {r.sku} | {r.product} | {r.alert_type} | {r.probability:.2f} | {when} | "
+            f"{r.members_affected} | {int(contact_counts.get(r.alert_id, 0))} |"
+        )
+    lines += ["", "## CX", "", f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see `members_to_contact.csv`."]
+    if evaluation:
+        lines += ["", "## Against the simulated ground truth", "", f"precision {evaluation['precision']}, recall {evaluation['recall']} "
+                  f"({evaluation['true_alerts']} of {evaluation['alerts']} alerts true; {evaluation['incidents']} incidents)", "", "```", json.dumps(evaluation, indent=1), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(engine: Engine, settings: Settings, world_dir: Path | None = None, top_plots: int = 6) -> dict:
+    out = Path(settings.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    alerts = open_alerts(engine)
+    contacts = members_to_contact(engine)
+    contacts.to_csv(out / "members_to_contact.csv", index=False)
+    evaluation = None
+    if world_dir is not None:
+        truth = json.loads((Path(world_dir) / "ground_truth.json").read_text())["incidents"]
+        evaluation = evaluate_against_truth(alerts, truth)
+        (out / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
+    plots = plot_forecasts(engine, alerts.head(top_plots), out / "plots")
+    (out / "summary.md").write_text(summary_markdown(alerts, contacts, evaluation))
+    alerts.drop(columns=["evidence"]).to_csv(out / "alerts.csv", index=False)
+    return {
+        "report_dir": str(out),
+        "open_alerts": len(alerts),
+        "alerts_with_members": int((alerts["members_affected"] > 0).sum()),
+        "contacts": len(contacts),
+        "plots": len(plots),
+        "precision": evaluation["precision"] if evaluation else None,
+        "recall": evaluation["recall"] if evaluation else None,
+    }

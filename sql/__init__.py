@@ -1,0 +1,1 @@
+"""The database schema (one source of truth) and its Alembic migrations."""

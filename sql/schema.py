@@ -1,0 +1,218 @@
+"""Shelfwatch's tables, as SQLAlchemy Core: the single definition used by the code and by Alembic.
+
+Types are chosen to behave the same on SQLite and PostgreSQL: timestamps are stored timezone-aware
+in UTC, dates as DATE, identifiers as short strings. Personal data is kept to the minimum.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+TS = DateTime(timezone=True)
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("store_id", String(32), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("manager_email", String(200), nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("unit_price", Float, nullable=False),
+    Column("unit_weight_g", Float, nullable=False),
+    Column("shelf_capacity", Integer, nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("member_id", String(32), primary_key=True),
+    Column("home_store_id", String(32), ForeignKey("stores.store_id"), nullable=False),
+    Column("marketing_consent", Boolean, nullable=False),
+    Column("opted_out", Boolean, nullable=False),
+    Column("contact_channel", String(16), nullable=False),  # email | sms | app
+    Column("contact_address", String(200), nullable=False),
+)
+
+sensors = Table(
+    "sensors",
+    metadata,
+    Column("sensor_id", String(64), primary_key=True),
+    Column("store_id", String(32), ForeignKey("stores.store_id"), nullable=False),
+    Column("sku", String(32), ForeignKey("products.sku"), nullable=False),
+    Column("kind", String(32), nullable=False),  # shelf_units | shelf_weight_g | backroom_units
+    Column("tare_g", Float, nullable=False, server_default=text("0")),
+)
+
+sales_daily = Table(
+    "sales_daily",
+    metadata,
+    Column("store_id", String(32), ForeignKey("stores.store_id"), primary_key=True),
+    Column("sku", String(32), ForeignKey("products.sku"), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("units", Float, nullable=False),
+)
+
+purchase_lines = Table(
+    "purchase_lines",
+    metadata,
+    Column("store_id", String(32), ForeignKey("stores.store_id"), primary_key=True),
+    Column("receipt_id", String(64), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(32), ForeignKey("products.sku"), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("member_id", String(32), ForeignKey("members.member_id"), nullable=True),
+    Column("units", Float, nullable=False),
+    Index("ix_purchase_lines_member", "member_id", "store_id", "sku", "date"),
+)
+
+inventory_records = Table(
+    "inventory_records",
+    metadata,
+    Column("store_id", String(32), ForeignKey("stores.store_id"), primary_key=True),
+    Column("sku", String(32), ForeignKey("products.sku"), primary_key=True),
+    Column("as_of", TS, primary_key=True),
+    Column("book_units", Float, nullable=False),
+)
+
+sensor_readings = Table(
+    "sensor_readings",
+    metadata,
+    Column("reading_id", Integer, primary_key=True, autoincrement=True),
+    Column("sensor_id", String(64), nullable=False),
+    Column("store_id", String(32), nullable=False),
+    Column("sku", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("units", Float, nullable=False),  # value converted to units (weight / unit weight)
+    Column("seq", Integer, nullable=False),
+    Column("battery", Float, nullable=True),
+    Column("device_ts", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    UniqueConstraint("sensor_id", "device_ts", "seq", name="uq_sensor_readings_key"),
+    Index("ix_sensor_readings_store_sku_ts", "store_id", "sku", "device_ts"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("delivery_id", String(64), primary_key=True),
+    Column("store_id", String(32), ForeignKey("stores.store_id"), nullable=False),
+    Column("sku", String(32), ForeignKey("products.sku"), nullable=False),
+    Column("expected_at", TS, nullable=False),
+    Column("expected_units", Float, nullable=False),
+    Column("received_at", TS, nullable=True),
+    Column("received_units", Float, nullable=True),
+    Index("ix_deliveries_store_sku_expected", "store_id", "sku", "expected_at"),
+)
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("store_id", String(32), primary_key=True),
+    Column("sku", String(32), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("mean", Float, nullable=False),
+    Column("p10", Float, nullable=False),
+    Column("p50", Float, nullable=False),
+    Column("p90", Float, nullable=False),
+    Column("model", String(64), nullable=False),
+)
+
+forecast_runs = Table(
+    "forecast_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("created_at", TS, nullable=False),
+    Column("last_history_date", Date, nullable=False),
+    Column("horizon_days", Integer, nullable=False),
+    Column("series", Integer, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", Integer, primary_key=True, autoincrement=True),
+    Column("store_id", String(32), ForeignKey("stores.store_id"), nullable=False),
+    Column("sku", String(32), ForeignKey("products.sku"), nullable=False),
+    Column("alert_type", String(32), nullable=False),  # shelf_empty | predicted_stockout | phantom_stockout
+    Column("status", String(16), nullable=False),  # open | acknowledged | resolved | expired
+    Column("probability", Float, nullable=False),
+    Column("expected_empty_at", TS, nullable=True),
+    Column("severity", Float, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON
+    Column("opened_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("resolved_at", TS, nullable=True),
+    # One open alert per store x SKU, on both databases (partial unique index).
+    Index(
+        "uq_alerts_open_store_sku",
+        "store_id",
+        "sku",
+        unique=True,
+        sqlite_where=text("status = 'open'"),
+        postgresql_where=text("status = 'open'"),
+    ),
+)
+
+alert_members = Table(
+    "alert_members",
+    metadata,
+    Column("alert_id", Integer, ForeignKey("alerts.alert_id"), primary_key=True),
+    Column("member_id", String(32), ForeignKey("members.member_id"), primary_key=True),
+    Column("score", Float, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("quarantine_id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(300), nullable=False),  # file path / MQTT topic
+    Column("raw_content", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("quarantined_at", TS, nullable=False),
+    UniqueConstraint("source", "content_hash", name="uq_quarantine_source_hash"),
+)
+
+ingested_files = Table(
+    "ingested_files",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("path", String(500), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("rows_loaded", Integer, nullable=False),
+    Column("rows_quarantined", Integer, nullable=False),
+    Column("ingested_at", TS, nullable=False),
+)
