@@ -1,0 +1,150 @@
+"""Stock-out risk maths, favourites, and alert detection on both databases."""
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from alerts.detect import detect_alerts
+from alerts.members import contactable, favourite_members
+from alerts.risk import cumulative_exceedance, latest_readings, stockout_risk, zero_run_length, zero_run_probability
+from shelfwatch.config import Settings
+from shelfwatch.db import insert_ignore
+from shelfwatch.reference import load_reference_data
+from shelfwatch.simulator import simulate_world
+from sql import schema
+
+NOW = pd.Timestamp("2026-11-23", tz="UTC")
+
+
+def test_exceedance_matches_poisson_and_edges():
+    assert cumulative_exceedance(5.0, 5.0, 0) == 1.0
+    assert cumulative_exceedance(0.0, 0.0, 3) == 0.0
+    # P(Poisson(5) >= 5) = 1 - P(X <= 4) = 0.5595
+    assert cumulative_exceedance(5.0, 5.0, 5) == pytest.approx(0.5595, abs=1e-3)
+    # overdispersion fattens the tail
+    assert cumulative_exceedance(5.0, 20.0, 12) > cumulative_exceedance(5.0, 5.0, 12)
+
+
+def forecast_days(mean, days=7):
+    dates = pd.date_range("2026-11-23", periods=days)
+    return pd.DataFrame({"date": dates, "mean": mean, "var": mean})
+
+
+def test_risk_counts_only_days_before_delivery():
+    days = forecast_days(4.0)
+    soon = stockout_risk(10, days, pd.Timestamp("2026-11-24 06:00", tz="UTC"), "UTC", NOW)  # 1 day: P(Poi(4)>=10)
+    late = stockout_risk(10, days, pd.Timestamp("2026-11-27 06:00", tz="UTC"), "UTC", NOW)  # 4 days: P(Poi(16)>=10)
+    assert soon["window_days"] == 1 and late["window_days"] == 4
+    assert soon["probability"] == pytest.approx(0.0081, abs=1e-3)
+    assert late["probability"] == pytest.approx(0.9567, abs=1e-3)
+    # expected empty: cumulative mean reaches 10 half-way through day 3 (8 -> 12): 08:00 + 7 h
+    assert late["expected_empty_at"] == pd.Timestamp("2026-11-25 15:00", tz="UTC")
+    assert late["days_of_cover"] == pytest.approx(2.5)
+
+
+def test_empty_shelf_is_certain_and_now():
+    r = stockout_risk(0, forecast_days(1.0), None, "UTC", NOW)
+    assert r["probability"] == 1.0 and r["expected_empty_at"] == NOW
+
+
+def test_zero_run():
+    assert zero_run_length(np.array([3, 0, 2, 0, 0, 0])) == 3
+    assert zero_run_length(np.array([1, 2])) == 0
+    p, rate = zero_run_probability(np.full(28, 3.0), 4)
+    assert rate == 3.0 and p == pytest.approx(np.exp(-12), rel=1e-6)
+    assert zero_run_probability(np.zeros(28), 5)[0] == 1.0  # never sells: a zero run says nothing
+
+
+def test_latest_reading_by_device_time_not_arrival():
+    readings = pd.DataFrame({
+        "store_id": ["S1", "S1"], "sku": ["A", "A"], "sensor_id": ["x", "x"], "kind": ["shelf_units"] * 2,
+        "units": [0.0, 9.0], "seq": [2, 1],
+        "device_ts": pd.to_datetime(["2026-11-22 18:00", "2026-11-22 12:00"], utc=True),
+    })
+    assert latest_readings(readings.iloc[::-1])["units"].tolist() == [0.0]
+
+
+def test_favourite_rule():
+    lines = pd.DataFrame({
+        "store_id": "S1", "sku": ["A"] * 4 + ["B"] * 4 + ["C"] * 2,
+        "member_id": ["m1"] * 4 + ["m2"] * 4 + ["m3"] * 2,
+        # m1: 4 recent days; m2: 4 days but last one 60 days ago; m3: only 2 days
+        "date": ["2026-11-20", "2026-11-13", "2026-11-06", "2026-10-30", "2026-09-23", "2026-09-16", "2026-09-09", "2026-09-02", "2026-11-20", "2026-11-10"],
+    })
+    fav = favourite_members(lines, NOW, window_days=90, min_days=3, max_days_since=45)
+    assert fav["member_id"].tolist() == ["m1"]
+    assert fav["purchase_days"].iloc[0] == 4 and fav["days_since_last"].iloc[0] == 3
+    members = pd.DataFrame({"member_id": ["m1"], "marketing_consent": [True], "opted_out": [True]})
+    assert contactable(fav, members).empty  # opted out wins over consent
+
+
+def load_world_directly(engine, world_dir):
+    """Reference data plus sales and readings without the GX/MQTT front doors (tested elsewhere)."""
+    load_reference_data(engine, world_dir)
+    sales = pd.read_csv(world_dir / "sales/sales_daily.csv")
+    lines = pd.read_csv(world_dir / "sales/purchase_lines.csv")
+    weights = pd.read_csv(world_dir / "products.csv").set_index("sku")["unit_weight_g"]
+    readings = []
+    for line in (world_dir / "sensor_readings.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        units = r["value"] / weights[r["sku"]] if r["kind"] == "shelf_weight_g" else r["value"]
+        readings.append({**r, "units": units, "device_ts": pd.Timestamp(r["ts"]).tz_convert("UTC").to_pydatetime(),
+                         "received_at": datetime.now(timezone.utc)})
+    for r in readings:
+        r.pop("ts")
+    with engine.begin() as conn:
+        insert_ignore(conn, schema.sales_daily, sales.assign(date=pd.to_datetime(sales["date"]).dt.date).to_dict("records"))
+        insert_ignore(conn, schema.purchase_lines, lines.assign(date=pd.to_datetime(lines["date"]).dt.date).to_dict("records"))
+        insert_ignore(conn, schema.sensor_readings, readings)
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    return simulate_world(tmp_path_factory.mktemp("w"), stores=2, skus=15, days=150, members=300, seed=11, incident_share=0.1)
+
+
+def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
+    from forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, horizon=14, workers=1)
+    settings = Settings(database_url=str(engine.url), output_dir=tmp_path)
+    first = detect_alerts(engine, settings)
+    assert first["opened"] > 0 and first["members_linked"] > 0
+    with engine.connect() as conn:
+        alerts_before = conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all()
+        links_before = conn.execute(select(func.count()).select_from(schema.alert_members)).scalar()
+    second = detect_alerts(engine, settings)
+    assert second["opened"] == second["updated"] == second["resolved"] == second["members_linked"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all() == alerts_before
+        assert conn.execute(select(func.count()).select_from(schema.alert_members)).scalar() == links_before
+        per_key = conn.execute(
+            select(schema.alerts.c.store_id, schema.alerts.c.sku, func.count()).where(schema.alerts.c.status == "open")
+            .group_by(schema.alerts.c.store_id, schema.alerts.c.sku).having(func.count() > 1)
+        ).all()
+    assert per_key == []  # one open alert per store x SKU
+
+
+def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
+    from forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, horizon=14, workers=1)
+    with engine.begin() as conn:
+        sensor = conn.execute(select(schema.sensors).limit(1)).first()
+        insert_ignore(conn, schema.sensor_readings, [{
+            "sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku, "kind": "shelf_units",
+            "value": 0.0, "units": 0.0, "seq": 10**6, "battery": 0.9,
+            "device_ts": datetime(2026, 11, 22, 23, 30, tzinfo=timezone.utc), "received_at": datetime.now(timezone.utc),
+        }])
+    detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path))
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.alerts).where(schema.alerts.c.store_id == sensor.store_id, schema.alerts.c.sku == sensor.sku)).one()
+    assert row.alert_type == "shelf_empty" and row.probability == 1.0 and row.status == "open"
+    evidence = json.loads(row.evidence)
+    assert evidence["last_reading_units"] == 0.0 and "shelf_empty" in evidence["detectors"]
