@@ -90,6 +90,15 @@ def series_seed(store_id: str, sku: str) -> int:
     return zlib.crc32(f"{store_id}|{sku}".encode())
 
 
+def _run_chunks(tasks: list, workers: int):
+    """Chunks in order, in this process (workers=1) or over a process pool."""
+    if workers == 1:
+        yield from map(_forecast_chunk, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_forecast_chunk, tasks)
+
+
 def forecast_frame(sales: pd.DataFrame, horizon: int = 28, workers: int = 0, progress=None) -> pd.DataFrame:
     """Forecast every store x SKU of a long frame `store_id, sku, date, units` over `workers` processes.
 
@@ -105,17 +114,9 @@ def forecast_frame(sales: pd.DataFrame, horizon: int = 28, workers: int = 0, pro
     tagged = sales.merge(keys, on=["store_id", "sku"])
     tasks = [(g.drop(columns="chunk"), horizon, end) for _, g in tagged.groupby("chunk")]
     results = []
-    if workers == 1:
-        iterator = map(_forecast_chunk, tasks)
-        for res in iterator:
-            results.append(res)
-            if progress:
-                progress(res[["store_id", "sku"]].drop_duplicates().shape[0])
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for res in pool.map(_forecast_chunk, tasks):
-                results.append(res)
-                if progress:
-                    progress(res[["store_id", "sku"]].drop_duplicates().shape[0])
+    for res in _run_chunks(tasks, workers):
+        results.append(res)
+        if progress:
+            progress(res[["store_id", "sku"]].drop_duplicates().shape[0])
     out = pd.concat(results, ignore_index=True)
     return out[FORECAST_COLUMNS].sort_values(["store_id", "sku", "date"]).reset_index(drop=True)

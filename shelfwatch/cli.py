@@ -93,8 +93,8 @@ def ingest_sales(paths: list[Path] = typer.Argument(..., exists=True), db: Optio
 def ingest_iot(
     broker: Optional[str] = typer.Option(None, help="mqtt://user:pass@host:port (default SHELFWATCH_MQTT_URL)."),
     db: Optional[str] = DbOption,
-    client_id: str = typer.Option("shelfwatch-ingest", help="Fixed client id of the persistent session."),
-    until_idle: float = typer.Option(3.0, help="Stop after this many seconds without a message."),
+    client_id: Optional[str] = typer.Option(None, help="Fixed client id of the persistent session (default SHELFWATCH_MQTT_CLIENT_ID)."),
+    until_idle: float = typer.Option(3.0, help="Stop after this many seconds without a message; 0 = run until stopped."),
     max_messages: Optional[int] = typer.Option(None, help="Stop after this many messages."),
 ) -> None:
     """Drain shelf-sensor readings from the broker into the database (bounded run)."""
@@ -108,7 +108,10 @@ def ingest_iot(
         console.print("[red]no broker:[/red] pass --broker or set SHELFWATCH_MQTT_URL")
         raise typer.Exit(2)
     engine = migrate_db(settings.db_url)
-    stats = drain(engine, settings.mqtt_url, settings.mqtt_topic_prefix, client_id, until_idle=until_idle, max_messages=max_messages)
+    stats = drain(
+        engine, settings.mqtt_url, settings.mqtt_topic_prefix, client_id or settings.mqtt_client_id,
+        until_idle=until_idle if until_idle > 0 else float("inf"), max_messages=max_messages,
+    )
     show(asdict(stats))
 
 

@@ -31,6 +31,9 @@ class Settings:
     mqtt_topic_prefix: str = field(
         default="shelfwatch/v1", metadata={"env": "SHELFWATCH_MQTT_TOPIC_PREFIX", "doc": "Root of the sensor topics."}
     )
+    mqtt_client_id: str = field(
+        default="shelfwatch-ingest", metadata={"env": "SHELFWATCH_MQTT_CLIENT_ID", "doc": "Fixed client id of the ingest's persistent MQTT session."}
+    )
     output_dir: Path = field(
         default=Path("out"), metadata={"env": "SHELFWATCH_OUTPUT_DIR", "doc": "Where reports, plots and CX exports are written."}
     )

@@ -12,9 +12,6 @@ from pathlib import Path
 from shelfwatch.config import Settings
 from shelfwatch.db import get_engine, migrate
 
-SENSOR_CLIENT_ID = "shelfwatch-ingest"
-
-
 def world_dir_or_default(settings: Settings, world_dir: str | Path | None) -> Path:
     return Path(world_dir) if world_dir else settings.data_dir / "world"
 
@@ -48,8 +45,8 @@ def register_sensor_session(settings: Settings) -> dict:
     """Create the ingest's persistent MQTT session so the broker queues readings published from now on."""
     from iot_ingest.consumer import open_session
 
-    open_session(settings.mqtt_url, settings.mqtt_topic_prefix, SENSOR_CLIENT_ID)
-    return {"client_id": SENSOR_CLIENT_ID}
+    open_session(settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id)
+    return {"client_id": settings.mqtt_client_id}
 
 
 def read_sensor_readings(world_dir: Path) -> list[dict]:
@@ -82,7 +79,7 @@ def ingest_sensor_readings(settings: Settings, until_idle: float = 3.0, max_mess
     from iot_ingest.consumer import drain
 
     stats = drain(
-        get_engine(settings.db_url), settings.mqtt_url, settings.mqtt_topic_prefix, SENSOR_CLIENT_ID,
+        get_engine(settings.db_url), settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
         until_idle=until_idle, max_messages=max_messages,
     )
     return asdict(stats)
