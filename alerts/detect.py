@@ -92,7 +92,9 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     latest = latest_readings(inp.readings) if len(inp.readings) else pd.DataFrame(columns=["store_id", "sku", "sensor_id", "units", "device_ts"])
     positions = stock_positions(latest, inp.sales, inp.records, tz)
     deliveries = next_deliveries(inp.deliveries, inp.as_of)
-    positions = positions.merge(deliveries, on=["store_id", "sku"], how="left")
+    positions = positions.merge(deliveries.drop(columns="store_next_delivery_at"), on=["store_id", "sku"], how="left")
+    store_next = deliveries.groupby("store_id")["store_next_delivery_at"].first()
+    positions["next_delivery_at"] = positions["next_delivery_at"].fillna(positions["store_id"].map(store_next))
     forecast = demand_moments(inp.forecast.assign(date=pd.to_datetime(inp.forecast["date"])))
     forecast = forecast[forecast["date"] >= pd.Timestamp(inp.as_of.date())]
     by_series = dict(tuple(forecast.groupby(["store_id", "sku"])))

@@ -57,12 +57,18 @@ def stock_positions(
 
 
 def next_deliveries(deliveries: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Next expected (not yet received) delivery after `as_of`, and overdue ones, per store x SKU."""
+    """Next expected (not yet received) delivery after `as_of`, and overdue ones, per store x SKU.
+
+    A SKU with nothing on order rides on the store's next truck: replenishment follows the store's
+    delivery schedule, so `next_delivery_at` falls back to the store's next delivery of any SKU.
+    """
     pending = deliveries[deliveries["received_at"].isna()]
     upcoming = pending[pending["expected_at"] > as_of].sort_values("expected_at")
     nxt = upcoming.groupby(["store_id", "sku"]).first()[["expected_at", "expected_units"]]
     late = pending[pending["expected_at"] <= as_of].groupby(["store_id", "sku"])["expected_at"].min().rename("late_since")
-    return nxt.rename(columns={"expected_at": "next_delivery_at", "expected_units": "next_delivery_units"}).join(late, how="outer").reset_index()
+    out = nxt.rename(columns={"expected_at": "next_delivery_at", "expected_units": "next_delivery_units"}).join(late, how="outer").reset_index()
+    store_next = upcoming.groupby("store_id")["expected_at"].min().rename("store_next_delivery_at").reset_index()
+    return out.merge(store_next, on="store_id", how="outer")
 
 
 def demand_moments(forecast: pd.DataFrame) -> pd.DataFrame:
