@@ -319,8 +319,6 @@ def build_world(spec: WorldSpec) -> World:
 def member_lines(d, buys, fav_store, fav_sku, favourites, sold_today, member_demand, rng) -> pd.DataFrame:
     """Which member purchases were served: on a short shelf, a random subset as large as the sales allow."""
     idx = np.flatnonzero(buys)
-    if len(idx) == 0:
-        return pd.DataFrame(columns=["day", "member_idx", "store_idx", "sku_idx"])
     cell = fav_store[idx] * 10**6 + fav_sku[idx]
     order = np.lexsort((rng.random(len(idx)), cell))
     idx, cell = idx[order], cell[order]

@@ -1,0 +1,38 @@
+"""The command line as users call it: simulate, forecast from a CSV, alerts list."""
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from shelfwatch.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_writes_a_world(tmp_path):
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "w"), "--stores", "1", "--skus", "3", "--days", "60", "--members", "10"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "w" / "sales" / "sales_daily.csv")) == 3 * 60
+
+
+def test_forecast_csv_contract(tmp_path):
+    dates = pd.date_range("2026-06-01", periods=70)
+    sales = pd.concat([
+        pd.DataFrame({"store_id": "S1", "sku": "A", "date": dates.strftime("%Y-%m-%d"), "units": [3, 4, 5, 2, 6, 9, 8] * 10}),
+        pd.DataFrame({"store_id": "S1", "sku": "B", "date": dates[:40].strftime("%Y-%m-%d"), "units": 1}),
+    ])
+    sales.to_csv(tmp_path / "sales.csv", index=False)
+    result = runner.invoke(app, ["forecast", "--input", str(tmp_path / "sales.csv"), "--horizon", "7", "--output", str(tmp_path / "fc.csv")])
+    assert result.exit_code == 0, result.output
+    fc = pd.read_csv(tmp_path / "fc.csv")
+    assert list(fc.columns) == ["store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]
+    assert len(fc) == 14
+    # every series starts the day after the common last date
+    assert set(fc.groupby("sku")["date"].min()) == {"2026-08-10"}
+    assert (fc["p10"] <= fc["p50"]).all() and (fc["p50"] <= fc["p90"]).all() and (fc["mean"] >= 0).all()
+
+
+def test_forecast_rejects_missing_columns(tmp_path):
+    pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "day": ["2026-01-01"], "qty": [1]}).to_csv(tmp_path / "bad.csv", index=False)
+    result = runner.invoke(app, ["forecast", "--input", str(tmp_path / "bad.csv"), "--output", str(tmp_path / "fc.csv")])
+    assert result.exit_code == 2
+    assert "missing column(s) date, units" in " ".join(result.output.split())
