@@ -1,0 +1,1 @@
+"""Shelf and stock sensor readings over MQTT: contract, consumer, publisher, embedded broker."""

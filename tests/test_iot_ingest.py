@@ -1,0 +1,157 @@
+"""MQTT contract and consumer: against the real Mosquitto (or the embedded broker) and both databases."""
+
+import threading
+import uuid
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from iot_ingest.broker import EmbeddedBroker
+from iot_ingest.consumer import drain, open_session
+from iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, topic_for
+from iot_ingest.publisher import publish_raw, publish_readings
+from shelfwatch.db import insert_ignore
+from sql import schema
+
+PREFIX = "shelfwatch/v1"
+NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+KNOWN = KnownEntities(frozenset({"S1"}), {"A": 250.0, "B": 100.0}, {"S1-W": 50.0})
+
+
+def reading(seq=1, **over):
+    base = {"sensor_id": "S1-U", "store_id": "S1", "sku": "A", "kind": "shelf_units", "value": 7, "ts": "2026-11-23T10:00:00+01:00", "seq": seq, "battery": 0.9}
+    return {**base, **over}
+
+
+def parse(payload, topic=None):
+    item = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return parse_message(PREFIX, topic or topic_for(PREFIX, "S1", "S1-U"), item, KNOWN, NOW)
+
+
+def test_valid_reading_is_converted_to_utc():
+    rows, bad = parse(reading())
+    assert bad == [] and rows[0]["units"] == 7.0
+    assert rows[0]["device_ts"] == datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+
+
+def test_weight_is_converted_with_tare_and_unit_weight():
+    rows, _ = parse(reading(sensor_id="S1-W", kind="shelf_weight_g", value=1050.0), topic_for(PREFIX, "S1", "S1-W"))
+    assert rows[0]["units"] == pytest.approx((1050 - 50) / 250)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"sensor_id": "S1-U", "value": ', "malformed JSON"),
+        (reading(value=-3), "field 'value' is -3 (must be >= 0)"),
+        (reading(sku="ZZ"), "unknown sku 'ZZ'"),
+        (reading(kind="temperature"), "field 'kind' is 'temperature'"),
+        (reading(battery=1.7), "field 'battery' is 1.7 (must be between 0 and 1)"),
+        (reading(ts="2026-11-23T10:00:00"), "needs a UTC offset"),
+        (reading(ts="2026-11-25T10:00:00+00:00"), "sensor clock skew"),
+        (reading(sensor_id="OTHER"), "does not match the topic's S1/S1-U"),
+        ({k: v for k, v in reading().items() if k != "seq"}, "missing field 'seq'"),
+        (reading(value="7"), "field 'value' is '7' (must be a number)"),
+    ],
+)
+def test_bad_payloads_are_quarantined_with_reason(payload, reason):
+    rows, bad = parse(payload)
+    assert rows == [] and len(bad) == 1
+    assert reason in bad[0]["reason"] and bad[0]["reason"].startswith("topic shelfwatch/v1/stores/S1/sensors/S1-U/readings: ")
+    assert bad[0]["raw_content"]  # the payload is kept
+
+
+def test_unknown_store_and_foreign_topic():
+    _, bad = parse(reading(store_id="S9", sensor_id="X"), topic_for(PREFIX, "S9", "X"))
+    assert "unknown store 'S9'" in bad[0]["reason"]
+    _, bad = parse(reading(), "other/topic")
+    assert "not a readings topic" in bad[0]["reason"]
+
+
+def test_gateway_list_keeps_good_items():
+    rows, bad = parse([reading(1), reading(2, value=-1), reading(3)])
+    assert [r["seq"] for r in rows] == [1, 3] and len(bad) == 1 and '"seq":2' in bad[0]["raw_content"]
+
+
+def test_broker_url_parsing():
+    a = parse_broker_url("mqtts://u%40x:p@broker.example:8884?protocol=3.1.1")
+    assert (a.host, a.port, a.username, a.password, a.protocol, a.tls) == ("broker.example", 8884, "u@x", "p", "3.1.1", True)
+    with pytest.raises(ValueError, match="mqtt://user:pass@host:port"):
+        parse_broker_url("http://x")
+
+
+# ------------------------------------------------------------------------------ against real services
+
+
+def seed(engine):
+    with engine.begin() as conn:
+        insert_ignore(conn, schema.stores, [{"store_id": "S1", "name": "s", "timezone": "UTC", "manager_email": "m@x"}])
+        insert_ignore(conn, schema.products, [{"sku": "A", "name": "a", "category": "c", "unit_price": 1.0, "unit_weight_g": 250.0, "shelf_capacity": 9}])
+
+
+def stream(n):
+    return [reading(seq=i, sensor_id=f"S1-U{i % 7}", ts=f"2026-11-22T{i % 24:02d}:{i % 60:02d}:00+00:00") for i in range(n)]
+
+
+def count(engine, table):
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def run_ingest(engine, url, prefix, client_id, publish):
+    """Drain in a thread while `publish()` sends, as the service and the sensors do."""
+    result = {}
+    consumer = threading.Thread(target=lambda: result.update(stats=drain(engine, url, prefix, client_id, until_idle=2.0)))
+    consumer.start()
+    publish()
+    consumer.join(timeout=120)
+    return result["stats"]
+
+
+def test_readings_stored_once_and_bad_ones_quarantined(engine, mqtt_url, topic_prefix):
+    seed(engine)
+    client_id = f"test-{uuid.uuid4().hex[:8]}"
+    open_session(mqtt_url, topic_prefix, client_id)
+    good = stream(500)
+    broken = [b"{not json", orjson.dumps(reading(value=-2)), b"\xff\xfe"]
+
+    def publish():
+        publish_readings(mqtt_url, good, topic_prefix)
+        publish_raw(mqtt_url, topic_for(topic_prefix, "S1", "S1-U0"), broken)
+
+    stats = run_ingest(engine, mqtt_url, topic_prefix, client_id, publish)
+    assert (stats.received, stats.stored, stats.quarantined) == (503, 500, 3)
+    assert count(engine, schema.sensor_readings) == 500
+    with engine.connect() as conn:
+        reasons = conn.execute(select(schema.quarantine.c.reason)).scalars().all()
+    assert len(reasons) == 3 and all(r.startswith(f"topic {topic_prefix}/stores/S1/sensors/S1-U0/readings: ") for r in reasons)
+    # the same readings published again: received, recognised as duplicates, stored once
+    stats = run_ingest(engine, mqtt_url, topic_prefix, client_id, lambda: publish_readings(mqtt_url, good, topic_prefix))
+    assert (stats.received, stats.stored, stats.duplicates) == (500, 0, 500)
+    assert count(engine, schema.sensor_readings) == 500
+
+
+def test_session_queues_while_consumer_is_away_and_nothing_is_acked_early(engine, mqtt_url, topic_prefix):
+    seed(engine)
+    client_id = f"test-{uuid.uuid4().hex[:8]}"
+    open_session(mqtt_url, topic_prefix, client_id)
+    publish_readings(mqtt_url, stream(300), topic_prefix)  # consumer offline: the broker queues
+    first = drain(engine, mqtt_url, topic_prefix, client_id, until_idle=2.0, max_messages=100)
+    assert first.received == 100 and count(engine, schema.sensor_readings) == 100
+    rest = drain(engine, mqtt_url, topic_prefix, client_id, until_idle=2.0)
+    assert rest.received + first.received >= 300  # unacknowledged ones may come again
+    assert count(engine, schema.sensor_readings) == 300
+
+
+def test_embedded_broker_round_trip(tmp_path):
+    from shelfwatch.db import migrate
+
+    engine = migrate(f"sqlite:///{tmp_path / 'e.db'}")
+    seed(engine)
+    with EmbeddedBroker() as broker:
+        assert broker.url.endswith("?protocol=3.1.1")
+        open_session(broker.url, PREFIX, "embedded-test")
+        stats = run_ingest(engine, broker.url, PREFIX, "embedded-test", lambda: publish_readings(broker.url, stream(200), PREFIX))
+    assert stats.stored == 200 and count(engine, schema.sensor_readings) == 200
