@@ -125,12 +125,13 @@ def drain(
     batch_seconds: float = 0.2,
     queue_size: int = 5000,
     stop: threading.Event | None = None,
+    ready: threading.Event | None = None,
 ) -> IngestStats:
     """Consume the persistent session until no message came for `until_idle` s (or `max_messages`).
 
     Batches are flushed when full, after `batch_seconds`, or as soon as the inbox runs dry — the broker
     only sends as many unacknowledged messages as its in-flight window allows, so waiting for a full
-    batch would stall.
+    batch would stall. `ready` is set once the subscription is confirmed; `stop` ends the run early.
     """
     stats = IngestStats()
     started = time.monotonic()
@@ -151,6 +152,7 @@ def drain(
 
     client.on_connect = on_connect
     client.on_message = on_message
+    client.on_subscribe = lambda c, u, mid, rcs, p: ready.set() if ready is not None else None
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     client.connect(**kwargs)
     client.loop_start()

@@ -45,12 +45,13 @@ def simulate(
     days: int = typer.Option(730, min=30),
     members: int = typer.Option(2000, min=0),
     seed: int = typer.Option(42),
+    incident_share: float = typer.Option(0.04, min=0.0, max=1.0, help="Share of store x SKU pairs per injected incident kind."),
 ) -> None:
     """Simulate a retail world (deterministic by seed) with ground-truth incidents."""
     from shelfwatch.simulator import simulate_world
 
     with console.status("simulating"):
-        simulate_world(out, stores=stores, skus=skus, days=days, members=members, seed=seed)
+        simulate_world(out, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
     console.print(f"world written to [bold]{out}[/bold] (ground truth: {out / 'ground_truth.json'})")
 
 
@@ -185,11 +186,12 @@ def demo(
     days: int = typer.Option(730, min=60),
     members: int = typer.Option(2000, min=0),
     seed: int = typer.Option(42),
+    incident_share: float = typer.Option(0.04, min=0.0, max=1.0, help="Share of store x SKU pairs per injected incident kind."),
 ) -> None:
     """Simulate a world and run every step on it; prints step timings and alert precision/recall."""
     from shelfwatch.demo import run_demo
 
-    run_demo(Settings.from_env(), console, stores=stores, skus=skus, days=days, members=members, seed=seed)
+    run_demo(Settings.from_env(), console, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
 
 
 if __name__ == "__main__":

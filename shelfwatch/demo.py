@@ -62,8 +62,11 @@ def publish_and_ingest(settings: Settings, world_dir: Path) -> dict:
     """Publish the world's readings while the ingest drains them, as sensors and the service would."""
     pipeline.register_sensor_session(settings)
     result: dict = {}
-    consumer = threading.Thread(target=lambda: result.update(pipeline.ingest_sensor_readings(settings, until_idle=5.0)))
+    subscribed = threading.Event()
+    consumer = threading.Thread(target=lambda: result.update(pipeline.ingest_sensor_readings(settings, until_idle=5.0, ready=subscribed)))
     consumer.start()
+    if not subscribed.wait(30):
+        raise TimeoutError("the sensor ingest did not subscribe within 30 s")
     published = pipeline.publish_sensor_readings(settings, world_dir, malformed=3)
     consumer.join()
     return {**published, **result}
@@ -77,13 +80,16 @@ def embedded_broker_if_needed(settings: Settings):
     return EmbeddedBroker()
 
 
-def run_demo(settings: Settings, console: Console, *, stores: int, skus: int, days: int, members: int, seed: int) -> dict:
+def run_demo(
+    settings: Settings, console: Console, *, stores: int, skus: int, days: int, members: int, seed: int, incident_share: float = 0.04
+) -> dict:
     from shelfwatch.simulator import simulate_world
 
     world_dir = settings.data_dir / "world"
     timer = StepTimer(console)
     started = time.perf_counter()
-    timer.run("simulate world", lambda: simulate_world(world_dir, stores=stores, skus=skus, days=days, members=members, seed=seed) and {"stores": stores, "skus": skus, "days": days, "members": members})
+    spec = {"stores": stores, "skus": skus, "days": days, "members": members, "seed": seed, "incident_share": incident_share}
+    timer.run("simulate world", lambda: simulate_world(world_dir, **spec) and spec)
     timer.run("migrate database", pipeline.migrate_database, settings)
     timer.run("load reference data", pipeline.load_reference, settings, world_dir)
     timer.run("ingest sales (GX)", pipeline.ingest_sales, settings, world_dir)

@@ -72,7 +72,7 @@ def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = N
     return {"published": sent, "malformed_published": len(bad)}
 
 
-def ingest_sensor_readings(settings: Settings, until_idle: float = 3.0, max_messages: int | None = None) -> dict:
+def ingest_sensor_readings(settings: Settings, until_idle: float = 3.0, max_messages: int | None = None, ready=None) -> dict:
     """Drain the persistent session into the database (bounded run for tasks and the demo)."""
     from dataclasses import asdict
 
@@ -80,7 +80,7 @@ def ingest_sensor_readings(settings: Settings, until_idle: float = 3.0, max_mess
 
     stats = drain(
         get_engine(settings.db_url), settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
-        until_idle=until_idle, max_messages=max_messages,
+        until_idle=until_idle, max_messages=max_messages, ready=ready,
     )
     return asdict(stats)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_DEMO = ["--stores", "2", "--skus", "10", "--days", "150", "--members", "300", "--seed", "5"]
+SMALL_DEMO = ["--stores", "2", "--skus", "12", "--days", "150", "--members", "300", "--seed", "5", "--incident-share", "0.15"]
 
 
 def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
