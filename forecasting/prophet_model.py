@@ -71,7 +71,7 @@ def forecast_series(history: pd.DataFrame, horizon: int, seed: int = 0, end: pd.
 def quiet_prophet_logs() -> None:
     """Prophet and cmdstanpy log every fit at INFO and warn about plotly; keep errors only."""
     for name in ("cmdstanpy", "prophet", "prophet.plot", "prophet.forecaster"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL if name == "prophet.plot" else logging.ERROR)
 
 
 def _forecast_chunk(args: tuple[pd.DataFrame, int, pd.Timestamp]) -> pd.DataFrame:
