@@ -1,7 +1,8 @@
 """An in-process MQTT broker (amqtt) for the demo and for machines without Mosquitto.
 
 It runs its own asyncio loop in a background thread on 127.0.0.1 and a free port. amqtt speaks
-MQTT 3.1.1, so its URL asks clients for that protocol (`?protocol=3.1.1`).
+MQTT 3.1.1, so its URL asks clients for that protocol (`?protocol=3.1.1`), and it names a user
+because amqtt keeps an offline session's messages only for authenticated clients.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}?protocol=3.1.1"
+        return f"mqtt://shelfwatch@127.0.0.1:{self.port}?protocol=3.1.1"
 
     async def _start(self) -> None:
         from amqtt.broker import Broker
@@ -38,7 +39,10 @@ class EmbeddedBroker:
             logging.getLogger(name).setLevel(logging.WARNING)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            # amqtt queues messages for offline persistent sessions only when the client is not
+            # anonymous: any client that names a user is let in, and the URL names one.
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": False}},
+            "session_expiry_interval": 7 * 24 * 3600,  # keep offline sessions and their queued messages
         }
         self._broker = Broker(config, loop=self._loop)
         await self._broker.start()

@@ -145,7 +145,7 @@ def test_session_queues_while_consumer_is_away_and_nothing_is_acked_early(engine
     assert count(engine, schema.sensor_readings) == 300
 
 
-def test_embedded_broker_round_trip(tmp_path):
+def test_embedded_broker_round_trip_and_offline_queue(tmp_path):
     from shelfwatch.db import migrate
 
     engine = migrate(f"sqlite:///{tmp_path / 'e.db'}")
@@ -154,4 +154,8 @@ def test_embedded_broker_round_trip(tmp_path):
         assert broker.url.endswith("?protocol=3.1.1")
         open_session(broker.url, PREFIX, "embedded-test")
         stats = run_ingest(engine, broker.url, PREFIX, "embedded-test", lambda: publish_readings(broker.url, stream(200), PREFIX))
-    assert stats.stored == 200 and count(engine, schema.sensor_readings) == 200
+        assert stats.stored == 200
+        # published while the consumer is away: queued by the broker for the persistent session
+        publish_readings(broker.url, stream(300)[200:], PREFIX)
+        later = drain(engine, broker.url, PREFIX, "embedded-test", until_idle=2.0)
+    assert later.stored == 100 and count(engine, schema.sensor_readings) == 300
