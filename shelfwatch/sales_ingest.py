@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ def validate_with_gx(frame: pd.DataFrame, kind: str, known: dict[str, set[str]],
     """Run the suite on the frame; returns row index -> problems (empty when every row passes)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home from a closed network
     import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
