@@ -17,6 +17,8 @@ OPEN_HOUR, CLOSE_HOUR = 8.0, 22.0
 def latest_readings(readings: pd.DataFrame) -> pd.DataFrame:
     """Latest shelf reading per store x SKU by *device* time (late arrivals don't overwrite newer ones)."""
     shelf = readings[readings["kind"].isin(["shelf_units", "shelf_weight_g"])]
+    if "clock_skew" in shelf.columns:
+        shelf = shelf[~shelf["clock_skew"].astype(bool)]  # a clock running ahead would pin a stale value
     idx = shelf.sort_values(["device_ts", "seq"]).groupby(["store_id", "sku"])["device_ts"].idxmax()
     return shelf.loc[idx, ["store_id", "sku", "sensor_id", "units", "device_ts"]].reset_index(drop=True)
 

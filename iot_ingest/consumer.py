@@ -10,11 +10,11 @@ the broker stops sending.
 from __future__ import annotations
 
 import logging
-import queue
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import paho.mqtt.client as mqtt
@@ -22,9 +22,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, subscription_topic
-from shelfwatch.db import insert_ignore
+from shelfwatch.db import insert_ignore, upsert
 from sql import schema
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,18 @@ RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may have in flight 
 
 @dataclass
 class IngestStats:
+    """Health counters of one consumer run (also kept in the `ingest_stats` table)."""
+
+    client_id: str = ""
     received: int = 0
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
     batches: int = 0
+    reconnects: int = 0
+    db_errors: int = 0
+    commit_seconds_total: float = 0.0
+    commit_seconds_max: float = 0.0
     seconds: float = 0.0
 
 
@@ -64,7 +72,7 @@ def make_client(mqtt_url: str, client_id: str) -> tuple[mqtt.Client, dict]:
     if addr.username:
         client.username_pw_set(addr.username, addr.password)
     if addr.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(ca_certs=addr.ca_file, certfile=addr.cert_file, keyfile=addr.key_file, cert_reqs=ssl.CERT_REQUIRED)
     connect_kwargs: dict = {"host": addr.host, "port": addr.port, "keepalive": 30}
     if v5:
         props = Properties(PacketTypes.CONNECT)
@@ -90,6 +98,51 @@ def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: floa
         client.loop_stop()
 
 
+READING_COLUMNS = ("sensor_id", "store_id", "sku", "kind", "value", "units", "seq", "battery", "device_ts", "received_at", "clock_skew")
+
+
+def copy_readings(conn, readings: list[dict]) -> int:
+    """PostgreSQL fast path: COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING.
+
+    Row-by-row parameter binding costs more than the database work at sensor rates; COPY does not.
+    Returns how many readings were new.
+    """
+    if not readings:
+        return 0
+    cols = ", ".join(READING_COLUMNS)
+    with conn.connection.driver_connection.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_incoming "
+            "(LIKE sensor_readings INCLUDING DEFAULTS EXCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY readings_incoming ({cols}) FROM STDIN") as copy:
+            for r in readings:
+                copy.write_row([r[c] for c in READING_COLUMNS])
+        cur.execute(f"INSERT INTO sensor_readings ({cols}) SELECT {cols} FROM readings_incoming ON CONFLICT DO NOTHING")
+        return cur.rowcount
+
+
+def executemany_readings(conn, readings: list[dict]) -> int:
+    """SQLite fast path: one executemany of INSERT OR IGNORE through the driver; returns new rows."""
+    if not readings:
+        return 0
+    raw = conn.connection.driver_connection
+    before = raw.total_changes
+    raw.executemany(
+        f"INSERT OR IGNORE INTO sensor_readings ({', '.join(READING_COLUMNS)}) VALUES ({', '.join('?' * len(READING_COLUMNS))})",
+        [[sqlite_value(r[c]) for c in READING_COLUMNS] for r in readings],
+    )
+    return raw.total_changes - before
+
+
+def sqlite_value(value):
+    """Datetimes as SQLAlchemy stores them on SQLite, so both write paths read back alike."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime) else value
+
+
+BULK_INSERT = {"postgresql": copy_readings, "sqlite": executemany_readings}
+
+
 class ReadingWriter:
     """Stores a batch of messages in one transaction and returns what happened to them."""
 
@@ -107,11 +160,40 @@ class ReadingWriter:
             readings += rows
             bad += quarantined
         with self.engine.begin() as conn:
-            stored = insert_ignore(conn, schema.sensor_readings, readings)
+            stored = BULK_INSERT[conn.dialect.name](conn, readings)
             insert_ignore(conn, schema.quarantine, bad)
         for entry in bad:
             log.warning("quarantined: %s", entry["reason"])  # the reason names topic and field, never contact data
         return stored, len(readings) - stored, len(bad)
+
+
+def subscription_for(topic_prefix: str, group: str | None) -> str:
+    """The consumer's subscription; with a group, an MQTT v5 shared subscription splitting the load."""
+    topic = subscription_topic(topic_prefix)
+    return f"$share/{group}/{topic}" if group else topic
+
+
+class Inbox:
+    """Messages handed from paho's network thread to the writer; bounded so a slow database pushes back.
+
+    A deque and a sleep are far cheaper per message than queue.Queue's locks, which matters at
+    10,000 messages a second under one GIL.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.items: deque = deque()
+        self.limit = limit
+
+    def put(self, item) -> None:
+        while len(self.items) >= self.limit:  # paho's thread waits: the broker stops sending
+            time.sleep(0.002)
+        self.items.append(item)
+
+    def take(self, most: int) -> list:
+        out = []
+        while self.items and len(out) < most:
+            out.append(self.items.popleft())
+        return out
 
 
 def drain(
@@ -121,37 +203,46 @@ def drain(
     client_id: str = "shelfwatch-ingest",
     until_idle: float = 2.0,
     max_messages: int | None = None,
-    batch_size: int = 1000,
-    batch_seconds: float = 0.2,
-    queue_size: int = 5000,
+    batch_size: int = 2000,
+    batch_seconds: float = 0.25,
+    queue_size: int = 10000,
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
+    group: str | None = None,
+    stats_every: float = 30.0,
 ) -> IngestStats:
     """Consume the persistent session until no message came for `until_idle` s (or `max_messages`).
 
-    Batches are flushed when full, after `batch_seconds`, or as soon as the inbox runs dry — the broker
-    only sends as many unacknowledged messages as its in-flight window allows, so waiting for a full
-    batch would stall. `ready` is set once the subscription is confirmed; `stop` ends the run early.
+    Batches are flushed when full, after `batch_seconds`, or after a short lull — the broker only sends
+    as many unacknowledged messages as its in-flight window allows, so waiting for a full batch would
+    stall. `ready` is set once the subscription is confirmed; `stop` (SIGTERM in the service) flushes,
+    acknowledges and disconnects. `until_idle=inf` runs until stopped.
     """
-    stats = IngestStats()
+    stats = IngestStats(client_id=client_id)
     started = time.monotonic()
     writer = ReadingWriter(engine, topic_prefix)
-    inbox: queue.Queue = queue.Queue(maxsize=queue_size)
+    inbox = Inbox(queue_size)
     client, kwargs = make_client(mqtt_url, client_id)
     connected = threading.Event()
+    stop = stop or threading.Event()
 
     def on_connect(c, userdata, flags, rc, props):
         if rc.is_failure:
             log.error("broker refused connection: %s", rc)
             return
-        c.subscribe(subscription_topic(topic_prefix), qos=1)
+        if connected.is_set():
+            stats.reconnects += 1
+            log.warning("reconnected to the broker (session present: %s)", flags.session_present)
+        c.subscribe(subscription_for(topic_prefix, group), qos=1)
         connected.set()
 
-    def on_message(c, userdata, msg):
-        inbox.put((msg.topic, msg.payload, msg.mid, msg.qos))  # blocks when full: back-pressure
+    def on_disconnect(c, userdata, flags, rc, props):
+        if rc.is_failure and not stop.is_set():
+            log.warning("lost the broker (%s); paho reconnects with backoff", rc)
 
     client.on_connect = on_connect
-    client.on_message = on_message
+    client.on_disconnect = on_disconnect
+    client.on_message = lambda c, u, msg: inbox.put((msg.topic, msg.payload, msg.mid, msg.qos))
     client.on_subscribe = lambda c, u, mid, rcs, p: ready.set() if ready is not None else None
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     client.connect(**kwargs)
@@ -159,39 +250,61 @@ def drain(
     try:
         if not connected.wait(15):
             raise ConnectionError(f"could not connect to the broker at {parse_broker_url(mqtt_url).host}")
-        last_message = time.monotonic()
-        batch: list[tuple[str, bytes, int, int]] = []
+        last_message = last_report = time.monotonic()
+        batch: list = []
         batch_started = 0.0
         while True:
-            limit_reached = max_messages is not None and stats.received >= max_messages
-            if not limit_reached:
-                try:
-                    item = inbox.get(timeout=0.05)
-                    if not batch:
-                        batch_started = time.monotonic()
-                    batch.append(item)
-                    stats.received += 1
-                    last_message = time.monotonic()
-                    if len(batch) < batch_size and time.monotonic() - batch_started < batch_seconds and not inbox.empty():
-                        continue
-                except queue.Empty:
-                    pass
-            if batch:
-                flush(writer, client, batch, stats)
+            room = batch_size - len(batch)
+            if max_messages is not None:
+                room = min(room, max_messages - stats.received)
+            got = inbox.take(room) if room > 0 else []
+            now = time.monotonic()
+            if got:
+                batch_started = batch_started if batch else now
+                batch += got
+                stats.received += len(got)
+                last_message = now
+            full = len(batch) >= batch_size or (max_messages is not None and stats.received >= max_messages)
+            if batch and (full or not got or now - batch_started >= batch_seconds or stop.is_set()):
+                flush(writer, client, batch, stats, stop)
                 batch = []
-            if limit_reached or (stop is not None and stop.is_set()) or time.monotonic() - last_message >= until_idle:
+            if not got:
+                time.sleep(0.003)
+            if now - last_report >= stats_every:
+                report_stats(engine, stats, time.monotonic() - started)
+                last_report = now
+            if stop.is_set() or (max_messages is not None and stats.received >= max_messages) or now - last_message >= until_idle:
                 break
     finally:
         client.disconnect()
         client.loop_stop()
     stats.seconds = round(time.monotonic() - started, 3)
-    log.info("ingest: %s", stats)
+    report_stats(engine, stats, stats.seconds)
     return stats
 
 
-def flush(writer: ReadingWriter, client: mqtt.Client, batch: list, stats: IngestStats) -> None:
-    """Commit the batch, then acknowledge every message in it (never before)."""
-    stored, duplicates, quarantined = writer.write([(topic, payload) for topic, payload, _, _ in batch])
+def flush(writer: ReadingWriter, client: mqtt.Client, batch: list, stats: IngestStats, stop: threading.Event | None = None) -> None:
+    """Commit the batch, then acknowledge every message in it (never before).
+
+    If the database is down, nothing is acknowledged: the write is retried with backoff while the
+    bounded inbox fills and the broker holds the rest. A stop request gives up without acking, so the
+    broker redelivers those messages to the next consumer.
+    """
+    delay = 0.5
+    while True:
+        t0 = time.perf_counter()
+        try:
+            stored, duplicates, quarantined = writer.write([(topic, payload) for topic, payload, _, _ in batch])
+            break
+        except OperationalError as exc:
+            stats.db_errors += 1
+            log.warning("database unavailable (%s); %d messages held unacknowledged, retrying in %.1f s", type(exc.orig).__name__, len(batch), delay)
+            if stop is None:
+                time.sleep(delay)
+            elif stop.wait(delay):
+                return
+            delay = min(delay * 2, 15.0)
+    latency = time.perf_counter() - t0
     for _, _, mid, qos in batch:
         if qos > 0:
             client.ack(mid, qos)
@@ -199,3 +312,21 @@ def flush(writer: ReadingWriter, client: mqtt.Client, batch: list, stats: Ingest
     stats.duplicates += duplicates
     stats.quarantined += quarantined
     stats.batches += 1
+    stats.commit_seconds_total += latency
+    stats.commit_seconds_max = max(stats.commit_seconds_max, latency)
+
+
+def report_stats(engine: Engine, stats: IngestStats, elapsed: float) -> None:
+    """Log the counters and keep them in `ingest_stats`, where `shelfwatch ingest-iot --stats` reads them."""
+    rate = stats.stored / elapsed if elapsed > 0 else 0.0
+    log.info(
+        "ingest %s: received=%d stored=%d duplicates=%d quarantined=%d batches=%d reconnects=%d db_errors=%d rate=%.0f/s",
+        stats.client_id, stats.received, stats.stored, stats.duplicates, stats.quarantined, stats.batches, stats.reconnects, stats.db_errors, rate,
+    )
+    row = {**asdict(stats), "readings_per_second": round(rate, 1), "updated_at": datetime.now(timezone.utc)}
+    row.pop("seconds")
+    try:
+        with engine.begin() as conn:
+            upsert(conn, schema.ingest_stats, [row])
+    except OperationalError:
+        log.warning("could not record ingest stats: database unavailable")

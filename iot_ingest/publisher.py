@@ -20,7 +20,7 @@ def publisher_client(mqtt_url: str, client_id: str | None = None) -> mqtt.Client
     if addr.username:
         client.username_pw_set(addr.username, addr.password)
     if addr.tls:
-        client.tls_set()
+        client.tls_set(ca_certs=addr.ca_file, certfile=addr.cert_file, keyfile=addr.key_file)
     client.max_inflight_messages_set(200)
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None

@@ -119,6 +119,8 @@ sensor_readings = Table(
     Column("battery", Float, nullable=True),
     Column("device_ts", TS, nullable=False),
     Column("received_at", TS, nullable=False),
+    # device time far ahead of the receive time: stored, but not trusted as the latest stock
+    Column("clock_skew", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("sensor_id", "device_ts", "seq", name="uq_sensor_readings_key"),
     Index("ix_sensor_readings_store_sku_ts", "store_id", "sku", "device_ts"),
 )
@@ -204,6 +206,23 @@ quarantine = Table(
     Column("content_hash", String(64), nullable=False),
     Column("quarantined_at", TS, nullable=False),
     UniqueConstraint("source", "content_hash", name="uq_quarantine_source_hash"),
+)
+
+ingest_stats = Table(
+    "ingest_stats",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("received", Integer, nullable=False),
+    Column("stored", Integer, nullable=False),
+    Column("duplicates", Integer, nullable=False),
+    Column("quarantined", Integer, nullable=False),
+    Column("batches", Integer, nullable=False),
+    Column("reconnects", Integer, nullable=False),
+    Column("db_errors", Integer, nullable=False),
+    Column("commit_seconds_total", Float, nullable=False),
+    Column("commit_seconds_max", Float, nullable=False),
+    Column("readings_per_second", Float, nullable=False),
+    Column("updated_at", TS, nullable=False),
 )
 
 ingested_files = Table(
