@@ -92,3 +92,18 @@ def topic_prefix():
 @pytest.fixture
 def settings(tmp_path, db_url) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=db_url, output_dir=tmp_path / "out")
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    """A Mosquitto process of the test's own (restartable, configurable), on a free port."""
+    import shutil
+
+    from iot_ingest.mosquitto import MosquittoProcess
+
+    if shutil.which("mosquitto") is None or shutil.which("mosquitto_pub") is None:
+        if ON_CI:
+            pytest.fail("mosquitto and mosquitto_pub are required on CI (apt-get install mosquitto mosquitto-clients)")
+        pytest.skip("mosquitto not installed")
+    with MosquittoProcess(workdir=tmp_path / "mosquitto") as broker:
+        yield broker
