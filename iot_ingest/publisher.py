@@ -22,25 +22,41 @@ def publisher_client(mqtt_url: str, client_id: str | None = None) -> mqtt.Client
     if addr.tls:
         client.tls_set(ca_certs=addr.ca_file, certfile=addr.cert_file, keyfile=addr.key_file)
     client.max_inflight_messages_set(200)
-    connected = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+    answered, refusal = threading.Event(), []
+
+    def on_connect(c, userdata, flags, rc, props):
+        if rc.is_failure:
+            refusal.append(str(rc))
+        answered.set()
+
+    client.on_connect = on_connect
     client.connect(addr.host, addr.port, keepalive=30)
     client.loop_start()
-    if not connected.wait(15):
+    if not answered.wait(15) or refusal:
         client.loop_stop()
-        raise ConnectionError(f"could not connect to the broker at {addr.host}:{addr.port}")
+        why = f"refused: {refusal[0]}" if refusal else "no answer"
+        raise ConnectionError(f"could not connect to the broker at {addr.host}:{addr.port} ({why})")
     return client
 
 
-def publish_payloads(mqtt_url: str, messages: Iterable[tuple[str, bytes]], qos: int = 1, client_id: str | None = None) -> int:
-    """Publish (topic, payload) pairs and return once the broker acknowledged all of them."""
+def publish_payloads(
+    mqtt_url: str, messages: Iterable[tuple[str, bytes]], qos: int = 1, client_id: str | None = None, timeout: float = 60.0
+) -> int:
+    """Publish (topic, payload) pairs and return once the broker acknowledged all of them.
+
+    Raises PermissionError if the broker refused any (MQTT v5 PUBACK reason code, e.g. an ACL).
+    """
     client = publisher_client(mqtt_url, client_id)
+    refused: list[str] = []
+    client.on_publish = lambda c, u, mid, rc, p: refused.append(f"{mid}: {rc}") if rc.is_failure else None
     try:
         infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
         for info in infos:
-            info.wait_for_publish(timeout=60)
+            info.wait_for_publish(timeout=timeout)
             if not info.is_published():
                 raise TimeoutError(f"broker did not acknowledge message {info.mid}")
+        if refused:
+            raise PermissionError(f"broker refused {len(refused)} of {len(infos)} messages ({refused[0]})")
         return len(infos)
     finally:
         client.disconnect()
