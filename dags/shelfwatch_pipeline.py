@@ -9,12 +9,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, chain, dag, get_current_context, task
 
 DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
+    # Airflow 3.x: a multiplier (1 min, then 2 min, jittered). A bool only still works through a
+    # compatibility shim in DAG deserialisation that maps True to 2.0.
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(minutes=30),
 }
 
@@ -35,7 +38,8 @@ def param(name: str):
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     default_args=DEFAULT_ARGS,
-    max_active_runs=1,
+    max_active_runs=1,  # one consumer of the fixed-client-id MQTT session at a time
+    doc_md=__doc__,
     tags=["shelfwatch"],
     params={
         "world_dir": Param("", type="string", description="Folder with reference files and sales/; empty = <SHELFWATCH_DATA_DIR>/world"),
@@ -92,10 +96,14 @@ def shelfwatch_pipeline():
 
         return pipeline.write_report(settings(), param("world_dir"))
 
-    reference = migrate() >> load_reference()
-    loaded = [ingest_sales(), ingest_sensor_readings()]
-    reference >> loaded
-    loaded >> forecast() >> detect_alerts() >> write_report()
+    chain(
+        migrate(),
+        load_reference(),
+        [ingest_sales(), ingest_sensor_readings()],
+        forecast(),
+        detect_alerts(),
+        write_report(),
+    )
 
 
 shelfwatch_pipeline()
