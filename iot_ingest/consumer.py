@@ -82,11 +82,11 @@ def make_client(mqtt_url: str, client_id: str) -> tuple[mqtt.Client, dict]:
     return client, connect_kwargs
 
 
-def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: float = 10.0) -> None:
+def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: float = 10.0, group: str | None = None) -> None:
     """Connect once and subscribe, so the broker queues readings for this session from now on."""
     client, kwargs = make_client(mqtt_url, client_id)
     subscribed = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(subscription_topic(topic_prefix), qos=1) if not rc.is_failure else None
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(subscription_for(topic_prefix, group), qos=1) if not rc.is_failure else None
     client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
     client.connect(**kwargs)
     client.loop_start()
@@ -210,6 +210,7 @@ def drain(
     ready: threading.Event | None = None,
     group: str | None = None,
     stats_every: float = 30.0,
+    max_seconds: float | None = None,
 ) -> IngestStats:
     """Consume the persistent session until no message came for `until_idle` s (or `max_messages`).
 
@@ -273,7 +274,10 @@ def drain(
             if now - last_report >= stats_every:
                 report_stats(engine, stats, time.monotonic() - started)
                 last_report = now
-            if stop.is_set() or (max_messages is not None and stats.received >= max_messages) or now - last_message >= until_idle:
+            timed_out = max_seconds is not None and now - started >= max_seconds
+            if stop.is_set() or timed_out or (max_messages is not None and stats.received >= max_messages) or now - last_message >= until_idle:
+                if timed_out and batch:
+                    flush(writer, client, batch, stats, stop)
                 break
     finally:
         client.disconnect()

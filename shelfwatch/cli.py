@@ -19,6 +19,8 @@ from shelfwatch.config import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Shelfwatch: keep shelves full.")
 alerts_app = typer.Typer(no_args_is_help=True, help="Stock-out alerts.")
 app.add_typer(alerts_app, name="alerts")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: figures and ratios against a baseline measured in the same run.")
+app.add_typer(bench_app, name="bench")
 console = Console()
 
 DbOption = typer.Option(None, "--db", help="SQLAlchemy URL (default: SHELFWATCH_DATABASE_URL or the SQLite file).")
@@ -245,6 +247,26 @@ def demo(
     from shelfwatch.demo import run_demo
 
     run_demo(Settings.from_env(), console, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    messages: int = typer.Option(200_000, help="Backlog of single-reading messages per run."),
+    gateway_messages: int = typer.Option(4_000, help="Backlog of 50-reading gateway messages (reported apart)."),
+    pg_url: str = typer.Option("postgresql+psycopg://postgres@127.0.0.1:5432/test", help="PostgreSQL to create scratch schemas in."),
+    shared_processes: int = typer.Option(2, help="Consumer processes in the shared-subscription run (1 = skip)."),
+) -> None:
+    """MQTT ingest throughput into PostgreSQL and SQLite vs mosquitto_sub, on a private Mosquitto."""
+    from rich.table import Table
+
+    from iot_ingest.bench import run_ingest_bench
+
+    results = run_ingest_bench(messages, gateway_messages, pg_url, shared_processes, console)
+    baseline = results[0].rate
+    table = Table("run", "readings", "messages", "seconds", "readings/s", "ratio to mosquitto_sub (msg/s)", title="Ingest benchmark")
+    for r in results:
+        table.add_row(r.name, f"{r.readings:,}", f"{r.messages:,}", f"{r.seconds:.1f}", f"{r.rate:,.0f}", f"{(r.messages / r.seconds) / baseline:.2f}")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,14 @@ def world_dir_or_default(settings: Settings, world_dir: str | Path | None) -> Pa
     return Path(world_dir) if world_dir else settings.data_dir / "world"
 
 
+def existing_world_dir(settings: Settings, world_dir: str | Path | None) -> Path:
+    """The input folder, or a clear error now rather than an empty load that fails two steps later."""
+    folder = world_dir_or_default(settings, world_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"input folder {folder} does not exist")
+    return folder
+
+
 def migrate_database(settings: Settings) -> dict:
     """Create or upgrade the schema (Alembic head)."""
     migrate(settings.db_url)
@@ -26,14 +34,14 @@ def load_reference(settings: Settings, world_dir: str | Path | None = None) -> d
     """Stores, products, members, sensors, deliveries and inventory records."""
     from shelfwatch.reference import load_reference_data
 
-    return load_reference_data(get_engine(settings.db_url), world_dir_or_default(settings, world_dir))
+    return load_reference_data(get_engine(settings.db_url), existing_world_dir(settings, world_dir))
 
 
 def ingest_sales(settings: Settings, world_dir: str | Path | None = None) -> dict:
     """Validate (Great Expectations) and load every POS file under `<world_dir>/sales`."""
     from shelfwatch.sales_ingest import ingest_sales_paths
 
-    summaries = ingest_sales_paths(get_engine(settings.db_url), [world_dir_or_default(settings, world_dir) / "sales"])
+    summaries = ingest_sales_paths(get_engine(settings.db_url), [existing_world_dir(settings, world_dir) / "sales"])
     return {
         "files": [str(s) for s in summaries],
         "rows_loaded": sum(s.rows_loaded for s in summaries),
@@ -63,7 +71,7 @@ def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = N
     from iot_ingest.contract import topic_for
     from iot_ingest.publisher import publish_raw, publish_readings
 
-    readings = read_sensor_readings(world_dir_or_default(settings, world_dir))
+    readings = read_sensor_readings(existing_world_dir(settings, world_dir))
     sent = publish_readings(settings.mqtt_url, readings, settings.mqtt_topic_prefix)
     bad = [b'{"sensor_id": "broken', b'{"store_id": "S001"}', b"\xff\xfe not json"][: max(0, malformed)]
     if bad and readings:
@@ -72,15 +80,20 @@ def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = N
     return {"published": sent, "malformed_published": len(bad)}
 
 
-def ingest_sensor_readings(settings: Settings, until_idle: float = 3.0, max_messages: int | None = None, ready=None) -> dict:
-    """Drain the persistent session into the database (bounded run for tasks and the demo)."""
+def ingest_sensor_readings(
+    settings: Settings, until_idle: float = 3.0, max_messages: int | None = None, ready=None, max_seconds: float | None = 600.0
+) -> dict:
+    """Drain the persistent session into the database (bounded run for tasks and the demo).
+
+    `max_seconds` ends the run even if sensors never go quiet, so a scheduled task finishes.
+    """
     from dataclasses import asdict
 
     from iot_ingest.consumer import drain
 
     stats = drain(
         get_engine(settings.db_url), settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
-        until_idle=until_idle, max_messages=max_messages, ready=ready,
+        until_idle=until_idle, max_messages=max_messages, ready=ready, max_seconds=max_seconds,
     )
     return asdict(stats)
 

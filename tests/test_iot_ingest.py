@@ -164,3 +164,43 @@ def test_embedded_broker_round_trip_and_offline_queue(tmp_path):
         publish_readings(broker.url, stream(300)[200:], PREFIX)
         later = drain(engine, broker.url, PREFIX, "embedded-test", until_idle=2.0)
     assert later.stored == 100 and count(engine, schema.sensor_readings) == 300
+
+
+def test_max_seconds_bounds_a_run_and_stats_are_kept(engine, mqtt_url, topic_prefix):
+    import time
+
+    from typer.testing import CliRunner
+
+    from shelfwatch.cli import app
+
+    seed(engine)
+    client_id = f"test-{uuid.uuid4().hex[:8]}"
+    open_session(mqtt_url, topic_prefix, client_id)
+    publish_readings(mqtt_url, stream(50), topic_prefix)
+    started = time.monotonic()
+    stats = drain(engine, mqtt_url, topic_prefix, client_id, until_idle=120, max_seconds=2)
+    assert time.monotonic() - started < 10 and stats.stored == 50
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.ingest_stats).where(schema.ingest_stats.c.client_id == client_id)).one()
+    assert (row.received, row.stored, row.batches) == (50, 50, stats.batches)
+    result = CliRunner().invoke(app, ["ingest-iot", "--stats", "--db", engine.url.render_as_string(hide_password=False)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0 and client_id[:12] in result.output
+
+
+def test_stale_sensors(engine):
+    import pandas as pd
+
+    from iot_ingest.health import stale_sensors
+
+    seed(engine)
+    now = pd.Timestamp("2026-11-23 12:00", tz="UTC")
+    with engine.begin() as conn:
+        insert_ignore(conn, schema.sensors, [{"sensor_id": s, "store_id": "S1", "sku": "A", "kind": "shelf_units", "tare_g": 0.0} for s in ("fresh", "quiet", "never")])
+        insert_ignore(conn, schema.sensor_readings, [
+            {"sensor_id": s, "store_id": "S1", "sku": "A", "kind": "shelf_units", "value": 1.0, "units": 1.0, "seq": 1, "battery": None,
+             "device_ts": t.to_pydatetime(), "received_at": t.to_pydatetime()}
+            for s, t in (("fresh", now - pd.Timedelta(hours=1)), ("quiet", now - pd.Timedelta(hours=30)))
+        ])
+    stale = stale_sensors(engine, pd.Timedelta(hours=12), as_of=now)
+    assert stale["sensor_id"].tolist() == ["never", "quiet"]
+    assert stale.set_index("sensor_id").loc["quiet", "silent_hours"] == 30.0
