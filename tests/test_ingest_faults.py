@@ -157,3 +157,28 @@ def test_database_outage_holds_acks_then_catches_up(private_broker, pg_url):
         engine.dispose()
     assert result["stats"].db_errors >= 1
     assert readings_count(direct) == (6_000, 6_000)
+
+
+def test_sigterm_flushes_acknowledges_and_exits_cleanly(private_broker, pg_url):
+    engine = migrate(pg_url)
+    seed(engine)
+    client_id = f"sigterm-{uuid.uuid4().hex[:6]}"
+    open_session(private_broker.url, PREFIX, client_id)
+    env = {**os.environ, "SHELFWATCH_MQTT_TOPIC_PREFIX": PREFIX}
+    service = subprocess.Popen(  # service mode: no idle limit, runs until signalled
+        [sys.executable, "-m", "shelfwatch.cli", "ingest-iot", "--broker", private_broker.url, "--db", pg_url, "--client-id", client_id],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    publish_backlog(private_broker.port, PREFIX, 20_000)
+    wait_for(lambda: readings_count(engine)[0] >= 1_000, 60, "the service to store readings")
+    service.send_signal(signal.SIGTERM)
+    out, err = service.communicate(timeout=60)
+    assert service.returncode == 0, err[-3000:]
+    stored = readings_count(engine)[0]
+    with engine.connect() as conn:
+        recorded = conn.execute(select(schema.ingest_stats.c.stored).where(schema.ingest_stats.c.client_id == client_id)).scalar_one()
+    assert recorded == stored  # everything it received was committed before it left
+    # what it acknowledged is gone from the session; the rest is still queued for the next run
+    rest = drain(engine, private_broker.url, PREFIX, client_id, until_idle=3)
+    assert readings_count(engine) == (20_000, 20_000)
+    assert rest.duplicates == 0, "a message acknowledged before the exit came back"
