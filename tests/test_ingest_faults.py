@@ -50,19 +50,27 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def consumer_process(broker_url: str, db_url: str, client_id: str) -> subprocess.Popen:
+def consumer_process(broker_url: str, db_url: str, client_id: str, *options: str) -> subprocess.Popen:
+    """`shelfwatch ingest-iot` as its own process (default options: a bounded drain)."""
     env = {**os.environ, "SHELFWATCH_MQTT_TOPIC_PREFIX": PREFIX}
     return subprocess.Popen(
-        [sys.executable, "-m", "shelfwatch.cli", "ingest-iot", "--broker", broker_url, "--db", db_url, "--client-id", client_id, "--until-idle", "3"],
+        [sys.executable, "-m", "shelfwatch.cli", "ingest-iot", "--broker", broker_url, "--db", db_url, "--client-id", client_id,
+         *(options or ("--until-idle", "3"))],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
-def test_kill_9_mid_stream_then_restart_stores_every_reading_once(private_broker, pg_url):
+def prepared(broker, pg_url: str, name: str):
+    """A migrated, seeded database and a persistent session registered on the broker."""
     engine = migrate(pg_url)
     seed(engine)
-    client_id = f"kill9-{uuid.uuid4().hex[:6]}"
-    open_session(private_broker.url, PREFIX, client_id)
+    client_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    open_session(broker.url, PREFIX, client_id)
+    return engine, client_id
+
+
+def test_kill_9_mid_stream_then_restart_stores_every_reading_once(private_broker, pg_url):
+    engine, client_id = prepared(private_broker, pg_url, "kill9")
     publish_backlog(private_broker.port, PREFIX, 50_000)
 
     first = consumer_process(private_broker.url, pg_url, client_id)
@@ -79,10 +87,7 @@ def test_kill_9_mid_stream_then_restart_stores_every_reading_once(private_broker
 
 
 def test_broker_restart_mid_stream_loses_nothing(private_broker, pg_url):
-    engine = migrate(pg_url)
-    seed(engine)
-    client_id = f"restart-{uuid.uuid4().hex[:6]}"
-    open_session(private_broker.url, PREFIX, client_id)
+    engine, client_id = prepared(private_broker, pg_url, "restart")
     publish_backlog(private_broker.port, PREFIX, 20_000)
     result, stop = {}, threading.Event()
     consumer = threading.Thread(target=lambda: result.update(stats=drain(engine, private_broker.url, PREFIX, client_id, until_idle=60, stop=stop)))
@@ -101,10 +106,7 @@ def test_broker_restart_mid_stream_loses_nothing(private_broker, pg_url):
 
 
 def test_ten_thousand_malformed_payloads_are_quarantined_and_valid_ones_stored(private_broker, pg_url):
-    engine = migrate(pg_url)
-    seed(engine)
-    client_id = f"malformed-{uuid.uuid4().hex[:6]}"
-    open_session(private_broker.url, PREFIX, client_id)
+    engine, client_id = prepared(private_broker, pg_url, "malformed")
     topic = f"{PREFIX}/stores/S1/sensors/X1/readings"
     kinds = [
         lambda i: b'{"sensor_id": "X1", "seq": ' + str(i).encode(),  # truncated JSON
@@ -160,15 +162,8 @@ def test_database_outage_holds_acks_then_catches_up(private_broker, pg_url):
 
 
 def test_sigterm_flushes_acknowledges_and_exits_cleanly(private_broker, pg_url):
-    engine = migrate(pg_url)
-    seed(engine)
-    client_id = f"sigterm-{uuid.uuid4().hex[:6]}"
-    open_session(private_broker.url, PREFIX, client_id)
-    env = {**os.environ, "SHELFWATCH_MQTT_TOPIC_PREFIX": PREFIX}
-    service = subprocess.Popen(  # service mode: no idle limit, runs until signalled
-        [sys.executable, "-m", "shelfwatch.cli", "ingest-iot", "--broker", private_broker.url, "--db", pg_url, "--client-id", client_id],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    engine, client_id = prepared(private_broker, pg_url, "sigterm")
+    service = consumer_process(private_broker.url, pg_url, client_id, "--until-idle", "0")  # service mode: runs until signalled
     publish_backlog(private_broker.port, PREFIX, 20_000)
     wait_for(lambda: readings_count(engine)[0] >= 1_000, 60, "the service to store readings")
     service.send_signal(signal.SIGTERM)
