@@ -22,9 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, subscription_topic
+from iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, quarantine_entry, subscription_topic
 from shelfwatch.db import insert_ignore, upsert
 from sql import schema
 
@@ -143,6 +143,16 @@ def sqlite_value(value):
 BULK_INSERT = {"postgresql": copy_readings, "sqlite": executemany_readings}
 
 
+def is_transient(engine: Engine, exc: BaseException) -> bool:
+    """A lost or busy database (retry later), as opposed to one that rejected the data.
+
+    The fast paths write through the raw driver, whose errors SQLAlchemy does not wrap, so the
+    driver's own OperationalError/InterfaceError count too.
+    """
+    dbapi = engine.dialect.loaded_dbapi
+    return isinstance(exc, OperationalError | InterfaceError | dbapi.OperationalError | dbapi.InterfaceError)
+
+
 class ReadingWriter:
     """Stores a batch of messages in one transaction and returns what happened to them."""
 
@@ -152,7 +162,29 @@ class ReadingWriter:
         self.known = load_known_entities(engine)
 
     def write(self, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
-        """(stored, duplicates, quarantined) for the batch, after its commit."""
+        """(stored, duplicates, quarantined) for the batch, after its commit.
+
+        If the database rejects the batch (not merely unreachable), each message is written on its
+        own and the one that still fails is quarantined, so one bad message cannot block the stream.
+        """
+        try:
+            return self.write_batch(messages)
+        except Exception as exc:
+            if is_transient(self.engine, exc) or len(messages) == 1 and isinstance(exc, RejectedMessage):
+                raise
+            log.warning("batch of %d messages rejected (%s); writing them one by one", len(messages), type(exc).__name__)
+        totals = [0, 0, 0]
+        for message in messages:
+            try:
+                outcome = self.write_batch([message])
+            except Exception as exc:
+                if is_transient(self.engine, exc):
+                    raise
+                outcome = self.write_rejected(message, exc)
+            totals = [a + b for a, b in zip(totals, outcome)]
+        return totals[0], totals[1], totals[2]
+
+    def write_batch(self, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
         now = datetime.now(timezone.utc)
         readings, bad = [], []
         for topic, payload in messages:
@@ -162,9 +194,27 @@ class ReadingWriter:
         with self.engine.begin() as conn:
             stored = BULK_INSERT[conn.dialect.name](conn, readings)
             insert_ignore(conn, schema.quarantine, bad)
-        for entry in bad:
-            log.warning("quarantined: %s", entry["reason"])  # the reason names topic and field, never contact data
+        if bad:  # topics only: reasons quote payload values, which stay in the quarantine table
+            log.warning("quarantined %d message(s), e.g. from %s", len(bad), bad[0]["source"])
         return stored, len(readings) - stored, len(bad)
+
+    def write_rejected(self, message: tuple[str, bytes], exc: Exception) -> tuple[int, int, int]:
+        """Quarantine a message the database refused even on its own; raise if that fails too."""
+        topic, payload = message
+        entry = quarantine_entry(topic, payload, f"rejected by the database ({type(exc).__name__})", datetime.now(timezone.utc))
+        try:
+            with self.engine.begin() as conn:
+                insert_ignore(conn, schema.quarantine, [entry])
+        except Exception as again:
+            if is_transient(self.engine, again):
+                raise
+            raise RejectedMessage(f"could neither store nor quarantine a message from {entry['source']}") from again
+        log.warning("quarantined a message the database rejected, from %s", entry["source"])
+        return 0, 0, 1
+
+
+class RejectedMessage(Exception):
+    """A message that neither its table nor the quarantine accepts: stop rather than drop it."""
 
 
 def subscription_for(topic_prefix: str, group: str | None) -> str:
@@ -300,9 +350,12 @@ def flush(writer: ReadingWriter, client: mqtt.Client, batch: list, stats: Ingest
         try:
             stored, duplicates, quarantined = writer.write([(topic, payload) for topic, payload, _, _ in batch])
             break
-        except OperationalError as exc:
+        except Exception as exc:
+            if not is_transient(writer.engine, exc):
+                raise
             stats.db_errors += 1
-            log.warning("database unavailable (%s); %d messages held unacknowledged, retrying in %.1f s", type(exc.orig).__name__, len(batch), delay)
+            why = type(getattr(exc, "orig", None) or exc).__name__
+            log.warning("database unavailable (%s); %d messages held unacknowledged, retrying in %.1f s", why, len(batch), delay)
             if stop is None:
                 time.sleep(delay)
             elif stop.wait(delay):

@@ -14,9 +14,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from sql import schema
+
 KINDS = ("shelf_units", "shelf_weight_g", "backroom_units")
 REQUIRED = ("sensor_id", "store_id", "sku", "kind", "value", "ts", "seq")
 MAX_CLOCK_SKEW = timedelta(hours=1)  # a device time further ahead than this is flagged, not trusted
+# Column limits, checked here so the database never rejects a batch over one message (a poison
+# message would be redelivered forever, since nothing is acknowledged before the commit).
+SENSOR_ID_MAX = schema.sensor_readings.c.sensor_id.type.length
+SOURCE_MAX = schema.quarantine.c.source.type.length
+SEQ_RANGE = (-(2**31), 2**31 - 1)  # sensor_readings.seq is INTEGER on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -81,10 +88,16 @@ def topic_ids(prefix: str, topic: str) -> tuple[str, str] | None:
     return parts[0], parts[2]
 
 
-def quarantine_entry(topic: str, payload: bytes | str, reason: str, now: datetime) -> dict:
-    raw = payload if isinstance(payload, str) else payload.decode("utf-8", errors="replace")
-    digest = hashlib.sha256(raw.encode() + b"\x00" + reason.encode()).hexdigest()
-    return {"source": topic, "raw_content": raw, "reason": f"topic {topic}: {reason}", "content_hash": digest, "quarantined_at": now}
+def quarantine_entry(topic: str, payload: bytes, reason: str, now: datetime) -> dict:
+    """A quarantine row that any database accepts: the same bad payload twice gives the same hash.
+
+    The hash covers the raw bytes (two different undecodable payloads stay two rows); NUL characters,
+    which PostgreSQL text cannot hold, become U+FFFD, and an over-long topic is cut to the column size.
+    """
+    raw = payload.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    reason = f"topic {topic}: {reason}".replace("\x00", "\ufffd")
+    digest = hashlib.sha256(payload + b"\x00" + reason.encode()).hexdigest()
+    return {"source": topic[:SOURCE_MAX], "raw_content": raw, "reason": reason, "content_hash": digest, "quarantined_at": now}
 
 
 def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, now: datetime) -> tuple[str | None, dict | None]:
@@ -102,8 +115,12 @@ def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, no
         return f"field 'value' is {value!r} (must be a number)", None
     if isinstance(seq, bool) or not isinstance(seq, int):
         return f"field 'seq' is {seq!r} (must be an integer)", None
+    if not SEQ_RANGE[0] <= seq <= SEQ_RANGE[1]:
+        return f"field 'seq' is {seq} (must fit a 32-bit integer)", None
     if (item["store_id"], item["sensor_id"]) != ids:
         return f"payload store/sensor {item['store_id']}/{item['sensor_id']} does not match the topic's {ids[0]}/{ids[1]}", None
+    if len(item["sensor_id"]) > SENSOR_ID_MAX:
+        return f"field 'sensor_id' is longer than {SENSOR_ID_MAX} characters", None
     if item["kind"] not in KINDS:
         return f"field 'kind' is {item['kind']!r} (must be one of {', '.join(KINDS)})", None
     if value < 0:
@@ -120,7 +137,10 @@ def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, no
         return f"field 'ts' is {item['ts']!r} (must be an RFC 3339 time)", None
     if ts.tzinfo is None:
         return f"field 'ts' is {item['ts']!r} (needs a UTC offset)", None
-    ts = ts.astimezone(timezone.utc)
+    try:
+        ts = ts.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        return f"field 'ts' is {item['ts']!r} (out of range)", None
     units = float(value)
     if item["kind"] == "shelf_weight_g":
         units = max(0.0, float(value) - known.tare_g.get(item["sensor_id"], 0.0)) / known.unit_weight_g[item["sku"]]
@@ -147,7 +167,7 @@ def parse_message(prefix: str, topic: str, payload: bytes, known: KnownEntities,
     for item in items:
         problem, row = reading_problem(item, ids, known, now)
         if problem:
-            bad.append(quarantine_entry(topic, orjson.dumps(item).decode() if len(items) > 1 else payload, problem, now))
+            bad.append(quarantine_entry(topic, orjson.dumps(item) if len(items) > 1 else payload, problem, now))
         else:
             rows.append(row)
     return rows, bad
