@@ -61,3 +61,21 @@ def test_backtest_picks_the_model_that_fits_each_series():
     best = best_model_per_series(scores).set_index("sku")
     assert best.loc["WEEKLY", "model"] == "SeasonalNaive" and best.loc["WEEKLY", "backtest_rmsse"] == pytest.approx(0.0)
     assert best.loc["FLAT", "model"] == "WindowAverage"
+
+
+def test_masking_stockout_days_removes_the_bias_after_a_stockout_week():
+    from forecasting.censoring import impute_censored
+
+    rng = np.random.default_rng(3)
+    dates = pd.date_range("2026-01-01", periods=84)
+    units = rng.poisson(10, 84).astype(float)
+    stockout = np.zeros(84, dtype=int)
+    units[-7:], stockout[-7:] = 0.0, 1  # the shelf was empty for the last week: sales 0, demand unseen
+    daily = pd.DataFrame({"date": dates, "units": units, "stockout": stockout})
+    naive_mean = daily["units"].tail(28).mean()  # a 28-day moving average as the forecast
+    masked_mean = impute_censored(daily)["units"].tail(28).mean()
+    true_rate = 10.0
+    assert abs(masked_mean - true_rate) < 1.0
+    assert abs(naive_mean - true_rate) > 2.0  # trained on the zeros: about 25 % too low
+    # uncensored days are never changed
+    assert (impute_censored(daily)["units"].to_numpy()[:-7] == units[:-7]).all()
