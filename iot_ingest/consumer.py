@@ -170,7 +170,7 @@ class ReadingWriter:
         try:
             return self.write_batch(messages)
         except Exception as exc:
-            if is_transient(self.engine, exc) or len(messages) == 1 and isinstance(exc, RejectedMessage):
+            if is_transient(self.engine, exc):
                 raise
             log.warning("batch of %d messages rejected (%s); writing them one by one", len(messages), type(exc).__name__)
         totals = [0, 0, 0]
@@ -199,9 +199,9 @@ class ReadingWriter:
         return stored, len(readings) - stored, len(bad)
 
     def write_rejected(self, message: tuple[str, bytes], exc: Exception) -> tuple[int, int, int]:
-        """Quarantine a message the database refused even on its own; raise if that fails too."""
+        """Quarantine a message that failed even on its own; raise if that fails too (never drop it)."""
         topic, payload = message
-        entry = quarantine_entry(topic, payload, f"rejected by the database ({type(exc).__name__})", datetime.now(timezone.utc))
+        entry = quarantine_entry(topic, payload, f"could not be stored ({type(exc).__name__}); the database or the parser rejected it", datetime.now(timezone.utc))
         try:
             with self.engine.begin() as conn:
                 insert_ignore(conn, schema.quarantine, [entry])
@@ -209,7 +209,7 @@ class ReadingWriter:
             if is_transient(self.engine, again):
                 raise
             raise RejectedMessage(f"could neither store nor quarantine a message from {entry['source']}") from again
-        log.warning("quarantined a message the database rejected, from %s", entry["source"])
+        log.warning("quarantined a message that could not be stored, from %s", entry["source"])
         return 0, 0, 1
 
 

@@ -59,6 +59,9 @@ def test_weight_is_converted_with_tare_and_unit_weight():
         (reading(sensor_id="OTHER"), "does not match the topic's S1/S1-U"),
         ({k: v for k, v in reading().items() if k != "seq"}, "missing field 'seq'"),
         (reading(value="7"), "field 'value' is '7' (must be a number)"),
+        (reading(seq=2**31), "field 'seq' is 2147483648 (must fit a 32-bit integer)"),
+        (reading(ts="0001-01-01T00:00:00+01:00"), "(out of range)"),
+        (reading(ts="yesterday"), "(must be an RFC 3339 time)"),
     ],
 )
 def test_bad_payloads_are_quarantined_with_reason(payload, reason):
@@ -73,6 +76,17 @@ def test_unknown_store_and_foreign_topic():
     assert "unknown store 'S9'" in bad[0]["reason"]
     _, bad = parse(reading(), "other/topic")
     assert "not a readings topic" in bad[0]["reason"]
+
+
+def test_quarantine_rows_fit_postgresql_and_hash_the_raw_bytes():
+    """Otherwise the database rejects the batch, nothing is acked, and the broker redelivers it forever."""
+    (a,), (b,) = parse(b"\xff\xfe")[1], parse(b"\xfe\xff")[1]
+    assert a["raw_content"] == b["raw_content"] and a["content_hash"] != b["content_hash"]  # two rows, not one
+    assert parse(b"\xff\xfe")[1][0]["content_hash"] == a["content_hash"]  # the same payload again: one row
+    assert "\x00" not in parse(b"\x00{")[1][0]["raw_content"]
+    long_id = "X" * 400
+    _, (entry,) = parse(reading(sensor_id=long_id), topic_for(PREFIX, "S1", long_id))
+    assert len(entry["source"]) == 300 and "field 'sensor_id' is longer than 64 characters" in entry["reason"]
 
 
 def test_gateway_list_keeps_good_items():
@@ -120,22 +134,64 @@ def test_readings_stored_once_and_bad_ones_quarantined(engine, mqtt_url, topic_p
     client_id = f"test-{uuid.uuid4().hex[:8]}"
     open_session(mqtt_url, topic_prefix, client_id)
     good = stream(500)
-    broken = [b"{not json", orjson.dumps(reading(value=-2)), b"\xff\xfe"]
+    # malformed, invalid, undecodable, and two the database itself would refuse (NUL, seq overflow)
+    broken = [b"{not json", orjson.dumps(reading(sensor_id="S1-U0", value=-2)), b"\xff\xfe", b"\x00\x01", orjson.dumps(reading(sensor_id="S1-U0", seq=2**40))]
+    long_id = "L" * 100
 
     def publish():
         publish_readings(mqtt_url, good, topic_prefix)
         publish_raw(mqtt_url, topic_for(topic_prefix, "S1", "S1-U0"), broken)
+        publish_raw(mqtt_url, topic_for(topic_prefix, "S1", long_id), [orjson.dumps(reading(sensor_id=long_id))])
 
     stats = run_ingest(engine, mqtt_url, topic_prefix, client_id, publish)
-    assert (stats.received, stats.stored, stats.quarantined) == (503, 500, 3)
+    assert (stats.received, stats.stored, stats.quarantined) == (506, 500, 6)
     assert count(engine, schema.sensor_readings) == 500
     with engine.connect() as conn:
-        reasons = conn.execute(select(schema.quarantine.c.reason)).scalars().all()
-    assert len(reasons) == 3 and all(r.startswith(f"topic {topic_prefix}/stores/S1/sensors/S1-U0/readings: ") for r in reasons)
+        quarantined = dict(conn.execute(select(schema.quarantine.c.raw_content, schema.quarantine.c.reason)).all())
+    assert len(quarantined) == 6
+    on_u0 = [r for r in quarantined.values() if r.startswith(f"topic {topic_prefix}/stores/S1/sensors/S1-U0/readings: ")]
+    assert len(on_u0) == 5 and any("field 'value' is -2 (must be >= 0)" in r for r in on_u0)
+    assert any("longer than 64 characters" in r for r in quarantined.values())
     # the same readings published again: received, recognised as duplicates, stored once
     stats = run_ingest(engine, mqtt_url, topic_prefix, client_id, lambda: publish_readings(mqtt_url, good, topic_prefix))
     assert (stats.received, stats.stored, stats.duplicates) == (500, 0, 500)
     assert count(engine, schema.sensor_readings) == 500
+
+
+def test_a_batch_the_database_rejects_is_split_and_only_the_culprit_quarantined(engine, monkeypatch):
+    """Defence in depth: whatever the database refuses must not block the messages around it."""
+    from sqlalchemy.exc import DataError
+
+    from iot_ingest import consumer
+
+    seed(engine)
+    real_insert = consumer.BULK_INSERT[engine.dialect.name]
+
+    def refuse_seq_13(conn, readings):
+        if any(r["seq"] == 13 for r in readings):
+            raise DataError("INSERT ...", {}, Exception("value out of range"))
+        return real_insert(conn, readings)
+
+    monkeypatch.setitem(consumer.BULK_INSERT, engine.dialect.name, refuse_seq_13)
+    topic = topic_for(PREFIX, "S1", "S1-U")
+    writer = consumer.ReadingWriter(engine, PREFIX)
+    assert writer.write([(topic, orjson.dumps(reading(seq))) for seq in (12, 13, 14)]) == (2, 0, 1)
+    with engine.connect() as conn:
+        (reason,) = conn.execute(select(schema.quarantine.c.reason)).scalars().all()
+    assert reason == f"topic {topic}: could not be stored (DataError); the database or the parser rejected it"
+
+
+def test_lost_database_is_transient_and_refused_data_is_not(engine):
+    """Lost connections are retried without acking; the raw-driver fast paths raise unwrapped errors."""
+    from sqlalchemy.exc import DataError, OperationalError
+
+    from iot_ingest.consumer import is_transient
+
+    dbapi = engine.dialect.loaded_dbapi
+    assert is_transient(engine, dbapi.OperationalError("server closed the connection"))
+    assert is_transient(engine, OperationalError("SELECT 1", {}, Exception("gone")))
+    assert not is_transient(engine, DataError("INSERT", {}, Exception("too long")))
+    assert not is_transient(engine, dbapi.DataError("value out of range"))
 
 
 def test_session_queues_while_consumer_is_away_and_nothing_is_acked_early(engine, mqtt_url, topic_prefix):
