@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -40,21 +40,25 @@ def publisher_client(mqtt_url: str, client_id: str | None = None) -> mqtt.Client
 
 
 def publish_payloads(
-    mqtt_url: str, messages: Iterable[tuple[str, bytes]], qos: int = 1, client_id: str | None = None, timeout: float = 60.0
+    mqtt_url: str, messages: Iterable[tuple[str, bytes]], qos: int = 1, client_id: str | None = None, timeout: float = 60.0,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Publish (topic, payload) pairs and return once the broker acknowledged all of them.
 
     Raises PermissionError if the broker refused any (MQTT v5 PUBACK reason code, e.g. an ACL).
+    `progress(n)` is told of acknowledged messages in steps of 500.
     """
     client = publisher_client(mqtt_url, client_id)
     refused: list[str] = []
     client.on_publish = lambda c, u, mid, rc, p: refused.append(f"{mid}: {rc}") if rc.is_failure else None
     try:
         infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
-        for info in infos:
+        for done, info in enumerate(infos, 1):
             info.wait_for_publish(timeout=timeout)
             if not info.is_published():
                 raise TimeoutError(f"broker did not acknowledge message {info.mid}")
+            if progress and (done % 500 == 0 or done == len(infos)):
+                progress(done % 500 or 500)
         if refused:
             raise PermissionError(f"broker refused {len(refused)} of {len(infos)} messages ({refused[0]})")
         return len(infos)
@@ -63,10 +67,14 @@ def publish_payloads(
         client.loop_stop()
 
 
-def publish_readings(mqtt_url: str, readings: Iterable[dict], topic_prefix: str, qos: int = 1, client_id: str | None = None) -> int:
+def publish_readings(
+    mqtt_url: str, readings: Iterable[dict], topic_prefix: str, qos: int = 1, client_id: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """One message per reading, on its sensor's topic."""
     return publish_payloads(
-        mqtt_url, ((topic_for(topic_prefix, r["store_id"], r["sensor_id"]), orjson.dumps(r)) for r in readings), qos, client_id
+        mqtt_url, ((topic_for(topic_prefix, r["store_id"], r["sensor_id"]), orjson.dumps(r)) for r in readings), qos, client_id,
+        progress=progress,
     )
 
 

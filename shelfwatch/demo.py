@@ -58,7 +58,7 @@ def forecast_with_progress(settings: Settings, console: Console, series: int) ->
         return pipeline.forecast_demand(settings, progress=lambda n: progress.advance(task, n))
 
 
-def publish_and_ingest(settings: Settings, world_dir: Path) -> dict:
+def publish_and_ingest(settings: Settings, world_dir: Path, console: Console) -> dict:
     """Publish the world's readings while the ingest drains them, as sensors and the service would."""
     pipeline.register_sensor_session(settings)
     result: dict = {}
@@ -67,7 +67,10 @@ def publish_and_ingest(settings: Settings, world_dir: Path) -> dict:
     consumer.start()
     if not subscribed.wait(30):
         raise TimeoutError("the sensor ingest did not subscribe within 30 s")
-    published = pipeline.publish_sensor_readings(settings, world_dir, malformed=3)
+    total = sum(1 for _ in open(world_dir / "sensor_readings.jsonl"))
+    with Progress(TextColumn("publishing readings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("publish", total=total)
+        published = pipeline.publish_sensor_readings(settings, world_dir, malformed=3, progress=lambda n: bar.advance(task, n))
     consumer.join()
     return {**published, **result}
 
@@ -95,7 +98,7 @@ def run_demo(
     timer.run("ingest sales (GX)", pipeline.ingest_sales, settings, world_dir)
     with embedded_broker_if_needed(settings) as broker:
         mqtt_settings = replace(settings, mqtt_url=broker if isinstance(broker, str) else broker.url)
-        timer.run("publish + ingest sensor readings (MQTT)", publish_and_ingest, mqtt_settings, world_dir)
+        timer.run("publish + ingest sensor readings (MQTT)", publish_and_ingest, mqtt_settings, world_dir, console)
     timer.run("forecast (Prophet)", forecast_with_progress, settings, console, stores * skus)
     timer.run("detect alerts", pipeline.detect_alerts, settings)
     report = timer.run("write report", pipeline.write_report, settings, world_dir)

@@ -62,7 +62,7 @@ def read_sensor_readings(world_dir: Path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = None, malformed: int = 0) -> dict:
+def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = None, malformed: int = 0, progress=None) -> dict:
     """Publish a world's readings as its shelf sensors would (one reading per message, QoS 1).
 
     `malformed` adds that many broken payloads, as a misbehaving device would send, so the demo shows
@@ -72,7 +72,7 @@ def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = N
     from iot_ingest.publisher import publish_raw, publish_readings
 
     readings = read_sensor_readings(existing_world_dir(settings, world_dir))
-    sent = publish_readings(settings.mqtt_url, readings, settings.mqtt_topic_prefix)
+    sent = publish_readings(settings.mqtt_url, readings, settings.mqtt_topic_prefix, progress=progress)
     bad = [b'{"sensor_id": "broken', b'{"store_id": "S001"}', b"\xff\xfe not json"][: max(0, malformed)]
     if bad and readings:
         first = readings[0]

@@ -260,3 +260,9 @@ def test_stale_sensors(engine):
     stale = stale_sensors(engine, pd.Timedelta(hours=12), as_of=now)
     assert stale["sensor_id"].tolist() == ["never", "quiet"]
     assert stale.set_index("sensor_id").loc["quiet", "silent_hours"] == 30.0
+
+
+def test_publisher_reports_progress(mqtt_url, topic_prefix):
+    steps = []
+    assert publish_readings(mqtt_url, stream(1_200), topic_prefix, progress=steps.append) == 1_200
+    assert steps == [500, 500, 200]
