@@ -1,4 +1,5 @@
-"""Forecast runs against the database: read sales, forecast every series, store the run.
+"""Forecast runs against the database: read sales, stock-out days and promotions, forecast every
+series, store the forecasts and the model chosen per series.
 
 The run id is derived from the last history date and the horizon, so re-running on the same data
 replaces the same run instead of adding a copy.
@@ -11,41 +12,85 @@ from datetime import datetime, timezone
 import pandas as pd
 from sqlalchemy import Engine, delete, select
 
-from forecasting.prophet_model import forecast_frame
+from forecasting.engine import EngineSettings, ForecastResult, forecast
 from sql import schema
 
 
+CLOSING_HOUR = 22  # a shelf that empties at closing time lost no sales
+
+
+def engine_settings(settings, horizon: int | None = None, quantiles=(0.1, 0.5, 0.9)) -> EngineSettings:
+    """The forecaster's settings from Shelfwatch's (environment-backed) settings."""
+    return EngineSettings(
+        horizon=horizon or settings.forecast_horizon_days,
+        quantiles=tuple(quantiles),
+        windows=settings.forecast_backtest_windows,
+        prophet_min_units_per_day=settings.forecast_prophet_min_units,
+        prophet_min_history_days=settings.forecast_prophet_min_history_days,
+        holiday_country=settings.forecast_holiday_country or None,
+        workers=settings.forecast_workers,
+    )
+
+
 def read_sales(engine: Engine) -> pd.DataFrame:
+    """Daily sales with the `stockout` flag of days the shelf was known to be empty."""
     with engine.connect() as conn:
-        frame = pd.read_sql(select(schema.sales_daily), conn)
-    return frame.assign(date=pd.to_datetime(frame["date"]))
+        sales = pd.read_sql(select(schema.sales_daily.c.store_id, schema.sales_daily.c.sku, schema.sales_daily.c.date, schema.sales_daily.c.units), conn)
+        so = schema.stockout_days
+        emptied_before_closing = so.c.empty_from_hour.is_(None) | (so.c.empty_from_hour < CLOSING_HOUR)
+        out = pd.read_sql(select(so.c.store_id, so.c.sku, so.c.date).where(emptied_before_closing), conn)
+    sales = sales.assign(date=pd.to_datetime(sales["date"]))
+    out = out.assign(date=pd.to_datetime(out["date"]), stockout=1)
+    return sales.merge(out, on=["store_id", "sku", "date"], how="left").fillna({"stockout": 0})
+
+
+def read_promotions(engine: Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        promotions = pd.read_sql(select(schema.promotions), conn)
+    return promotions.assign(start_date=pd.to_datetime(promotions["start_date"]), end_date=pd.to_datetime(promotions["end_date"]))
 
 
 def run_id_for(last_date: pd.Timestamp, horizon: int) -> str:
     return f"{pd.Timestamp(last_date):%Y-%m-%d}-h{horizon}"
 
 
-def run_forecast(engine: Engine, horizon: int = 28, workers: int = 0, progress=None) -> dict:
-    """Forecast all store x SKU series in the database and store them as one run."""
+def store_result(engine: Engine, result: ForecastResult, run_id: str, last: pd.Timestamp, horizon: int, stores: list[str] | None = None) -> None:
+    """Replace the run's rows (of `stores`, when forecasting one shard) with `result`."""
+    fc = result.forecast.assign(run_id=run_id, date=result.forecast["date"].dt.date)
+    models = result.models.assign(run_id=run_id).astype(object)
+    models = models.where(models.notna(), None)
+    model_cols = [c.name for c in schema.forecast_models.columns]
+    with engine.begin() as conn:
+        for table in (schema.forecasts, schema.forecast_models):
+            where = table.c.run_id == run_id
+            conn.execute(delete(table).where(where if stores is None else where & table.c.store_id.in_(stores)))
+        if stores is None:
+            conn.execute(delete(schema.forecast_runs).where(schema.forecast_runs.c.run_id == run_id))
+        existing = conn.execute(select(schema.forecast_runs.c.series).where(schema.forecast_runs.c.run_id == run_id)).scalar()
+        n_series = len(result.models)
+        if existing is None:
+            conn.execute(schema.forecast_runs.insert().values(
+                run_id=run_id, created_at=datetime.now(timezone.utc), last_history_date=last.date(), horizon_days=horizon, series=n_series))
+        else:
+            total = conn.execute(select(schema.forecast_models.c.sku).where(schema.forecast_models.c.run_id == run_id)).all()
+            conn.execute(schema.forecast_runs.update().where(schema.forecast_runs.c.run_id == run_id).values(series=len(total) + n_series))
+        rows = fc[["run_id", "store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]].to_dict("records")
+        for start in range(0, len(rows), 10000):
+            conn.execute(schema.forecasts.insert(), rows[start : start + 10000])
+        model_rows = models[model_cols].to_dict("records")
+        for start in range(0, len(model_rows), 10000):
+            conn.execute(schema.forecast_models.insert(), model_rows[start : start + 10000])
+
+
+def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int] | None = None, progress=None) -> dict:
+    """Forecast all store x SKU series in the database (or one shard of stores) as one run."""
     sales = read_sales(engine)
     if sales.empty:
         raise RuntimeError("no sales loaded: ingest sales before forecasting")
-    forecast = forecast_frame(sales, horizon=horizon, workers=workers, progress=progress)
     last = sales["date"].max()
-    run_id = run_id_for(last, horizon)
-    rows = forecast.assign(run_id=run_id, date=forecast["date"].dt.date).to_dict("records")
-    with engine.begin() as conn:
-        conn.execute(delete(schema.forecasts).where(schema.forecasts.c.run_id == run_id))
-        conn.execute(delete(schema.forecast_runs).where(schema.forecast_runs.c.run_id == run_id))
-        conn.execute(
-            schema.forecast_runs.insert().values(
-                run_id=run_id,
-                created_at=datetime.now(timezone.utc),
-                last_history_date=last.date(),
-                horizon_days=horizon,
-                series=int(forecast[["store_id", "sku"]].drop_duplicates().shape[0]),
-            )
-        )
-        for start in range(0, len(rows), 10000):
-            conn.execute(schema.forecasts.insert(), rows[start : start + 10000])
-    return {"run_id": run_id, "series": int(forecast[["store_id", "sku"]].drop_duplicates().shape[0]), "rows": len(rows)}
+    run_id = run_id_for(last, settings.horizon)
+    result = forecast(sales, settings, promotions=read_promotions(engine), shard=shard, progress=progress)
+    stores = None if shard is None else sorted(result.models["store_id"].unique().tolist() + result.rejected["store_id"].unique().tolist())
+    store_result(engine, result, run_id, last, settings.horizon, stores)
+    return {"run_id": run_id, "series": len(result.models), "rows": len(result.forecast), "rejected": len(result.rejected),
+            "models": result.models["model"].value_counts().to_dict() if len(result.models) else {}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +25,16 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 
 DbOption = typer.Option(None, "--db", help="SQLAlchemy URL (default: SHELFWATCH_DATABASE_URL or the SQLite file).")
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None):
+    """A Rich progress bar on stderr; yields `advance(n)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def settings_for(db: str | None = None, broker: str | None = None) -> Settings:
@@ -173,31 +184,60 @@ def stale_sensors_cmd(
 
 @app.command()
 def forecast(
-    input: Optional[Path] = typer.Option(None, "--input", exists=True, help="Sales CSV (store_id, sku, date, units); omit to use the database."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Forecast CSV to write (with --input)."),
-    horizon: int = typer.Option(28, min=1),
+    input: Optional[Path] = typer.Option(None, "--input", exists=True, dir_okay=False, help="Sales CSV: store_id, sku, date, units[, stockout]; omit to use the database."),
+    output: Path = typer.Option(Path("forecast.csv"), "--output", help="Forecast CSV to write (with --input)."),
+    horizon: int = typer.Option(28, min=1, max=366, help="Days to forecast after each series' last date."),
+    quantiles: str = typer.Option("0.1,0.5,0.9", help="Quantile levels, written as p10, p50, p90, ..."),
+    promotions: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Promotion calendar CSV: store_id (empty = all), sku, start_date, end_date."),
+    shard: Optional[str] = typer.Option(None, help="i/n: forecast only the stores of shard i of n (stable hash of store_id)."),
+    models_out: Optional[Path] = typer.Option(None, "--models-out", help="CSV of the model chosen per series, its backtest RMSSE and demand class."),
+    plots: Optional[Path] = typer.Option(None, help="Folder for one PNG per series: history, forecast, 80 % interval, stock-out days."),
+    report: Optional[Path] = typer.Option(None, help="Accuracy report CSV per store (and category, with --products)."),
+    products: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="products.csv (sku, category) for the report."),
     db: Optional[str] = DbOption,
 ) -> None:
-    """Forecast daily demand per store x SKU (mean, p10, p50, p90)."""
-    from shelfwatch import pipeline
+    """Forecast daily demand per store x SKU with the model that backtests best per series."""
+    from forecasting.inputs import ForecastInputError, parse_quantiles, parse_shard, read_promotions_csv, read_sales_csv
+    from forecasting.runs import engine_settings
 
     settings = settings_for(db)
-    if input is None:
-        settings = Settings(**{**settings.__dict__, "forecast_horizon_days": horizon})
-        show(pipeline.forecast_demand(settings))
-        return
-    import pandas as pd
+    try:
+        levels = parse_quantiles(quantiles)
+        shard_spec = parse_shard(shard)
+        engine_cfg = engine_settings(settings, horizon, levels)
+        if input is None:
+            from forecasting.runs import run_forecast
+            from shelfwatch.db import get_engine
 
-    from forecasting.prophet_model import forecast_frame
+            with progress_bar("forecasting") as advance:
+                show(run_forecast(get_engine(settings.db_url), engine_cfg, shard=shard_spec, progress=advance))
+            return
+        sales = read_sales_csv(input)
+        promo = read_promotions_csv(promotions) if promotions else None
+    except ForecastInputError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    from forecasting.engine import forecast as run_engine
 
-    sales = pd.read_csv(input)
-    missing = {"store_id", "sku", "date", "units"} - set(sales.columns)
-    if missing:
-        console.print(f"[red]{input}: missing column(s) {', '.join(sorted(missing))}[/red]")
-        raise typer.Exit(2)
-    result = forecast_frame(sales, horizon=horizon, workers=settings.forecast_workers)
-    result.assign(date=result["date"].dt.strftime("%Y-%m-%d")).to_csv(output or Path("forecast.csv"), index=False)
-    console.print(f"{result[['store_id', 'sku']].drop_duplicates().shape[0]} series forecast -> {output or 'forecast.csv'}")
+    with progress_bar("forecasting", total=sales[["store_id", "sku"]].drop_duplicates().shape[0]) as advance:
+        result = run_engine(sales, engine_cfg, promotions=promo, shard=shard_spec, progress=advance)
+    result.forecast.assign(date=result.forecast["date"].dt.strftime("%Y-%m-%d")).to_csv(output, index=False, float_format="%.4f")
+    if models_out:
+        result.models.to_csv(models_out, index=False)
+    if plots or report:
+        from forecasting import planner
+
+        if plots:
+            planner.plot_all(sales, result, plots)
+        if report:
+            categories = None if products is None else planner.read_categories(products)
+            planner.accuracy_report(result.models, categories).to_csv(report, index=False)
+    console.print(f"{len(result.models)} series forecast ({horizon} days) -> {output}")
+    for row in result.rejected.itertuples():
+        console.print(f"[red]error:[/red] {input}: store {row.store_id} sku {row.sku}: {row.problem}")
+    if len(result.rejected):
+        console.print(f"[red]{len(result.rejected)} series not forecast[/red] (listed above); the others were written")
+        raise typer.Exit(3)
 
 
 @alerts_app.command("detect")
@@ -247,6 +287,56 @@ def demo(
     from shelfwatch.demo import run_demo
 
     run_demo(Settings.from_env(), console, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    real: Path = typer.Option(Path("../shared/data/online_retail_daily.csv"), help="Real daily sales (item, ds, y); skipped if absent."),
+    world: Path = typer.Option(Path("out/bench_world"), help="Simulated world folder; simulated (20 stores x 500 SKUs) if absent."),
+    windows: int = typer.Option(3, min=1, help="Rolling-origin windows of 28 days."),
+    prophet_sample: int = typer.Option(300, min=10, help="Series of the simulated world on which Prophet alone runs (it needs ~0.3 s each)."),
+    workers: int = typer.Option(0, help="Processes; 0 = all cores."),
+    skip_world: bool = typer.Option(False, help="Only the real file (about a minute)."),
+) -> None:
+    """Accuracy, calibration and speed of the forecaster vs Prophet alone, MA28 and seasonal naive."""
+    from rich.table import Table
+
+    from forecasting import bench
+
+    def show_scores(title: str, scores: list) -> None:
+        table = Table("method", "series", "mean RMSSE", "ratio to best baseline", "80 % coverage", "s / window", "series/s", title=title)
+        best = min(s.mean_rmsse for s in scores if s.method in bench.BASELINES)
+        for s in scores:
+            table.add_row(s.method, f"{s.series:,}", f"{s.mean_rmsse:.4f}", f"{s.mean_rmsse / best:.3f}",
+                          "-" if s.coverage80 != s.coverage80 else f"{s.coverage80:.3f}",
+                          "-" if s.seconds != s.seconds else f"{s.seconds:.1f}", "-" if s.seconds != s.seconds else f"{s.series_per_second:,.0f}")
+        Console(width=max(console.width, 130)).print(table)
+
+    log = lambda message: console.print(f"[dim]{message}[/dim]")  # noqa: E731
+    checks = []
+    if real.exists():
+        scores, _ = bench.run_bench(bench.load_online_retail(real), windows=windows, workers=workers, log=log)
+        show_scores(f"{real.name}: {windows} x 28-day rolling origins", scores)
+        checks += bench.target_lines(real.name, scores, margin=0.0)
+    else:
+        console.print(f"[yellow]{real} not found: real-data benchmark skipped[/yellow]")
+    if not skip_world:
+        if not (world / "sales" / "sales_daily.csv").exists():
+            from shelfwatch.simulator import simulate_world
+
+            with console.status(f"simulating 20 stores x 500 SKUs into {world}"):
+                simulate_world(world, stores=20, skus=500, members=2000, seed=7)
+        sales, promotions = bench.load_world_sales(world)
+        seconds, n_series, _ = bench.production_run(sales, promotions, workers=workers)
+        console.print(f"production run: {n_series:,} series, 28 days with p10/p50/p90, in [bold]{seconds:.0f} s[/bold] "
+                      f"({n_series / seconds:,.0f} series/s; target <= 300 s)")
+        checks.append((f"simulated world: all {n_series:,} series forecast in {seconds:.0f} s (target <= 300 s)", seconds <= 300))
+        expected = bench.load_expected_demand(world, 28 * windows)
+        scores, _ = bench.run_bench(sales, promotions=promotions, windows=windows, workers=workers, prophet_sample=prophet_sample, log=log, expected=expected)
+        show_scores(f"simulated world {world}: {windows} x 28-day rolling origins", scores)
+        checks += bench.target_lines("simulated world", scores, margin=0.05)
+    for line, ok in checks:
+        console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + line)
 
 
 @bench_app.command("ingest")

@@ -43,6 +43,18 @@ class Settings:
     forecast_workers: int = field(
         default=0, metadata={"env": "SHELFWATCH_FORECAST_WORKERS", "doc": "Processes for forecasting; 0 = all cores."}
     )
+    forecast_backtest_windows: int = field(
+        default=3, metadata={"env": "SHELFWATCH_FORECAST_BACKTEST_WINDOWS", "doc": "Rolling-origin windows (of the horizon's length) that choose the model per series."}
+    )
+    forecast_prophet_min_units: float = field(
+        default=20.0, metadata={"env": "SHELFWATCH_FORECAST_PROPHET_MIN_UNITS", "doc": "Prophet is a candidate only for series selling at least this many units a day over the last year (it costs ~30x a fast model)."}
+    )
+    forecast_prophet_min_history_days: int = field(
+        default=180, metadata={"env": "SHELFWATCH_FORECAST_PROPHET_MIN_HISTORY_DAYS", "doc": "... and with at least this many days since the first sale."}
+    )
+    forecast_holiday_country: str = field(
+        default="", metadata={"env": "SHELFWATCH_FORECAST_HOLIDAY_COUNTRY", "doc": "Country code whose public holidays Prophet models (e.g. GB, NL); empty = none."}
+    )
     alert_probability_threshold: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this."}
     )

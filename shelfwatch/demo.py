@@ -99,7 +99,7 @@ def run_demo(
     with embedded_broker_if_needed(settings) as broker:
         mqtt_settings = replace(settings, mqtt_url=broker if isinstance(broker, str) else broker.url)
         timer.run("publish + ingest sensor readings (MQTT)", publish_and_ingest, mqtt_settings, world_dir, console)
-    timer.run("forecast (Prophet)", forecast_with_progress, settings, console, stores * skus)
+    timer.run("forecast (model per series)", forecast_with_progress, settings, console, stores * skus)
     timer.run("detect alerts", pipeline.detect_alerts, settings)
     report = timer.run("write report", pipeline.write_report, settings, world_dir)
     console.print(timer.table())

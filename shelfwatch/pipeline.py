@@ -98,11 +98,11 @@ def ingest_sensor_readings(
     return asdict(stats)
 
 
-def forecast_demand(settings: Settings, progress=None) -> dict:
-    """Prophet per store x SKU over all cores; stores one run."""
-    from forecasting.runs import run_forecast
+def forecast_demand(settings: Settings, progress=None, shard: tuple[int, int] | None = None) -> dict:
+    """The model that backtests best per store x SKU, over all cores; stores one run (or one shard of it)."""
+    from forecasting.runs import engine_settings, run_forecast
 
-    return run_forecast(get_engine(settings.db_url), settings.forecast_horizon_days, settings.forecast_workers, progress)
+    return run_forecast(get_engine(settings.db_url), engine_settings(settings), shard=shard, progress=progress)
 
 
 def detect_alerts(settings: Settings) -> dict:

@@ -7,6 +7,7 @@ same files changes nothing.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,8 @@ REFERENCE_FILES = {
     "sensors.csv": (schema.sensors, [], []),
     "deliveries.csv": (schema.deliveries, ["expected_at", "received_at"], []),
     "inventory_records.csv": (schema.inventory_records, ["as_of"], []),
+    "promotions.csv": (schema.promotions, [], []),
+    "stockout_days.csv": (schema.stockout_days, [], []),
 }
 
 
@@ -51,9 +54,15 @@ def load_reference_data(engine: Engine, world_dir: Path) -> dict[str, int]:
                 continue
             rows = read_reference_file(path, ts_cols, bool_cols)
             numeric = {c.name for c in table.columns if c.type.python_type in (int, float)}
+            dates = {c.name for c in table.columns if c.type.python_type is date}
             for row in rows:
                 for col in numeric & row.keys():
                     if row[col] is not None:
                         row[col] = table.c[col].type.python_type(float(row[col]))
+                for col in dates & row.keys():
+                    if row[col] is not None:
+                        row[col] = date.fromisoformat(row[col])
+                if "store_id" in row and table.c.store_id.primary_key and row["store_id"] is None:
+                    row["store_id"] = ""  # chain-wide (promotions)
             counts[name] = upsert(conn, table, rows)
     return counts

@@ -79,36 +79,22 @@ def evaluate_against_truth(alerts: pd.DataFrame, truth: list[dict]) -> dict:
 
 
 def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_days: int = 90) -> list[Path]:
-    """One PNG per alert: recent sales, forecast mean and its 10-90 % band."""
-    import matplotlib
+    """One PNG per alert: recent sales, forecast mean and its 10-90 % band, stock-out days shaded."""
+    from forecasting.planner import plot_series
+    from forecasting.runs import read_sales
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    s, f, r = schema.sales_daily, schema.forecasts, schema.forecast_runs
-    out_dir.mkdir(parents=True, exist_ok=True)
+    f, r = schema.forecasts, schema.forecast_runs
+    sales = read_sales(engine)
     paths = []
     with engine.connect() as conn:
         run_id = conn.execute(select(r.c.run_id).order_by(r.c.created_at.desc()).limit(1)).scalar()
         for row in top.itertuples():
-            hist = pd.read_sql(select(s.c.date, s.c.units).where(s.c.store_id == row.store_id, s.c.sku == row.sku).order_by(s.c.date), conn)
+            hist = sales[(sales["store_id"] == row.store_id) & (sales["sku"] == row.sku)].sort_values("date").tail(history_days)
             fc = pd.read_sql(select(f).where(f.c.run_id == run_id, f.c.store_id == row.store_id, f.c.sku == row.sku).order_by(f.c.date), conn)
-            hist["date"], fc["date"] = pd.to_datetime(hist["date"]), pd.to_datetime(fc["date"])
-            hist = hist.tail(history_days)
-            fig, ax = plt.subplots(figsize=(9, 3.5))
-            ax.plot(hist["date"], hist["units"], color="#444", lw=1, label="sales")
-            ax.fill_between(fc["date"], fc["p10"], fc["p90"], color="#4c72b0", alpha=0.25, label="80 % interval")
-            ax.plot(fc["date"], fc["mean"], color="#4c72b0", lw=1.5, label=f"forecast ({fc['model'].iloc[0] if len(fc) else '-'})")
-            if pd.notna(row.expected_empty_at):
-                ax.axvline(row.expected_empty_at.tz_convert(None), color="#c44e52", ls="--", lw=1, label="expected empty")
-            ax.set_title(f"{row.store_id} · {row.sku} {row.product} — {row.alert_type}, P={row.probability:.2f}")
-            ax.set_ylabel("units / day")
-            ax.legend(loc="upper left", fontsize=8)
-            fig.tight_layout()
-            path = out_dir / f"{row.store_id}_{row.sku}.png"
-            fig.savefig(path, dpi=90)
-            plt.close(fig)
-            paths.append(path)
+            fc["date"] = pd.to_datetime(fc["date"])
+            marker = row.expected_empty_at.tz_convert(None) if pd.notna(row.expected_empty_at) else None
+            title = f"{row.store_id} · {row.sku} {row.product} — {row.alert_type}, P={row.probability:.2f}"
+            paths.append(plot_series(hist, fc, title, out_dir / f"{row.store_id}_{row.sku}.png", marker))
     return paths
 
 

@@ -33,6 +33,7 @@ CATEGORIES = {
     "snacks": (0.4, 1.0, 3.0),
     "household": (0.05, 1.5, 8.0),
 }
+PROMO_DAYS = 7
 DELIVERY_PATTERNS = [(0, 2, 4), (1, 3, 5), (0, 3), (1, 4), (0, 2, 5)]  # weekdays (Mon=0)
 
 
@@ -144,8 +145,11 @@ def make_favourites(
 # --------------------------------------------------------------------------------------------- dynamics
 
 
-def demand_rates(spec: WorldSpec, stores: pd.DataFrame, products: pd.DataFrame, dates: pd.DatetimeIndex, rng) -> np.ndarray:
-    """Expected anonymous demand, shape (days, stores, skus): level x weekly x yearly x promotions."""
+def demand_rates(
+    spec: WorldSpec, stores: pd.DataFrame, products: pd.DataFrame, dates: pd.DatetimeIndex, rng
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Expected anonymous demand, shape (days, stores, skus): level x weekly x yearly x promotions;
+    and the promotion calendar as (sku index, first day index)."""
     n_days = len(dates)
     weekend_lift = products["category"].map(lambda c: CATEGORIES[c][0]).to_numpy()
     dow = dates.dayofweek.to_numpy()
@@ -155,19 +159,26 @@ def demand_rates(spec: WorldSpec, stores: pd.DataFrame, products: pd.DataFrame, 
     trend = 1.0 + np.linspace(-0.05, 0.05, n_days)[:, None]
     level = stores["size_factor"].to_numpy()[:, None] * products["base_rate"].to_numpy()[None, :]
     rates = (weekly * yearly * trend)[:, None, :] * level[None, :, :]
-    return rates * promotion_lift(spec, n_days, len(stores), products, rng)
+    lift, calendar = promotion_lift(spec, n_days, len(stores), products, rng)
+    return rates * lift, calendar
 
 
-def promotion_lift(spec: WorldSpec, n_days: int, n_stores: int, products: pd.DataFrame, rng) -> np.ndarray:
-    """Chain-wide 7-day promotions on a share of SKUs, roughly every two months, lifting demand 1.5-2.5x."""
+def promotion_lift(spec: WorldSpec, n_days: int, n_stores: int, products: pd.DataFrame, rng) -> tuple[np.ndarray, list]:
+    """Chain-wide 7-day promotions on a share of SKUs, roughly every two months, lifting demand 1.5-2.5x.
+
+    The calendar is planned ahead, as retailers' are: it also holds each SKU's next promotion after the
+    simulated days (already drawn, so the world's random stream is unchanged)."""
     lift = np.ones((n_days, n_stores, len(products)))
+    calendar = []
     promoted = np.flatnonzero(rng.random(len(products)) < spec.promo_share)
     for sku_idx in promoted:
         start = int(rng.integers(0, 60))
         while start < n_days:
-            lift[start : start + 7, :, sku_idx] *= rng.uniform(1.5, 2.5)
+            calendar.append((int(sku_idx), start))
+            lift[start : start + PROMO_DAYS, :, sku_idx] *= rng.uniform(1.5, 2.5)
             start += int(rng.integers(45, 90))
-    return lift
+        calendar.append((int(sku_idx), start))
+    return lift, calendar
 
 
 def sample_demand(rates: np.ndarray, dispersion: np.ndarray, rng) -> np.ndarray:
@@ -223,6 +234,8 @@ class World:
     deliveries: pd.DataFrame
     purchase_lines: pd.DataFrame
     incidents: Incidents
+    promotions: list  # (sku index, first day index), chain-wide, PROMO_DAYS long
+    expected_demand: np.ndarray  # (days, stores, skus): the true mean demand, anonymous + favourite members
 
 
 def build_world(spec: WorldSpec) -> World:
@@ -238,7 +251,7 @@ def build_world(spec: WorldSpec) -> World:
 
     has_sensor = rng.random((n_stores, n_skus)) < spec.sensor_share
     incidents = choose_incidents(spec, has_sensor, n_hist, rng)
-    rates = demand_rates(spec, stores, products, dates, rng)
+    rates, promo_calendar = demand_rates(spec, stores, products, dates, rng)
     spike_from = n_hist - 3
     rates[spike_from:] = np.where(incidents.spike, rates[spike_from:] * 3.0 + 1.0, rates[spike_from:])
     anon_demand = sample_demand(rates, products["dispersion"].to_numpy()[None, None, :], rng)
@@ -251,6 +264,8 @@ def build_world(spec: WorldSpec) -> World:
     fav_store = stores.set_index("store_id").index.get_indexer(favourites["store_id"])
     fav_sku = favourites["sku_idx"].to_numpy()
     fav_p = 1.0 / favourites["interval_days"].to_numpy()
+    member_rate = np.zeros((n_stores, n_skus))
+    np.add.at(member_rate, (fav_store, fav_sku), fav_p)
 
     shelf = capacity[None, :].repeat(n_stores, 0).astype(float)
     book = shelf.copy()
@@ -312,7 +327,7 @@ def build_world(spec: WorldSpec) -> World:
     sensors = make_sensors(stores, products, has_sensor, rng)
     return World(
         stores, products, members, favourites, sensors, dates, n_hist, sold, shelf_open, shelf_close, empty_at,
-        book_close, deliveries, lines, incidents,
+        book_close, deliveries, lines, incidents, promo_calendar, (rates + member_rate[None]).astype(np.float32),
     )
 
 
@@ -448,6 +463,17 @@ def ground_truth(world: World, spec: WorldSpec) -> list[dict]:
     return out
 
 
+def promotions_frame(world: World) -> pd.DataFrame:
+    """The promotion calendar, chain-wide (empty store_id), past and planned, with inclusive end dates."""
+    first = world.dates[0]
+    rows = [
+        ("", world.products.sku.iloc[k], first + pd.Timedelta(days=d), first + pd.Timedelta(days=d + PROMO_DAYS - 1))
+        for k, d in sorted(world.promotions, key=lambda p: (p[1], p[0]))
+    ]
+    frame = pd.DataFrame(rows, columns=["store_id", "sku", "start_date", "end_date"])
+    return frame.assign(start_date=pd.to_datetime(frame.start_date).dt.strftime("%Y-%m-%d"), end_date=pd.to_datetime(frame.end_date).dt.strftime("%Y-%m-%d"))
+
+
 def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     """Write reference files, POS files, sensor readings and the ground truth."""
     rng = np.random.default_rng(spec.seed + 1)
@@ -463,6 +489,10 @@ def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     world.members.to_csv(out_dir / "members.csv", index=False)
     world.sensors[["sensor_id", "store_id", "sku", "kind", "tare_g"]].to_csv(out_dir / "sensors.csv", index=False)
     deliveries_frame(world).to_csv(out_dir / "deliveries.csv", index=False)
+    promotions_frame(world).to_csv(out_dir / "promotions.csv", index=False)
+    # what a perfect forecaster would predict: the benchmark's lower bound on error
+    np.savez_compressed(out_dir / "expected_demand.npz", stores=stores.store_id.to_numpy(), skus=products.sku.to_numpy(),
+                        start=str(world.dates[0].date()), mean=world.expected_demand[: world.n_hist])
 
     s_idx, k_idx = np.meshgrid(np.arange(len(stores)), np.arange(len(products)), indexing="ij")
     pd.DataFrame(

@@ -152,6 +152,46 @@ forecasts = Table(
     Column("model", String(64), nullable=False),
 )
 
+forecast_models = Table(
+    "forecast_models",
+    metadata,
+    # per series and run: the model the backtest chose, its error, and what the distribution rests on
+    Column("run_id", String(64), primary_key=True),
+    Column("store_id", String(32), primary_key=True),
+    Column("sku", String(32), primary_key=True),
+    Column("model", String(64), nullable=False),
+    Column("backtest_rmsse", Float, nullable=True),
+    Column("backtest_windows", Integer, nullable=False),
+    Column("dispersion", Float, nullable=False),  # negative-binomial 1/k of daily demand
+    Column("promotion_lift", Float, nullable=False),
+    Column("censored_days", Integer, nullable=False),
+    Column("demand_class", String(16), nullable=False),
+    Column("adi", Float, nullable=True),
+    Column("cv2", Float, nullable=True),
+    Column("history_days", Integer, nullable=False),
+    Column("mean_units", Float, nullable=False),
+)
+
+promotions = Table(
+    "promotions",
+    metadata,
+    # planned and past promotions; an empty store_id means every store
+    Column("store_id", String(32), primary_key=True),
+    Column("sku", String(32), ForeignKey("products.sku"), primary_key=True),
+    Column("start_date", Date, primary_key=True),
+    Column("end_date", Date, nullable=False),
+)
+
+stockout_days = Table(
+    "stockout_days",
+    metadata,
+    # days a shelf was empty before closing: censored demand, masked when forecasting
+    Column("store_id", String(32), ForeignKey("stores.store_id"), primary_key=True),
+    Column("sku", String(32), ForeignKey("products.sku"), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("empty_from_hour", Float, nullable=True),
+)
+
 forecast_runs = Table(
     "forecast_runs",
     metadata,

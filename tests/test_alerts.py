@@ -108,10 +108,11 @@ def small_world(tmp_path_factory):
 
 
 def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
+    from forecasting.engine import EngineSettings
     from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
-    run_forecast(engine, horizon=14, workers=1)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
     settings = Settings(database_url=str(engine.url), output_dir=tmp_path)
     first = detect_alerts(engine, settings)
     assert first["opened"] > 0 and first["members_linked"] > 0
@@ -131,10 +132,11 @@ def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
 
 
 def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
+    from forecasting.engine import EngineSettings
     from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
-    run_forecast(engine, horizon=14, workers=1)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
     with engine.begin() as conn:
         sensor = conn.execute(select(schema.sensors).limit(1)).first()
         insert_ignore(conn, schema.sensor_readings, [{

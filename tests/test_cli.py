@@ -26,8 +26,8 @@ def test_forecast_csv_contract(tmp_path):
     fc = pd.read_csv(tmp_path / "fc.csv")
     assert list(fc.columns) == ["store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]
     assert len(fc) == 14
-    # every series starts the day after the common last date
-    assert set(fc.groupby("sku")["date"].min()) == {"2026-08-10"}
+    # every series starts the day after its own last date
+    assert fc.groupby("sku")["date"].min().to_dict() == {"A": "2026-08-10", "B": "2026-07-11"}
     assert (fc["p10"] <= fc["p50"]).all() and (fc["p50"] <= fc["p90"]).all() and (fc["mean"] >= 0).all()
 
 
@@ -35,4 +35,6 @@ def test_forecast_rejects_missing_columns(tmp_path):
     pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "day": ["2026-01-01"], "qty": [1]}).to_csv(tmp_path / "bad.csv", index=False)
     result = runner.invoke(app, ["forecast", "--input", str(tmp_path / "bad.csv"), "--output", str(tmp_path / "fc.csv")])
     assert result.exit_code == 2
-    assert "missing column(s) date, units" in " ".join(result.output.split())
+    message = " ".join(result.output.split())
+    assert "unknown column(s) 'day', 'qty'" in message and "missing column(s) 'date', 'units'" in message
+    assert "bad.csv" in message

@@ -43,26 +43,6 @@ def test_interval_coverage():
     assert interval_coverage(np.array([1, 5, 9]), np.array([0, 0, 0]), np.array([2, 6, 8])) == pytest.approx(2 / 3)
 
 
-def test_backtest_picks_the_model_that_fits_each_series():
-    from statsforecast.models import SeasonalNaive, WindowAverage
-
-    from forecasting.backtest import best_model_per_series, rolling_origin_backtest
-
-    dates = pd.date_range("2026-01-01", periods=140)
-    weekly = np.tile([1, 2, 3, 4, 5, 20, 30], 20).astype(float)  # exactly weekly: seasonal naive is perfect
-    rng = np.random.default_rng(0)
-    flat = rng.poisson(5, 140).astype(float)  # noise around a level: a moving average beats last week
-    sales = pd.concat([
-        pd.DataFrame({"store_id": "S1", "sku": "WEEKLY", "date": dates, "units": weekly}),
-        pd.DataFrame({"store_id": "S1", "sku": "FLAT", "date": dates, "units": flat}),
-    ])
-    scores = rolling_origin_backtest(sales, [SeasonalNaive(7), WindowAverage(28)], horizon=14, windows=2)
-    assert len(scores) == 2 * 2 * 2 and set(scores["model"]) == {"SeasonalNaive", "WindowAverage"}
-    best = best_model_per_series(scores).set_index("sku")
-    assert best.loc["WEEKLY", "model"] == "SeasonalNaive" and best.loc["WEEKLY", "backtest_rmsse"] == pytest.approx(0.0)
-    assert best.loc["FLAT", "model"] == "WindowAverage"
-
-
 def test_masking_stockout_days_removes_the_bias_after_a_stockout_week():
     from forecasting.censoring import impute_censored
 

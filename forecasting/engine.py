@@ -1,0 +1,490 @@
+"""The Shelfwatch forecaster: per series, the model that backtests best, with calibrated quantiles.
+
+Per chunk of series (a pure function of the series in it, so shards and process counts do not change
+any result):
+1. complete every series day by day (missing days are zero sales), impute censored (stock-out) days and
+   promotion days from same-weekday history, and learn each series' promotion lift;
+2. classify demand (ADI/CV², history, volume);
+3. backtest a set of fast statsforecast models over rolling origins, plain and on weekday-adjusted
+   history, plus Prophet where the series is long and busy enough for it to have a chance;
+4. keep, per series, the model with the lowest mean RMSSE over the windows (censored days not scored);
+5. forecast with it, re-apply weekday profile and promotion lift, and turn the mean into a negative-
+   binomial distribution per day whose dispersion comes from the chosen model's own backtest errors.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecasting.censoring import impute_masked
+from forecasting.classify import series_profile
+from forecasting.distribution import nb_dispersion, nb_quantiles
+
+KEY_SEP = "|"
+OUTPUT_COLUMNS = ["store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the forecaster does; defaults are the documented production settings."""
+
+    horizon: int = 28
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    windows: int = 3  # rolling-origin windows used to choose a model per series
+    prophet_min_units_per_day: float = 20.0  # Prophet is tried only on series at least this busy ...
+    prophet_min_history_days: int = 180  # ... and this long
+    holiday_country: str | None = None  # e.g. "GB": public holidays for Prophet
+    weekday_weeks: int = 12  # weeks of history behind a series' weekday profile
+    workers: int = 0  # processes; 0 = all cores
+
+
+@dataclass
+class ForecastResult:
+    forecast: pd.DataFrame  # OUTPUT_COLUMNS (+ one column per extra quantile)
+    models: pd.DataFrame  # per series: chosen model, backtest RMSSE, class, dispersion, lift
+    rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["store_id", "sku", "problem"]))
+
+
+def fast_models(horizon: int) -> list:
+    """Cheap candidates, evaluated on every series: each fits 10k series in seconds."""
+    from statsforecast.models import (
+        ADIDA,
+        IMAPA,
+        TSB,
+        CrostonSBA,
+        SeasonalExponentialSmoothingOptimized,
+        SeasonalNaive,
+        SeasonalWindowAverage,
+        SimpleExponentialSmoothingOptimized,
+        WindowAverage,
+    )
+
+    return [
+        WindowAverage(window_size=28, alias="ma28"),
+        WindowAverage(window_size=7, alias="ma7"),
+        SeasonalNaive(season_length=7, alias="seasonal_naive"),
+        SeasonalWindowAverage(season_length=7, window_size=4, alias="seasonal_ma4w"),
+        SimpleExponentialSmoothingOptimized(alias="ses"),
+        SeasonalExponentialSmoothingOptimized(season_length=7, alias="seasonal_es"),
+        CrostonSBA(alias="croston_sba"),
+        TSB(alpha_d=0.1, alpha_p=0.1, alias="tsb"),
+        ADIDA(alias="adida"),
+        IMAPA(alias="imapa"),
+    ]
+
+
+# Models that already follow the weekly cycle are not refit on weekday-adjusted history.
+WEEKLY_MODELS = {"seasonal_naive", "seasonal_ma4w", "seasonal_es"}
+ADJUSTED_SUFFIX = "+weekday"
+
+
+# ------------------------------------------------------------------------------------------- preparation
+
+
+def series_key(store_id, sku) -> str:
+    return f"{store_id}{KEY_SEP}{sku}"
+
+
+@dataclass
+class SeriesData:
+    """One series as arrays over consecutive days from its first sale record: the raw material that
+    every backtest window slices (no pandas work per window)."""
+
+    store_id: str
+    sku: str
+    start: pd.Timestamp
+    units: np.ndarray  # per day, missing days = 0
+    stockout: np.ndarray  # per day, censored
+    promo: np.ndarray  # per day, `horizon` days longer than units: promotions are planned ahead
+
+
+def promotion_index(promotions: pd.DataFrame | None) -> dict[str, list[tuple[str, int, int]]]:
+    """sku -> [(store_id or "" for every store, first day, last day)] as epoch days, looked up per series."""
+    index: dict[str, list] = {}
+    if promotions is None or promotions.empty:
+        return index
+    start = pd.to_datetime(promotions["start_date"]).to_numpy("datetime64[D]").astype(int)
+    end = pd.to_datetime(promotions["end_date"]).to_numpy("datetime64[D]").astype(int)
+    for store_id, sku, a, b in zip(promotions["store_id"].fillna(""), promotions["sku"], start, end, strict=True):
+        index.setdefault(str(sku), []).append((str(store_id), int(a), int(b)))
+    return index
+
+
+def promo_flags(index: dict, store_id: str, sku: str, first_day: int, n_days: int) -> np.ndarray:
+    """True on the days (from epoch day `first_day`) a promotion runs for this store and SKU."""
+    flag = np.zeros(n_days, dtype=bool)
+    for store, a, b in index.get(sku, ()):
+        if store in ("", store_id):
+            flag[max(a - first_day, 0) : max(b - first_day + 1, 0)] = True
+    return flag
+
+
+def series_data(store_id: str, sku: str, day: np.ndarray, units: np.ndarray, stockout: np.ndarray, horizon: int, promos: dict) -> SeriesData:
+    """Arrays of one series from its rows (`day` = epoch days, duplicates summed)."""
+    first = int(day.min())
+    n = int(day.max()) - first + 1
+    per_day = np.bincount(day - first, weights=units, minlength=n)
+    censored = np.zeros(n, dtype=bool)
+    censored[day[stockout > 0] - first] = True
+    start = pd.Timestamp(np.datetime64(first, "D"))
+    return SeriesData(str(store_id), str(sku), start, per_day, censored, promo_flags(promos, str(store_id), str(sku), first, n + horizon))
+
+
+def weekday_profile(units: np.ndarray, weekday: np.ndarray, weeks: int) -> np.ndarray:
+    """Seven multiplicative factors (mean 1) from the last `weeks` weeks, shrunk toward flat when the
+    series is thin: a Saturday-closed shop gets ~0 on Saturdays, a slow mover stays nearly flat."""
+    recent = slice(max(0, len(units) - 7 * weeks), len(units))
+    u, wd = units[recent], weekday[recent]
+    total = u.sum()
+    if total <= 0:
+        return np.ones(7)
+    counts = np.bincount(wd, minlength=7)
+    sums = np.bincount(wd, weights=u, minlength=7)
+    overall = total / len(u)
+    prior_units = 10.0  # a flat profile worth 10 units per weekday
+    factors = np.where(counts > 0, (sums + prior_units) / (counts * overall + prior_units), 1.0)
+    return factors / factors[wd].mean()
+
+
+@dataclass
+class PreparedSeries:
+    store_id: str
+    sku: str
+    dates: pd.DatetimeIndex
+    observed: np.ndarray  # units as sold
+    censored: np.ndarray  # stock-out days
+    promo: np.ndarray  # promotion days
+    baseline: np.ndarray  # censored and promotion days imputed: demand without promotions
+    weekday: np.ndarray
+    profile: np.ndarray  # 7 weekday factors
+    lift: float  # demand on promotion days / baseline
+    future_dates: pd.DatetimeIndex
+    future_promo: np.ndarray
+
+
+def promotion_lift(observed: np.ndarray, baseline: np.ndarray, promo: np.ndarray, censored: np.ndarray) -> float:
+    """Units sold on (uncensored) promotion days over the imputed baseline there, shrunk toward 1 by
+    three days of baseline so that one noisy promotion of a slow mover does not set the lift."""
+    days = promo & ~censored
+    if not days.any():
+        return 1.0
+    base = baseline[days].sum()
+    prior = 3 * max(baseline[~promo].mean() if (~promo).any() else 0.0, 0.1)
+    return float((observed[days].sum() + prior) / (base + prior))
+
+
+def prepare_series(data: SeriesData, horizon: int, weekday_weeks: int, n_days: int | None = None) -> PreparedSeries:
+    """The series' first `n_days` (default all) with baseline, weekday profile and promotion lift
+    computed from those days only, and the `horizon` days after them."""
+    n = len(data.units) if n_days is None else n_days
+    observed, censored, promo = data.units[:n], data.stockout[:n], data.promo[:n]
+    dates = pd.date_range(data.start, periods=n + horizon, freq="D")
+    weekday = (data.start.dayofweek + np.arange(n)) % 7
+    # Baseline: censored days carry no information on demand; promotion days are explained by the lift.
+    baseline = impute_masked(observed, censored | promo, weekday, at_least_observed=censored & ~promo)
+    return PreparedSeries(
+        data.store_id, data.sku, dates[:n], observed, censored, promo, baseline, weekday,
+        weekday_profile(baseline, weekday, weekday_weeks), promotion_lift(observed, baseline, promo, censored),
+        dates[n:], data.promo[n : n + horizon],
+    )
+
+
+def adjusted_history(s: PreparedSeries) -> np.ndarray:
+    """Baseline divided by the weekday profile; days the shop barely trades are interpolated."""
+    factor = s.profile[s.weekday]
+    adj = np.where(factor >= 0.05, s.baseline / np.maximum(factor, 0.05), np.nan)
+    return pd.Series(adj).interpolate(limit_direction="both").fillna(0.0).to_numpy()
+
+
+def reject_reason(data: SeriesData) -> str | None:
+    if len(data.units) < 2:
+        return "a single day of history: at least two days are needed to forecast"
+    if data.units.sum() <= 0:
+        return "no sales in the whole history (all zero): nothing to forecast from"
+    return None
+
+
+# -------------------------------------------------------------------------------------------- backtest
+
+
+def fast_forecasts(series: list[PreparedSeries], horizon: int) -> pd.DataFrame:
+    """Every fast model, plain and on weekday-adjusted history, fitted on each series' whole history:
+    index unique_id, ds; columns are model names (still in the models' own units)."""
+    from statsforecast import StatsForecast
+
+    models = fast_models(horizon)
+    both = []
+    for adjusted in (False, True):
+        sf = StatsForecast(models=[m for m in models if not (adjusted and m.alias in WEEKLY_MODELS)], freq="D", n_jobs=1)
+        fc = sf.forecast(df=statsforecast_frame(series, adjusted), h=horizon).set_index(["unique_id", "ds"])
+        both.append(fc.add_suffix(ADJUSTED_SUFFIX) if adjusted else fc)
+    return pd.concat(both, axis=1)
+
+
+def statsforecast_frame(series: list[PreparedSeries], adjusted: bool) -> pd.DataFrame:
+    """statsforecast's `unique_id, ds, y` of the baseline (or weekday-adjusted baseline)."""
+    return pd.DataFrame({
+        "unique_id": np.repeat([series_key(s.store_id, s.sku) for s in series], [len(s.dates) for s in series]),
+        "ds": np.concatenate([s.dates.to_numpy() for s in series]),
+        "y": np.concatenate([adjusted_history(s) if adjusted else s.baseline for s in series]),
+    })
+
+
+def to_demand_units(forecasts: np.ndarray, s: PreparedSeries, model: str) -> np.ndarray:
+    """A model's forecast of the next days as demand: weekday profile and promotion lift re-applied."""
+    out = np.maximum(np.asarray(forecasts, float), 0.0)
+    if model.endswith(ADJUSTED_SUFFIX):
+        out = out * s.profile[s.future_dates.dayofweek.to_numpy()]
+    if model != "prophet":
+        out = np.where(s.future_promo, out * s.lift, out)
+    return out
+
+
+def candidate_forecasts(series: list[PreparedSeries], settings: EngineSettings, prophet_keys: set[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per series, every candidate's forecast of the `horizon` days after its history, in demand units."""
+    h = settings.horizon
+    fast = fast_forecasts(series, h).reset_index().sort_values(["unique_id", "ds"], kind="stable")
+    models = [c for c in fast.columns if c not in ("unique_id", "ds")]
+    values = fast[models].to_numpy(float).reshape(-1, h, len(models))
+    row = {uid: i for i, uid in enumerate(fast["unique_id"].to_numpy()[::h])}
+    out = {}
+    for s in series:
+        uid = series_key(s.store_id, s.sku)
+        block = values[row[uid]]
+        preds = {m: to_demand_units(block[:, j], s, m) for j, m in enumerate(models) if not np.isnan(block[:, j]).any()}
+        if uid in prophet_keys:
+            preds["prophet"] = prophet_fit_predict(s, h, settings.holiday_country)
+        out[uid] = preds
+    return out
+
+
+def prophet_fit_predict(s: PreparedSeries, horizon: int, country: str | None) -> np.ndarray:
+    """Prophet (weekly + yearly when a year exists, holidays, promotions as a regressor) on the history
+    with censored days imputed; the next `horizon` days' mean, floored at 0. No sampling: the
+    distribution comes from the backtest like every other model's."""
+    from forecasting.prophet_model import quiet_prophet_logs
+
+    quiet_prophet_logs()
+    from prophet import Prophet
+
+    quiet_prophet_logs()
+    train = pd.DataFrame({"ds": s.dates, "y": impute_masked(s.observed, s.censored, s.weekday), "promo": s.promo.astype(float)})
+    np.random.seed(zlib.crc32(series_key(s.store_id, s.sku).encode()))
+    model = Prophet(weekly_seasonality=True, yearly_seasonality=len(train) >= 365, daily_seasonality=False, uncertainty_samples=0)
+    if country:
+        model.add_country_holidays(country_name=country)
+    use_promo = bool(s.promo.any())
+    if use_promo:
+        model.add_regressor("promo", mode="multiplicative")
+    model.fit(train if use_promo else train.drop(columns="promo"), algorithm="LBFGS")
+    future = pd.DataFrame({"ds": s.future_dates[:horizon]})
+    if use_promo:
+        future["promo"] = s.future_promo[:horizon].astype(float)
+    return np.maximum(model.predict(future)["yhat"].to_numpy(), 0.0)
+
+
+def prophet_eligible(s: PreparedSeries, settings: EngineSettings) -> bool:
+    """Prophet costs ~30x a fast model: try it only where trend, yearly cycle and holidays can matter."""
+    active = s.baseline[np.argmax(s.observed > 0):]
+    return bool(len(active) >= settings.prophet_min_history_days and active[-365:].mean() >= settings.prophet_min_units_per_day)
+
+
+MIN_TRAIN_DAYS = 28
+
+
+@dataclass
+class WindowResult:
+    actual: np.ndarray
+    censored: np.ndarray
+    scale: float  # M5 RMSSE denominator from the history before the window
+    preds: dict[str, np.ndarray]
+
+
+def backtest(data: dict[str, SeriesData], settings: EngineSettings, prophet_keys: set[str]) -> dict[str, list[WindowResult]]:
+    """Rolling origins: for window w each series is cut `w * horizon` days before its end and everything
+    (imputation, weekday profile, promotion lift, model fit) is redone on what was known then."""
+    h = settings.horizon
+    out: dict[str, list[WindowResult]] = {uid: [] for uid in data}
+    for w in range(settings.windows, 0, -1):
+        cut = []
+        for d in data.values():
+            n = len(d.units) - h * w
+            sold = np.flatnonzero(d.units[: max(n, 0)] > 0)
+            if n > 0 and len(sold) and n - sold[0] >= MIN_TRAIN_DAYS:
+                cut.append(prepare_series(d, h, settings.weekday_weeks, n_days=n))
+        if not cut:
+            continue
+        preds = candidate_forecasts(cut, settings, prophet_keys)
+        for t in cut:
+            uid = series_key(t.store_id, t.sku)
+            n, d = len(t.observed), data[uid]
+            out[uid].append(WindowResult(d.units[n : n + h], d.stockout[n : n + h], m5_scale(t.observed), preds[uid]))
+    return out
+
+
+def mean_rmsse(windows: list[WindowResult], model: str) -> float:
+    """Mean over windows of RMSSE, censored days not scored (their sales are not demand)."""
+    values = []
+    for r in windows:
+        ok = ~r.censored
+        if model in r.preds and ok.any():
+            values.append(np.sqrt(np.mean((r.actual[ok] - r.preds[model][ok]) ** 2) / r.scale))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def choose_model(windows: list[WindowResult]) -> tuple[str | None, float]:
+    """The candidate with the lowest mean backtest RMSSE (ties: first by name)."""
+    models = sorted(set().union(*(r.preds for r in windows))) if windows else []
+    scored = [(mean_rmsse(windows, m), m) for m in models]
+    scored = [x for x in scored if not np.isnan(x[0])]
+    if not scored:
+        return None, float("nan")
+    value, model = min(scored)
+    return model, value
+
+
+def backtest_dispersion(windows: list[WindowResult], model: str) -> float:
+    actual = np.concatenate([np.where(r.censored, np.nan, r.actual) for r in windows if model in r.preds])
+    forecast = np.concatenate([r.preds[model] for r in windows if model in r.preds])
+    return nb_dispersion(actual, forecast)
+
+
+def m5_scale(history: np.ndarray) -> float:
+    """M5 RMSSE denominator: mean squared one-step naive change from the first sale on (>= tiny)."""
+    nz = np.flatnonzero(history > 0)
+    h = history[nz[0]:] if len(nz) else history
+    return float(max(np.mean(np.diff(h) ** 2), 1e-3)) if len(h) > 1 else 1.0
+
+
+# ------------------------------------------------------------------------------------- final forecast
+
+
+def short_history_forecast(s: PreparedSeries, horizon: int) -> tuple[np.ndarray, float]:
+    """Too short to backtest: the mean of what exists, weekday profile and promotions applied, with the
+    dispersion of the history around that mean."""
+    level = float(s.baseline[np.argmax(s.observed > 0):].mean())
+    mean = to_demand_units(np.full(horizon, level), s, "mean" + ADJUSTED_SUFFIX)
+    return mean, nb_dispersion(s.baseline, np.full(len(s.baseline), level))
+
+
+def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Forecast one chunk of series (a long frame with a `stockout` column): forecast, models, rejected."""
+    sales, promotions, settings = args
+    h = settings.horizon
+    promos = promotion_index(promotions)
+    rejected, data, full = [], {}, {}
+    sales = sales.sort_values(["store_id", "sku"], kind="stable")
+    day = sales["date"].to_numpy("datetime64[D]").astype(np.int64)
+    units, stockout = sales["units"].to_numpy(float), sales["stockout"].to_numpy(float)
+    keys = sales[["store_id", "sku"]].to_numpy()
+    bounds = np.flatnonzero((keys[1:] != keys[:-1]).any(axis=1)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(keys)], strict=True):
+        store_id, sku = keys[lo]
+        d = series_data(store_id, sku, day[lo:hi], units[lo:hi], stockout[lo:hi], h, promos)
+        problem = reject_reason(d)
+        if problem:
+            rejected.append((d.store_id, d.sku, problem))
+            continue
+        uid = series_key(d.store_id, d.sku)
+        data[uid] = d
+        full[uid] = prepare_series(d, h, settings.weekday_weeks)
+    if not full:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(rejected, columns=["store_id", "sku", "problem"])
+    prophet_keys = {uid for uid, s in full.items() if prophet_eligible(s, settings)}
+    windows = backtest(data, settings, prophet_keys)
+    chosen = {uid: choose_model(windows[uid]) for uid in full}
+    need_prophet = {uid for uid, (m, _) in chosen.items() if m == "prophet"}
+    final = candidate_forecasts(list(full.values()), settings, need_prophet)
+    forecasts, models = [], []
+    for uid, s in full.items():
+        model, rmsse_value = chosen[uid]
+        if model is None:
+            model = "short_history_mean"
+            mean, dispersion = short_history_forecast(s, h)
+        else:
+            mean, dispersion = final[uid][model], backtest_dispersion(windows[uid], model)
+        q = nb_quantiles(mean, np.full(h, dispersion), settings.quantiles)
+        fc = pd.DataFrame({"store_id": s.store_id, "sku": s.sku, "date": s.future_dates, "mean": mean})
+        for j, level in enumerate(settings.quantiles):
+            fc[quantile_column(level)] = q[:, j]
+        forecasts.append(fc.assign(model=model))
+        models.append({"store_id": s.store_id, "sku": s.sku, "model": model, "backtest_rmsse": rmsse_value,
+                       "backtest_windows": len(windows[uid]), "dispersion": dispersion, "promotion_lift": s.lift,
+                       "censored_days": int(s.censored.sum()), **series_profile(s.observed)})
+    return (
+        pd.concat(forecasts, ignore_index=True),
+        pd.DataFrame(models),
+        pd.DataFrame(rejected, columns=["store_id", "sku", "problem"]),
+    )
+
+
+def quantile_column(level: float) -> str:
+    """0.1 -> p10, 0.975 -> p97.5"""
+    return f"p{level * 100:g}"
+
+
+# ----------------------------------------------------------------------------------------- public API
+
+
+def shard_of(store_id: str, n_shards: int) -> int:
+    """Stable shard of a store (crc32, not Python's salted hash): the same store always lands together."""
+    return zlib.crc32(str(store_id).encode()) % n_shards
+
+
+def select_shard(sales: pd.DataFrame, shard: tuple[int, int] | None) -> pd.DataFrame:
+    if shard is None:
+        return sales
+    i, n = shard
+    stores = sales["store_id"].drop_duplicates()
+    keep = stores[[shard_of(s, n) == i for s in stores]]
+    return sales[sales["store_id"].isin(keep)]
+
+
+def forecast(
+    sales: pd.DataFrame,
+    settings: EngineSettings = EngineSettings(),
+    promotions: pd.DataFrame | None = None,
+    shard: tuple[int, int] | None = None,
+    progress=None,
+) -> ForecastResult:
+    """Forecast every store x SKU of `store_id, sku, date, units[, stockout]` (validated) over all cores.
+
+    `shard=(i, n)` keeps only the stores of shard i of n. `progress(n)` is called as series finish.
+    Results do not depend on shards or processes: every estimate is per series.
+    """
+    sales = select_shard(sales, shard)
+    if "stockout" not in sales.columns:
+        sales = sales.assign(stockout=0)
+    keys = sales[["store_id", "sku"]].drop_duplicates().sort_values(["store_id", "sku"]).reset_index(drop=True)
+    workers = settings.workers or os.cpu_count() or 1
+    chunk_size = max(20, min(500, -(-len(keys) // (workers * 4)))) if len(keys) else 1
+    keys["chunk"] = np.arange(len(keys)) // chunk_size
+    tagged = sales.merge(keys, on=["store_id", "sku"])
+    tasks = [(g.drop(columns="chunk"), promotions, settings) for _, g in tagged.groupby("chunk")]
+    results = []
+    for res in run_tasks(tasks, workers):
+        results.append(res)
+        if progress:
+            progress(len(res[1]) + len(res[2]))
+    fc = [r[0] for r in results if len(r[0])]
+    columns = ["store_id", "sku", "date", "mean", *[quantile_column(q) for q in settings.quantiles], "model"]
+    empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else object if c in ("store_id", "sku", "model") else float) for c in columns})
+    forecast_frame = pd.concat(fc, ignore_index=True)[columns] if fc else empty
+    models = pd.concat([r[1] for r in results], ignore_index=True) if results else pd.DataFrame()
+    rejected = pd.concat([r[2] for r in results], ignore_index=True) if results else pd.DataFrame(columns=["store_id", "sku", "problem"])
+    return ForecastResult(forecast_frame.sort_values(["store_id", "sku", "date"]).reset_index(drop=True), models, rejected)
+
+
+def run_tasks(tasks: list, workers: int):
+    """Chunks in order, in this process (workers=1 or one chunk) or over a process pool."""
+    if workers == 1 or len(tasks) <= 1:
+        yield from map(forecast_chunk, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(forecast_chunk, tasks)
