@@ -77,7 +77,7 @@ def shelfwatch_pipeline():
 
     @task(execution_timeout=timedelta(hours=2))
     def forecast() -> dict:
-        """Prophet per store x SKU over all cores."""
+        """The model that backtests best per store x SKU, over all cores."""
         from shelfwatch import pipeline
 
         return pipeline.forecast_demand(settings())

@@ -26,8 +26,11 @@ from forecasting.censoring import impute_masked
 from forecasting.classify import series_profile
 from forecasting.distribution import nb_dispersion, nb_quantiles
 
+
 KEY_SEP = "|"
-OUTPUT_COLUMNS = ["store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]
+
+MODEL_COLUMNS = ["store_id", "sku", "model", "backtest_rmsse", "backtest_windows", "dispersion", "promotion_lift",
+                 "censored_days", "adi", "cv2", "demand_class", "history_days", "mean_units"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class EngineSettings:
 
 @dataclass
 class ForecastResult:
-    forecast: pd.DataFrame  # OUTPUT_COLUMNS (+ one column per extra quantile)
+    forecast: pd.DataFrame  # store_id, sku, date, mean, one pNN column per quantile level, model
     models: pd.DataFrame  # per series: chosen model, backtest RMSSE, class, dispersion, lift
     rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["store_id", "sku", "problem"]))
 
@@ -476,7 +479,8 @@ def forecast(
     columns = ["store_id", "sku", "date", "mean", *[quantile_column(q) for q in settings.quantiles], "model"]
     empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else object if c in ("store_id", "sku", "model") else float) for c in columns})
     forecast_frame = pd.concat(fc, ignore_index=True)[columns] if fc else empty
-    models = pd.concat([r[1] for r in results], ignore_index=True) if results else pd.DataFrame()
+    models = [r[1] for r in results if len(r[1])]
+    models = pd.concat(models, ignore_index=True) if models else pd.DataFrame(columns=MODEL_COLUMNS)
     rejected = pd.concat([r[2] for r in results], ignore_index=True) if results else pd.DataFrame(columns=["store_id", "sku", "problem"])
     return ForecastResult(forecast_frame.sort_values(["store_id", "sku", "date"]).reset_index(drop=True), models, rejected)
 

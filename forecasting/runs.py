@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pandas as pd
 from sqlalchemy import Engine, delete, select
 
-from forecasting.engine import EngineSettings, ForecastResult, forecast
+from forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
 from sql import schema
 
 
@@ -90,7 +90,7 @@ def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int
     last = sales["date"].max()
     run_id = run_id_for(last, settings.horizon)
     result = forecast(sales, settings, promotions=read_promotions(engine), shard=shard, progress=progress)
-    stores = None if shard is None else sorted(result.models["store_id"].unique().tolist() + result.rejected["store_id"].unique().tolist())
+    stores = None if shard is None else sorted(select_shard(sales, shard)["store_id"].unique().tolist())
     store_result(engine, result, run_id, last, settings.horizon, stores)
     return {"run_id": run_id, "series": len(result.models), "rows": len(result.forecast), "rejected": len(result.rejected),
             "models": result.models["model"].value_counts().to_dict() if len(result.models) else {}}

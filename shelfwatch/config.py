@@ -108,5 +108,6 @@ def settings_table() -> str:
     """Markdown table of the variables, for the README."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for f in fields(Settings):
-        rows.append(f"| `{f.metadata['env']}` | `{f.default}` | {f.metadata['doc']} |")
+        default = f"`{f.default}`" if f.default != "" else "(empty)"
+        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
     return "\n".join(rows)

@@ -38,3 +38,28 @@ def test_forecast_rejects_missing_columns(tmp_path):
     message = " ".join(result.output.split())
     assert "unknown column(s) 'day', 'qty'" in message and "missing column(s) 'date', 'units'" in message
     assert "bad.csv" in message
+
+
+def test_forecast_cli_writes_models_plots_report_and_names_rejected_series(tmp_path):
+    dates = pd.date_range("2026-03-02", periods=120)
+    rows = [pd.DataFrame({"store_id": "S1", "sku": sku, "date": dates.strftime("%Y-%m-%d"), "units": units, "stockout": 0})
+            for sku, units in (("A", [3, 4, 5, 2, 6, 9, 8] * 17 + [3]), ("B", [0, 0, 1, 0, 0, 0, 2] * 17 + [0]))]
+    rows.append(pd.DataFrame({"store_id": "S2", "sku": "NEW", "date": ["2026-06-29"], "units": [5], "stockout": [0]}))
+    pd.concat(rows).to_csv(tmp_path / "sales.csv", index=False)
+    pd.DataFrame({"sku": ["A", "B"], "category": ["dairy", "snacks"]}).to_csv(tmp_path / "products.csv", index=False)
+    result = runner.invoke(app, [
+        "forecast", "--input", str(tmp_path / "sales.csv"), "--horizon", "28", "--output", str(tmp_path / "fc.csv"),
+        "--quantiles", "0.1,0.5,0.9", "--models-out", str(tmp_path / "models.csv"), "--plots", str(tmp_path / "plots"),
+        "--report", str(tmp_path / "report.csv"), "--products", str(tmp_path / "products.csv"),
+    ])
+    assert result.exit_code == 3, result.output
+    message = " ".join(result.output.split())
+    assert "store S2 sku NEW: a single day of history" in message
+    fc = pd.read_csv(tmp_path / "fc.csv")
+    assert len(fc) == 2 * 28 and set(fc["sku"]) == {"A", "B"}
+    models = pd.read_csv(tmp_path / "models.csv").set_index("sku")
+    assert models.loc["B", "demand_class"] in {"intermittent", "lumpy"} and models.loc["A", "demand_class"] == "smooth"
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["S1_A.png", "S1_B.png"]
+    assert (tmp_path / "plots" / "S1_A.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = pd.read_csv(tmp_path / "report.csv")
+    assert set(report["category"]) == {"dairy", "snacks"} and report["series"].sum() == 2
