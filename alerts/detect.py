@@ -1,18 +1,20 @@
 """Alert detection: read the latest state, compute candidates (pure), persist idempotently.
 
-One open alert per store x SKU: when several detectors fire, the most direct evidence wins
-(a sensor seeing an empty shelf, then a phantom zero-run, then a predicted stock-out).
+One active (open or acknowledged) alert per store x SKU x type: a re-run updates it, never adds a
+copy. An active alert the detectors no longer raise is resolved by the detector, with the reason.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_predictions, record_event, transition
 from alerts.members import favourite_members
 from alerts.risk import (
     demand_moments,
@@ -27,7 +29,11 @@ from shelfwatch.config import Settings
 from shelfwatch.db import insert_ignore
 from sql import schema
 
-TYPE_PRIORITY = {"shelf_empty": 0, "phantom_stockout": 1, "predicted_stockout": 2}
+RESOLVED_BECAUSE = {
+    "shelf_empty": "a sensor shows the shelf stocked again",
+    "phantom_stockout": "sales resumed or the records no longer claim stock",
+    "predicted_stockout": "no longer likely to empty before the next delivery",
+}
 ALERT_FIELDS = ["alert_type", "probability", "expected_empty_at", "severity", "evidence"]
 
 
@@ -87,7 +93,7 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120) ->
 
 
 def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
-    """One row per store x SKU that needs attention, with type, probability, evidence and severity."""
+    """One row per store x SKU x alert type that needs attention, with probability and evidence."""
     tz = dict(zip(inp.stores["store_id"], inp.stores["timezone"], strict=True))
     latest = latest_readings(inp.readings) if len(inp.readings) else pd.DataFrame(columns=["store_id", "sku", "sensor_id", "units", "device_ts"])
     positions = stock_positions(latest, inp.sales, inp.records, tz)
@@ -133,19 +139,17 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
                     "expected_demand_until_delivery": round(risk["expected_demand"], 2),
                     "days_of_cover": None if np.isinf(risk["days_of_cover"]) else round(risk["days_of_cover"], 2),
                 }))
-        if not found:
-            continue
-        alert_type, probability, empty_at, extra = min(found, key=lambda f: TYPE_PRIORITY[f[0]])
         daily_mean = float(by_series[key]["mean"].head(7).mean()) if key in by_series else float(history[-28:].mean() if len(history) else 0)
-        rows.append({
-            "store_id": pos.store_id,
-            "sku": pos.sku,
-            "alert_type": alert_type,
-            "probability": round(float(probability), 4),
-            "expected_empty_at": empty_at,
-            "revenue_at_risk_per_day": round(daily_mean * float(price.get(pos.sku, 0.0)), 2),
-            "evidence": {**evidence, **extra, "detectors": sorted(f[0] for f in found)},
-        })
+        for alert_type, probability, empty_at, extra in found:
+            rows.append({
+                "store_id": pos.store_id,
+                "sku": pos.sku,
+                "alert_type": alert_type,
+                "probability": round(float(probability), 4),
+                "expected_empty_at": empty_at,
+                "revenue_at_risk_per_day": round(daily_mean * float(price.get(pos.sku, 0.0)), 2),
+                "evidence": {**evidence, **extra, "detectors": sorted(f[0] for f in found)},
+            })
     return pd.DataFrame(rows)
 
 
@@ -170,7 +174,7 @@ def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None
     counts = favourites.groupby(["store_id", "sku"]).size()
     if len(candidates):
         candidates["severity"] = severity(candidates, counts)
-    return persist_alerts(engine, candidates, favourites, as_of)
+    return persist_alerts(engine, candidates, favourites, as_of, settings)
 
 
 def _row_values(c: dict) -> dict:
@@ -193,33 +197,40 @@ def _same(existing: dict, new: dict) -> bool:
     return all(norm(existing[f]) == norm(new[f]) for f in ALERT_FIELDS)
 
 
-def persist_alerts(engine: Engine, candidates: pd.DataFrame, favourites: pd.DataFrame, as_of: pd.Timestamp) -> dict:
-    """Open new alerts, update changed ones, resolve those whose store x SKU no longer needs attention."""
+def persist_alerts(engine: Engine, candidates: pd.DataFrame, favourites: pd.DataFrame, as_of: pd.Timestamp, settings: Settings | None = None) -> dict:
+    """Open new alerts, update changed ones, resolve those no longer raised; escalate and expire."""
     a, am = schema.alerts, schema.alert_members
     now = as_of.to_pydatetime()
     opened = updated = resolved = linked = 0
     with engine.begin() as conn:
-        open_rows = {(r.store_id, r.sku): r._asdict() for r in conn.execute(select(a).where(a.c.status == "open"))}
+        active = {(r.store_id, r.sku, r.alert_type): r._asdict() for r in conn.execute(select(a).where(a.c.status.in_(ACTIVE)))}
         wanted = set()
         for c in candidates.to_dict("records"):
-            key = (c["store_id"], c["sku"])
+            key = (c["store_id"], c["sku"], c["alert_type"])
             wanted.add(key)
             values = _row_values(c)
-            if key in open_rows:
-                if not _same(open_rows[key], values):
-                    conn.execute(a.update().where(a.c.alert_id == open_rows[key]["alert_id"]).values(**values, updated_at=now))
+            if key in active:
+                alert_id = active[key]["alert_id"]
+                if not _same(active[key], values):
+                    conn.execute(a.update().where(a.c.alert_id == alert_id).values(**values, updated_at=now))
+                    record_event(conn, alert_id, now, DETECTOR, "updated", active[key]["status"], active[key]["status"])
                     updated += 1
-                alert_id = open_rows[key]["alert_id"]
             else:
                 alert_id = conn.execute(
                     a.insert().values(store_id=key[0], sku=key[1], status="open", opened_at=now, updated_at=now, **values).returning(a.c.alert_id)
                 ).scalar_one()
+                record_event(conn, alert_id, now, DETECTOR, "opened", None, "open")
                 opened += 1
             fav = favourites[(favourites["store_id"] == key[0]) & (favourites["sku"] == key[1])]
             linked += insert_ignore(conn, am, [{"alert_id": alert_id, "member_id": m, "score": float(sc)} for m, sc in zip(fav["member_id"], fav["score"], strict=True)])
-        for key, row in open_rows.items():
+        for key, row in active.items():
             if key not in wanted:
-                conn.execute(a.update().where(a.c.alert_id == row["alert_id"]).values(status="resolved", resolved_at=now, updated_at=now))
+                transition(conn, row["alert_id"], "resolved", DETECTOR, now, RESOLVED_BECAUSE.get(key[2]))
                 resolved += 1
+        escalated = expired = []
+        if settings is not None:
+            escalated = escalate_overdue(conn, now, timedelta(minutes=settings.alert_escalation_minutes))
+            expired = expire_stale_predictions(conn, now, timedelta(hours=settings.alert_expiry_hours))
         total_open = conn.execute(select(func.count()).select_from(a).where(a.c.status == "open")).scalar_one()
-    return {"as_of": as_of.isoformat(), "opened": opened, "updated": updated, "resolved": resolved, "members_linked": linked, "open_alerts": total_open}
+    return {"as_of": as_of.isoformat(), "opened": opened, "updated": updated, "resolved": resolved, "escalated": len(escalated),
+            "expired": len(expired), "members_linked": linked, "open_alerts": total_open}

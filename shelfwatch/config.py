@@ -58,6 +58,12 @@ class Settings:
     alert_probability_threshold: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this."}
     )
+    alert_escalation_minutes: int = field(
+        default=120, metadata={"env": "SHELFWATCH_ALERT_ESCALATION_MINUTES", "doc": "An alert still open (not acknowledged) this long after it opened is escalated."}
+    )
+    alert_expiry_hours: int = field(
+        default=72, metadata={"env": "SHELFWATCH_ALERT_EXPIRY_HOURS", "doc": "A predicted stock-out whose expected empty time passed this long ago without other evidence expires."}
+    )
     empty_shelf_units: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_EMPTY_SHELF_UNITS", "doc": "A sensor reading at or below this many units means an empty shelf."}
     )

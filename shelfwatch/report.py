@@ -21,21 +21,37 @@ from shelfwatch.config import Settings
 from sql import schema
 
 
-def open_alerts(engine: Engine) -> pd.DataFrame:
-    """Open alerts with product names and affected-member counts, most severe first."""
+STATUS_FILTERS = {
+    "active": ("open", "acknowledged"), "open": ("open",), "acknowledged": ("acknowledged",),
+    "resolved": ("resolved",), "expired": ("expired",), "all": ("open", "acknowledged", "resolved", "expired"),
+}
+
+
+def list_alerts(engine: Engine, status: str = "active", store: str | None = None) -> pd.DataFrame:
+    """Alerts with product names and affected-member counts, most severe first."""
+    if status not in STATUS_FILTERS:
+        raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUS_FILTERS)}")
     a, am, p = schema.alerts, schema.alert_members, schema.products
     counts = select(am.c.alert_id, func.count().label("members_affected")).group_by(am.c.alert_id).subquery()
     stmt = (
         select(a, p.c.name.label("product"), p.c.category, func.coalesce(counts.c.members_affected, 0).label("members_affected"))
         .join(p, p.c.sku == a.c.sku)
         .outerjoin(counts, counts.c.alert_id == a.c.alert_id)
-        .where(a.c.status == "open")
+        .where(a.c.status.in_(STATUS_FILTERS[status]))
         .order_by(a.c.severity.desc(), a.c.alert_id)
     )
+    if store:
+        stmt = stmt.where(a.c.store_id == store)
     with engine.connect() as conn:
         frame = pd.read_sql(stmt, conn)
-    frame["expected_empty_at"] = pd.to_datetime(frame["expected_empty_at"], utc=True)
+    for col in ("expected_empty_at", "opened_at", "acknowledged_at", "escalated_at", "resolved_at", "updated_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
+
+
+def open_alerts(engine: Engine) -> pd.DataFrame:
+    """Open alerts with product names and affected-member counts, most severe first."""
+    return list_alerts(engine, status="open")
 
 
 def members_to_contact(engine: Engine) -> pd.DataFrame:

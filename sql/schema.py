@@ -217,15 +217,35 @@ alerts = Table(
     Column("opened_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
     Column("resolved_at", TS, nullable=True),
-    # One open alert per store x SKU, on both databases (partial unique index).
+    Column("acknowledged_at", TS, nullable=True),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("resolved_by", String(64), nullable=True),
+    Column("escalated_at", TS, nullable=True),  # not acknowledged in time: routed to the next level
+    # One active (open or acknowledged) alert per store x SKU x type, on both databases.
     Index(
-        "uq_alerts_open_store_sku",
+        "uq_alerts_active_store_sku_type",
         "store_id",
         "sku",
+        "alert_type",
         unique=True,
-        sqlite_where=text("status = 'open'"),
-        postgresql_where=text("status = 'open'"),
+        sqlite_where=text("status IN ('open', 'acknowledged')"),
+        postgresql_where=text("status IN ('open', 'acknowledged')"),
     ),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    # every change of an alert: who (a user, or "detector"), when, from which status to which
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.alert_id"), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("event", String(16), nullable=False),  # opened | updated | acknowledged | resolved | expired | escalated
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Index("ix_alert_events_alert", "alert_id", "event_id"),
 )
 
 alert_members = Table(

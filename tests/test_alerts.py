@@ -125,10 +125,11 @@ def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
         assert conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all() == alerts_before
         assert conn.execute(select(func.count()).select_from(schema.alert_members)).scalar() == links_before
         per_key = conn.execute(
-            select(schema.alerts.c.store_id, schema.alerts.c.sku, func.count()).where(schema.alerts.c.status == "open")
-            .group_by(schema.alerts.c.store_id, schema.alerts.c.sku).having(func.count() > 1)
+            select(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type, func.count())
+            .where(schema.alerts.c.status == "open")
+            .group_by(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type).having(func.count() > 1)
         ).all()
-    assert per_key == []  # one open alert per store x SKU
+    assert per_key == []  # one open alert per store x SKU x type
 
 
 def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
@@ -146,7 +147,8 @@ def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
         }])
     detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path))
     with engine.connect() as conn:
-        row = conn.execute(select(schema.alerts).where(schema.alerts.c.store_id == sensor.store_id, schema.alerts.c.sku == sensor.sku)).one()
-    assert row.alert_type == "shelf_empty" and row.probability == 1.0 and row.status == "open"
+        row = conn.execute(select(schema.alerts).where(
+            schema.alerts.c.store_id == sensor.store_id, schema.alerts.c.sku == sensor.sku, schema.alerts.c.alert_type == "shelf_empty")).one()
+    assert row.probability == 1.0 and row.status == "open"
     evidence = json.loads(row.evidence)
     assert evidence["last_reading_units"] == 0.0 and "shelf_empty" in evidence["detectors"]

@@ -1,0 +1,115 @@
+"""Alert lifecycle on both databases: acknowledge, resolve, auto-resolve, escalate, expire, audit."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from alerts import lifecycle
+from alerts.detect import detect_alerts, persist_alerts
+from forecasting.engine import EngineSettings
+from forecasting.runs import run_forecast
+from shelfwatch.cli import app
+from shelfwatch.config import Settings
+from sql import schema
+from tests.test_alerts import load_world_directly, small_world  # noqa: F401  (fixture)
+
+AS_OF = pd.Timestamp("2026-11-23", tz="UTC")
+NO_FAVOURITES = pd.DataFrame(columns=["store_id", "sku", "member_id", "score"])
+
+
+def candidate(store="S001", sku="SKU00001", alert_type="predicted_stockout", probability=0.8, empty_in_hours=30):
+    return {"store_id": store, "sku": sku, "alert_type": alert_type, "probability": probability,
+            "expected_empty_at": AS_OF + pd.Timedelta(hours=empty_in_hours), "severity": 1.0,
+            "revenue_at_risk_per_day": 3.0, "evidence": {"on_shelf": 4}}
+
+
+@pytest.fixture
+def world_engine(engine, small_world):  # noqa: F811
+    load_world_directly(engine, small_world)
+    return engine
+
+
+def alert_rows(engine):
+    with engine.connect() as conn:
+        return pd.read_sql(select(schema.alerts).order_by(schema.alerts.c.alert_id), conn)
+
+
+def test_ack_then_resolve_is_recorded_and_detection_keeps_the_acknowledgement(world_engine):
+    settings = Settings(database_url=str(world_engine.url))
+    first = persist_alerts(world_engine, pd.DataFrame([candidate()]), NO_FAVOURITES, AS_OF, settings)
+    assert first["opened"] == 1
+    alert_id = int(alert_rows(world_engine)["alert_id"].iloc[0])
+    lifecycle.acknowledge(world_engine, alert_id, "manager-S001", at=datetime(2026, 11, 23, 0, 30, tzinfo=timezone.utc))
+    # the detector sees the same risk again: no new alert, the acknowledgement stands
+    again = persist_alerts(world_engine, pd.DataFrame([candidate()]), NO_FAVOURITES, AS_OF + pd.Timedelta(hours=1), settings)
+    assert again["opened"] == 0 and again["resolved"] == 0
+    rows = alert_rows(world_engine)
+    assert len(rows) == 1 and rows["status"].iloc[0] == "acknowledged" and rows["acknowledged_by"].iloc[0] == "manager-S001"
+    lifecycle.resolve(world_engine, alert_id, "manager-S001", note="refilled from the backroom")
+    with pytest.raises(lifecycle.AlertStateError, match=f"alert {alert_id} is resolved: it cannot become acknowledged"):
+        lifecycle.acknowledge(world_engine, alert_id, "someone")
+    with pytest.raises(lifecycle.AlertStateError, match="alert 999999 does not exist"):
+        lifecycle.resolve(world_engine, 999999, "someone")
+    events = lifecycle.history(world_engine, alert_id)
+    assert [(e["event"], e["actor"], e["from_status"], e["to_status"]) for e in events] == [
+        ("opened", "detector", None, "open"),
+        ("acknowledged", "manager-S001", "open", "acknowledged"),
+        ("resolved", "manager-S001", "acknowledged", "resolved"),
+    ]
+    assert events[-1]["note"] == "refilled from the backroom"
+    # resolved: a new detection of the same risk opens a new alert
+    later = persist_alerts(world_engine, pd.DataFrame([candidate()]), NO_FAVOURITES, AS_OF + pd.Timedelta(hours=2), settings)
+    assert later["opened"] == 1 and len(alert_rows(world_engine)) == 2
+
+
+def test_detector_resolves_what_it_no_longer_sees_and_escalates_unacknowledged(world_engine):
+    settings = Settings(database_url=str(world_engine.url), alert_escalation_minutes=60)
+    both = pd.DataFrame([candidate(sku="SKU00001", alert_type="shelf_empty", probability=1.0), candidate(sku="SKU00002")])
+    persist_alerts(world_engine, both, NO_FAVOURITES, AS_OF, settings)
+    # 30 minutes later: nothing to escalate yet; 2 hours later: both open ones escalate, once
+    assert persist_alerts(world_engine, both, NO_FAVOURITES, AS_OF + pd.Timedelta(minutes=30), settings)["escalated"] == 0
+    assert persist_alerts(world_engine, both, NO_FAVOURITES, AS_OF + pd.Timedelta(hours=2), settings)["escalated"] == 2
+    assert persist_alerts(world_engine, both, NO_FAVOURITES, AS_OF + pd.Timedelta(hours=3), settings)["escalated"] == 0
+    # the shelf reads full again: the shelf_empty alert is resolved by the detector, with the reason
+    result = persist_alerts(world_engine, both.iloc[[1]], NO_FAVOURITES, AS_OF + pd.Timedelta(hours=4), settings)
+    assert result["resolved"] == 1
+    rows = alert_rows(world_engine).set_index("sku")
+    assert rows.loc["SKU00001", "status"] == "resolved" and rows.loc["SKU00001", "resolved_by"] == "detector"
+    assert rows["escalated_at"].notna().all()
+    last = lifecycle.history(world_engine, int(rows.loc["SKU00001", "alert_id"]))[-1]
+    assert last["event"] == "resolved" and "stocked again" in last["note"]
+
+
+def test_a_prediction_long_past_its_empty_time_expires(world_engine):
+    settings = Settings(database_url=str(world_engine.url), alert_expiry_hours=24)
+    stale = pd.DataFrame([candidate(empty_in_hours=-30)])
+    result = persist_alerts(world_engine, stale, NO_FAVOURITES, AS_OF, settings)
+    assert result["opened"] == 1 and result["expired"] == 1
+    assert alert_rows(world_engine)["status"].tolist() == ["expired"]
+
+
+def test_cli_lists_acknowledges_and_resolves(world_engine, small_world, tmp_path):  # noqa: F811
+    run_forecast(world_engine, EngineSettings(horizon=14, workers=1))
+    detect_alerts(world_engine, Settings(database_url=str(world_engine.url), output_dir=tmp_path))
+    runner, db = CliRunner(), ["--db", str(world_engine.url.render_as_string(hide_password=False))]
+    listed = runner.invoke(app, ["alerts", "list", "--format", "json", *db])
+    assert listed.exit_code == 0, listed.output
+    alerts = json.loads(listed.output)
+    assert alerts and all(a["status"] == "open" for a in alerts)
+    assert [a["severity"] for a in alerts] == sorted((a["severity"] for a in alerts), reverse=True)
+    assert "contact_address" not in listed.output and "@" not in listed.output  # no member contact data
+    store = alerts[0]["store_id"]
+    only_store = json.loads(runner.invoke(app, ["alerts", "list", "--store", store, "--format", "json", *db]).output)
+    assert {a["store_id"] for a in only_store} == {store}
+    first = alerts[0]["alert_id"]
+    assert runner.invoke(app, ["alerts", "ack", str(first), "--by", "manager", *db]).exit_code == 0
+    assert runner.invoke(app, ["alerts", "resolve", str(first), "--by", "manager", "--note", "refilled", *db]).exit_code == 0
+    refused = runner.invoke(app, ["alerts", "ack", str(first), "--by", "manager", *db])
+    assert refused.exit_code == 2 and "cannot become acknowledged" in refused.output
+    resolved = json.loads(runner.invoke(app, ["alerts", "list", "--status", "resolved", "--format", "json", *db]).output)
+    assert [a["alert_id"] for a in resolved] == [first] and resolved[0]["resolved_by"] == "manager"
+    assert runner.invoke(app, ["alerts", "list", "--format", "xml", *db]).exit_code == 2
