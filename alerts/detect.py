@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_predictions, record_event, transition
+from alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_predictions, record_event, transition, utc_now
+from alerts.notify import queue_notifications
 from alerts.members import favourite_members
 from alerts.risk import (
     demand_moments,
@@ -174,7 +175,9 @@ def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None
     counts = favourites.groupby(["store_id", "sku"]).size()
     if len(candidates):
         candidates["severity"] = severity(candidates, counts)
-    return persist_alerts(engine, candidates, favourites, as_of, settings)
+    result = persist_alerts(engine, candidates, favourites, as_of, settings)
+    result["queued"] = queue_notifications(engine, settings, utc_now())
+    return result
 
 
 def _row_values(c: dict) -> dict:

@@ -20,6 +20,10 @@ from shelfwatch.config import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Shelfwatch: keep shelves full.")
 alerts_app = typer.Typer(no_args_is_help=True, help="Stock-out alerts.")
 app.add_typer(alerts_app, name="alerts")
+notify_app = typer.Typer(no_args_is_help=True, help="Notifications: the outbox of e-mails, webhooks and members' notices.")
+app.add_typer(notify_app, name="notify")
+members_app = typer.Typer(no_args_is_help=True, help="Loyalty members: contact lists for the CX team.")
+app.add_typer(members_app, name="members")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: figures and ratios against a baseline measured in the same run.")
 app.add_typer(bench_app, name="bench")
 console = Console()
@@ -315,6 +319,44 @@ def alert_transition(action: str, alert_id: int, by: str, db: str | None, note: 
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     show(result)
+
+
+@notify_app.command("send")
+def notify_send(db: Optional[str] = DbOption, limit: int = typer.Option(1000, min=1, help="Most messages to deliver in this run.")) -> None:
+    """Deliver due outbox messages (SMTP, webhook); safe to re-run: nothing is sent twice."""
+    from dataclasses import asdict
+
+    from alerts.lifecycle import utc_now
+    from alerts.notify import outbox_counts, send_pending
+    from shelfwatch.db import get_engine
+
+    settings = settings_for(db)
+    engine = get_engine(settings.db_url)
+    show({**asdict(send_pending(engine, settings, utc_now(), limit)), "outbox": outbox_counts(engine)})
+
+
+@members_app.command("export")
+def members_export(
+    alert: int = typer.Option(..., "--alert", help="Alert id."),
+    output: Optional[Path] = typer.Option(None, help="CSV to write (default: standard output)."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Members CX may contact about an alert (consent, not opted out, frequency cap), as CSV."""
+    from alerts.lifecycle import utc_now
+    from alerts.notify import NotifyError, members_for_alert
+    from shelfwatch.db import get_engine
+
+    settings = settings_for(db)
+    try:
+        frame = members_for_alert(get_engine(settings.db_url), alert, utc_now(), settings.member_contact_cap_days)
+    except NotifyError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if output is None:
+        typer.echo(frame.to_csv(index=False), nl=False)
+    else:
+        frame.to_csv(output, index=False)
+        Console(stderr=True).print(f"{len(frame)} members for alert {alert} -> {output}")
 
 
 @app.command()

@@ -55,6 +55,21 @@ class Settings:
     forecast_holiday_country: str = field(
         default="", metadata={"env": "SHELFWATCH_FORECAST_HOLIDAY_COUNTRY", "doc": "Country code whose public holidays Prophet models (e.g. GB, NL); empty = none."}
     )
+    smtp_url: str = field(
+        default="smtp://127.0.0.1:25", metadata={"env": "SHELFWATCH_SMTP_URL", "doc": "Mail server for store-manager alerts and members' notices, smtp://[user:pass@]host:port."}
+    )
+    mail_from: str = field(
+        default="shelfwatch@localhost", metadata={"env": "SHELFWATCH_MAIL_FROM", "doc": "Sender address of Shelfwatch's e-mails."}
+    )
+    webhook_url: str = field(
+        default="", metadata={"env": "SHELFWATCH_WEBHOOK_URL", "doc": "Slack/Teams-style JSON webhook for new and escalated alerts; empty = none."}
+    )
+    notify_max_attempts: int = field(
+        default=5, metadata={"env": "SHELFWATCH_NOTIFY_MAX_ATTEMPTS", "doc": "Delivery attempts per message (backoff 1, 2, 4, ... minutes) before it is marked failed."}
+    )
+    member_contact_cap_days: int = field(
+        default=7, metadata={"env": "SHELFWATCH_MEMBER_CONTACT_CAP_DAYS", "doc": "A member is put on at most one stock-out contact list per this many days."}
+    )
     alert_probability_threshold: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this."}
     )

@@ -256,6 +256,36 @@ alert_members = Table(
     Column("score", Float, nullable=False),
 )
 
+outbox = Table(
+    "outbox",
+    metadata,
+    # messages to deliver; the idempotency key makes queueing twice a no-op, and a message is claimed
+    # (status sending) before delivery so a re-run never sends it again. Addresses are looked up at
+    # send time, so no contact detail is copied here.
+    Column("message_id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),  # store_email | store_webhook | back_in_stock
+    Column("alert_id", Integer, ForeignKey("alerts.alert_id"), nullable=False),
+    Column("member_id", String(32), ForeignKey("members.member_id"), nullable=True),
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed | cancelled | handed_to_cx
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS, nullable=True),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)
+
+member_contacts = Table(
+    "member_contacts",
+    metadata,
+    # every time a member is put on a contact list or sent a notice: the frequency cap reads it
+    Column("member_id", String(32), ForeignKey("members.member_id"), primary_key=True),
+    Column("alert_id", Integer, ForeignKey("alerts.alert_id"), primary_key=True),
+    Column("kind", String(32), primary_key=True),  # stockout_notice | back_in_stock
+    Column("at", TS, nullable=False),
+)
+
 quarantine = Table(
     "quarantine",
     metadata,

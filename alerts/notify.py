@@ -1,0 +1,227 @@
+"""Notifications through an outbox: store-manager e-mail and webhook per alert, CX contact lists with
+consent and a frequency cap, and back-in-stock notices when an alert resolves.
+
+Queueing is idempotent (one outbox row per idempotency key). Sending claims a row (pending ->
+sending) in its own transaction before delivering, so a re-run or a second worker never sends it
+again; a failed delivery goes back to pending with exponential backoff, then to failed. Addresses are
+read at send time and consent is re-checked then: an opted-out member is never notified, and no
+contact detail is logged or copied into the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from urllib.parse import urlparse
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, select
+
+from alerts.members import contactable
+from shelfwatch.config import Settings
+from shelfwatch.db import insert_ignore
+from sql import schema
+
+log = logging.getLogger(__name__)
+MEMBER_EXPORT_COLUMNS = ["alert_id", "store_id", "sku", "product", "member_id", "score", "contact_channel", "contact_address"]
+
+
+class NotifyError(ValueError):
+    """A notification request that cannot be met (e.g. an unknown alert)."""
+
+
+# ------------------------------------------------------------------------------------------- queueing
+
+
+def queue_message(conn: Connection, key: str, kind: str, alert_id: int, now: datetime, member_id: str | None = None) -> int:
+    return insert_ignore(conn, schema.outbox, [{
+        "idempotency_key": key, "kind": kind, "alert_id": alert_id, "member_id": member_id, "status": "pending",
+        "attempts": 0, "next_attempt_at": now, "created_at": now,
+    }])
+
+
+def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> dict:
+    """Queue what the alerts' current state calls for; running it again queues nothing new."""
+    a, c = schema.alerts, schema.member_contacts
+    queued = {"store_email": 0, "store_webhook": 0, "back_in_stock": 0}
+    with engine.begin() as conn:
+        for alert in conn.execute(select(a.c.alert_id, a.c.escalated_at).where(a.c.status.in_(("open", "acknowledged")))):
+            queued["store_email"] += queue_message(conn, f"alert:{alert.alert_id}:store_email:opened", "store_email", alert.alert_id, now)
+            if settings.webhook_url:
+                queued["store_webhook"] += queue_message(conn, f"alert:{alert.alert_id}:store_webhook:opened", "store_webhook", alert.alert_id, now)
+            if alert.escalated_at is not None:
+                queued["store_email"] += queue_message(conn, f"alert:{alert.alert_id}:store_email:escalated", "store_email", alert.alert_id, now)
+                if settings.webhook_url:
+                    queued["store_webhook"] += queue_message(conn, f"alert:{alert.alert_id}:store_webhook:escalated", "store_webhook", alert.alert_id, now)
+        # members told about a stock-out hear when it is back (their conversation, not a new one)
+        told = conn.execute(
+            select(c.c.alert_id, c.c.member_id).join(a, a.c.alert_id == c.c.alert_id)
+            .where(c.c.kind == "stockout_notice", a.c.status == "resolved")
+        ).all()
+        for row in told:
+            queued["back_in_stock"] += queue_message(conn, f"alert:{row.alert_id}:back_in_stock:{row.member_id}", "back_in_stock", row.alert_id, now, row.member_id)
+    return queued
+
+
+# ------------------------------------------------------------------------------------------ CX export
+
+
+def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: int) -> pd.DataFrame:
+    """The members CX may contact about one alert: favourites of the alert's SKU at its store, with
+    marketing consent, not opted out, and not put on another alert's list within `cap_days`.
+    Exporting records the contact, so a re-export of the same alert gives the same list."""
+    a, am, m, c, p = schema.alerts, schema.alert_members, schema.members, schema.member_contacts, schema.products
+    with engine.begin() as conn:
+        alert = conn.execute(select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product")).join(p, p.c.sku == a.c.sku)
+                             .where(a.c.alert_id == alert_id)).first()
+        if alert is None:
+            raise NotifyError(f"alert {alert_id} does not exist")
+        links = pd.read_sql(select(am.c.member_id, am.c.score).where(am.c.alert_id == alert_id), conn)
+        members = pd.read_sql(select(m).where(m.c.member_id.in_(links["member_id"].tolist())), conn)
+        recent = conn.execute(select(c.c.member_id).where(
+            c.c.kind == "stockout_notice", c.c.alert_id != alert_id, c.c.at > now - timedelta(days=cap_days))).scalars().all()
+        already = set(conn.execute(select(c.c.member_id).where(c.c.alert_id == alert_id, c.c.kind == "stockout_notice")).scalars().all())
+        allowed = contactable(links, members)
+        allowed = allowed[~allowed["member_id"].isin(set(recent) - already)]
+        insert_ignore(conn, c, [{"member_id": mid, "alert_id": alert_id, "kind": "stockout_notice", "at": now} for mid in allowed["member_id"]])
+    out = allowed.assign(alert_id=alert_id, store_id=alert.store_id, sku=alert.sku, product=alert.product)
+    return out[MEMBER_EXPORT_COLUMNS].sort_values(["score", "member_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+# -------------------------------------------------------------------------------------------- sending
+
+
+@dataclass
+class Delivery:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    handed_to_cx: int = 0
+
+
+def claim(engine: Engine, message_id: int, now: datetime) -> bool:
+    """pending -> sending, atomically: only one sender wins a message."""
+    o = schema.outbox
+    with engine.begin() as conn:
+        result = conn.execute(o.update().where(o.c.message_id == message_id, o.c.status == "pending").values(status="sending", next_attempt_at=now))
+    return result.rowcount == 1
+
+
+def alert_context(conn: Connection, alert_id: int) -> dict:
+    a, p, s, am = schema.alerts, schema.products, schema.stores, schema.alert_members
+    row = conn.execute(
+        select(a, p.c.name.label("product"), s.c.manager_email, s.c.name.label("store_name"))
+        .join(p, p.c.sku == a.c.sku).join(s, s.c.store_id == a.c.store_id).where(a.c.alert_id == alert_id)
+    ).first()._asdict()
+    row["members_affected"] = conn.execute(select(func.count()).select_from(am).where(am.c.alert_id == alert_id)).scalar_one()
+    return row
+
+
+def alert_text(ctx: dict, escalated: bool) -> tuple[str, str]:
+    """Subject and body for the store manager: evidence and a member count, never member details."""
+    evidence = json.loads(ctx["evidence"])
+    when = ctx["expected_empty_at"].strftime("%Y-%m-%d %H:%M UTC") if ctx["expected_empty_at"] else "now"
+    prefix = "ESCALATED: " if escalated else ""
+    subject = f"[Shelfwatch] {prefix}{ctx['alert_type']} at {ctx['store_id']}: {ctx['product']} ({ctx['sku']})"
+    lines = [
+        f"{ctx['product']} ({ctx['sku']}) at {ctx['store_name']} ({ctx['store_id']}): {ctx['alert_type'].replace('_', ' ')}.",
+        f"Probability {ctx['probability']:.2f}; expected empty: {when}; severity {ctx['severity']:.2f}.",
+        f"Loyal members for whom this is a favourite: {ctx['members_affected']}.",
+        f"Evidence: {json.dumps(evidence, sort_keys=True)}",
+        f"Acknowledge: shelfwatch alerts ack {ctx['alert_id']} --by YOUR-NAME",
+    ]
+    return subject, "\n".join(lines)
+
+
+def send_email(settings: Settings, to: str, subject: str, body: str, key: str) -> None:
+    url = urlparse(settings.smtp_url)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = settings.mail_from, to, subject
+    msg["Message-ID"] = f"<{key.replace(':', '.')}@shelfwatch>"  # receivers can drop duplicates too
+    msg.set_content(body)
+    with smtplib.SMTP(url.hostname or "127.0.0.1", url.port or 25, timeout=10) as smtp:
+        if url.username:
+            smtp.login(url.username, url.password or "")
+        smtp.send_message(msg)
+
+
+def send_webhook(settings: Settings, payload: dict, key: str) -> None:
+    request = urllib.request.Request(settings.webhook_url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Idempotency-Key": key})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status >= 300:
+            raise RuntimeError(f"webhook answered HTTP {response.status}")
+
+
+def deliver(engine: Engine, settings: Settings, message) -> str:
+    """Deliver one claimed message; returns its final status (sent, cancelled or handed_to_cx)."""
+    with engine.connect() as conn:
+        ctx = alert_context(conn, message.alert_id)
+        member = None
+        if message.member_id:
+            member = conn.execute(select(schema.members).where(schema.members.c.member_id == message.member_id)).first()
+    escalated = message.idempotency_key.endswith(":escalated")
+    if message.kind == "store_email":
+        subject, body = alert_text(ctx, escalated)
+        send_email(settings, ctx["manager_email"], subject, body, message.idempotency_key)
+    elif message.kind == "store_webhook":
+        subject, body = alert_text(ctx, escalated)
+        send_webhook(settings, {"text": f"*{subject}*\n{body}", "alert_id": ctx["alert_id"], "store_id": ctx["store_id"],
+                                "sku": ctx["sku"], "alert_type": ctx["alert_type"], "escalated": escalated}, message.idempotency_key)
+    elif message.kind == "back_in_stock":
+        if member is None or not member.marketing_consent or member.opted_out:
+            return "cancelled"  # consent withdrawn since the list was made: never notify
+        if member.contact_channel != "email":
+            return "handed_to_cx"  # sms/app notices go out through CX's tools (see `members export`)
+        send_email(settings, member.contact_address, f"{ctx['product']} is back on the shelf",
+                   f"Good news: {ctx['product']} is back in stock at {ctx['store_name']}.", message.idempotency_key)
+    else:
+        raise ValueError(f"unknown message kind {message.kind!r}")
+    return "sent"
+
+
+def send_pending(engine: Engine, settings: Settings, now: datetime, limit: int = 1000) -> Delivery:
+    """Deliver due messages; failures back off 1, 2, 4, ... minutes, then fail. Logs ids, never addresses."""
+    o = schema.outbox
+    stats = Delivery()
+    with engine.connect() as conn:
+        due = conn.execute(select(o).where(o.c.status == "pending", o.c.next_attempt_at <= now).order_by(o.c.message_id).limit(limit)).all()
+    for message in due:
+        if not claim(engine, message.message_id, now):
+            continue
+        try:
+            status = deliver(engine, settings, message)
+        except Exception as exc:  # noqa: BLE001 - any delivery failure is retried, with its reason kept
+            attempts = message.attempts + 1
+            final = attempts >= settings.notify_max_attempts
+            values = {"status": "failed" if final else "pending", "attempts": attempts, "last_error": f"{type(exc).__name__}: {exc}"[:500],
+                      "next_attempt_at": now + timedelta(minutes=2 ** (attempts - 1))}
+            with engine.begin() as conn:
+                conn.execute(o.update().where(o.c.message_id == message.message_id).values(**values))
+            log.warning("message %s (%s, alert %s) failed attempt %s: %s", message.message_id, message.kind, message.alert_id, attempts, type(exc).__name__)
+            stats.failed += final
+            stats.retried += not final
+            continue
+        with engine.begin() as conn:
+            conn.execute(o.update().where(o.c.message_id == message.message_id).values(status=status, attempts=message.attempts + 1, sent_at=now))
+            if status == "sent" and message.kind == "back_in_stock":
+                insert_ignore(conn, schema.member_contacts, [{"member_id": message.member_id, "alert_id": message.alert_id, "kind": "back_in_stock", "at": now}])
+        setattr(stats, status, getattr(stats, status) + 1)
+        log.info("message %s (%s, alert %s) %s", message.message_id, message.kind, message.alert_id, status)
+    return stats
+
+
+def outbox_counts(engine: Engine) -> dict:
+    o = schema.outbox
+    with engine.connect() as conn:
+        rows = conn.execute(select(o.c.kind, o.c.status, func.count()).group_by(o.c.kind, o.c.status)).all()
+    return {f"{kind}/{status}": n for kind, status, n in rows}
+
+
+
