@@ -31,6 +31,7 @@ from shelfwatch.db import insert_ignore
 from sql import schema
 
 RESOLVED_BECAUSE = {
+    "sensor_stale": "the sensor reports again",
     "shelf_empty": "a sensor shows the shelf stocked again",
     "phantom_stockout": "sales resumed or the records no longer claim stock",
     "predicted_stockout": "no longer likely to empty before the next delivery",
@@ -51,6 +52,7 @@ class DetectionInputs:
     deliveries: pd.DataFrame
     forecast: pd.DataFrame
     lines: pd.DataFrame
+    sensors: pd.DataFrame
 
 
 def _utc(series: pd.Series) -> pd.Series:
@@ -82,6 +84,7 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120) ->
             deliveries=read(select(s.deliveries).where(s.deliveries.c.expected_at >= as_of - pd.Timedelta(days=14))),
             forecast=read(select(s.forecasts).where(s.forecasts.c.run_id == run_id)),
             lines=read(select(s.purchase_lines).where(s.purchase_lines.c.date >= since)),
+            sensors=read(select(s.sensors.c.sensor_id, s.sensors.c.store_id, s.sensors.c.sku)),
         )
     frames["readings"]["device_ts"] = _utc(frames["readings"]["device_ts"])
     for col in ("expected_at", "received_at"):
@@ -151,17 +154,44 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
                 "revenue_at_risk_per_day": round(daily_mean * float(price.get(pos.sku, 0.0)), 2),
                 "evidence": {**evidence, **extra, "detectors": sorted(f[0] for f in found)},
             })
+    rows += stale_sensor_candidates(inp, settings)
     return pd.DataFrame(rows)
 
 
-def severity(candidates: pd.DataFrame, favourite_counts: pd.Series) -> pd.Series:
-    """Rank key: probability x (daily revenue at risk + 2 per affected favourite member).
+def stale_sensor_candidates(inp: DetectionInputs, settings: Settings) -> list[dict]:
+    """`sensor_stale`: no reading (by device time) for `SHELFWATCH_SENSOR_STALE_HOURS` before "now" —
+    a data problem: routed to operations (webhook), not to the store manager's stock-out list."""
+    last = inp.readings.groupby("sensor_id")["device_ts"].max() if len(inp.readings) else pd.Series(dtype="datetime64[ns, UTC]")
+    rows = []
+    for sensor in inp.sensors.itertuples(index=False):
+        seen = last.get(sensor.sensor_id)
+        silent_hours = None if seen is None or pd.isna(seen) else (inp.as_of - seen).total_seconds() / 3600
+        if silent_hours is not None and silent_hours < settings.sensor_stale_hours:
+            continue
+        rows.append({
+            "store_id": sensor.store_id, "sku": sensor.sku, "alert_type": "sensor_stale", "probability": 1.0,
+            "expected_empty_at": None, "revenue_at_risk_per_day": 0.0,
+            "evidence": {"sensor_id": sensor.sensor_id, "last_reading_at": None if silent_hours is None else seen.isoformat(),
+                         "silent_hours": None if silent_hours is None else round(silent_hours, 1)},
+        })
+    return rows
 
-    Money and loyal customers both count: a slow item that ten regulars buy outranks a fast one nobody
-    in particular depends on only when the member term outweighs the revenue term.
+
+def severity(candidates: pd.DataFrame, favourites: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Rank key: probability x urgency x (daily revenue at risk + per affected favourite member 2 plus
+    their favourite score). Urgency = 24 / (24 + hours until the shelf is expected to empty).
+
+    Money, time and loyal customers all count: a slow item that ten regulars buy can outrank a fast
+    one nobody in particular depends on, and a shelf empty now outranks one empty in three days.
     """
-    members = candidates.set_index(["store_id", "sku"]).index.map(lambda k: favourite_counts.get(k, 0)).to_numpy()
-    return (candidates["probability"] * (candidates["revenue_at_risk_per_day"] + 2.0 * members)).round(4)
+    per_key = favourites.groupby(["store_id", "sku"]).agg(n=("member_id", "size"), value=("score", "sum"))
+    keys = candidates.set_index(["store_id", "sku"]).index
+    members = per_key.reindex(keys).fillna(0.0)
+    empty_at = pd.to_datetime(candidates["expected_empty_at"], utc=True)
+    hours = ((empty_at - as_of).dt.total_seconds() / 3600).clip(lower=0).fillna(0.0).to_numpy()
+    urgency = 24.0 / (24.0 + hours)
+    value = candidates["revenue_at_risk_per_day"].to_numpy() + 2.0 * members["n"].to_numpy() + members["value"].to_numpy()
+    return pd.Series(candidates["probability"].to_numpy() * urgency * value, index=candidates.index).round(4)
 
 
 def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None = None) -> dict:
@@ -172,9 +202,8 @@ def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None
     favourites = favourite_members(
         inp.lines, as_of, settings.favourite_window_days, settings.favourite_min_purchase_days, settings.favourite_max_days_since
     )
-    counts = favourites.groupby(["store_id", "sku"]).size()
     if len(candidates):
-        candidates["severity"] = severity(candidates, counts)
+        candidates["severity"] = severity(candidates, favourites, as_of)
     result = persist_alerts(engine, candidates, favourites, as_of, settings)
     result["queued"] = queue_notifications(engine, settings, utc_now())
     return result

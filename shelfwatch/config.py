@@ -79,6 +79,9 @@ class Settings:
     alert_expiry_hours: int = field(
         default=72, metadata={"env": "SHELFWATCH_ALERT_EXPIRY_HOURS", "doc": "A predicted stock-out whose expected empty time passed this long ago without other evidence expires."}
     )
+    sensor_stale_hours: float = field(
+        default=12.0, metadata={"env": "SHELFWATCH_SENSOR_STALE_HOURS", "doc": "A sensor with no reading (device time) for this long raises sensor_stale (routed to operations)."}
+    )
     empty_shelf_units: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_EMPTY_SHELF_UNITS", "doc": "A sensor reading at or below this many units means an empty shelf."}
     )

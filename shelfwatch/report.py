@@ -73,6 +73,7 @@ def members_to_contact(engine: Engine) -> pd.DataFrame:
 def evaluate_against_truth(alerts: pd.DataFrame, truth: list[dict]) -> dict:
     """Precision and recall of open alerts against the simulated incidents (per store x SKU)."""
     truth_keys = {(t["store_id"], t["sku"]) for t in truth}
+    alerts = alerts[alerts["alert_type"] != "sensor_stale"]  # data problems are not stock-out claims
     alert_keys = set(zip(alerts["store_id"], alerts["sku"], strict=True))
     hits = truth_keys & alert_keys
     by_kind = {}

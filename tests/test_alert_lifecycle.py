@@ -113,3 +113,42 @@ def test_cli_lists_acknowledges_and_resolves(world_engine, small_world, tmp_path
     resolved = json.loads(runner.invoke(app, ["alerts", "list", "--status", "resolved", "--format", "json", *db]).output)
     assert [a["alert_id"] for a in resolved] == [first] and resolved[0]["resolved_by"] == "manager"
     assert runner.invoke(app, ["alerts", "list", "--format", "xml", *db]).exit_code == 2
+
+
+def test_severity_ranks_urgent_and_loved_items_first():
+    from alerts.detect import severity
+
+    base = candidate(probability=0.8, empty_in_hours=0)
+    frame = pd.DataFrame([base, {**base, "sku": "LATER", "expected_empty_at": AS_OF + pd.Timedelta(hours=72)},
+                          {**base, "sku": "LOVED"}])
+    favourites = pd.DataFrame({"store_id": "S001", "sku": ["LOVED"] * 3, "member_id": ["a", "b", "c"], "score": [2.0, 1.0, 1.0]})
+    sev = severity(frame, favourites, AS_OF)
+    assert sev[2] > sev[0] > sev[1]
+    assert sev[0] == pytest.approx(0.8 * 3.0) and sev[1] == pytest.approx(0.8 * 3.0 / 4)  # empty in 72 h: a quarter
+    assert sev[2] == pytest.approx(0.8 * (3.0 + 2 * 3 + 4.0))
+
+
+def test_a_silent_sensor_raises_sensor_stale_routed_to_operations_only(world_engine, tmp_path):
+    from alerts.notify import queue_notifications
+
+    run_forecast(world_engine, EngineSettings(horizon=14, workers=1))
+    with world_engine.begin() as conn:
+        sensor = conn.execute(select(schema.sensors).order_by(schema.sensors.c.sensor_id).limit(1)).first()
+        conn.execute(schema.sensor_readings.delete().where(schema.sensor_readings.c.sensor_id == sensor.sensor_id))
+    settings = Settings(database_url=str(world_engine.url), output_dir=tmp_path, webhook_url="http://127.0.0.1:9/hook")
+    detect_alerts(world_engine, settings)
+    rows = alert_rows(world_engine)
+    stale = rows[rows["alert_type"] == "sensor_stale"]
+    assert len(stale) == 1 and json.loads(stale["evidence"].iloc[0])["sensor_id"] == sensor.sensor_id
+    stale_id = int(stale["alert_id"].iloc[0])
+    with world_engine.connect() as conn:
+        kinds = conn.execute(select(schema.outbox.c.kind).where(schema.outbox.c.alert_id == stale_id)).scalars().all()
+    assert kinds == ["store_webhook"]  # operations hear of it; the store manager's inbox does not
+    queue_notifications(world_engine, settings, datetime.now(timezone.utc))
+    # the sensor reports again: the detector resolves the alert
+    with world_engine.begin() as conn:
+        conn.execute(schema.sensor_readings.insert().values(
+            sensor_id=sensor.sensor_id, store_id=sensor.store_id, sku=sensor.sku, kind=sensor.kind, value=5.0, units=5.0,
+            seq=1, battery=0.9, device_ts=datetime(2026, 11, 22, 23, 0, tzinfo=timezone.utc), received_at=datetime.now(timezone.utc)))
+    detect_alerts(world_engine, settings)
+    assert alert_rows(world_engine).set_index("alert_id").loc[stale_id, "status"] == "resolved"
