@@ -53,6 +53,7 @@ class DetectionInputs:
     forecast: pd.DataFrame
     lines: pd.DataFrame
     sensors: pd.DataFrame
+    dispersion: pd.DataFrame  # store_id, sku, dispersion of the forecast run (forecast_models)
 
 
 def _utc(series: pd.Series) -> pd.Series:
@@ -85,6 +86,8 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120) ->
             forecast=read(select(s.forecasts).where(s.forecasts.c.run_id == run_id)),
             lines=read(select(s.purchase_lines).where(s.purchase_lines.c.date >= since)),
             sensors=read(select(s.sensors.c.sensor_id, s.sensors.c.store_id, s.sensors.c.sku)),
+            dispersion=read(select(s.forecast_models.c.store_id, s.forecast_models.c.sku, s.forecast_models.c.dispersion)
+                            .where(s.forecast_models.c.run_id == run_id)),
         )
     frames["readings"]["device_ts"] = _utc(frames["readings"]["device_ts"])
     for col in ("expected_at", "received_at"):
@@ -105,7 +108,7 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     positions = positions.merge(deliveries.drop(columns="store_next_delivery_at"), on=["store_id", "sku"], how="left")
     store_next = deliveries.groupby("store_id")["store_next_delivery_at"].first()
     positions["next_delivery_at"] = positions["next_delivery_at"].fillna(positions["store_id"].map(store_next))
-    forecast = demand_moments(inp.forecast.assign(date=pd.to_datetime(inp.forecast["date"])))
+    forecast = demand_moments(inp.forecast.assign(date=pd.to_datetime(inp.forecast["date"])), inp.dispersion)
     forecast = forecast[forecast["date"] >= pd.Timestamp(inp.as_of.date())]
     by_series = dict(tuple(forecast.groupby(["store_id", "sku"])))
     sales = inp.sales.assign(date=pd.to_datetime(inp.sales["date"])).sort_values("date")
@@ -121,6 +124,9 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
             "last_reading_at": pos.reading_ts.isoformat() if pd.notna(pos.reading_ts) else None,
             "last_reading_units": None if pd.isna(pos.reading_units) else round(float(pos.reading_units), 2),
             "book_units": None if pd.isna(pos.book_units) else float(pos.book_units),
+            # what the records hold beyond the shelf: the backroom (known when a sensor reads the shelf)
+            "backroom_units": None if pd.isna(pos.book_units) or pos.source != "sensor" else round(max(float(pos.book_units) - float(pos.on_shelf), 0.0), 2),
+            "next_delivery_units": None if pd.isna(pos.next_delivery_units) else float(pos.next_delivery_units),
             "next_delivery_at": pos.next_delivery_at.isoformat() if pd.notna(pos.next_delivery_at) else None,
             "late_delivery_since": pos.late_since.isoformat() if pd.notna(pos.late_since) else None,
         }

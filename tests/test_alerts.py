@@ -152,3 +152,14 @@ def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
     assert row.probability == 1.0 and row.status == "open"
     evidence = json.loads(row.evidence)
     assert evidence["last_reading_units"] == 0.0 and "shelf_empty" in evidence["detectors"]
+
+
+def test_demand_variance_comes_from_the_forecasters_dispersion_when_known():
+    from alerts.risk import demand_moments
+
+    fc = pd.DataFrame({"store_id": ["S1", "S2"], "sku": ["A", "A"], "date": pd.to_datetime(["2026-11-23"] * 2),
+                       "mean": [4.0, 4.0], "p10": [2.0, 2.0], "p90": [6.0, 6.0]})
+    dispersion = pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "dispersion": [0.25]})
+    var = demand_moments(fc, dispersion)["var"].tolist()
+    assert var[0] == pytest.approx(4 + 0.25 * 16)  # negative binomial: mean + dispersion x mean²
+    assert var[1] == pytest.approx(max(((6 - 2) / (2 * 1.2815515655446004)) ** 2, 4.0))  # no model row: from the interval
