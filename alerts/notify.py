@@ -38,38 +38,29 @@ class NotifyError(ValueError):
 # ------------------------------------------------------------------------------------------- queueing
 
 
-def queue_message(conn: Connection, key: str, kind: str, alert_id: int, now: datetime, member_id: str | None = None) -> int:
-    return insert_ignore(conn, schema.outbox, [{
-        "idempotency_key": key, "kind": kind, "alert_id": alert_id, "member_id": member_id, "status": "pending",
-        "attempts": 0, "next_attempt_at": now, "created_at": now,
-    }])
+def message_row(key: str, kind: str, alert_id: int, now: datetime, member_id: str | None = None) -> dict:
+    return {"idempotency_key": key, "kind": kind, "alert_id": alert_id, "member_id": member_id, "status": "pending",
+            "attempts": 0, "next_attempt_at": now, "created_at": now}
 
 
 def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> dict:
     """Queue what the alerts' current state calls for; running it again queues nothing new."""
     a, c = schema.alerts, schema.member_contacts
-    queued = {"store_email": 0, "store_webhook": 0, "back_in_stock": 0}
+    rows: dict[str, list[dict]] = {"store_email": [], "store_webhook": [], "back_in_stock": []}
     with engine.begin() as conn:
         for alert in conn.execute(select(a.c.alert_id, a.c.alert_type, a.c.escalated_at).where(a.c.status.in_(("open", "acknowledged")))):
-            if alert.alert_type == "sensor_stale":  # a data problem: operations' webhook only
-                if settings.webhook_url:
-                    queued["store_webhook"] += queue_message(conn, f"alert:{alert.alert_id}:store_webhook:opened", "store_webhook", alert.alert_id, now)
-                continue
-            queued["store_email"] += queue_message(conn, f"alert:{alert.alert_id}:store_email:opened", "store_email", alert.alert_id, now)
-            if settings.webhook_url:
-                queued["store_webhook"] += queue_message(conn, f"alert:{alert.alert_id}:store_webhook:opened", "store_webhook", alert.alert_id, now)
-            if alert.escalated_at is not None:
-                queued["store_email"] += queue_message(conn, f"alert:{alert.alert_id}:store_email:escalated", "store_email", alert.alert_id, now)
-                if settings.webhook_url:
-                    queued["store_webhook"] += queue_message(conn, f"alert:{alert.alert_id}:store_webhook:escalated", "store_webhook", alert.alert_id, now)
+            events = ["opened"] + (["escalated"] if alert.escalated_at is not None else [])
+            # sensor_stale is a data problem: operations' webhook only, not the store manager's inbox
+            kinds = ([] if alert.alert_type == "sensor_stale" else ["store_email"]) + (["store_webhook"] if settings.webhook_url else [])
+            for kind in kinds:
+                rows[kind] += [message_row(f"alert:{alert.alert_id}:{kind}:{event}", kind, alert.alert_id, now) for event in events]
         # members told about a stock-out hear when it is back (their conversation, not a new one)
         told = conn.execute(
             select(c.c.alert_id, c.c.member_id).join(a, a.c.alert_id == c.c.alert_id)
             .where(c.c.kind == "stockout_notice", a.c.status == "resolved")
         ).all()
-        for row in told:
-            queued["back_in_stock"] += queue_message(conn, f"alert:{row.alert_id}:back_in_stock:{row.member_id}", "back_in_stock", row.alert_id, now, row.member_id)
-    return queued
+        rows["back_in_stock"] = [message_row(f"alert:{r.alert_id}:back_in_stock:{r.member_id}", "back_in_stock", r.alert_id, now, r.member_id) for r in told]
+        return {kind: insert_ignore(conn, schema.outbox, batch) for kind, batch in rows.items()}
 
 
 # ------------------------------------------------------------------------------------------ CX export

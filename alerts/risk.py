@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from forecasting.distribution import nb_exceeds
 
 Z90 = 1.2815515655446004  # standard-normal 90th percentile: p90 - p10 = 2 * Z90 * sigma
 OPEN_HOUR, CLOSE_HOUR = 8.0, 22.0
@@ -90,12 +91,7 @@ def cumulative_exceedance(mean: float, var: float, units: float) -> float:
         return 1.0
     if mean <= 0:
         return 0.0
-    k = int(np.ceil(units))
-    if var <= mean * 1.0001:
-        return float(stats.poisson.sf(k - 1, mean))
-    p = mean / var
-    n = mean * p / (1 - p)
-    return float(stats.nbinom.sf(k - 1, n, p))
+    return nb_exceeds(int(np.ceil(units)) - 1, mean, max(var - mean, 0.0) / mean**2)
 
 
 def stockout_risk(position: float, days: pd.DataFrame, delivery_at: pd.Timestamp | None, tz: str, now: pd.Timestamp) -> dict:

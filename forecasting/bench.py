@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecasting.engine import EngineSettings, forecast, series_key
+from forecasting.engine import KEY_SEP, EngineSettings, forecast, series_key
 from forecasting.metrics import rmsse
 
 BASELINES = ("prophet_alone", "ma28", "seasonal_naive")
@@ -43,8 +44,6 @@ def load_online_retail(path) -> pd.DataFrame:
 def load_world_sales(world_dir, stockout_from_hour: float = 22.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A simulated world's daily sales with its stock-out days flagged (the shelf emptied before closing
     time, 22:00), and its promotion calendar."""
-    from pathlib import Path
-
     world_dir = Path(world_dir)
     sales = pd.read_csv(world_dir / "sales" / "sales_daily.csv", dtype={"store_id": str, "sku": str}, parse_dates=["date"])
     out = pd.read_csv(world_dir / "stockout_days.csv", dtype={"store_id": str, "sku": str}, parse_dates=["date"])
@@ -57,8 +56,6 @@ def load_world_sales(world_dir, stockout_from_hour: float = 22.0) -> tuple[pd.Da
 
 def load_expected_demand(world_dir, last_days: int) -> pd.DataFrame | None:
     """The simulator's true mean demand over the last days (store_id, sku, date, mean), if recorded."""
-    from pathlib import Path
-
     path = Path(world_dir) / "expected_demand.npz"
     if not path.exists():
         return None
@@ -107,7 +104,7 @@ def statsforecast_baselines(history: pd.DataFrame, horizon: int) -> pd.DataFrame
     frame = frame.rename(columns={"date": "ds", "units": "y"})[["unique_id", "ds", "y"]]
     sf = StatsForecast(models=[WindowAverage(window_size=28, alias="ma28", prediction_intervals=ConformalIntervals(h=horizon, n_windows=2)), SeasonalNaive(season_length=7, alias="seasonal_naive")], freq="D", n_jobs=1)
     out = sf.forecast(df=frame, h=horizon, level=[80]).reset_index(drop=False)
-    keys = out["unique_id"].str.split("|", n=1, expand=True)
+    keys = out["unique_id"].str.split(KEY_SEP, n=1, expand=True)
     return out.assign(store_id=keys[0], sku=keys[1], date=out["ds"])
 
 

@@ -63,9 +63,12 @@ def lead_time_demand(mean: np.ndarray, dispersion: float) -> tuple[float, float]
     return total, max(0.0, (variance - total) / total**2)
 
 
+def nb_exceeds(units: float, mean: float, dispersion: float) -> float:
+    """P(Y > units) for Y ~ NB(mean, 1/k = dispersion); Poisson where dispersion is ~0."""
+    return float(1.0 - nb_cdf(np.floor(units), np.array(mean, float), np.array(dispersion, float)))
+
+
 def prob_demand_exceeds(mean: np.ndarray, dispersion: float, available: float) -> float:
     """P(cumulative demand over the days of `mean` > `available` units): the stock-out probability."""
     total, disp = lead_time_demand(mean, dispersion)
-    if total <= 0:
-        return 0.0
-    return float(1.0 - nb_cdf(np.floor(available), np.array(total), np.array(disp)))
+    return nb_exceeds(available, total, disp) if total > 0 else 0.0

@@ -25,7 +25,7 @@ import pandas as pd
 from forecasting.censoring import impute_masked
 from forecasting.classify import series_profile
 from forecasting.distribution import nb_dispersion, nb_quantiles
-
+from forecasting.metrics import naive_scale
 
 KEY_SEP = "|"
 
@@ -359,10 +359,9 @@ def backtest_dispersion(windows: list[WindowResult], model: str) -> float:
 
 
 def m5_scale(history: np.ndarray) -> float:
-    """M5 RMSSE denominator: mean squared one-step naive change from the first sale on (>= tiny)."""
-    nz = np.flatnonzero(history > 0)
-    h = history[nz[0]:] if len(nz) else history
-    return float(max(np.mean(np.diff(h) ** 2), 1e-3)) if len(h) > 1 else 1.0
+    """`naive_scale`, kept usable for choosing a model: at least 1e-3 (a flat history), 1 when undefined."""
+    scale = naive_scale(history)
+    return 1.0 if np.isnan(scale) else max(scale, 1e-3)
 
 
 # ------------------------------------------------------------------------------------- final forecast

@@ -5,18 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def rmsse(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray) -> float:
-    """Root mean squared scaled error (M5): squared error over the horizon, scaled by the in-sample
-    one-step naive squared error from the first non-zero sale on. NaN when the scale is zero."""
+def naive_scale(history: np.ndarray) -> float:
+    """M5's RMSSE denominator: the in-sample one-step naive squared error from the first non-zero sale
+    on. NaN when there are fewer than two such days."""
     history = np.asarray(history, dtype=float)
     nonzero = np.flatnonzero(history > 0)
-    if len(nonzero) == 0:
-        return float("nan")
-    h = history[nonzero[0]:]
-    if len(h) < 2:
-        return float("nan")
-    scale = float(np.mean(np.diff(h) ** 2))
-    if scale == 0:
+    h = history[nonzero[0]:] if len(nonzero) else history[:0]
+    return float(np.mean(np.diff(h) ** 2)) if len(h) >= 2 else float("nan")
+
+
+def rmsse(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray) -> float:
+    """Root mean squared scaled error (M5): squared error over the horizon over `naive_scale`.
+    NaN when the scale is zero or undefined."""
+    scale = naive_scale(history)
+    if not scale > 0:
         return float("nan")
     err = np.mean((np.asarray(actual, dtype=float) - np.asarray(forecast, dtype=float)) ** 2)
     return float(np.sqrt(err / scale))

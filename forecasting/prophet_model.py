@@ -1,4 +1,5 @@
-"""Prophet per store x SKU, run over all cores, with sample-based quantiles floored at zero.
+"""Prophet alone, per store x SKU over all cores, with sample-based quantiles floored at zero: the
+benchmark's "Prophet alone" baseline (the forecaster itself is `forecasting.engine`).
 
 Prophet is imported inside the functions: it takes about a second to import and Airflow parses DAG
 files that import this package.

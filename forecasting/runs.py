@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, func, select
 
 from forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
 from sql import schema
@@ -66,20 +66,18 @@ def store_result(engine: Engine, result: ForecastResult, run_id: str, last: pd.T
             conn.execute(delete(table).where(where if stores is None else where & table.c.store_id.in_(stores)))
         if stores is None:
             conn.execute(delete(schema.forecast_runs).where(schema.forecast_runs.c.run_id == run_id))
-        existing = conn.execute(select(schema.forecast_runs.c.series).where(schema.forecast_runs.c.run_id == run_id)).scalar()
-        n_series = len(result.models)
-        if existing is None:
+        if conn.execute(select(schema.forecast_runs.c.run_id).where(schema.forecast_runs.c.run_id == run_id)).first() is None:
             conn.execute(schema.forecast_runs.insert().values(
-                run_id=run_id, created_at=datetime.now(timezone.utc), last_history_date=last.date(), horizon_days=horizon, series=n_series))
-        else:
-            total = conn.execute(select(schema.forecast_models.c.sku).where(schema.forecast_models.c.run_id == run_id)).all()
-            conn.execute(schema.forecast_runs.update().where(schema.forecast_runs.c.run_id == run_id).values(series=len(total) + n_series))
+                run_id=run_id, created_at=datetime.now(timezone.utc), last_history_date=last.date(), horizon_days=horizon, series=0))
         rows = fc[["run_id", "store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]].to_dict("records")
         for start in range(0, len(rows), 10000):
             conn.execute(schema.forecasts.insert(), rows[start : start + 10000])
         model_rows = models[model_cols].to_dict("records")
         for start in range(0, len(model_rows), 10000):
             conn.execute(schema.forecast_models.insert(), model_rows[start : start + 10000])
+        # the run's series: every shard stored so far
+        series = select(func.count()).select_from(schema.forecast_models).where(schema.forecast_models.c.run_id == run_id).scalar_subquery()
+        conn.execute(schema.forecast_runs.update().where(schema.forecast_runs.c.run_id == run_id).values(series=series))
 
 
 def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int] | None = None, progress=None) -> dict:

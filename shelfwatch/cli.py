@@ -279,20 +279,15 @@ def alerts_list(
             record["evidence"] = json.loads(evidence)
         typer.echo(json.dumps(records, indent=1))
         return
+    import pandas as pd
     from rich.table import Table
 
     table = Table("id", "store", "sku", "product", "type", "status", "P(empty)", "expected empty (UTC)", "members", "escalated")
     for r in frame.itertuples():
-        when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if pd_notna(r.expected_empty_at) else "-"
+        when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if pd.notna(r.expected_empty_at) else "-"
         table.add_row(str(r.alert_id), r.store_id, r.sku, r.product, r.alert_type, r.status, f"{r.probability:.2f}", when,
-                      str(r.members_affected), "yes" if pd_notna(r.escalated_at) else "")
+                      str(r.members_affected), "yes" if pd.notna(r.escalated_at) else "")
     console.print(table)
-
-
-def pd_notna(value) -> bool:
-    import pandas as pd
-
-    return value is not None and not pd.isna(value)
 
 
 @alerts_app.command("ack")
