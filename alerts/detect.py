@@ -18,11 +18,13 @@ from alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_pr
 from alerts.notify import queue_notifications
 from alerts.members import favourite_members
 from alerts.risk import (
+    books_now,
     demand_moments,
     latest_readings,
     next_deliveries,
+    predicted_stockouts,
     stock_positions,
-    stockout_risk,
+    store_deliveries,
     zero_run_length,
     zero_run_probability,
 )
@@ -99,25 +101,63 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120) ->
     return DetectionInputs(as_of=as_of, **frames)
 
 
-def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
-    """One row per store x SKU x alert type that needs attention, with probability and evidence."""
+def stock_risks(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
+    """Every store x SKU's position and what each stock detector makes of it, before any threshold.
+
+    Columns: the stock position (on_shelf, source, reading, book units, deliveries), `p_stockout` and
+    its window (predicted_stockout), `zero_sales_days`, `usual_daily_units` and `p_zero_run`
+    (phantom_stockout; NaN where the records/sensor claim no stock or the run is shorter than 2 days),
+    `shelf_empty`, and `daily_mean` (forecast, else the last 28 days' sales).
+    """
     tz = dict(zip(inp.stores["store_id"], inp.stores["timezone"], strict=True))
     latest = latest_readings(inp.readings) if len(inp.readings) else pd.DataFrame(columns=["store_id", "sku", "sensor_id", "units", "device_ts"])
-    positions = stock_positions(latest, inp.sales, inp.records, tz)
-    deliveries = next_deliveries(inp.deliveries, inp.as_of)
-    positions = positions.merge(deliveries.drop(columns="store_next_delivery_at"), on=["store_id", "sku"], how="left")
-    store_next = deliveries.groupby("store_id")["store_next_delivery_at"].first()
-    positions["next_delivery_at"] = positions["next_delivery_at"].fillna(positions["store_id"].map(store_next))
-    forecast = demand_moments(inp.forecast.assign(date=pd.to_datetime(inp.forecast["date"])), inp.dispersion)
-    forecast = forecast[forecast["date"] >= pd.Timestamp(inp.as_of.date())]
-    by_series = dict(tuple(forecast.groupby(["store_id", "sku"])))
-    sales = inp.sales.assign(date=pd.to_datetime(inp.sales["date"])).sort_values("date")
-    sales_by_series = {k: g["units"].to_numpy(float) for k, g in sales.groupby(["store_id", "sku"])}
-    price = dict(zip(inp.products["sku"], inp.products["unit_price"], strict=True))
+    positions = stock_positions(latest, inp.sales, books_now(inp.records, inp.deliveries, inp.as_of), tz)
+    positions = positions.merge(next_deliveries(inp.deliveries, inp.as_of), on=["store_id", "sku"], how="left")
+    positions = positions.merge(store_deliveries(inp.deliveries, inp.as_of), on="store_id", how="left")
+    for own, store in (("next_delivery_at", "store_next_delivery_at"), ("following_delivery_at", "store_following_delivery_at")):
+        positions[own] = positions[own].fillna(positions[store])
+    moments = demand_moments(inp.forecast.assign(date=pd.to_datetime(inp.forecast["date"])), inp.dispersion)
+    predicted = predicted_stockouts(positions, moments, inp.as_of, tz).rename(columns={"probability": "p_stockout"})
+    positions = positions.merge(predicted, on=["store_id", "sku"], how="left")
+    upcoming = moments[moments["date"] >= pd.Timestamp(inp.as_of.date())].sort_values("date")
+    forecast_daily = upcoming.groupby(["store_id", "sku"])["mean"].apply(lambda x: float(x.head(7).mean())).rename("daily_mean")
+    positions = positions.merge(forecast_daily, on=["store_id", "sku"], how="left")
 
+    sales = inp.sales.assign(date=pd.to_datetime(inp.sales["date"])).sort_values("date", kind="stable")
+    history = {k: g.to_numpy(float) for k, g in sales.groupby(["store_id", "sku"])["units"]}
+    empty = settings.empty_shelf_units
+    positions["shelf_empty"] = (positions["source"] == "sensor") & (positions["reading_units"] <= empty)
+    # phantom stock is what only the books claim: a shelf a sensor watches is either seen empty
+    # (shelf_empty) or seen stocked (then it is not empty, whatever the sales say)
+    claims_stock = (positions["source"] == "records") & (positions["on_shelf"] > 0)
+    phantom = []
+    for i, key, claims in zip(positions.index, zip(positions["store_id"], positions["sku"], strict=True), claims_stock, strict=True):
+        units = history.get(key, np.zeros(0))
+        run = zero_run_length(units)
+        p_run, rate = zero_run_probability(units[: len(units) - run], run) if claims and run >= 2 else (np.nan, np.nan)
+        recent = float(units[-28:].mean()) if len(units) else 0.0
+        phantom.append((i, run, p_run, rate, recent))
+    extra = pd.DataFrame(phantom, columns=["i", "zero_sales_days", "p_zero_run", "usual_daily_units", "recent_daily"]).set_index("i")
+    positions = positions.join(extra)
+    positions["daily_mean"] = pd.to_numeric(positions["daily_mean"]).fillna(positions["recent_daily"])
+    return positions.drop(columns=["recent_daily"])
+
+
+def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
+    """One row per store x SKU x alert type that needs attention, with probability and evidence."""
+    risks = stock_risks(inp, settings)
+    price = dict(zip(inp.products["sku"], inp.products["unit_price"], strict=True))
+    raised = {
+        "shelf_empty": risks["shelf_empty"].to_numpy(bool),
+        "phantom_stockout": (risks["p_zero_run"] < settings.phantom_probability_threshold).to_numpy(bool),
+        "predicted_stockout": (risks["p_stockout"] >= settings.alert_probability_threshold * settings.alert_keep_ratio).to_numpy(bool),
+    }
+    opens = (risks["p_stockout"] >= settings.alert_probability_threshold).to_numpy(bool)
+    any_raised = np.logical_or.reduce(list(raised.values()))
     rows = []
-    for pos in positions.itertuples(index=False):
-        key = (pos.store_id, pos.sku)
+    for i in np.flatnonzero(any_raised):
+        pos = risks.iloc[i]
+        found = [t for t in ("shelf_empty", "phantom_stockout", "predicted_stockout") if raised[t][i]]
         evidence = {
             "on_shelf": round(float(pos.on_shelf), 2) if pd.notna(pos.on_shelf) else None,
             "source": pos.source,
@@ -129,36 +169,28 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
             "next_delivery_units": None if pd.isna(pos.next_delivery_units) else float(pos.next_delivery_units),
             "next_delivery_at": pos.next_delivery_at.isoformat() if pd.notna(pos.next_delivery_at) else None,
             "late_delivery_since": pos.late_since.isoformat() if pd.notna(pos.late_since) else None,
+            "detectors": sorted(found),
         }
-        found = []
-        if pos.source == "sensor" and pd.notna(pos.reading_units) and pos.reading_units <= settings.empty_shelf_units:
-            found.append(("shelf_empty", 1.0, pos.reading_ts, {}))
-        history = sales_by_series.get(key, np.zeros(0))
-        run = zero_run_length(history)
-        shelf_claims_stock = (pos.source == "records" and pos.on_shelf > 0) or (
-            pos.source == "sensor" and pd.notna(pos.reading_units) and pos.reading_units > settings.empty_shelf_units
-        )
-        if run >= 2 and shelf_claims_stock:
-            p_run, rate = zero_run_probability(history[: len(history) - run], run)
-            if p_run < settings.phantom_probability_threshold:
-                found.append(("phantom_stockout", 1.0 - p_run, None, {"zero_sales_days": run, "usual_daily_units": round(rate, 2), "p_zero_run": p_run}))
-        if key in by_series and pd.notna(pos.on_shelf):
-            risk = stockout_risk(float(pos.on_shelf), by_series[key], pos.next_delivery_at, tz.get(pos.store_id, "UTC"), inp.as_of)
-            if risk["probability"] >= settings.alert_probability_threshold:
-                found.append(("predicted_stockout", risk["probability"], risk["expected_empty_at"], {
-                    "expected_demand_until_delivery": round(risk["expected_demand"], 2),
-                    "days_of_cover": None if np.isinf(risk["days_of_cover"]) else round(risk["days_of_cover"], 2),
-                }))
-        daily_mean = float(by_series[key]["mean"].head(7).mean()) if key in by_series else float(history[-28:].mean() if len(history) else 0)
-        for alert_type, probability, empty_at, extra in found:
+        specific = {
+            "shelf_empty": (1.0, pos.reading_ts, {}),
+            "phantom_stockout": (1.0 - float(pos.p_zero_run), None, {
+                "zero_sales_days": int(pos.zero_sales_days), "usual_daily_units": round(float(pos.usual_daily_units), 2), "p_zero_run": float(pos.p_zero_run)}),
+            "predicted_stockout": (float(pos.p_stockout), pos.expected_empty_at, {
+                "expected_demand_until_delivery": round(float(pos.expected_demand), 2),
+                "days_of_cover": None if np.isinf(pos.days_of_cover) else round(float(pos.days_of_cover), 2)}),
+        }
+        for alert_type in found:
+            probability, empty_at, extra = specific[alert_type]
             rows.append({
                 "store_id": pos.store_id,
                 "sku": pos.sku,
                 "alert_type": alert_type,
-                "probability": round(float(probability), 4),
-                "expected_empty_at": empty_at,
-                "revenue_at_risk_per_day": round(daily_mean * float(price.get(pos.sku, 0.0)), 2),
-                "evidence": {**evidence, **extra, "detectors": sorted(f[0] for f in found)},
+                "probability": round(probability, 4),
+                "expected_empty_at": empty_at if pd.notna(empty_at) else None,
+                "revenue_at_risk_per_day": round(float(pos.daily_mean) * float(price.get(pos.sku, 0.0)), 2),
+                "evidence": {**evidence, **extra},
+                # below the threshold but above the keep level, a prediction only keeps an open alert open
+                "opens": bool(opens[i]) if alert_type == "predicted_stockout" else True,
             })
     rows += stale_sensor_candidates(inp, settings)
     return pd.DataFrame(rows)
@@ -245,6 +277,8 @@ def persist_alerts(engine: Engine, candidates: pd.DataFrame, favourites: pd.Data
         wanted = set()
         for c in candidates.to_dict("records"):
             key = (c["store_id"], c["sku"], c["alert_type"])
+            if key not in active and not c.get("opens", True):
+                continue
             wanted.add(key)
             values = _row_values(c)
             if key in active:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting.distribution import nb_exceeds
+from forecasting.distribution import nb_cdf
 
 Z90 = 1.2815515655446004  # standard-normal 90th percentile: p90 - p10 = 2 * Z90 * sigma
 OPEN_HOUR, CLOSE_HOUR = 8.0, 22.0
@@ -27,6 +27,20 @@ def latest_readings(readings: pd.DataFrame) -> pd.DataFrame:
 def trading_fraction_after(local_hour: pd.Series) -> pd.Series:
     """Share of a day's trading hours still to come at a store-local hour."""
     return ((CLOSE_HOUR - local_hour) / (CLOSE_HOUR - OPEN_HOUR)).clip(0.0, 1.0)
+
+
+def books_now(records: pd.DataFrame, deliveries: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The units on record now: the latest record plus deliveries received after it (up to `as_of`).
+
+    Records are counted at night; a truck received this morning is on the shelf before the next count.
+    """
+    received = deliveries[deliveries["received_at"].notna() & (deliveries["received_at"] <= as_of)]
+    since = received.merge(records[["store_id", "sku", "as_of"]], on=["store_id", "sku"])
+    since = since[since["received_at"] > since["as_of"]]
+    units = since["received_units"].fillna(since["expected_units"]) if "received_units" in since else since["expected_units"]
+    added = since.assign(units=units).groupby(["store_id", "sku"])["units"].sum().rename("received_since")
+    out = records.merge(added, on=["store_id", "sku"], how="left")
+    return out.assign(book_units=out["book_units"] + pd.to_numeric(out["received_since"]).fillna(0.0)).drop(columns="received_since")
 
 
 def stock_positions(
@@ -60,18 +74,31 @@ def stock_positions(
 
 
 def next_deliveries(deliveries: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Next expected (not yet received) delivery after `as_of`, and overdue ones, per store x SKU.
+    """The next two expected (not yet received) deliveries after `as_of`, and overdue ones, per store x SKU.
 
-    A SKU with nothing on order rides on the store's next truck: replenishment follows the store's
-    delivery schedule, so `next_delivery_at` falls back to the store's next delivery of any SKU.
+    A SKU with nothing on order rides on the store's trucks: replenishment follows the store's
+    delivery schedule, so a missing time falls back to the store's next (or following) delivery of any
+    SKU. Columns: store_id, sku, next_delivery_at, next_delivery_units, following_delivery_at, late_since.
     """
     pending = deliveries[deliveries["received_at"].isna()]
-    upcoming = pending[pending["expected_at"] > as_of].sort_values("expected_at")
-    nxt = upcoming.groupby(["store_id", "sku"]).first()[["expected_at", "expected_units"]]
+    upcoming = pending[pending["expected_at"] > as_of].sort_values("expected_at", kind="stable")
+    rank = upcoming.groupby(["store_id", "sku"]).cumcount()
+    nxt = upcoming[rank == 0].set_index(["store_id", "sku"])[["expected_at", "expected_units"]]
+    following = upcoming[rank == 1].set_index(["store_id", "sku"])["expected_at"].rename("following_delivery_at")
     late = pending[pending["expected_at"] <= as_of].groupby(["store_id", "sku"])["expected_at"].min().rename("late_since")
-    out = nxt.rename(columns={"expected_at": "next_delivery_at", "expected_units": "next_delivery_units"}).join(late, how="outer").reset_index()
-    store_next = upcoming.groupby("store_id")["expected_at"].min().rename("store_next_delivery_at").reset_index()
-    return out.merge(store_next, on="store_id", how="outer")
+    out = nxt.rename(columns={"expected_at": "next_delivery_at", "expected_units": "next_delivery_units"}).join([following, late], how="outer")
+    return out.reset_index()
+
+
+def store_deliveries(deliveries: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each store's next and following truck after `as_of` (any SKU): the fallback schedule."""
+    trucks = deliveries[deliveries["received_at"].isna() & (deliveries["expected_at"] > as_of)][["store_id", "expected_at"]]
+    trucks = trucks.drop_duplicates().sort_values("expected_at", kind="stable")
+    rank = trucks.groupby("store_id").cumcount()
+    return pd.DataFrame({
+        "store_next_delivery_at": trucks[rank == 0].set_index("store_id")["expected_at"],
+        "store_following_delivery_at": trucks[rank == 1].set_index("store_id")["expected_at"],
+    }).rename_axis("store_id").reset_index()
 
 
 def demand_moments(forecast: pd.DataFrame, dispersion: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -85,52 +112,103 @@ def demand_moments(forecast: pd.DataFrame, dispersion: pd.DataFrame | None = Non
     return forecast.assign(var=var)
 
 
-def cumulative_exceedance(mean: float, var: float, units: float) -> float:
-    """P(cumulative demand >= units): negative binomial matched to (mean, var), Poisson if var <= mean."""
-    if units <= 0:
-        return 1.0
-    if mean <= 0:
-        return 0.0
-    return nb_exceeds(int(np.ceil(units)) - 1, mean, max(var - mean, 0.0) / mean**2)
+def cumulative_exceedance(mean, var, units):
+    """P(cumulative demand >= units), elementwise: a negative binomial matched to (mean, var), Poisson
+    where var <= mean; 1 when nothing is left, 0 when nothing is expected."""
+    mean, var, units = np.broadcast_arrays(np.asarray(mean, float), np.asarray(var, float), np.asarray(units, float))
+    safe_mean = np.where(mean > 0, mean, 1.0)
+    dispersion = np.maximum(var - safe_mean, 0.0) / safe_mean**2
+    p = 1.0 - nb_cdf(np.ceil(units) - 1, safe_mean, dispersion)
+    out = np.where(units <= 0, 1.0, np.where(mean <= 0, 0.0, p))
+    return float(out) if out.ndim == 0 else out
 
 
-def stockout_risk(position: float, days: pd.DataFrame, delivery_at: pd.Timestamp | None, tz: str, now: pd.Timestamp) -> dict:
-    """P(the shelf empties before the next delivery) and when it is expected to empty.
+def local_parts(times: pd.Series, tz_of_row: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Store-local date (naive midnight) and hour of UTC timestamps, row by row (NaT stays NaT/NaN)."""
+    dates = pd.Series(pd.NaT, index=times.index, dtype="datetime64[ns]")
+    hours = pd.Series(np.nan, index=times.index)
+    for tz, idx in tz_of_row.groupby(tz_of_row).groups.items():
+        local = pd.to_datetime(times.loc[idx], utc=True).dt.tz_convert(tz)
+        dates.loc[idx] = local.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
+        hours.loc[idx] = local.dt.hour + local.dt.minute / 60
+    return dates, hours
 
-    `days` holds the forecast days from "now" (date, mean, var) in order. Demand counts for every
-    trading day before the delivery's local date (the delivery lands before trading starts).
-    Without a known delivery, the whole forecast horizon is used.
+
+def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: pd.Timestamp, store_tz: dict[str, str]) -> pd.DataFrame:
+    """P(the shelf empties before the next delivery refills it), for every store x SKU at once.
+
+    `positions`: store_id, sku, on_shelf, reading_ts, next_delivery_at, next_delivery_units,
+    following_delivery_at. `moments`: the forecast's store_id, sku, date, mean, var per day.
+    Demand counts from the position's time (the rest of the reading's day if the shelf was read today,
+    else from the store's local "now") for every trading day before the delivery's local date
+    (deliveries land before trading starts). When the next delivery lands before any trading would
+    happen, its units are added and the window runs to the following delivery, so a delivery day is
+    never a blind spot. Without a known delivery the whole forecast horizon counts.
+    Returns: store_id, sku, probability, expected_empty_at, expected_demand, days_of_cover, window_days.
     """
-    days = days.sort_values("date")
-    if delivery_at is not None and pd.notna(delivery_at):
-        last_day = pd.Timestamp(delivery_at.tz_convert(tz).date())
-        days = days[pd.to_datetime(days["date"]) < last_day]
-    cum_mean = days["mean"].cumsum().to_numpy()
-    probability = cumulative_exceedance(float(cum_mean[-1]) if len(cum_mean) else 0.0, float(days["var"].sum()), position)
-    empty_at = now if position <= 0 else expected_empty_time(position, days, cum_mean, tz)
-    daily = float(days["mean"].mean()) if len(days) else 0.0
-    return {
-        "probability": probability,
-        "expected_empty_at": empty_at,
-        "expected_demand": float(cum_mean[-1]) if len(cum_mean) else 0.0,
-        "days_of_cover": float(position / daily) if daily > 0 else float("inf"),
-        "window_days": int(len(days)),
-    }
+    cols = ["store_id", "sku", "probability", "expected_empty_at", "expected_demand", "days_of_cover", "window_days"]
+    moments = moments[pd.to_datetime(moments["date"]) >= pd.Timestamp(as_of.date())]
+    if moments.empty or positions.empty:
+        return pd.DataFrame(columns=cols)
+    mean = moments.pivot_table(index=["store_id", "sku"], columns="date", values="mean", aggfunc="sum")
+    var = moments.pivot_table(index=["store_id", "sku"], columns="date", values="var", aggfunc="sum").reindex_like(mean)
+    pos = positions.merge(mean.index.to_frame(index=False), on=["store_id", "sku"]).dropna(subset=["on_shelf"]).reset_index(drop=True)
+    if pos.empty:
+        return pd.DataFrame(columns=cols)
+    rows = mean.index.get_indexer(pd.MultiIndex.from_frame(pos[["store_id", "sku"]]))
+    grid = pd.to_datetime(mean.columns)
+    m, v = np.nan_to_num(mean.to_numpy()[rows]), np.nan_to_num(var.to_numpy()[rows])
+    n, horizon = len(pos), len(grid)
+    tz = pos["store_id"].map(store_tz).fillna("UTC")
+
+    # where demand starts: the reading's local time when the shelf was read today, else local "now"
+    now_date, now_hour = local_parts(pd.Series(as_of, index=pos.index), tz)
+    read_date, read_hour = local_parts(pos["reading_ts"], tz)
+    start_hour = np.where(read_date == now_date, np.fmax(read_hour, now_hour), now_hour)
+    first = ((now_date - grid[0]).dt.days).to_numpy()
+    day = np.arange(horizon)[None, :]
+    weight = np.where(day == first[:, None], trading_fraction_after(pd.Series(start_hour)).to_numpy()[:, None], (day > first[:, None]).astype(float))
+
+    position = pos["on_shelf"].to_numpy(float)
+    window_end = _days_until(pos["next_delivery_at"], tz, grid[0], horizon)
+    refilled_first = window_end <= first  # the delivery lands before any trading in the window
+    position = np.where(refilled_first, position + np.nan_to_num(pos["next_delivery_units"].to_numpy(float)), position)
+    window_end = np.where(refilled_first, _days_until(pos["following_delivery_at"], tz, grid[0], horizon), window_end)
+    in_window = day < window_end[:, None]
+    cum = np.cumsum(m * weight * in_window, axis=1)
+    total_mean = cum[:, -1]
+    total_var = np.sum(v * weight * in_window, axis=1)
+    probability = cumulative_exceedance(total_mean, total_var, position)
+    window_days = np.maximum(window_end - first, 0)
+    daily = np.divide(total_mean, np.maximum(np.sum(weight * in_window, axis=1), 1e-9))
+
+    # expected empty time: where the cumulative mean reaches the units on the shelf (trading hours)
+    reached = (cum >= position[:, None]) & in_window & (weight > 0)
+    hit = reached.any(axis=1) & (position > 0)
+    i = np.argmax(reached, axis=1)
+    before = np.where(i > 0, cum[np.arange(n), np.maximum(i - 1, 0)], 0.0)
+    day_mean = cum[np.arange(n), i] - before
+    frac = np.where(day_mean > 0, (position - before) / np.where(day_mean > 0, day_mean, 1.0), 0.0)
+    open_hour = np.where(i == first, np.fmax(OPEN_HOUR, start_hour), OPEN_HOUR)
+    hours = np.where(hit, open_hour + np.clip(frac, 0.0, 1.0) * (CLOSE_HOUR - open_hour), OPEN_HOUR)
+    local = pd.Series(grid[0] + pd.to_timedelta(i, unit="D") + pd.to_timedelta(hours, unit="h"), index=pos.index)
+    empty_at = pd.Series(pd.NaT, index=pos.index, dtype="datetime64[ns, UTC]")
+    for zone, idx in tz.groupby(tz).groups.items():
+        empty_at.loc[idx] = local.loc[idx].dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC").dt.floor("min")
+    empty_at = empty_at.where(hit)
+    empty_at = empty_at.where(position > 0, as_of)
+    return pd.DataFrame({
+        "store_id": pos["store_id"], "sku": pos["sku"], "probability": probability, "expected_empty_at": empty_at,
+        "expected_demand": total_mean, "days_of_cover": np.where(daily > 0, position / np.where(daily > 0, daily, 1.0), np.inf),
+        "window_days": window_days,
+    })
 
 
-def expected_empty_time(position: float, days: pd.DataFrame, cum_mean: np.ndarray, tz: str) -> pd.Timestamp | None:
-    """When expected cumulative demand reaches the units on the shelf (interpolated in trading hours)."""
-    if position <= 0:
-        return None
-    hit = np.flatnonzero(cum_mean >= position)
-    if len(hit) == 0:
-        return None
-    i = int(hit[0])
-    before = cum_mean[i - 1] if i > 0 else 0.0
-    day_mean = cum_mean[i] - before
-    frac = (position - before) / day_mean if day_mean > 0 else 0.0
-    day = pd.Timestamp(days["date"].iloc[i]).tz_localize(tz)
-    return (day + pd.Timedelta(hours=OPEN_HOUR + frac * (CLOSE_HOUR - OPEN_HOUR))).tz_convert("UTC").floor("min")
+def _days_until(delivery_at: pd.Series, tz: pd.Series, grid_start: pd.Timestamp, horizon: int) -> np.ndarray:
+    """Grid days before a delivery's store-local date (the whole horizon when there is none)."""
+    local_date, _ = local_parts(delivery_at, tz)
+    days = (local_date - grid_start).dt.days.to_numpy(dtype=float)
+    return np.clip(np.nan_to_num(days, nan=horizon), 0, horizon).astype(int)
 
 
 def zero_run_length(units: np.ndarray) -> int:

@@ -365,14 +365,22 @@ def make_sensors(stores: pd.DataFrame, products: pd.DataFrame, has_sensor: np.nd
 # --------------------------------------------------------------------------------------------- outputs
 
 
-def shelf_units_at(world: World, d: int, s: int, k: int, hour: float) -> float:
-    """Units on the shelf at a store-local hour of day d (sales spread evenly over trading hours)."""
+def shelf_units_at(world: World, d: int, s, k, hour: float):
+    """Units on the shelf at a store-local hour of day d (arrays of s, k welcome).
+
+    Demand arrives evenly over trading hours, so a shelf that empties at hour e sells its opening
+    units by then: readings agree with the moment the shelf really emptied.
+    """
     if hour < DELIVERY_HOUR:
-        return float(world.shelf_close[d - 1, s, k]) if d > 0 else float(world.shelf_open[d, s, k])
+        return world.shelf_close[d - 1, s, k] if d > 0 else world.shelf_open[d, s, k]
+    opening = world.shelf_open[d, s, k]
     if hour <= OPEN_HOUR:
-        return float(world.shelf_open[d, s, k])
+        return opening
+    empty_at = world.empty_at_hour[d, s, k]
     frac = min(1.0, (hour - OPEN_HOUR) / (CLOSE_HOUR - OPEN_HOUR))
-    return float(world.shelf_open[d, s, k] - world.sold[d, s, k] * frac)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        emptying = np.clip((hour - OPEN_HOUR) / (empty_at - OPEN_HOUR), 0.0, 1.0)
+    return np.where(np.isnan(empty_at), opening - world.sold[d, s, k] * frac, np.where(empty_at <= OPEN_HOUR, 0.0, opening * (1.0 - emptying)))
 
 
 def sensor_readings(world: World, spec: WorldSpec, rng) -> list[dict]:
@@ -388,7 +396,7 @@ def sensor_readings(world: World, spec: WorldSpec, rng) -> list[dict]:
             day = world.dates[d].date()
             for h in hours:
                 seq += 1
-                units = max(0.0, shelf_units_at(world, d, row.store_idx, row.sku_idx, float(h)))
+                units = max(0.0, float(shelf_units_at(world, d, row.store_idx, row.sku_idx, float(h))))
                 value = units if row.kind == "shelf_units" else max(0.0, units * weight + rng.normal(0, 2.0))
                 ts = datetime(day.year, day.month, day.day, h, tzinfo=tz)
                 out.append(

@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sqlalchemy import func, select
 
 from alerts.detect import detect_alerts
 from alerts.members import contactable, favourite_members
-from alerts.risk import cumulative_exceedance, latest_readings, stockout_risk, zero_run_length, zero_run_probability
+from alerts.risk import cumulative_exceedance, latest_readings, predicted_stockouts, zero_run_length, zero_run_probability
 from shelfwatch.config import Settings
 from shelfwatch.db import insert_ignore
 from shelfwatch.reference import load_reference_data
@@ -31,13 +32,23 @@ def test_exceedance_matches_poisson_and_edges():
 
 def forecast_days(mean, days=7):
     dates = pd.date_range("2026-11-23", periods=days)
-    return pd.DataFrame({"date": dates, "mean": mean, "var": mean})
+    return pd.DataFrame({"store_id": "S1", "sku": "A", "date": dates, "mean": mean, "var": mean})
+
+
+def position(on_shelf, next_at=None, units=np.nan, following_at=None, reading_ts=None):
+    return pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "on_shelf": [float(on_shelf)], "reading_ts": [pd.Timestamp(reading_ts, tz="UTC") if reading_ts else pd.NaT],
+                         "next_delivery_at": [pd.Timestamp(next_at, tz="UTC") if next_at else pd.NaT], "next_delivery_units": [units],
+                         "following_delivery_at": [pd.Timestamp(following_at, tz="UTC") if following_at else pd.NaT]})
+
+
+def risk(pos, days, now=NOW, tz="UTC"):
+    return predicted_stockouts(pos, days, now, {"S1": tz}).iloc[0]
 
 
 def test_risk_counts_only_days_before_delivery():
     days = forecast_days(4.0)
-    soon = stockout_risk(10, days, pd.Timestamp("2026-11-24 06:00", tz="UTC"), "UTC", NOW)  # 1 day: P(Poi(4)>=10)
-    late = stockout_risk(10, days, pd.Timestamp("2026-11-27 06:00", tz="UTC"), "UTC", NOW)  # 4 days: P(Poi(16)>=10)
+    soon = risk(position(10, "2026-11-24 06:00"), days)  # 1 day: P(Poi(4)>=10)
+    late = risk(position(10, "2026-11-27 06:00"), days)  # 4 days: P(Poi(16)>=10)
     assert soon["window_days"] == 1 and late["window_days"] == 4
     assert soon["probability"] == pytest.approx(0.0081, abs=1e-3)
     assert late["probability"] == pytest.approx(0.9567, abs=1e-3)
@@ -46,8 +57,29 @@ def test_risk_counts_only_days_before_delivery():
     assert late["days_of_cover"] == pytest.approx(2.5)
 
 
+def test_a_delivery_before_trading_adds_its_units_and_the_window_runs_to_the_following_one():
+    # "now" is 00:00; the truck lands at 06:00 today with 6 units: 2 + 6 units must last until the
+    # following truck 2 days later (8 units of demand): P(Poi(8) >= 8), not 0 because "the truck comes first"
+    r = risk(position(2, "2026-11-23 06:00", 6.0, "2026-11-25 06:00"), forecast_days(4.0))
+    assert r["window_days"] == 2
+    assert r["probability"] == pytest.approx(1 - stats.poisson.cdf(7, 8.0), abs=1e-6)
+
+
+def test_a_reading_taken_today_counts_only_the_rest_of_the_day():
+    # read at 15:00 (7 of 14 trading hours left) with 2 units; 4/day expected: 2 units left today
+    r = risk(position(2, "2026-11-24 06:00", reading_ts="2026-11-23 15:00"), forecast_days(4.0), now=pd.Timestamp("2026-11-23 15:00", tz="UTC"))
+    assert r["expected_demand"] == pytest.approx(2.0)
+    assert r["expected_empty_at"] == pd.Timestamp("2026-11-23 22:00", tz="UTC")
+
+
+def test_store_local_dates_decide_the_window():
+    # Amsterdam is UTC+1 in November: the 23:30 UTC truck is the 24th's 00:30 locally, so the 23rd counts
+    r = risk(position(10, "2026-11-23 23:30"), forecast_days(4.0), tz="Europe/Amsterdam")
+    assert r["window_days"] == 1
+
+
 def test_empty_shelf_is_certain_and_now():
-    r = stockout_risk(0, forecast_days(1.0), None, "UTC", NOW)
+    r = risk(position(0), forecast_days(1.0))
     assert r["probability"] == 1.0 and r["expected_empty_at"] == NOW
 
 
@@ -163,3 +195,40 @@ def test_demand_variance_comes_from_the_forecasters_dispersion_when_known():
     var = demand_moments(fc, dispersion)["var"].tolist()
     assert var[0] == pytest.approx(4 + 0.25 * 16)  # negative binomial: mean + dispersion x mean²
     assert var[1] == pytest.approx(max(((6 - 2) / (2 * 1.2815515655446004)) ** 2, 4.0))  # no model row: from the interval
+
+
+def test_books_count_deliveries_received_after_the_last_count():
+    from alerts.risk import books_now
+
+    records = pd.DataFrame({"store_id": ["S1", "S1"], "sku": ["A", "B"], "book_units": [2.0, 5.0], "as_of": pd.Timestamp("2026-11-23 00:00", tz="UTC")})
+    deliveries = pd.DataFrame({
+        "store_id": ["S1", "S1", "S1"], "sku": ["A", "A", "B"], "expected_units": [6.0, 9.0, 4.0], "received_units": [6.0, np.nan, 3.0],
+        "expected_at": pd.to_datetime(["2026-11-23 06:00", "2026-11-24 06:00", "2026-11-22 06:00"], utc=True),
+        # A's morning truck came after the count; its next one has not come yet; B's came before the count
+        "received_at": pd.to_datetime(["2026-11-23 06:10", None, "2026-11-22 06:05"], utc=True),
+    })
+    now = books_now(records, deliveries, pd.Timestamp("2026-11-23 09:00", tz="UTC"))
+    assert now.set_index("sku")["book_units"].to_dict() == {"A": 8.0, "B": 5.0}
+    before = books_now(records, deliveries, pd.Timestamp("2026-11-23 06:00", tz="UTC"))
+    assert before.set_index("sku")["book_units"].to_dict() == {"A": 2.0, "B": 5.0}
+
+
+def test_phantom_is_what_only_the_books_claim():
+    """A shelf a sensor reads as stocked is not a phantom stock-out, however long it has not sold."""
+    from alerts.detect import DetectionInputs, stock_risks
+
+    days = pd.date_range("2026-10-20", "2026-11-22")
+    units = np.r_[np.full(len(days) - 5, 6.0), np.zeros(5)]  # 6 a day, then nothing for 5 days
+    sales = pd.concat([pd.DataFrame({"store_id": "S1", "sku": sku, "date": days, "units": units}) for sku in ("A", "B")])
+    inp = DetectionInputs(
+        as_of=NOW, stores=pd.DataFrame({"store_id": ["S1"], "timezone": ["UTC"]}), products=pd.DataFrame({"sku": ["A", "B"], "unit_price": [1.0, 1.0]}),
+        readings=pd.DataFrame({"store_id": ["S1"], "sku": ["B"], "sensor_id": ["s"], "kind": ["shelf_units"], "units": [8.0], "seq": [1],
+                               "device_ts": [NOW - pd.Timedelta(hours=2)]}),
+        sales=sales, records=pd.DataFrame({"store_id": ["S1", "S1"], "sku": ["A", "B"], "book_units": [12.0, 12.0], "as_of": [NOW, NOW]}),
+        deliveries=pd.DataFrame(columns=["store_id", "sku", "expected_at", "expected_units", "received_at", "received_units"]).astype(
+            {"expected_at": "datetime64[ns, UTC]", "received_at": "datetime64[ns, UTC]"}),
+        forecast=pd.DataFrame(columns=["store_id", "sku", "date", "mean", "p10", "p90"]), lines=pd.DataFrame(), sensors=pd.DataFrame(),
+        dispersion=pd.DataFrame(columns=["store_id", "sku", "dispersion"]))
+    risks = stock_risks(inp, Settings()).set_index("sku")
+    assert risks.loc["A", "p_zero_run"] == pytest.approx(np.exp(-30.0), rel=1e-6)  # Poisson(6) zero 5 days running
+    assert np.isnan(risks.loc["B", "p_zero_run"])
