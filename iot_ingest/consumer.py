@@ -24,7 +24,9 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from alerts.realtime import apply_shelf_readings
 from iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, quarantine_entry, subscription_topic
+from shelfwatch.config import Settings
 from shelfwatch.db import insert_ignore, upsert
 from sql import schema
 
@@ -156,10 +158,11 @@ def is_transient(engine: Engine, exc: BaseException) -> bool:
 class ReadingWriter:
     """Stores a batch of messages in one transaction and returns what happened to them."""
 
-    def __init__(self, engine: Engine, topic_prefix: str) -> None:
+    def __init__(self, engine: Engine, topic_prefix: str, alert_settings: Settings | None = None) -> None:
         self.engine = engine
         self.topic_prefix = topic_prefix
         self.known = load_known_entities(engine)
+        self.alert_settings = alert_settings  # given: shelf_empty alerts are raised on arrival
 
     def write(self, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
         """(stored, duplicates, quarantined) for the batch, after its commit.
@@ -194,6 +197,8 @@ class ReadingWriter:
         with self.engine.begin() as conn:
             stored = BULK_INSERT[conn.dialect.name](conn, readings)
             insert_ignore(conn, schema.quarantine, bad)
+            if self.alert_settings is not None and readings:
+                apply_shelf_readings(conn, readings, self.alert_settings, now)
         if bad:  # topics only: reasons quote payload values, which stay in the quarantine table
             log.warning("quarantined %d message(s), e.g. from %s", len(bad), bad[0]["source"])
         return stored, len(readings) - stored, len(bad)
@@ -261,17 +266,19 @@ def drain(
     group: str | None = None,
     stats_every: float = 30.0,
     max_seconds: float | None = None,
+    alert_settings: Settings | None = None,
 ) -> IngestStats:
     """Consume the persistent session until no message came for `until_idle` s (or `max_messages`).
 
     Batches are flushed when full, after `batch_seconds`, or after a short lull — the broker only sends
     as many unacknowledged messages as its in-flight window allows, so waiting for a full batch would
     stall. `ready` is set once the subscription is confirmed; `stop` (SIGTERM in the service) flushes,
-    acknowledges and disconnects. `until_idle=inf` runs until stopped.
+    acknowledges and disconnects. `until_idle=inf` runs until stopped. With `alert_settings`, an
+    empty-shelf reading opens its shelf_empty alert in the transaction that stores it.
     """
     stats = IngestStats(client_id=client_id)
     started = time.monotonic()
-    writer = ReadingWriter(engine, topic_prefix)
+    writer = ReadingWriter(engine, topic_prefix, alert_settings)
     inbox = Inbox(queue_size)
     client, kwargs = make_client(mqtt_url, client_id)
     connected = threading.Event()

@@ -93,7 +93,7 @@ def ingest_sensor_readings(
 
     stats = drain(
         get_engine(settings.db_url), settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
-        until_idle=until_idle, max_messages=max_messages, ready=ready, max_seconds=max_seconds,
+        until_idle=until_idle, max_messages=max_messages, ready=ready, max_seconds=max_seconds, alert_settings=settings,
     )
     return asdict(stats)
 

@@ -1,0 +1,97 @@
+"""shelf_empty on arrival: the ingest opens (and closes) empty-shelf alerts in the transaction that
+stores the reading, so a store manager hears of an empty shelf seconds after the sensor saw it
+instead of at the next scheduled detection.
+
+Only the newest shelf reading of a store x SKU counts (by device time: a late, older reading cannot
+reopen a shelf that has been restocked since). The scheduled detection later links the affected
+members and refines the severity; the store manager's outbox rows are queued here, so the next
+`notify send` delivers them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, func, select, tuple_
+
+from alerts.lifecycle import ACTIVE, DETECTOR, record_event, transition
+from alerts.notify import message_row
+from shelfwatch.config import Settings
+from shelfwatch.db import insert_ignore
+from sql import schema
+
+SHELF_KINDS = ("shelf_units", "shelf_weight_g")
+RESTOCKED = "a sensor shows the shelf stocked again"
+
+
+def utc(ts: datetime) -> datetime:
+    """Device times compare alike whether the driver returns them naive (SQLite, stored as UTC) or aware."""
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def newest_shelf_readings(readings: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per store x SKU, the batch's newest usable shelf reading (device time, then sequence)."""
+    newest: dict[tuple[str, str], dict] = {}
+    for r in readings:
+        if r["kind"] not in SHELF_KINDS or r.get("units") is None or r.get("clock_skew"):
+            continue
+        key = (r["store_id"], r["sku"])
+        if key not in newest or (utc(r["device_ts"]), r["seq"]) > (utc(newest[key]["device_ts"]), newest[key]["seq"]):
+            newest[key] = r
+    return newest
+
+
+def apply_shelf_readings(conn: Connection, readings: list[dict], settings: Settings, now: datetime) -> dict:
+    """Open shelf_empty for shelves that now read empty; resolve it for shelves that read stocked."""
+    newest = newest_shelf_readings(readings)
+    if not newest:
+        return {"opened": 0, "resolved": 0}
+    a = schema.alerts
+    active = {(row.store_id, row.sku): row.alert_id for row in conn.execute(
+        select(a.c.store_id, a.c.sku, a.c.alert_id).where(
+            a.c.alert_type == "shelf_empty", a.c.status.in_(ACTIVE), tuple_(a.c.store_id, a.c.sku).in_(list(newest))))}
+    empty = settings.empty_shelf_units
+    to_open = [k for k, r in newest.items() if r["units"] <= empty and k not in active]
+    to_resolve = [k for k, r in newest.items() if r["units"] > empty and k in active]
+    if not to_open and not to_resolve:
+        return {"opened": 0, "resolved": 0}
+    latest = latest_device_times(conn, to_open + to_resolve)
+    current = [k for k in to_open + to_resolve if utc(newest[k]["device_ts"]) >= latest.get(k, utc(newest[k]["device_ts"]))]
+    opened = [open_shelf_empty(conn, newest[k], settings, now) for k in to_open if k in current]
+    for k in to_resolve:
+        if k in current:
+            transition(conn, active[k], "resolved", DETECTOR, now, RESTOCKED)
+    return {"opened": len(opened), "resolved": len([k for k in to_resolve if k in current])}
+
+
+def latest_device_times(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+    """The newest stored shelf reading's device time per store x SKU (this batch's rows included)."""
+    sr = schema.sensor_readings
+    rows = conn.execute(
+        select(sr.c.store_id, sr.c.sku, func.max(sr.c.device_ts))
+        .where(sr.c.kind.in_(SHELF_KINDS), tuple_(sr.c.store_id, sr.c.sku).in_(keys))
+        .group_by(sr.c.store_id, sr.c.sku)
+    ).all()
+    return {(store_id, sku): utc(ts) for store_id, sku, ts in rows}
+
+
+def open_shelf_empty(conn: Connection, reading: dict, settings: Settings, now: datetime) -> int:
+    """One shelf_empty alert from one reading, its audit event and the store manager's outbox rows."""
+    a, sales, products = schema.alerts, schema.sales_daily, schema.products
+    price = conn.execute(select(products.c.unit_price).where(products.c.sku == reading["sku"])).scalar() or 0.0
+    recent = select(sales.c.units).where(sales.c.store_id == reading["store_id"], sales.c.sku == reading["sku"]).order_by(sales.c.date.desc()).limit(28).subquery()
+    daily = conn.execute(select(func.avg(recent.c.units))).scalar() or 0.0
+    revenue = round(float(daily) * float(price), 2)
+    evidence = {"source": "sensor", "sensor_id": reading["sensor_id"], "last_reading_at": utc(reading["device_ts"]).isoformat(),
+                "last_reading_units": round(float(reading["units"]), 2), "on_shelf": round(max(float(reading["units"]), 0.0), 2),
+                "detectors": ["shelf_empty"], "raised_on_arrival": True}
+    alert_id = conn.execute(a.insert().values(
+        store_id=reading["store_id"], sku=reading["sku"], alert_type="shelf_empty", status="open", probability=1.0,
+        expected_empty_at=utc(reading["device_ts"]), severity=revenue, evidence=json.dumps(evidence, sort_keys=True),
+        opened_at=now, updated_at=now,
+    ).returning(a.c.alert_id)).scalar_one()
+    record_event(conn, alert_id, now, DETECTOR, "opened", None, "open", f"reading of sensor {reading['sensor_id']} on arrival")
+    kinds = ["store_email"] + (["store_webhook"] if settings.webhook_url else [])
+    insert_ignore(conn, schema.outbox, [message_row(f"alert:{alert_id}:{kind}:opened", kind, alert_id, now) for kind in kinds])
+    return alert_id
