@@ -73,6 +73,9 @@ class Settings:
     alert_probability_threshold: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this."}
     )
+    alert_keep_ratio: float = field(
+        default=0.5, metadata={"env": "SHELFWATCH_ALERT_KEEP_RATIO", "doc": "An open predicted_stockout stays open while its probability is at least this share of the threshold (hysteresis: no flapping between runs)."}
+    )
     alert_escalation_minutes: int = field(
         default=120, metadata={"env": "SHELFWATCH_ALERT_ESCALATION_MINUTES", "doc": "An alert still open (not acknowledged) this long after it opened is escalated."}
     )

@@ -152,3 +152,16 @@ def test_a_silent_sensor_raises_sensor_stale_routed_to_operations_only(world_eng
             seq=1, battery=0.9, device_ts=datetime(2026, 11, 22, 23, 0, tzinfo=timezone.utc), received_at=datetime.now(timezone.utc)))
     detect_alerts(world_engine, settings)
     assert alert_rows(world_engine).set_index("alert_id").loc[stale_id, "status"] == "resolved"
+
+
+def test_a_prediction_below_the_threshold_keeps_an_open_alert_but_opens_none(world_engine):
+    settings = Settings(database_url=str(world_engine.url))  # threshold 0.5, keep ratio 0.5
+    keep_only = pd.DataFrame([{**candidate(probability=0.3), "opens": False}])
+    assert persist_alerts(world_engine, keep_only, NO_FAVOURITES, AS_OF, settings)["opened"] == 0
+    assert alert_rows(world_engine).empty
+    persist_alerts(world_engine, pd.DataFrame([{**candidate(probability=0.6), "opens": True}]), NO_FAVOURITES, AS_OF, settings)
+    # the next run's 0.3 is under the threshold but above the keep level: still open (no flapping)
+    kept = persist_alerts(world_engine, keep_only, NO_FAVOURITES, AS_OF + pd.Timedelta(hours=1), settings)
+    assert kept["resolved"] == 0 and alert_rows(world_engine)["status"].tolist() == ["open"]
+    gone = persist_alerts(world_engine, pd.DataFrame(columns=keep_only.columns), NO_FAVOURITES, AS_OF + pd.Timedelta(hours=2), settings)
+    assert gone["resolved"] == 1
