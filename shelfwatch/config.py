@@ -71,7 +71,7 @@ class Settings:
         default=7, metadata={"env": "SHELFWATCH_MEMBER_CONTACT_CAP_DAYS", "doc": "A member is put on at most one stock-out contact list per this many days."}
     )
     alert_probability_threshold: float = field(
-        default=0.5, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this."}
+        default=0.4, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this (0.4: the lowest with precision >= 0.6 in `shelfwatch bench alerts`)."}
     )
     alert_keep_ratio: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_ALERT_KEEP_RATIO", "doc": "An open predicted_stockout stays open while its probability is at least this share of the threshold (hysteresis: no flapping between runs)."}
@@ -90,6 +90,27 @@ class Settings:
     )
     phantom_probability_threshold: float = field(
         default=0.01, metadata={"env": "SHELFWATCH_PHANTOM_THRESHOLD", "doc": "Raise phantom_stockout when a zero-sales run this unlikely coincides with stock on record."}
+    )
+    landing_dir: str = field(
+        default="", metadata={"env": "SHELFWATCH_LANDING_DIR", "doc": "Folder the POS exports land in (the sales_ingest DAG loads each new file once); empty = <SHELFWATCH_DATA_DIR>/landing."}
+    )
+    quarantine_max_share: float = field(
+        default=0.05, metadata={"env": "SHELFWATCH_QUARANTINE_MAX_SHARE", "doc": "A sales load with a larger share of rows quarantined (or an unreadable file) fails the DAG and notifies."}
+    )
+    ingest_max_silence_minutes: int = field(
+        default=10, metadata={"env": "SHELFWATCH_INGEST_MAX_SILENCE_MINUTES", "doc": "The iot_ingest DAG fails when no ingest consumer reported for this long."}
+    )
+    ingest_max_lag_seconds: float = field(
+        default=300.0, metadata={"env": "SHELFWATCH_INGEST_MAX_LAG_SECONDS", "doc": "... or when the p95 of arrival minus device time over the last hour exceeds this."}
+    )
+    forecast_shards: int = field(
+        default=4, metadata={"env": "SHELFWATCH_FORECAST_SHARDS", "doc": "Store shards the demand_forecast DAG maps over (one task, on its own worker, per shard)."}
+    )
+    readings_retention_days: int = field(
+        default=90, metadata={"env": "SHELFWATCH_READINGS_RETENTION_DAYS", "doc": "Raw sensor readings older than this (by arrival) are deleted by housekeeping."}
+    )
+    quarantine_retention_days: int = field(
+        default=180, metadata={"env": "SHELFWATCH_QUARANTINE_RETENTION_DAYS", "doc": "Quarantined rows and payloads older than this are deleted by housekeeping."}
     )
     favourite_window_days: int = field(
         default=90, metadata={"env": "SHELFWATCH_FAVOURITE_WINDOW_DAYS", "doc": "Purchase history window for favourites."}
@@ -124,6 +145,10 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
+    def landing_path(self) -> Path:
+        return Path(self.landing_dir) if self.landing_dir else self.data_dir / "landing"
+
+    @property
     def db_url(self) -> str:
         """The effective database URL (the SQLite default lives under data_dir)."""
         if self.database_url:
@@ -138,3 +163,24 @@ def settings_table() -> str:
         default = f"`{f.default}`" if f.default != "" else "(empty)"
         rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
     return "\n".join(rows)
+
+
+# Airflow connections (AIRFLOW_CONN_<ID>) that, when defined, override the matching setting: the
+# Airflow way to hand the DAGs their secrets. Outside Airflow the SHELFWATCH_* variables apply.
+AIRFLOW_CONNECTIONS = {
+    "shelfwatch_db": "database_url",
+    "shelfwatch_mqtt": "mqtt_url",
+    "shelfwatch_smtp": "smtp_url",
+    "shelfwatch_webhook": "webhook_url",
+}
+SQLALCHEMY_SCHEMES = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}
+
+
+def url_from_connection_uri(setting: str, uri: str) -> str:
+    """An Airflow connection's URI as the setting expects it (Airflow spells PostgreSQL `postgres://`)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        raise ValueError(f"connection for {setting} is not a URI: expected scheme://...")
+    if setting == "database_url":
+        scheme = SQLALCHEMY_SCHEMES.get(scheme, scheme)
+    return f"{scheme}://{rest}"
