@@ -10,22 +10,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, chain, dag, get_current_context, task
-
-DEFAULT_ARGS = {
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    # Airflow 3.x: a multiplier (1 min, then 2 min, jittered). A bool only still works through a
-    # compatibility shim in DAG deserialisation that maps True to 2.0.
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(minutes=30),
-}
-
-
-def settings():
-    from shelfwatch.config import Settings
-
-    return Settings.from_env()
+from shelfwatch.dag_wiring import DEFAULT_ARGS, settings
 
 
 def param(name: str):

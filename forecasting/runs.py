@@ -80,15 +80,26 @@ def store_result(engine: Engine, result: ForecastResult, run_id: str, last: pd.T
         conn.execute(schema.forecast_runs.update().where(schema.forecast_runs.c.run_id == run_id).values(series=series))
 
 
-def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int] | None = None, progress=None) -> dict:
-    """Forecast all store x SKU series in the database (or one shard of stores) as one run."""
+def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int] | None = None, progress=None,
+                 stores: list[str] | None = None, until=None) -> dict:
+    """Forecast all store x SKU series in the database (or one shard of stores, or the listed stores)
+    as one run; `until` forecasts from the history up to that date (a planner's re-run of the past)."""
     sales = read_sales(engine)
+    if until is not None:
+        sales = sales[sales["date"] <= pd.Timestamp(until)]
+    if stores:
+        unknown = sorted(set(stores) - set(sales["store_id"]))
+        if unknown:
+            raise ValueError(f"no sales for store(s) {', '.join(unknown)}")
+        sales = sales[sales["store_id"].isin(stores)]
     if sales.empty:
         raise RuntimeError("no sales loaded: ingest sales before forecasting")
     last = sales["date"].max()
     run_id = run_id_for(last, settings.horizon)
+    if shard is not None and select_shard(sales, shard).empty:  # more shards than stores: nothing to do here
+        return {"run_id": run_id, "series": 0, "rows": 0, "rejected": 0, "models": {}}
     result = forecast(sales, settings, promotions=read_promotions(engine), shard=shard, progress=progress)
-    stores = None if shard is None else sorted(select_shard(sales, shard)["store_id"].unique().tolist())
+    stores = sorted(select_shard(sales, shard)["store_id"].unique().tolist()) if shard is not None or stores else None
     store_result(engine, result, run_id, last, settings.horizon, stores)
     return {"run_id": run_id, "series": len(result.models), "rows": len(result.forecast), "rejected": len(result.rejected),
             "models": result.models["model"].value_counts().to_dict() if len(result.models) else {}}

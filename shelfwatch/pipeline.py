@@ -98,11 +98,24 @@ def ingest_sensor_readings(
     return asdict(stats)
 
 
-def forecast_demand(settings: Settings, progress=None, shard: tuple[int, int] | None = None) -> dict:
-    """The model that backtests best per store x SKU, over all cores; stores one run (or one shard of it)."""
+def forecast_demand(settings: Settings, progress=None, shard: tuple[int, int] | None = None, stores: list[str] | None = None,
+                    until: str | None = None) -> dict:
+    """The model that backtests best per store x SKU, over all cores; stores one run (or one shard of
+    it, or only `stores`); `until` (YYYY-MM-DD) forecasts from the history up to that day."""
     from forecasting.runs import engine_settings, run_forecast
 
-    return run_forecast(get_engine(settings.db_url), engine_settings(settings), shard=shard, progress=progress)
+    return run_forecast(get_engine(settings.db_url), engine_settings(settings), shard=shard, progress=progress,
+                        stores=stores or None, until=until or None)
+
+
+def send_notifications(settings: Settings) -> dict:
+    """Deliver what the outbox holds that is due (e-mail, webhook, members' notices)."""
+    from dataclasses import asdict
+    from datetime import datetime, timezone
+
+    from alerts.notify import send_pending
+
+    return asdict(send_pending(get_engine(settings.db_url), settings, datetime.now(timezone.utc)))
 
 
 def detect_alerts(settings: Settings) -> dict:

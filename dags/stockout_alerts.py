@@ -1,0 +1,41 @@
+"""stockout_alerts: every 15 minutes, and when forecasts or sensor readings are new: detect stock-out
+risks, empty shelves and phantom stock-outs, link the favourite members, queue notifications; then
+dispatch the outbox (store-manager e-mails, webhook, members' back-in-stock notices).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from shelfwatch.dag_wiring import DEFAULT_ARGS, FORECASTS, SENSOR_READINGS, settings
+
+
+@dag(
+    dag_id="stockout_alerts",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/15 * * * *", timezone="UTC"), assets=(FORECASTS | SENSOR_READINGS)),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    tags=["shelfwatch"],
+)
+def stockout_alerts():
+    @task
+    def detect() -> dict:
+        """Detect, link members and queue notifications; a re-run changes nothing."""
+        from shelfwatch.pipeline import detect_alerts
+
+        return detect_alerts(settings())
+
+    @task
+    def notify(detected: dict) -> dict:
+        """Deliver the outbox's due messages; each is claimed first, so nothing is sent twice."""
+        from shelfwatch.pipeline import send_notifications
+
+        return send_notifications(settings())
+
+    notify(detect())
+
+
+stockout_alerts()

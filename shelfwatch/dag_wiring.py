@@ -1,0 +1,59 @@
+"""Wiring shared by the Shelfwatch DAGs: default task arguments, assets, pools, the failure notifier
+and the settings (Airflow connections over SHELFWATCH_* variables). Light imports only (airflow.sdk
+and the standard library): DAG files import this at parse time; everything heavy is imported inside
+the functions tasks call.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Asset, BaseNotifier
+
+SALES = Asset(name="shelfwatch_sales", uri="shelfwatch://sales_daily")
+SENSOR_READINGS = Asset(name="shelfwatch_sensor_readings", uri="shelfwatch://sensor_readings")
+FORECASTS = Asset(name="shelfwatch_forecasts", uri="shelfwatch://forecasts")
+
+# Separate pools: forecasting gets a bounded share of the workers' slots, so a long forecast can
+# never hold the slots the ingest and alert tasks need (deploy/airflow/pools.json creates them).
+POOL_FORECASTING = "shelfwatch_forecasting"
+POOL_INGEST = "shelfwatch_ingest"
+
+
+def settings():
+    """Shelfwatch's settings, with any `shelfwatch_*` Airflow connection (AIRFLOW_CONN_SHELFWATCH_DB,
+    ..._MQTT, ..._SMTP, ..._WEBHOOK) taking precedence. Call it inside tasks only: connection look-ups
+    must not happen while the scheduler parses the file."""
+    from airflow.sdk import BaseHook
+
+    from shelfwatch.config import AIRFLOW_CONNECTIONS, Settings, url_from_connection_uri
+
+    overrides = {}
+    for conn_id, setting in AIRFLOW_CONNECTIONS.items():
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except Exception:  # not defined: the SHELFWATCH_* variable (or its default) applies
+            continue
+        overrides[setting] = url_from_connection_uri(setting, conn.get_uri())
+    return Settings.from_env(**overrides)
+
+
+class OpsNotifier(BaseNotifier):
+    """On a task's failure, post it to operations' webhook (shelfwatch.operations.notify_task_failure)."""
+
+    def notify(self, context) -> None:
+        from shelfwatch.operations import notify_task_failure
+
+        ti = context["ti"]
+        notify_task_failure(settings(), ti.dag_id, ti.task_id, ti.run_id, ti.try_number, str(context.get("exception")),
+                            getattr(ti, "log_url", None))
+
+
+DEFAULT_ARGS = {
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,  # Airflow 3: a multiplier (1 min, then 2 min, jittered)
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": [OpsNotifier()],
+}
