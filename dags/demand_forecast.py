@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
-from shelfwatch.dag_wiring import DEFAULT_ARGS, FORECASTS, POOL_FORECASTING, SALES, settings
+from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, POOL_FORECASTING, SALES, settings
 
 
 @dag(
     dag_id="demand_forecast",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=[SALES]),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
-    tags=["shelfwatch"],
+    **DAG_ARGS,
     params={
         "stores": Param([], type="array", items={"type": "string"}, description="Only these stores (one shard); empty = all stores"),
         "until": Param("", type="string", description="Forecast from the history up to this day (YYYY-MM-DD); empty = all of it"),

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import dag, task
-from shelfwatch.dag_wiring import DEFAULT_ARGS, settings
+from shelfwatch.dag_wiring import DAG_ARGS, settings
 
 
 @dag(
     dag_id="housekeeping",
     schedule="30 2 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
-    tags=["shelfwatch"],
+    **DAG_ARGS,
 )
 def housekeeping():
     @task

@@ -10,20 +10,15 @@ failing and notifying when not, and publishing the sensor asset when new reading
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
-from shelfwatch.dag_wiring import DEFAULT_ARGS, SENSOR_READINGS, settings
+from shelfwatch.dag_wiring import DAG_ARGS, DEFAULT_ARGS, SENSOR_READINGS, settings
 
 
 @dag(
     dag_id="iot_ingest",
     schedule="*/5 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "retries": 0},  # a health check that fails should say so now
     doc_md=__doc__,
-    tags=["shelfwatch"],
+    **{**DAG_ARGS, "default_args": {**DEFAULT_ARGS, "retries": 0}},  # a failing health check should say so now
     params={"window_minutes": Param(60, type="integer", minimum=1, description="How far back to look at arrivals and lag")},
 )
 def iot_ingest():

@@ -8,20 +8,15 @@ which triggers demand_forecast.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
-from shelfwatch.dag_wiring import DEFAULT_ARGS, POOL_INGEST, SALES, settings
+from shelfwatch.dag_wiring import DAG_ARGS, POOL_INGEST, SALES, settings
 
 
 @dag(
     dag_id="sales_ingest",
     schedule="*/30 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
-    tags=["shelfwatch"],
+    **DAG_ARGS,
     params={"landing_dir": Param("", type="string", description="Folder to load from; empty = SHELFWATCH_LANDING_DIR")},
 )
 def sales_ingest():

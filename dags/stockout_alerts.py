@@ -5,20 +5,15 @@ dispatch the outbox (store-manager e-mails, webhook, members' back-in-stock noti
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-from shelfwatch.dag_wiring import DEFAULT_ARGS, FORECASTS, SENSOR_READINGS, settings
+from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, SENSOR_READINGS, settings
 
 
 @dag(
     dag_id="stockout_alerts",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/15 * * * *", timezone="UTC"), assets=(FORECASTS | SENSOR_READINGS)),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
-    tags=["shelfwatch"],
+    **DAG_ARGS,
 )
 def stockout_alerts():
     @task

@@ -194,3 +194,31 @@ def target_lines(name: str, scores: list[MethodScore], margin: float) -> list[tu
         lines.append((f"{name}: on Prophet's sample of {sample.series} series, Shelfwatch {sample.mean_rmsse:.4f} vs Prophet alone "
                       f"{by['prophet_alone'].mean_rmsse:.4f}", sample.mean_rmsse <= by["prophet_alone"].mean_rmsse))
     return lines
+
+
+def forecast_one_shard(args: tuple) -> tuple[int, int, float]:
+    """One Celery worker's share: shard i of n in its own process, one core (workers=1)."""
+    sales, promotions, i, n, horizon = args
+    t0 = time.perf_counter()
+    result = forecast(sales, replace(EngineSettings(horizon=horizon), workers=1), promotions=promotions, shard=(i, n))
+    return i, len(result.models), time.perf_counter() - t0
+
+
+def shard_throughput(sales: pd.DataFrame, promotions, shard_counts=(1, 2, 4), horizon: int = 28) -> list[dict]:
+    """Forecast every series split into n store shards, the shards running at once in n processes as
+    n single-slot workers would; wall time and series/s per n, and the ratio to one shard."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = []
+    for n in shard_counts:
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=n) as pool:
+            parts = list(pool.map(forecast_one_shard, [(sales, promotions, i, n, horizon) for i in range(n)]))
+        wall = time.perf_counter() - t0
+        series = sum(p[1] for p in parts)
+        out.append({"shards": n, "series": series, "seconds": wall, "series_per_second": series / wall,
+                    "largest_shard": max(p[1] for p in parts), "shard_seconds": [round(p[2], 1) for p in parts]})
+    base = out[0]["series_per_second"]
+    for row in out:
+        row["speedup"] = row["series_per_second"] / base
+    return out

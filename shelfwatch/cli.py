@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -427,6 +428,34 @@ def bench_forecast(
         checks += bench.target_lines("simulated world", scores, margin=0.05)
     for line, ok in checks:
         console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + line)
+
+
+@bench_app.command("shards")
+def bench_shards(
+    world: Path = typer.Option(Path("out/bench_shards_world"), help="Simulated world folder; simulated if absent."),
+    stores: int = typer.Option(8, min=1, help="Stores of the simulated world (if it is simulated)."),
+    skus: int = typer.Option(250, min=1, help="SKUs of the simulated world (if it is simulated)."),
+    shards: str = typer.Option("1,2,4", help="Shard counts to run, comma-separated."),
+) -> None:
+    """Forecasting throughput with 1, 2, 4 store shards running at once (as single-slot Celery workers
+    would), on this machine; ratios against one shard, measured in the same run."""
+    from rich.table import Table
+
+    from forecasting import bench
+
+    if not (world / "sales" / "sales_daily.csv").exists():
+        from shelfwatch.simulator import simulate_world
+
+        with console.status(f"simulating {stores} stores x {skus} SKUs into {world}"):
+            simulate_world(world, stores=stores, skus=skus, members=500, seed=5)
+    sales, promotions = bench.load_world_sales(world)
+    rows = bench.shard_throughput(sales, promotions, [int(n) for n in shards.split(",")])
+    table = Table("shards at once", "series", "wall s", "series/s", "speed-up vs 1", "largest shard", "per-shard s",
+                  title=f"forecast throughput, {world} ({os.cpu_count()} cores)")
+    for r in rows:
+        table.add_row(str(r["shards"]), f"{r['series']:,}", f"{r['seconds']:.1f}", f"{r['series_per_second']:.1f}", f"{r['speedup']:.2f}",
+                      f"{r['largest_shard']:,}", ", ".join(map(str, r["shard_seconds"])))
+    console.print(table)
 
 
 @bench_app.command("alerts")

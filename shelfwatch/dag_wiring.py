@@ -6,7 +6,7 @@ the functions tasks call.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Asset, BaseNotifier
 
@@ -56,4 +56,14 @@ DEFAULT_ARGS = {
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": [OpsNotifier()],
+}
+
+# What every Shelfwatch DAG shares: no backfill of missed intervals (each run looks at "now"), one
+# run at a time (runs would race for the same rows), the defaults above.
+DAG_ARGS = {
+    "start_date": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "tags": ["shelfwatch"],
 }

@@ -66,3 +66,18 @@ def test_shards_fill_the_same_run_as_one_pass(engine, world):
         series = conn.execute(select(schema.forecast_runs.c.series).where(schema.forecast_runs.c.run_id == whole["run_id"])).scalar()
     pd.testing.assert_frame_equal(one_pass, sharded)
     assert series == 24 and count(engine, schema.forecast_models) == 24
+
+
+def test_shard_throughput_covers_every_series_whatever_the_shard_count():
+    import numpy as np
+    import pandas as pd
+
+    from forecasting.bench import shard_throughput
+
+    days = pd.date_range("2026-06-01", periods=90)
+    rng = np.random.default_rng(3)
+    sales = pd.concat([pd.DataFrame({"store_id": s, "sku": k, "date": days, "units": rng.poisson(3, len(days)).astype(float)})
+                       for s in ("S1", "S2", "S3") for k in ("A", "B")])
+    rows = shard_throughput(sales, None, (1, 2), horizon=7)
+    assert [r["shards"] for r in rows] == [1, 2] and all(r["series"] == 6 for r in rows)
+    assert rows[0]["speedup"] == 1.0 and rows[1]["largest_shard"] <= 6
