@@ -66,10 +66,11 @@ def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> di
 # ------------------------------------------------------------------------------------------ CX export
 
 
-def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: int) -> pd.DataFrame:
+def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: int, record: bool = True) -> pd.DataFrame:
     """The members CX may contact about one alert: favourites of the alert's SKU at its store, with
     marketing consent, not opted out, and not put on another alert's list within `cap_days`.
-    Exporting records the contact, so a re-export of the same alert gives the same list."""
+    Exporting records the contact, so a re-export of the same alert gives the same list; `record=False`
+    only looks (the CX page's preview)."""
     a, am, m, c, p = schema.alerts, schema.alert_members, schema.members, schema.member_contacts, schema.products
     with engine.begin() as conn:
         alert = conn.execute(select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product")).join(p, p.c.sku == a.c.sku)
@@ -83,7 +84,8 @@ def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: in
         already = set(conn.execute(select(c.c.member_id).where(c.c.alert_id == alert_id, c.c.kind == "stockout_notice")).scalars().all())
         allowed = contactable(links, members)
         allowed = allowed[~allowed["member_id"].isin(set(recent) - already)]
-        insert_ignore(conn, c, [{"member_id": mid, "alert_id": alert_id, "kind": "stockout_notice", "at": now} for mid in allowed["member_id"]])
+        if record:
+            insert_ignore(conn, c, [{"member_id": mid, "alert_id": alert_id, "kind": "stockout_notice", "at": now} for mid in allowed["member_id"]])
     out = allowed.assign(alert_id=alert_id, store_id=alert.store_id, sku=alert.sku, product=alert.product)
     return out[MEMBER_EXPORT_COLUMNS].sort_values(["score", "member_id"], ascending=[False, True]).reset_index(drop=True)
 

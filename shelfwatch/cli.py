@@ -25,6 +25,8 @@ notify_app = typer.Typer(no_args_is_help=True, help="Notifications: the outbox o
 app.add_typer(notify_app, name="notify")
 members_app = typer.Typer(no_args_is_help=True, help="Loyalty members: contact lists for the CX team.")
 app.add_typer(members_app, name="members")
+users_app = typer.Typer(no_args_is_help=True, help="Users of the web views (planner, store_manager, cx, admin).")
+app.add_typer(users_app, name="users")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: figures and ratios against a baseline measured in the same run.")
 app.add_typer(bench_app, name="bench")
 console = Console()
@@ -428,6 +430,78 @@ def bench_forecast(
         checks += bench.target_lines("simulated world", scores, margin=0.05)
     for line, ok in checks:
         console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + line)
+
+
+@users_app.command("add")
+def users_add(
+    username: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option(..., help="planner | store_manager | cx | admin"),
+    store: Optional[str] = typer.Option(None, help="The store a store_manager manages."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (else: prompt)."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Create a user (or reset their password and role); the password is stored as an argon2 hash."""
+    import sys
+
+    from shelfwatch.db import migrate as migrate_db
+    from shelfwatch.web.auth import UserError, add_user
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = add_user(migrate_db(settings_for(db).db_url), username, password, role, store)
+    except UserError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"user {user.username}: {user.role}{' of ' + user.store_id if user.store_id else ''}")
+
+
+@app.command("web")
+def web(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Serve the web views (forecast explorer, alert inbox, CX, pipeline health)."""
+    import uvicorn
+
+    from shelfwatch.db import migrate as migrate_db
+    from shelfwatch.web.app import create_app
+
+    settings = settings_for(db)
+    migrate_db(settings.db_url)
+    console.print(f"Shelfwatch web on http://{host}:{port}  (users: shelfwatch users add NAME --role ...)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@bench_app.command("web")
+def bench_web(
+    folder: Path = typer.Option(Path("out/bench_web"), help="Folder of the benchmark's world and SQLite database (reused when present)."),
+    stores: int = typer.Option(50, min=1), skus: int = typer.Option(500, min=1),
+    days: int = typer.Option(180, min=60, help="Days of history simulated."),
+    requests: int = typer.Option(20, min=3, help="Timed requests per page."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Page-load times per page on a 50-store x 500-SKU world (target < 300 ms), vs the login page."""
+    from dataclasses import replace
+
+    from rich.table import Table
+
+    from shelfwatch.web.bench import build_world_db, time_pages
+
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = replace(Settings.from_env(), database_url=db or f"sqlite:///{(folder / 'shelfwatch.db').resolve()}", output_dir=folder)
+    if not (folder / "ready").exists():
+        build_world_db(settings, folder / "world", stores, skus, days, lambda m: console.print(f"[dim]{m}[/dim]"))
+        (folder / "ready").write_text("built\n")
+    rows = time_pages(settings, requests)
+    base = rows[0]["median_ms"]
+    table = Table("page", "role", "median ms", "p95 ms", "x login page", "KB", title=f"page loads, {stores} stores x {skus} SKUs ({requests} requests each)")
+    for r in rows:
+        table.add_row(r["page"], r["role"], f"{r['median_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['median_ms'] / base:.1f}", f"{r['bytes'] / 1024:.0f}")
+    console.print(table)
+    worst = max(rows, key=lambda r: r["p95_ms"])
+    console.print(("[green]met[/green]     " if worst["p95_ms"] < 300 else "[red]not met[/red] ")
+                  + f"slowest page p95 {worst['p95_ms']:.0f} ms ({worst['page']}; target < 300 ms)")
 
 
 @bench_app.command("shards")

@@ -112,6 +112,12 @@ class Settings:
     quarantine_retention_days: int = field(
         default=180, metadata={"env": "SHELFWATCH_QUARANTINE_RETENTION_DAYS", "doc": "Quarantined rows and payloads older than this are deleted by housekeeping."}
     )
+    web_secret: str = field(
+        default="", metadata={"env": "SHELFWATCH_WEB_SECRET", "doc": "Key that signs the web session cookies; set it in production (empty: a random key per start, so sessions end on restart)."}
+    )
+    web_secure_cookies: bool = field(
+        default=True, metadata={"env": "SHELFWATCH_WEB_SECURE_COOKIES", "doc": "Session cookies are Secure (HTTPS only; browsers also accept them from localhost) and HttpOnly, SameSite=Lax."}
+    )
     favourite_window_days: int = field(
         default=90, metadata={"env": "SHELFWATCH_FAVOURITE_WINDOW_DAYS", "doc": "Purchase history window for favourites."}
     )

@@ -108,5 +108,32 @@ def run_demo(
         f"Alerts vs ground truth: precision [bold]{report['precision']}[/bold], recall [bold]{report['recall']}[/bold] "
         f"({report['open_alerts']} open alerts, {report['alerts_with_members']} linked to members)"
     )
+    logins = demo_users(settings)
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s")
-    return report
+    console.print("Web views: [bold]shelfwatch web[/bold] then open [bold]http://127.0.0.1:8000[/bold] and log in as")
+    for role, (username, password) in logins.items():
+        console.print(f"  {role:<14} {username} / {password}")
+    return {**report, "logins": logins}
+
+
+def demo_users(settings: Settings) -> dict[str, tuple[str, str]]:
+    """One login per role for the demo data (fresh random passwords on every run; the store manager
+    manages the first store)."""
+    import secrets
+
+    from shelfwatch.db import get_engine
+    from shelfwatch.web.auth import add_user
+
+    engine = get_engine(settings.db_url)
+    from sqlalchemy import select
+
+    from sql import schema
+
+    with engine.connect() as conn:
+        first_store = conn.execute(select(schema.stores.c.store_id).order_by(schema.stores.c.store_id).limit(1)).scalar()
+    logins = {}
+    for role, username, store in (("planner", "demo-planner", None), ("store_manager", "demo-manager", first_store), ("cx", "demo-cx", None), ("admin", "demo-admin", None)):
+        password = secrets.token_urlsafe(9)
+        add_user(engine, username, password, role, store)
+        logins[role] = (username, password)
+    return logins

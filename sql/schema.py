@@ -325,3 +325,14 @@ ingested_files = Table(
     Column("rows_quarantined", Integer, nullable=False),
     Column("ingested_at", TS, nullable=False),
 )
+
+users = Table(
+    "users",
+    metadata,
+    # people who use the web views; passwords as argon2 hashes only. role: planner | store_manager | cx | admin
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("store_id", String(32), ForeignKey("stores.store_id"), nullable=True),  # a store manager's store
+    Column("created_at", TS, nullable=False),
+)

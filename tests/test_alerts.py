@@ -14,7 +14,7 @@ from alerts.members import contactable, favourite_members
 from alerts.risk import cumulative_exceedance, latest_readings, predicted_stockouts, zero_run_length, zero_run_probability
 from shelfwatch.config import Settings
 from shelfwatch.db import insert_ignore
-from shelfwatch.reference import load_reference_data
+from shelfwatch.reference import load_world_bulk
 from shelfwatch.simulator import simulate_world
 from sql import schema
 
@@ -116,22 +116,7 @@ def test_favourite_rule():
 
 def load_world_directly(engine, world_dir):
     """Reference data plus sales and readings without the GX/MQTT front doors (tested elsewhere)."""
-    load_reference_data(engine, world_dir)
-    sales = pd.read_csv(world_dir / "sales/sales_daily.csv")
-    lines = pd.read_csv(world_dir / "sales/purchase_lines.csv")
-    weights = pd.read_csv(world_dir / "products.csv").set_index("sku")["unit_weight_g"]
-    readings = []
-    for line in (world_dir / "sensor_readings.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        units = r["value"] / weights[r["sku"]] if r["kind"] == "shelf_weight_g" else r["value"]
-        readings.append({**r, "units": units, "device_ts": pd.Timestamp(r["ts"]).tz_convert("UTC").to_pydatetime(),
-                         "received_at": datetime.now(timezone.utc)})
-    for r in readings:
-        r.pop("ts")
-    with engine.begin() as conn:
-        insert_ignore(conn, schema.sales_daily, sales.assign(date=pd.to_datetime(sales["date"]).dt.date).to_dict("records"))
-        insert_ignore(conn, schema.purchase_lines, lines.assign(date=pd.to_datetime(lines["date"]).dt.date).to_dict("records"))
-        insert_ignore(conn, schema.sensor_readings, readings)
+    load_world_bulk(engine, world_dir)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import os
 import subprocess
 import sys
@@ -36,6 +37,9 @@ def check_report(out: Path, stdout: str) -> None:
         rows = list(csv.DictReader(fh))
     assert rows, "at least one alert must be linked to contactable members"
     assert len(list((out / "plots").glob("*.png"))) > 0
+    assert "http://127.0.0.1:8000" in stdout
+    for role, user in (("planner", "demo-planner"), ("store_manager", "demo-manager"), ("cx", "demo-cx"), ("admin", "demo-admin")):
+        assert re.search(rf"{role}\s+{user} / \S{{8,}}", stdout), f"no demo login printed for {role}"
 
 
 @pytest.mark.slow

@@ -1,0 +1,1 @@
+"""Web views for planners, store managers and the CX team (`shelfwatch web`)."""
