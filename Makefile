@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo test test-fast lock clean
+.PHONY: install demo web test test-fast lock clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: install
 	$(BIN)/shelfwatch demo
+
+# The web views over the demo's data (logins printed at the end of `make demo`).
+web: install
+	$(BIN)/shelfwatch web
 
 test: install
 	$(BIN)/python -m pytest

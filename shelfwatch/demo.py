@@ -110,7 +110,7 @@ def run_demo(
     )
     logins = demo_users(settings)
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s")
-    console.print("Web views: [bold]shelfwatch web[/bold] then open [bold]http://127.0.0.1:8000[/bold] and log in as")
+    console.print("Web views: [bold]make web[/bold] (or shelfwatch web), then open [bold]http://127.0.0.1:8000[/bold] and log in as")
     for role, (username, password) in logins.items():
         console.print(f"  {role:<14} {username} / {password}")
     return {**report, "logins": logins}

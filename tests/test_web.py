@@ -235,3 +235,12 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
     page.click("#logout")
     page.wait_for_load_state("networkidle")
     assert page.url.endswith("/login")
+
+
+def test_page_timing_benchmark_visits_every_page(web_db):
+    from shelfwatch.web.bench import time_pages
+
+    _, settings = web_db
+    rows = time_pages(settings, requests=3)
+    assert [r["page"] for r in rows][0].startswith("login page") and len(rows) == 7
+    assert all(r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] for r in rows)

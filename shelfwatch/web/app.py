@@ -205,7 +205,7 @@ def create_app(settings: Settings) -> FastAPI:
         user = current_user(request)
         if user.role not in ("planner", "admin"):
             raise Forbidden("pipeline health is for planners and admins")
-        info = queries.pipeline_health(engine, settings.sensor_stale_hours)
+        info = queries.pipeline_health(engine)
         return page(request, "health.html", user, info=info, consumers=info["consumers"].to_dict("records"),
                     stale=info["stale"].head(50).to_dict("records"), stale_count=len(info["stale"]),
                     quarantine=info["quarantine"].to_dict("records"), samples=info["samples"].to_dict("records"))

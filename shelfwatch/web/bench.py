@@ -7,6 +7,7 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,9 @@ def time_pages(settings: Settings, requests: int = 20) -> list[dict]:
              ("alert inbox", "store_manager", f"/stores/{store}/alerts"), ("alert history", "store_manager", f"/alerts/{alert}/history"),
              ("CX alert list", "cx", "/cx"), ("CX members of an alert", "cx", f"/cx?alert={linked}"), ("pipeline health", "planner", "/health")]
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    # plain loopback HTTP: the Secure flag would keep the client from sending the session cookie back;
+    # it changes nothing in what a page costs to serve
+    server = uvicorn.Server(uvicorn.Config(create_app(replace(settings, web_secure_cookies=False)), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -72,8 +75,6 @@ def time_pages(settings: Settings, requests: int = 20) -> list[dict]:
             client = httpx.Client(base_url=base)
             token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
             client.post("/login", data={"username": name, "password": password, "csrf": token})
-            # the session cookie is Secure; over plain loopback HTTP the test client must be told to send it
-            client.cookies.set("shelfwatch_session", client.cookies.get("shelfwatch_session") or "", domain="127.0.0.1")
             clients[role] = client
         clients[None] = httpx.Client(base_url=base)
         out = []

@@ -91,11 +91,8 @@ def cx_alerts(engine: Engine) -> pd.DataFrame:
     return alerts
 
 
-def pipeline_health(engine: Engine, stale_hours: float, now: datetime | None = None) -> dict:
+def pipeline_health(engine: Engine) -> dict:
     """Last runs of each step, ingest rate and lag, stale sensors, quarantine counts with samples."""
-    from iot_ingest.health import stale_sensors
-
-    now = now or datetime.now(timezone.utc)
     s = schema
     with engine.connect() as conn:
         runs = {
@@ -107,14 +104,21 @@ def pipeline_health(engine: Engine, stale_hours: float, now: datetime | None = N
         }
         consumers = pd.read_sql(select(s.ingest_stats.c.client_id, s.ingest_stats.c.stored, s.ingest_stats.c.readings_per_second,
                                        s.ingest_stats.c.reconnects, s.ingest_stats.c.db_errors, s.ingest_stats.c.updated_at), conn)
+        # the newest 1,000 stored (the primary key's order: no scan of the readings)
         recent = pd.read_sql(select(s.sensor_readings.c.device_ts, s.sensor_readings.c.received_at)
-                             .order_by(s.sensor_readings.c.received_at.desc()).limit(1000), conn)
+                             .order_by(s.sensor_readings.c.reading_id.desc()).limit(1000), conn)
+        # stale sensors as the detector last saw them (its sensor_stale alerts, by device time)
+        a = s.alerts
+        stale_alerts = conn.execute(select(a.c.store_id, a.c.sku, a.c.evidence, a.c.opened_at)
+                                    .where(a.c.alert_type == "sensor_stale", a.c.status.in_(ACTIVE)).order_by(a.c.store_id, a.c.sku)).all()
         q = s.quarantine
         quarantine = pd.read_sql(select(q.c.source, func.count().label("rows"), func.max(q.c.quarantined_at).label("last")).group_by(q.c.source)
                                  .order_by(func.count().desc()).limit(20), conn)
         samples = pd.read_sql(select(q.c.source, q.c.reason, q.c.raw_content).order_by(q.c.quarantine_id.desc()).limit(10), conn)
     lag = (pd.to_datetime(recent["received_at"], utc=True) - pd.to_datetime(recent["device_ts"], utc=True)).dt.total_seconds()
-    stale = stale_sensors(engine, pd.Timedelta(hours=stale_hours), pd.Timestamp(now))
+    stale = pd.DataFrame([{"sensor_id": json.loads(r.evidence).get("sensor_id"), "store_id": r.store_id, "sku": r.sku,
+                           "silent_hours": json.loads(r.evidence).get("silent_hours"), "since": r.opened_at} for r in stale_alerts],
+                         columns=["sensor_id", "store_id", "sku", "silent_hours", "since"])
     return {"runs": runs, "consumers": consumers, "lag_median_s": None if lag.empty else float(lag.median()),
             "lag_p95_s": None if lag.empty else float(lag.quantile(0.95)), "stale": stale, "quarantine": quarantine,
             "samples": samples.assign(raw_content=samples["raw_content"].str.slice(0, 200))}
