@@ -112,6 +112,9 @@ class Settings:
     quarantine_retention_days: int = field(
         default=180, metadata={"env": "SHELFWATCH_QUARANTINE_RETENTION_DAYS", "doc": "Quarantined rows and payloads older than this are deleted by housekeeping."}
     )
+    airflow_db_url: str = field(
+        default="", metadata={"env": "SHELFWATCH_AIRFLOW_DB_URL", "doc": "Airflow's metadata database (read-only use: the health page lists the last DAG runs); empty = not shown."}
+    )
     web_secret: str = field(
         default="", metadata={"env": "SHELFWATCH_WEB_SECRET", "doc": "Key that signs the web session cookies; set it in production (empty: a random key per start, so sessions end on restart)."}
     )

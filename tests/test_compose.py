@@ -18,8 +18,8 @@ AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "a
 
 def test_services_and_health():
     services = compose()["services"]
-    assert {"postgres", "redis", "mosquitto", "demo", "ingest"} | AIRFLOW_SERVICES <= services.keys()
-    for name in ("postgres", "redis", "mosquitto") + tuple(AIRFLOW_SERVICES - {"airflow-init"}):
+    assert {"postgres", "redis", "mosquitto", "demo", "ingest", "web"} | AIRFLOW_SERVICES <= services.keys()
+    for name in ("postgres", "redis", "mosquitto", "web") + tuple(AIRFLOW_SERVICES - {"airflow-init"}):
         assert "healthcheck" in services[name], name
     for name in ("demo", "ingest"):
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -111,7 +111,7 @@ def test_environment_names_are_settings():
 
     known = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
     connections = {f"AIRFLOW_CONN_{c.upper()}" for c in AIRFLOW_CONNECTIONS}
-    for name in ("demo", "ingest"):
+    for name in ("demo", "ingest", "web"):
         env = compose()["services"][name]["environment"]
         assert set(env) <= known, set(env) - known
         assert env["SHELFWATCH_DATABASE_URL"].startswith("postgresql+psycopg://")
@@ -128,7 +128,7 @@ def test_commands_are_cli_commands():
     from shelfwatch.cli import app
 
     commands = get_command(app).commands
-    for name in ("demo", "ingest"):
+    for name in ("demo", "ingest", "web"):
         command = " ".join(compose()["services"][name]["command"])
         assert any(f"shelfwatch {c} " in command + " " for c in commands), command
 

@@ -406,5 +406,21 @@ def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url,
     assert nothing_new["state"] == "success" and nothing_new["tasks"]["quarantine_gate"] == "skipped"
     assert broken_run["state"] == "failed" and broken_run["tasks"]["quarantine_gate"] == "failed"
     assert count(schema.quarantine) >= 39  # the bad rows are kept, with their reasons
+    # the web health page's DAG-run panel reads the same Airflow metadata database
+    from shelfwatch.web.queries import airflow_runs
+
+    runs = airflow_runs(f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}")
+    assert set(runs["dag_id"]) == set(PRODUCTION_UPSTREAM)
+    assert runs[runs["dag_id"] == "sales_ingest"]["state"].iloc[0] == "failed"  # the newest run first
+    from dataclasses import replace
+
+    from shelfwatch.web.auth import add_user
+    from tests.test_web import client_for, login
+
+    add_user(get_engine(db_url), "ops", "ops-password-1", "admin")
+    web = client_for(replace(settings, airflow_db_url=f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}", web_secret="t"))
+    login(web, "ops", "ops-password-1")
+    health_page = web.get("/health").text
+    assert 'id="dag-runs"' in health_page and "demand_forecast" in health_page and ">failed<" in health_page
     failures = [p for p in posts if p.get("dag_id") == "sales_ingest"]
     assert failures and failures[0]["task_id"] == "quarantine_gate" and "quarantined" in failures[0]["text"]

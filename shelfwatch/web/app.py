@@ -206,7 +206,8 @@ def create_app(settings: Settings) -> FastAPI:
         if user.role not in ("planner", "admin"):
             raise Forbidden("pipeline health is for planners and admins")
         info = queries.pipeline_health(engine)
-        return page(request, "health.html", user, info=info, consumers=info["consumers"].to_dict("records"),
+        dag_runs = queries.airflow_runs(settings.airflow_db_url).to_dict("records") if settings.airflow_db_url else None
+        return page(request, "health.html", user, info=info, dag_runs=dag_runs, consumers=info["consumers"].to_dict("records"),
                     stale=info["stale"].head(50).to_dict("records"), stale_count=len(info["stale"]),
                     quarantine=info["quarantine"].to_dict("records"), samples=info["samples"].to_dict("records"))
 

@@ -129,3 +129,17 @@ def most_urgent_store(engine: Engine) -> str | None:
     with engine.connect() as conn:
         store = conn.execute(select(a.c.store_id).where(a.c.status.in_(ACTIVE)).order_by(a.c.severity.desc()).limit(1)).scalar()
         return store or conn.execute(select(schema.stores.c.store_id).order_by(schema.stores.c.store_id).limit(1)).scalar()
+
+
+def airflow_runs(airflow_db_url: str, per_dag: int = 3) -> pd.DataFrame:
+    """The last runs of each DAG, read from Airflow's metadata database (its `dag_run` table)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(airflow_db_url)
+    try:
+        with engine.connect() as conn:
+            runs = pd.read_sql(text("SELECT dag_id, run_id, run_type, state, start_date, end_date FROM dag_run ORDER BY dag_id, start_date DESC"), conn)
+    finally:
+        engine.dispose()
+    runs["seconds"] = (pd.to_datetime(runs["end_date"], utc=True) - pd.to_datetime(runs["start_date"], utc=True)).dt.total_seconds().round(1)
+    return runs.groupby("dag_id", sort=True).head(per_dag).reset_index(drop=True)
