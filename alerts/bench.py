@@ -44,13 +44,17 @@ class Replay:
 
     world: World
     spec: WorldSpec
-    first_day: int  # day index of the first run's day (runs on days first_day .. n_hist - 1)
     run_day: np.ndarray  # per run: its day index
     run_at: np.ndarray  # per run: UTC nanoseconds of its "now"
     runs: pd.DataFrame  # run, s, k, p_stockout, p_zero_run, window_days, source
     readings: pd.DataFrame  # s, k, device_ts, units
     midnight: np.ndarray  # (stores, days) UTC nanoseconds of each store-local midnight
     seconds: dict
+
+    @property
+    def first_day(self) -> int:
+        """Day index of the first run (runs cover days first_day .. n_hist - 1)."""
+        return int(self.run_day[0])
 
 
 def local_midnights(world: World) -> np.ndarray:
@@ -121,10 +125,9 @@ def deliveries_as_of(world: World, day: int, as_of_ns: int, midnight: np.ndarray
     s, k = dl["store_idx"].to_numpy(), dl["sku_idx"].to_numpy()
     expected = at_hour(midnight, s, dl["expected_day"].to_numpy(), DELIVERY_HOUR)
     arrival = at_hour(midnight, s, np.minimum(dl["arrival_day"].to_numpy(), midnight.shape[1] - 1), DELIVERY_HOUR)
-    received = pd.to_datetime(np.where(arrival <= as_of_ns, arrival, np.iinfo(np.int64).min), utc=True)
     return pd.DataFrame({"store_id": world.stores["store_id"].to_numpy()[s], "sku": world.products["sku"].to_numpy()[k],
                          "expected_at": pd.to_datetime(expected, utc=True), "expected_units": dl["units"].to_numpy(float),
-                         "received_at": received.where(arrival <= as_of_ns), "received_units": dl["units"].to_numpy(float)})
+                         "received_at": pd.to_datetime(arrival, utc=True).where(arrival <= as_of_ns), "received_units": dl["units"].to_numpy(float)})
 
 
 def inputs_for_run(world: World, day: int, as_of: pd.Timestamp, fc: pd.DataFrame, dispersion: pd.DataFrame, readings: pd.DataFrame,
@@ -192,7 +195,7 @@ def replay_world(spec: WorldSpec, days: int = 14, runs_per_day: int = 4, refit_e
             "window_days": risks["window_days"].fillna(0).to_numpy(int), "source": risks["source"].to_numpy(),
         }))
     log(f"seed {spec.seed}: {len(run_at)} runs ({runs_per_day} a day) over {len(world.stores) * len(world.products):,} shelves, detection {seconds['detect']:.0f} s")
-    return Replay(world, spec, first, run_day, run_at, pd.concat(runs, ignore_index=True), readings, midnight, seconds)
+    return Replay(world, spec, run_day, run_at, pd.concat(runs, ignore_index=True), readings, midnight, seconds)
 
 
 # ------------------------------------------------------------------------------------------ scoring
@@ -235,25 +238,16 @@ def as_cube(replay: Replay, column: str) -> np.ndarray:
     return cube
 
 
-def run_times(replay: Replay) -> np.ndarray:
-    return replay.run_at
-
-
 def empty_starts(replay: Replay) -> np.ndarray:
     """UTC nanoseconds at which each shelf was (or became) empty on each day, NaN on days it was not."""
-    w = replay.world
-    s = np.arange(len(w.stores))[None, :, None]
-    d = np.arange(len(w.dates))[:, None, None]
-    hours = w.empty_at_hour
-    ns = (replay.midnight.T[:, :, None] + np.nan_to_num(hours) * 3.6e12).astype(float)
-    del s, d
-    return np.where(np.isnan(hours), np.nan, ns)
+    hours = replay.world.empty_at_hour
+    return np.where(np.isnan(hours), np.nan, replay.midnight.T[:, :, None] + hours * 3.6e12)
 
 
 def predicted_truth(replay: Replay) -> np.ndarray:
     """Per run, store and SKU: was the shelf empty at the run, or did it empty before the delivery the
     run's probability was about arrived (the actual arrival when that delivery was late)?"""
-    w, runs = replay.world, run_times(replay)
+    w, runs = replay.world, replay.run_at
     window = as_cube(replay, "window_days")
     starts = empty_starts(replay)
     arrivals = np.full((len(w.dates) + 1, len(w.stores), len(w.products)), len(w.dates), dtype=int)
@@ -324,7 +318,7 @@ def score_predicted(replay: Replay, threshold: float, truth: np.ndarray, events:
     opened, last = episodes(p >= threshold, p >= threshold * keep_ratio)
     alerts, true_alerts = episode_precision(opened, last, truth)
     raised = opened >= 0
-    runs = run_times(replay)
+    runs = replay.run_at
     r = np.searchsorted(runs, events["at"].to_numpy(), side="left") - 1  # the last run before the event
     events = events[r >= 0]
     r = r[r >= 0]
@@ -338,7 +332,7 @@ def score_phantom(replay: Replay, threshold: float) -> TypeScore:
     w = replay.world
     p = as_cube(replay, "p_zero_run")
     raised = np.nan_to_num(p, nan=2.0) < threshold
-    runs = run_times(replay)
+    runs = replay.run_at
     s_idx = np.arange(len(w.stores))[:, None]
     onset = np.where(w.incidents.phantom, replay.midnight[s_idx, np.clip(w.incidents.phantom_start, 0, len(w.dates) - 1)] + int(OPEN_HOUR * 3.6e12), np.iinfo(np.int64).max)
     truth = w.incidents.phantom[None] & (runs[:, None, None] >= onset[None])
@@ -354,7 +348,7 @@ def score_phantom(replay: Replay, threshold: float) -> TypeScore:
 def score_shelf_empty(replay: Replay, empty_units: float, events: pd.DataFrame) -> TypeScore:
     """Readings that said "empty" vs the true shelf, and how soon after emptying a reading showed it."""
     w, rd = replay.world, replay.readings
-    in_replay = (rd["device_ts"] >= run_times(replay)[0]) & (rd["device_ts"] < run_times(replay)[-1] + 86400 * 10**9)
+    in_replay = (rd["device_ts"] >= replay.run_at[0]) & (rd["device_ts"] < replay.run_at[-1] + 86400 * 10**9)
     said_empty = rd[in_replay & (rd["units"] <= empty_units)]
     right = int((said_empty["true_units"] <= empty_units).sum())
     sensed = events[w.sensors.set_index(["store_idx", "sku_idx"]).index.get_indexer(pd.MultiIndex.from_frame(events[["s", "k"]])) >= 0]

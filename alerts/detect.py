@@ -120,7 +120,7 @@ def stock_risks(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     predicted = predicted_stockouts(positions, moments, inp.as_of, tz).rename(columns={"probability": "p_stockout"})
     positions = positions.merge(predicted, on=["store_id", "sku"], how="left")
     upcoming = moments[moments["date"] >= pd.Timestamp(inp.as_of.date())].sort_values("date")
-    forecast_daily = upcoming.groupby(["store_id", "sku"])["mean"].apply(lambda x: float(x.head(7).mean())).rename("daily_mean")
+    forecast_daily = upcoming.groupby(["store_id", "sku"]).head(7).groupby(["store_id", "sku"])["mean"].mean().rename("daily_mean")
     positions = positions.merge(forecast_daily, on=["store_id", "sku"], how="left")
 
     sales = inp.sales.assign(date=pd.to_datetime(inp.sales["date"])).sort_values("date", kind="stable")

@@ -121,14 +121,13 @@ def demo_users(settings: Settings) -> dict[str, tuple[str, str]]:
     manages the first store)."""
     import secrets
 
-    from shelfwatch.db import get_engine
-    from shelfwatch.web.auth import add_user
-
-    engine = get_engine(settings.db_url)
     from sqlalchemy import select
 
+    from shelfwatch.db import get_engine
+    from shelfwatch.web.auth import add_user
     from sql import schema
 
+    engine = get_engine(settings.db_url)
     with engine.connect() as conn:
         first_store = conn.execute(select(schema.stores.c.store_id).order_by(schema.stores.c.store_id).limit(1)).scalar()
     logins = {}

@@ -16,7 +16,6 @@ from shelfwatch.db import get_engine
 from sql import schema
 
 log = logging.getLogger(__name__)
-POS_SUFFIXES = (".csv", ".parquet")
 
 
 class QuarantineShareExceeded(RuntimeError):
@@ -32,10 +31,11 @@ class IngestUnhealthy(RuntimeError):
 
 def landing_files(landing_dir: Path) -> list[Path]:
     """POS files waiting in the landing folder (daily sales before purchase lines, then by name)."""
+    from shelfwatch.sales_ingest import is_pos_file, load_order
+
     if not landing_dir.is_dir():
         raise FileNotFoundError(f"landing folder {landing_dir} does not exist (SHELFWATCH_LANDING_DIR)")
-    files = [p for p in landing_dir.rglob("*") if p.is_file() and p.suffix.lower() in POS_SUFFIXES]
-    return sorted(files, key=lambda f: ("line" in f.name, str(f)))
+    return load_order([p for p in landing_dir.rglob("*") if is_pos_file(p)])
 
 
 def ingest_landing(settings: Settings, landing_dir: str | Path | None = None) -> dict:

@@ -260,7 +260,15 @@ def ingest_sales_paths(engine: Engine, paths: list[Path | str], today: date | No
     """Files and folders (all *.csv and *.parquet inside); daily sales before purchase lines."""
     files: list[Path] = []
     for p in map(Path, paths):
-        files += sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".parquet")) if p.is_dir() else [p]
-    files.sort(key=lambda f: ("line" in f.name, str(f)))
+        files += [q for q in p.iterdir() if is_pos_file(q)] if p.is_dir() else [p]
     known = known_ids(engine)
-    return [ingest_sales_file(engine, f, today, known) for f in files]
+    return [ingest_sales_file(engine, f, today, known) for f in load_order(files)]
+
+
+def is_pos_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".csv", ".parquet")
+
+
+def load_order(files: list[Path]) -> list[Path]:
+    """Daily sales before purchase lines (lines refer to the days), then by name."""
+    return sorted(files, key=lambda f: ("line" in f.name, str(f)))

@@ -1,7 +1,7 @@
 """Alert lifecycle on both databases: acknowledge, resolve, auto-resolve, escalate, expire, audit."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest

@@ -2,7 +2,6 @@
 store's topics; anonymous and wrong-password clients are refused. Run on a private Mosquitto."""
 
 import subprocess
-import threading
 import uuid
 from pathlib import Path
 

@@ -14,13 +14,12 @@ import uuid
 from pathlib import Path
 
 import orjson
-import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from iot_ingest.consumer import drain, open_session
 from iot_ingest.mosquitto import publish_backlog, synthetic_reading
 from iot_ingest.publisher import publish_payloads
-from shelfwatch.db import get_engine, insert_ignore, migrate
+from shelfwatch.db import insert_ignore, migrate
 from sql import schema
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import io
-import json
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ from shelfwatch.web import charts, queries
 from shelfwatch.web.auth import User, authenticate, load_user
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.filters["ts"] = lambda v: "" if v is None or v is pd.NaT or (isinstance(v, float) and pd.isna(v)) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
 
 
 class Forbidden(HTTPException):
@@ -211,6 +211,4 @@ def create_app(settings: Settings) -> FastAPI:
                     stale=info["stale"].head(50).to_dict("records"), stale_count=len(info["stale"]),
                     quarantine=info["quarantine"].to_dict("records"), samples=info["samples"].to_dict("records"))
 
-    TEMPLATES.env.filters["ts"] = lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
-    TEMPLATES.env.filters["tojson_safe"] = lambda v: json.dumps(v, default=str)
     return app

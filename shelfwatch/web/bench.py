@@ -7,6 +7,7 @@ import re
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +40,6 @@ def build_world_db(settings: Settings, world_dir: Path, stores: int, skus: int, 
 def time_pages(settings: Settings, requests: int = 20) -> list[dict]:
     """Median and p95 milliseconds per page and role, served by uvicorn over loopback HTTP."""
     import httpx
-    import uvicorn
     from sqlalchemy import select
 
     from shelfwatch.db import get_engine
@@ -60,17 +60,10 @@ def time_pages(settings: Settings, requests: int = 20) -> list[dict]:
     pages = [("login page (baseline, no data)", None, "/login"), ("forecast explorer + heat map", "planner", f"/forecast?store={store}&sku={sku}"),
              ("alert inbox", "store_manager", f"/stores/{store}/alerts"), ("alert history", "store_manager", f"/alerts/{alert}/history"),
              ("CX alert list", "cx", "/cx"), ("CX members of an alert", "cx", f"/cx?alert={linked}"), ("pipeline health", "planner", "/health")]
-    port = free_port()
+    clients = {}
     # plain loopback HTTP: the Secure flag would keep the client from sending the session cookie back;
     # it changes nothing in what a page costs to serve
-    server = uvicorn.Server(uvicorn.Config(create_app(replace(settings, web_secure_cookies=False)), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    clients = {}
-    try:
+    with serving(create_app(replace(settings, web_secure_cookies=False)), host="127.0.0.1") as base:
         for role, (name, _) in users.items():
             client = httpx.Client(base_url=base)
             token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
@@ -89,17 +82,31 @@ def time_pages(settings: Settings, requests: int = 20) -> list[dict]:
                 assert response.status_code == 200
             out.append({"page": name, "role": role or "-", "path": path, "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
                         "bytes": len(response.content)})
-    finally:
         for c in clients.values():
             c.close()
-        server.should_exit = True
-        thread.join(timeout=10)
     return out
 
 
-def free_port() -> int:
+@contextmanager
+def serving(app, host: str = "localhost", timeout: float = 20.0):
+    """Run `app` under uvicorn in a background thread on a free port; yields its base URL."""
     import socket
+
+    import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the web app did not start on port {port} within {timeout} s")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -116,8 +116,9 @@ def pipeline_health(engine: Engine) -> dict:
                                  .order_by(func.count().desc()).limit(20), conn)
         samples = pd.read_sql(select(q.c.source, q.c.reason, q.c.raw_content).order_by(q.c.quarantine_id.desc()).limit(10), conn)
     lag = (pd.to_datetime(recent["received_at"], utc=True) - pd.to_datetime(recent["device_ts"], utc=True)).dt.total_seconds()
-    stale = pd.DataFrame([{"sensor_id": json.loads(r.evidence).get("sensor_id"), "store_id": r.store_id, "sku": r.sku,
-                           "silent_hours": json.loads(r.evidence).get("silent_hours"), "since": r.opened_at} for r in stale_alerts],
+    evidence = [json.loads(r.evidence) for r in stale_alerts]
+    stale = pd.DataFrame([{"sensor_id": e.get("sensor_id"), "store_id": r.store_id, "sku": r.sku, "silent_hours": e.get("silent_hours"),
+                           "since": r.opened_at} for r, e in zip(stale_alerts, evidence, strict=True)],
                          columns=["sensor_id", "store_id", "sku", "silent_hours", "since"])
     return {"runs": runs, "consumers": consumers, "lag_median_s": None if lag.empty else float(lag.median()),
             "lag_p95_s": None if lag.empty else float(lag.quantile(0.95)), "stale": stale, "quarantine": quarantine,
