@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_predictions, record_event, transition, utc_now
 from alerts.notify import queue_notifications
@@ -23,13 +23,14 @@ from alerts.risk import (
     latest_readings,
     next_deliveries,
     predicted_stockouts,
+    readings_from_latest,
     stock_positions,
     store_deliveries,
     zero_run_length,
     zero_run_probability,
 )
 from shelfwatch.config import Settings
-from shelfwatch.db import insert_ignore
+from shelfwatch.db import NoDataYet, insert_ignore
 from sql import schema
 
 RESOLVED_BECAUSE = {
@@ -39,6 +40,7 @@ RESOLVED_BECAUSE = {
     "predicted_stockout": "no longer likely to empty before the next delivery",
 }
 ALERT_FIELDS = ["alert_type", "probability", "expected_empty_at", "severity", "evidence"]
+READINGS_WINDOW = pd.Timedelta(days=14)  # a sensor with no reading for this long counts as never read
 
 
 @dataclass
@@ -68,11 +70,20 @@ def detection_as_of(engine: Engine) -> pd.Timestamp:
     with engine.connect() as conn:
         last = conn.execute(select(func.max(schema.sales_daily.c.date))).scalar()
     if last is None:
-        raise RuntimeError("no sales loaded: ingest sales before detecting alerts")
+        raise NoDataYet("no sales loaded: ingest sales before detecting alerts")
     return pd.Timestamp(last).tz_localize("UTC") + pd.Timedelta(days=1)
 
 
-def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120) -> DetectionInputs:
+def recent_readings(conn: Connection, since: pd.Timestamp) -> pd.DataFrame:
+    """Each sensor's newest reading since `since`, from latest_sensor_readings: one row per sensor,
+    however many readings sensor_readings holds."""
+    latest = schema.latest_sensor_readings
+    return readings_from_latest(pd.read_sql(select(latest).where(latest.c.last_device_ts >= since), conn), since)
+
+
+def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120, read_readings=recent_readings) -> DetectionInputs:
+    """What detection reads; `read_readings(conn, since)` reads the sensor readings (the scale
+    benchmark passes the raw-table query of the design before latest_sensor_readings)."""
     since = (as_of - pd.Timedelta(days=history_days)).date()
     s = schema
     with engine.connect() as conn:
@@ -81,7 +92,7 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120) ->
         frames = dict(
             stores=read(select(s.stores)),
             products=read(select(s.products)),
-            readings=read(select(s.sensor_readings).where(s.sensor_readings.c.device_ts >= as_of - pd.Timedelta(days=14))),
+            readings=read_readings(conn, as_of - READINGS_WINDOW),
             sales=read(select(s.sales_daily).where(s.sales_daily.c.date >= since)),
             records=read(select(s.inventory_records)),
             deliveries=read(select(s.deliveries).where(s.deliveries.c.expected_at >= as_of - pd.Timedelta(days=14))),
@@ -232,10 +243,10 @@ def severity(candidates: pd.DataFrame, favourites: pd.DataFrame, as_of: pd.Times
     return pd.Series(candidates["probability"].to_numpy() * urgency * value, index=candidates.index).round(4)
 
 
-def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None = None) -> dict:
+def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None = None, read_readings=recent_readings) -> dict:
     """Detect, link members and persist; running it again on the same data changes nothing."""
     as_of = as_of if as_of is not None else detection_as_of(engine)
-    inp = load_inputs(engine, as_of, history_days=max(120, settings.favourite_window_days + 1))
+    inp = load_inputs(engine, as_of, history_days=max(120, settings.favourite_window_days + 1), read_readings=read_readings)
     candidates = alert_candidates(inp, settings)
     favourites = favourite_members(
         inp.lines, as_of, settings.favourite_window_days, settings.favourite_min_purchase_days, settings.favourite_max_days_since

@@ -66,12 +66,13 @@ def apply_shelf_readings(conn: Connection, readings: list[dict], settings: Setti
 
 
 def latest_device_times(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
-    """The newest stored shelf reading's device time per store x SKU (this batch's rows included)."""
-    sr = schema.sensor_readings
+    """The newest stored shelf reading's device time per store x SKU, from latest_sensor_readings (this
+    batch's rows included: the insert's trigger folded them in)."""
+    latest = schema.latest_sensor_readings
     rows = conn.execute(
-        select(sr.c.store_id, sr.c.sku, func.max(sr.c.device_ts))
-        .where(sr.c.kind.in_(SHELF_KINDS), tuple_(sr.c.store_id, sr.c.sku).in_(keys))
-        .group_by(sr.c.store_id, sr.c.sku)
+        select(latest.c.store_id, latest.c.sku, func.max(latest.c.last_device_ts))
+        .where(latest.c.kind.in_(SHELF_KINDS), tuple_(latest.c.store_id, latest.c.sku).in_(keys))
+        .group_by(latest.c.store_id, latest.c.sku)
     ).all()
     return {(store_id, sku): utc(ts) for store_id, sku, ts in rows}
 

@@ -16,12 +16,26 @@ OPEN_HOUR, CLOSE_HOUR = 8.0, 22.0
 
 
 def latest_readings(readings: pd.DataFrame) -> pd.DataFrame:
-    """Latest shelf reading per store x SKU by *device* time (late arrivals don't overwrite newer ones)."""
+    """Latest shelf reading per store x SKU by *device* time, then seq (late arrivals don't overwrite
+    newer ones), as latest_sensor_readings keeps it."""
     shelf = readings[readings["kind"].isin(["shelf_units", "shelf_weight_g"])]
     if "clock_skew" in shelf.columns:
         shelf = shelf[~shelf["clock_skew"].astype(bool)]  # a clock running ahead would pin a stale value
-    idx = shelf.sort_values(["device_ts", "seq"]).groupby(["store_id", "sku"])["device_ts"].idxmax()
-    return shelf.loc[idx, ["store_id", "sku", "sensor_id", "units", "device_ts"]].reset_index(drop=True)
+    newest = shelf.sort_values(["device_ts", "seq"]).drop_duplicates(["store_id", "sku"], keep="last")
+    return newest[["store_id", "sku", "sensor_id", "units", "device_ts"]].reset_index(drop=True)
+
+
+def readings_from_latest(latest: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
+    """The readings since `since` that detection looks at, from latest_sensor_readings rows: each
+    sensor's newest trusted reading and, where a skewed clock's reading is newer, that one's device time
+    flagged `clock_skew` (it keeps the sensor from counting as silent, but is no stock level).
+    Columns: store_id, sku, sensor_id, kind, units, seq, device_ts, clock_skew."""
+    device_ts, last_device_ts = pd.to_datetime(latest["device_ts"], utc=True), pd.to_datetime(latest["last_device_ts"], utc=True)
+    key = latest[["store_id", "sku", "sensor_id", "kind"]]
+    trusted = key.assign(units=latest["units"], seq=latest["seq"], device_ts=device_ts, clock_skew=False)[device_ts >= since]
+    skewed = key.assign(units=np.nan, seq=np.nan, device_ts=last_device_ts, clock_skew=True)[
+        (last_device_ts >= since) & ~(device_ts >= last_device_ts)]
+    return pd.concat([trusted, skewed], ignore_index=True)
 
 
 def trading_fraction_after(local_hour: pd.Series) -> pd.Series:

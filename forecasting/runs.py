@@ -10,13 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
+from shelfwatch.db import NoDataYet, bulk_writer, dialect_insert
 from sql import schema
 
 
 CLOSING_HOUR = 22  # a shelf that empties at closing time lost no sales
+FORECAST_COLUMNS = [c.name for c in schema.forecasts.columns]
 
 
 def engine_settings(settings, horizon: int | None = None, quantiles=(0.1, 0.5, 0.9)) -> EngineSettings:
@@ -54,30 +56,40 @@ def run_id_for(last_date: pd.Timestamp, horizon: int) -> str:
     return f"{pd.Timestamp(last_date):%Y-%m-%d}-h{horizon}"
 
 
-def store_result(engine: Engine, result: ForecastResult, run_id: str, last: pd.Timestamp, horizon: int, stores: list[str] | None = None) -> None:
-    """Replace the run's rows (of `stores`, when forecasting one shard) with `result`."""
+def store_result(engine: Engine, result: ForecastResult, run_id: str, last: pd.Timestamp, horizon: int, stores: list[str] | None = None,
+                 write_rows=None) -> None:
+    """Replace the run's rows (of `stores`, when forecasting one shard) with `result`.
+
+    Rows are written with COPY on PostgreSQL and batched INSERTs on SQLite (`write_rows(conn, table,
+    frame)` overrides it). Shards of one run may finish at once: each claims the run's row first, so
+    they write in turn and each counts the series of every shard stored before it.
+    """
     fc = result.forecast.assign(run_id=run_id, date=result.forecast["date"].dt.date)
     models = result.models.assign(run_id=run_id).astype(object)
     models = models.where(models.notna(), None)
-    model_cols = [c.name for c in schema.forecast_models.columns]
     with engine.begin() as conn:
+        write = write_rows or bulk_writer(conn)
+        if stores is None:
+            conn.execute(delete(schema.forecast_runs).where(schema.forecast_runs.c.run_id == run_id))
+        claim_run(conn, run_id, last, horizon)
         for table in (schema.forecasts, schema.forecast_models):
             where = table.c.run_id == run_id
             conn.execute(delete(table).where(where if stores is None else where & table.c.store_id.in_(stores)))
-        if stores is None:
-            conn.execute(delete(schema.forecast_runs).where(schema.forecast_runs.c.run_id == run_id))
-        if conn.execute(select(schema.forecast_runs.c.run_id).where(schema.forecast_runs.c.run_id == run_id)).first() is None:
-            conn.execute(schema.forecast_runs.insert().values(
-                run_id=run_id, created_at=datetime.now(timezone.utc), last_history_date=last.date(), horizon_days=horizon, series=0))
-        rows = fc[["run_id", "store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]].to_dict("records")
-        for start in range(0, len(rows), 10000):
-            conn.execute(schema.forecasts.insert(), rows[start : start + 10000])
-        model_rows = models[model_cols].to_dict("records")
-        for start in range(0, len(model_rows), 10000):
-            conn.execute(schema.forecast_models.insert(), model_rows[start : start + 10000])
+        write(conn, schema.forecasts, fc[FORECAST_COLUMNS])
+        write(conn, schema.forecast_models, models[[c.name for c in schema.forecast_models.columns]])
         # the run's series: every shard stored so far
         series = select(func.count()).select_from(schema.forecast_models).where(schema.forecast_models.c.run_id == run_id).scalar_subquery()
         conn.execute(schema.forecast_runs.update().where(schema.forecast_runs.c.run_id == run_id).values(series=series))
+
+
+def claim_run(conn: Connection, run_id: str, last: pd.Timestamp, horizon: int) -> None:
+    """Insert the run's row unless it exists (one atomic statement), then lock it until commit: a
+    second shard waits here, and then sees the first one's rows."""
+    runs = schema.forecast_runs
+    conn.execute(dialect_insert(conn)(runs).values(
+        run_id=run_id, created_at=datetime.now(timezone.utc), last_history_date=last.date(), horizon_days=horizon, series=0,
+    ).on_conflict_do_nothing(index_elements=[runs.c.run_id]))
+    conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id).with_for_update())
 
 
 def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int] | None = None, progress=None,
@@ -93,7 +105,7 @@ def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int
             raise ValueError(f"no sales for store(s) {', '.join(unknown)}")
         sales = sales[sales["store_id"].isin(stores)]
     if sales.empty:
-        raise RuntimeError("no sales loaded: ingest sales before forecasting")
+        raise NoDataYet("no sales loaded: ingest sales before forecasting")
     last = sales["date"].max()
     run_id = run_id_for(last, settings.horizon)
     if shard is not None and select_shard(sales, shard).empty:  # more shards than stores: nothing to do here

@@ -2,7 +2,8 @@
 
 At-least-once end to end: paho's manual acks hold every PUBACK until the transaction that stored (or
 quarantined) the message has committed, so a crash before the commit makes the broker redeliver;
-the unique key (sensor, device time, seq) makes the redelivery harmless. The queue between paho's
+the unique key (sensor, device time, seq) makes the redelivery harmless. The insert's trigger keeps
+latest_sensor_readings (each sensor's newest reading) in the same transaction. The queue between paho's
 network thread and the writer is bounded: when the database is slow, the network thread blocks and
 the broker stops sending.
 """
@@ -25,7 +26,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alerts.realtime import apply_shelf_readings
-from iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, quarantine_entry, subscription_topic
+from iot_ingest.contract import KnownEntities, names_unknown_entity, parse_broker_url, parse_message, quarantine_entry, subscription_topic
 from shelfwatch.config import Settings
 from shelfwatch.db import insert_ignore, upsert
 from sql import schema
@@ -113,10 +114,8 @@ def copy_readings(conn, readings: list[dict]) -> int:
         return 0
     cols = ", ".join(READING_COLUMNS)
     with conn.connection.driver_connection.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS readings_incoming "
-            "(LIKE sensor_readings INCLUDING DEFAULTS EXCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS"
-        )
+        # the columns only: no id default, so no id drawn per staged row and no tie to the id sequence
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS readings_incoming ON COMMIT DELETE ROWS AS SELECT {cols} FROM sensor_readings WITH NO DATA")
         with cur.copy(f"COPY readings_incoming ({cols}) FROM STDIN") as copy:
             for r in readings:
                 copy.write_row([r[c] for c in READING_COLUMNS])
@@ -125,16 +124,15 @@ def copy_readings(conn, readings: list[dict]) -> int:
 
 
 def executemany_readings(conn, readings: list[dict]) -> int:
-    """SQLite fast path: one executemany of INSERT OR IGNORE through the driver; returns new rows."""
+    """SQLite fast path: one executemany of INSERT OR IGNORE through the driver; returns new rows
+    (the cursor's count: the connection's total would add the latest-reading trigger's writes)."""
     if not readings:
         return 0
-    raw = conn.connection.driver_connection
-    before = raw.total_changes
-    raw.executemany(
+    cursor = conn.connection.driver_connection.executemany(
         f"INSERT OR IGNORE INTO sensor_readings ({', '.join(READING_COLUMNS)}) VALUES ({', '.join('?' * len(READING_COLUMNS))})",
         [[sqlite_value(r[c]) for c in READING_COLUMNS] for r in readings],
     )
-    return raw.total_changes - before
+    return cursor.rowcount
 
 
 def sqlite_value(value):
@@ -155,6 +153,10 @@ def is_transient(engine: Engine, exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError | dbapi.OperationalError | dbapi.InterfaceError)
 
 
+KNOWN_ENTITIES_MAX_AGE = 60.0  # seconds: master data loaded while the service runs counts this soon ...
+KNOWN_ENTITIES_MIN_RELOAD = 2.0  # ... or at once when a reading names a store or SKU not known yet
+
+
 class ReadingWriter:
     """Stores a batch of messages in one transaction and returns what happened to them."""
 
@@ -162,7 +164,27 @@ class ReadingWriter:
         self.engine = engine
         self.topic_prefix = topic_prefix
         self.known = load_known_entities(engine)
+        self.known_at = time.monotonic()
         self.alert_settings = alert_settings  # given: shelf_empty alerts are raised on arrival
+
+    def refresh_known(self, unknown_seen: bool) -> bool:
+        """Reload stores, SKUs and sensors when the copy is older than KNOWN_ENTITIES_MAX_AGE, or at
+        once (at most every KNOWN_ENTITIES_MIN_RELOAD) when a reading names one not known yet: the
+        service runs for months, and master data loaded meanwhile (a new store) must count without a
+        restart. True when reloaded."""
+        age = time.monotonic() - self.known_at
+        if age < KNOWN_ENTITIES_MAX_AGE and not (unknown_seen and age >= KNOWN_ENTITIES_MIN_RELOAD):
+            return False
+        self.known, self.known_at = load_known_entities(self.engine), time.monotonic()
+        return True
+
+    def parse(self, messages: list[tuple[str, bytes]], now: datetime) -> tuple[list[dict], list[dict]]:
+        readings, bad = [], []
+        for topic, payload in messages:
+            rows, quarantined = parse_message(self.topic_prefix, topic, payload, self.known, now)
+            readings += rows
+            bad += quarantined
+        return readings, bad
 
     def write(self, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
         """(stored, duplicates, quarantined) for the batch, after its commit.
@@ -189,11 +211,10 @@ class ReadingWriter:
 
     def write_batch(self, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
         now = datetime.now(timezone.utc)
-        readings, bad = [], []
-        for topic, payload in messages:
-            rows, quarantined = parse_message(self.topic_prefix, topic, payload, self.known, now)
-            readings += rows
-            bad += quarantined
+        readings, bad = self.parse(messages, now)
+        unknown = any(names_unknown_entity(entry["reason"]) for entry in bad)
+        if self.refresh_known(unknown) and unknown:
+            readings, bad = self.parse(messages, now)
         with self.engine.begin() as conn:
             stored = BULK_INSERT[conn.dialect.name](conn, readings)
             insert_ignore(conn, schema.quarantine, bad)

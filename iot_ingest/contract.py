@@ -100,6 +100,14 @@ def quarantine_entry(topic: str, payload: bytes, reason: str, now: datetime) -> 
     return {"source": topic[:SOURCE_MAX], "raw_content": raw, "reason": reason, "content_hash": digest, "quarantined_at": now}
 
 
+UNKNOWN_STORE, UNKNOWN_SKU = "unknown store", "unknown sku"
+
+
+def names_unknown_entity(reason: str) -> bool:
+    """A quarantine reason that master data loaded since could cure (a store or SKU not known yet)."""
+    return f": {UNKNOWN_STORE} " in reason or f": {UNKNOWN_SKU} " in reason
+
+
 def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, now: datetime) -> tuple[str | None, dict | None]:
     """Why one reading is invalid (None if valid) and, if valid, its database row."""
     if not isinstance(item, dict):
@@ -128,9 +136,9 @@ def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, no
     if battery is not None and (isinstance(battery, bool) or not isinstance(battery, int | float) or not 0 <= battery <= 1):
         return f"field 'battery' is {battery!r} (must be between 0 and 1)", None
     if item["store_id"] not in known.stores:
-        return f"unknown store {item['store_id']!r}", None
+        return f"{UNKNOWN_STORE} {item['store_id']!r}", None
     if item["sku"] not in known.unit_weight_g:
-        return f"unknown sku {item['sku']!r}", None
+        return f"{UNKNOWN_SKU} {item['sku']!r}", None
     try:
         ts = datetime.fromisoformat(item["ts"].replace("Z", "+00:00"))
     except ValueError:

@@ -107,7 +107,10 @@ class Settings:
         default=4, metadata={"env": "SHELFWATCH_FORECAST_SHARDS", "doc": "Store shards the demand_forecast DAG maps over (one task, on its own worker, per shard)."}
     )
     readings_retention_days: int = field(
-        default=90, metadata={"env": "SHELFWATCH_READINGS_RETENTION_DAYS", "doc": "Raw sensor readings older than this (by arrival) are deleted by housekeeping."}
+        default=90, metadata={"env": "SHELFWATCH_READINGS_RETENTION_DAYS", "doc": "Raw sensor readings older than this (by arrival) are deleted by housekeeping; on PostgreSQL, whole device-day partitions older than this are dropped."}
+    )
+    readings_partition_days_ahead: int = field(
+        default=7, metadata={"env": "SHELFWATCH_READINGS_PARTITION_DAYS_AHEAD", "doc": "PostgreSQL: housekeeping keeps day partitions of sensor_readings ready for today and this many days ahead (a missed night costs nothing)."}
     )
     quarantine_retention_days: int = field(
         default=180, metadata={"env": "SHELFWATCH_QUARANTINE_RETENTION_DAYS", "doc": "Quarantined rows and payloads older than this are deleted by housekeeping."}

@@ -10,6 +10,11 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 
 
+class NoDataYet(LookupError):
+    """A step found nothing to work on yet (e.g. no sales on a fresh deployment): schedulers skip it
+    rather than fail and page operations."""
+
+
 @lru_cache(maxsize=16)
 def get_engine(url: str) -> Engine:
     """A pooled engine per URL; SQLite gets WAL and foreign keys so it behaves like PostgreSQL."""
@@ -41,15 +46,15 @@ def alembic_config(url: str):
     return cfg
 
 
-def migrate(url: str) -> Engine:
-    """Bring the database at `url` to the latest schema revision and return its engine."""
+def migrate(url: str, revision: str = "head") -> Engine:
+    """Bring the database at `url` to a schema revision (default the latest) and return its engine."""
     from alembic import command
 
     engine = get_engine(url)
     cfg = alembic_config(url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
     return engine
 
 
@@ -60,7 +65,7 @@ def insert_ignore(conn, table, rows: list[dict], chunk: int = 5000) -> int:
     """
     if not rows:
         return 0
-    insert = _dialect_insert(conn)
+    insert = dialect_insert(conn)
     added = 0
     for start in range(0, len(rows), chunk):
         # RETURNING counts only the rows really inserted, in batches on both dialects.
@@ -73,7 +78,7 @@ def upsert(conn, table, rows: list[dict], chunk: int = 5000) -> int:
     """Insert rows or update the non-key columns of existing ones (reference data that may change)."""
     if not rows:
         return 0
-    insert = _dialect_insert(conn)
+    insert = dialect_insert(conn)
     keys = [c.name for c in table.primary_key.columns]
     total = 0
     for start in range(0, len(rows), chunk):
@@ -84,9 +89,34 @@ def upsert(conn, table, rows: list[dict], chunk: int = 5000) -> int:
     return total
 
 
-def _dialect_insert(conn):
+def dialect_insert(conn):
+    """The dialect's `insert` construct, which has `on_conflict_do_nothing` / `on_conflict_do_update`."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+def copy_rows(conn, table, frame) -> int:
+    """PostgreSQL: COPY a frame's rows (columns named as the table's) into `table`, in the connection's
+    transaction; per-row INSERT binding costs more than the database's own work for bulk writes."""
+    columns = ", ".join(frame.columns)
+    with conn.connection.driver_connection.cursor() as cur:
+        with cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for row in frame.itertuples(index=False, name=None):
+                copy.write_row(row)
+    return len(frame)
+
+
+def insert_rows(conn, table, frame, chunk: int = 10000) -> int:
+    """Batched INSERTs of a frame's rows (executemany): SQLite's bulk write."""
+    rows = frame.to_dict("records")
+    for start in range(0, len(rows), chunk):
+        conn.execute(table.insert(), rows[start : start + chunk])
+    return len(rows)
+
+
+def bulk_writer(conn):
+    """How to write many rows on this connection: COPY on PostgreSQL, batched INSERTs elsewhere."""
+    return copy_rows if conn.dialect.name == "postgresql" else insert_rows

@@ -9,11 +9,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Connection, Engine, delete, func, select, text
 
 from shelfwatch.config import Settings
 from shelfwatch.db import get_engine
 from sql import schema
+from sql.partitions import days_from, delete_default_rows_before, drop_day_partitions_before, ensure_day_partitions
 
 log = logging.getLogger(__name__)
 
@@ -124,25 +125,56 @@ def ingest_health(settings: Settings, window_minutes: int = 60, now: datetime | 
 # ------------------------------------------------------------------------------------- housekeeping
 
 
+def ensure_reading_partitions(settings: Settings, now: datetime | None = None, days_ahead: int | None = None) -> dict:
+    """PostgreSQL: create the day partitions of sensor_readings for today and the `days_ahead` days
+    after it (default SHELFWATCH_READINGS_PARTITION_DAYS_AHEAD) that do not exist yet. Idempotent;
+    SQLite has one plain table and nothing to do."""
+    engine = get_engine(settings.db_url)
+    if engine.dialect.name != "postgresql":
+        return {"dialect": engine.dialect.name, "created": []}
+    today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    ahead = settings.readings_partition_days_ahead if days_ahead is None else days_ahead
+    with engine.begin() as conn:
+        created = ensure_day_partitions(conn, days_from(today, today + timedelta(days=ahead)))
+    return {"dialect": "postgresql", "created": created}
+
+
 def apply_retention(settings: Settings, now: datetime | None = None) -> dict:
     """Delete raw readings and quarantine rows past their retention (aggregates stay: sales, forecasts,
-    alerts and their audit trail are kept). Idempotent: a second run deletes nothing."""
+    alerts and their audit trail are kept). Idempotent: a second run deletes nothing.
+
+    On PostgreSQL, whole device-day partitions older than the retention are dropped (no row-by-row
+    DELETE, no vacuum debt) and only the DEFAULT partition's rows are deleted by arrival time.
+    """
     engine = get_engine(settings.db_url)
     now = now or datetime.now(timezone.utc)
     readings_before = now - timedelta(days=settings.readings_retention_days)
     quarantine_before = now - timedelta(days=settings.quarantine_retention_days)
     with engine.begin() as conn:
-        readings = conn.execute(delete(schema.sensor_readings).where(schema.sensor_readings.c.received_at < readings_before)).rowcount
+        if engine.dialect.name == "postgresql":
+            dropped = drop_day_partitions_before(conn, readings_before)
+            readings = delete_default_rows_before(conn, readings_before)
+        else:
+            dropped = []
+            readings = conn.execute(delete(schema.sensor_readings).where(schema.sensor_readings.c.received_at < readings_before)).rowcount
+        forget_silent_sensors(conn, readings_before)
         quarantine = conn.execute(delete(schema.quarantine).where(schema.quarantine.c.quarantined_at < quarantine_before)).rowcount
-    return {"readings_deleted": readings, "quarantine_deleted": quarantine,
+    return {"readings_deleted": readings, "reading_partitions_dropped": dropped, "quarantine_deleted": quarantine,
             "readings_before": readings_before.isoformat(), "quarantine_before": quarantine_before.isoformat()}
+
+
+def forget_silent_sensors(conn: Connection, before: datetime) -> int:
+    """Drop the latest-reading rows of sensors with no reading received since `before`: retention
+    took all their readings (dropped partitions fire no trigger)."""
+    latest = schema.latest_sensor_readings
+    return conn.execute(delete(latest).where(latest.c.last_received_at < before)).rowcount
 
 
 def maintain_database(settings: Settings, engine: Engine | None = None) -> dict:
     """PostgreSQL: VACUUM (ANALYZE) the tables that churn; SQLite: ANALYZE. Outside a transaction,
     as VACUUM requires."""
     engine = engine or get_engine(settings.db_url)
-    tables = ["sensor_readings", "quarantine", "alerts", "alert_events", "outbox", "forecasts", "forecast_models"]
+    tables = ["sensor_readings", "latest_sensor_readings", "quarantine", "alerts", "alert_events", "outbox", "forecasts", "forecast_models"]
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if engine.dialect.name == "postgresql":
             for table in tables:

@@ -7,6 +7,7 @@ in UTC, dates as DATE, identifiers as short strings. Personal data is kept to th
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -105,10 +106,13 @@ inventory_records = Table(
     Column("book_units", Float, nullable=False),
 )
 
+# On PostgreSQL, migration 0007 partitions this table by device day (sql/partitions.py says why); its
+# primary key there is (reading_id, device_ts), as a partitioned table's keys must hold the partition key.
 sensor_readings = Table(
     "sensor_readings",
     metadata,
-    Column("reading_id", Integer, primary_key=True, autoincrement=True),
+    # 64-bit on PostgreSQL (billions of readings); SQLite's INTEGER primary key is 64-bit already
+    Column("reading_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("sensor_id", String(64), nullable=False),
     Column("store_id", String(32), nullable=False),
     Column("sku", String(32), nullable=False),
@@ -123,6 +127,24 @@ sensor_readings = Table(
     Column("clock_skew", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("sensor_id", "device_ts", "seq", name="uq_sensor_readings_key"),
     Index("ix_sensor_readings_store_sku_ts", "store_id", "sku", "device_ts"),
+)
+
+latest_sensor_readings = Table(
+    "latest_sensor_readings",
+    metadata,
+    # One row per sensor (per store x SKU x kind it reports for), kept by database triggers on
+    # sensor_readings (migration 0007) in the transaction that inserts or deletes readings, so detection,
+    # the on-arrival alerts and the stale-sensor check read one row per sensor, not the raw readings.
+    Column("store_id", String(32), primary_key=True),
+    Column("sku", String(32), primary_key=True),
+    Column("sensor_id", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    # the newest reading whose clock is trusted (by device time, then seq); NULL if every one was skewed
+    Column("units", Float, nullable=True),
+    Column("seq", Integer, nullable=True),
+    Column("device_ts", TS, nullable=True),
+    Column("last_device_ts", TS, nullable=False),  # newest device time of any reading, skewed or not
+    Column("last_received_at", TS, nullable=False),  # newest arrival
 )
 
 deliveries = Table(

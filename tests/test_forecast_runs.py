@@ -81,3 +81,74 @@ def test_shard_throughput_covers_every_series_whatever_the_shard_count():
     rows = shard_throughput(sales, None, (1, 2), horizon=7)
     assert [r["shards"] for r in rows] == [1, 2] and all(r["series"] == 6 for r in rows)
     assert rows[0]["speedup"] == 1.0 and rows[1]["largest_shard"] <= 6
+
+
+def shard_results(stores: int = 2, skus: int = 3):
+    """One synthetic forecast per store: what shards of one run hand to store_result."""
+    from shelfwatch.bench_scale import WorldSize, synthetic_forecast
+
+    whole = synthetic_forecast(WorldSize("t", stores, skus, 0, horizon=28), pd.Timestamp("2026-12-01"))
+    return {s: type(whole)(whole.forecast[whole.forecast["store_id"] == s], whole.models[whole.models["store_id"] == s])
+            for s in whole.models["store_id"].unique()}
+
+
+def test_shards_finishing_at_once_on_a_new_run_both_store_and_count_every_series(engine):
+    """Two shards reach the run's insert together (lined up at it, where the race was): both commit."""
+    import threading
+
+    from sqlalchemy import event
+
+    from forecasting.runs import store_result
+
+    results, errors = shard_results(), []
+    meet = threading.Barrier(len(shard_results()), timeout=5)
+
+    def line_up_at_the_run_insert(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO FORECAST_RUNS"):
+            meet.wait()
+
+    def store(store_id):
+        try:
+            store_result(engine, results[store_id], "2026-11-30-h28", pd.Timestamp("2026-11-30"), 28, stores=[store_id])
+        except Exception as exc:  # noqa: BLE001 - the test reports what a shard raised
+            errors.append(exc)
+
+    event.listen(engine, "before_cursor_execute", line_up_at_the_run_insert)
+    try:
+        shards = [threading.Thread(target=store, args=(s,)) for s in results]
+        for t in shards:
+            t.start()
+        for t in shards:
+            t.join(timeout=60)
+    finally:
+        event.remove(engine, "before_cursor_execute", line_up_at_the_run_insert)
+    assert errors == []
+    with engine.connect() as conn:
+        series = conn.execute(select(schema.forecast_runs.c.series)).scalars().all()
+    assert series == [6] and count(engine, schema.forecasts) == 6 * 28
+
+
+def test_copy_writes_exactly_the_rows_inserts_write(engine):
+    """PostgreSQL writes forecasts with COPY, SQLite with INSERTs: the rows read back are the same,
+    and equal to what was handed in (floats to the last bit, NULLs as NULLs)."""
+    from forecasting.runs import store_result
+    from shelfwatch.db import insert_rows
+
+    result = shard_results(stores=3)
+    result = type(result["S0000"])(pd.concat(r.forecast for r in result.values()), pd.concat(r.models for r in result.values()))
+    result.models.loc[result.models.index[:2], ["backtest_rmsse", "adi"]] = None  # series without a backtest
+    last = pd.Timestamp("2026-11-30")
+    store_result(engine, result, "default", last, 28)
+    store_result(engine, result, "inserts", last, 28, write_rows=insert_rows)
+
+    def written(table, run_id):
+        with engine.connect() as conn:
+            rows = pd.read_sql(select(table).where(table.c.run_id == run_id), conn).drop(columns="run_id")
+        return rows.sort_values(["store_id", "sku"] + (["date"] if "date" in rows else [])).reset_index(drop=True)
+
+    for table in (schema.forecasts, schema.forecast_models):
+        pd.testing.assert_frame_equal(written(table, "default"), written(table, "inserts"))
+    handed_in = result.forecast.assign(date=result.forecast["date"].dt.date).sort_values(["store_id", "sku", "date"]).reset_index(drop=True)
+    got = written(schema.forecasts, "default").assign(date=lambda f: pd.to_datetime(f["date"]).dt.date)
+    pd.testing.assert_frame_equal(got[handed_in.columns], handed_in)
+    assert written(schema.forecast_models, "default")["backtest_rmsse"].isna().sum() == 2

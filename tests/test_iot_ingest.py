@@ -266,3 +266,23 @@ def test_publisher_reports_progress(mqtt_url, topic_prefix):
     steps = []
     assert publish_readings(mqtt_url, stream(1_200), topic_prefix, progress=steps.append) == 1_200
     assert steps == [500, 500, 200]
+
+
+def test_a_running_service_sees_stores_and_skus_loaded_after_it_started(engine, monkeypatch):
+    """Found by the process stack: the ingest service starts before the reference data is loaded, and
+    quarantined every reading as from an 'unknown store' until restarted."""
+    from iot_ingest import consumer
+
+    writer = consumer.ReadingWriter(engine, PREFIX)  # the service starts on an empty database
+    topic = topic_for(PREFIX, "S1", "S1-U")
+    assert writer.write([(topic, orjson.dumps(reading(1)))]) == (0, 0, 1)  # genuinely unknown: quarantined
+    seed(engine)  # then the stores and products are loaded
+    monkeypatch.setattr(consumer, "KNOWN_ENTITIES_MIN_RELOAD", 0.0)
+    assert writer.write([(topic, orjson.dumps(reading(2)))]) == (1, 0, 0)
+    # and without any unknown reading, the copy is refreshed once it is older than the maximum age
+    with engine.begin() as conn:
+        insert_ignore(conn, schema.stores, [{"store_id": "S2", "name": "s2", "timezone": "UTC", "manager_email": "m@x"}])
+    assert "S2" not in writer.known.stores
+    monkeypatch.setattr(consumer, "KNOWN_ENTITIES_MAX_AGE", 0.0)
+    writer.write([(topic, orjson.dumps(reading(3)))])
+    assert "S2" in writer.known.stores

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from sql.partitions import autogenerate_includes
 from sql.schema import metadata
 
 config = context.config
@@ -25,6 +26,7 @@ def _run(connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table copies for ALTER
         compare_type=True,
+        include_name=autogenerate_includes,
     )
     with context.begin_transaction():
         context.run_migrations()
