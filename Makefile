@@ -1,18 +1,20 @@
-# Quick start: `make demo` and `make test`. Both create .venv from the lock file on first use.
+# Quick start: `make demo` and `make test`. Both create .venv from the lock files on first use.
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+LOCKS := requirements.lock deploy/airflow/requirements-airflow.lock pyproject.toml
+STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) deploy/install.sh | sha1sum | cut -c1-12)
 
-.PHONY: install demo web test test-fast lock clean
+.PHONY: install demo web test test-fast stack stack-stop stack-status lock clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# The same install as the Airflow image (deploy/install.sh): both lock files, the project, an import
+# of the Celery executor.
+$(STAMP): $(LOCKS) deploy/install.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	deploy/install.sh $(BIN)/python
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: install
@@ -27,6 +29,20 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# The production topology of docker-compose.yml as local processes under supervisord (no Docker):
+# Airflow api-server, scheduler, dag-processor, triggerer, Celery workers, the ingest service and the
+# web views, against the PostgreSQL, Redis and Mosquitto named in the environment (README "Run
+# without Docker"). Logs and pids in $(STACK_DIR).
+STACK_DIR ?= .stack
+stack: install
+	$(BIN)/shelfwatch stack up --dir $(STACK_DIR)
+
+stack-status: install
+	$(BIN)/shelfwatch stack status --dir $(STACK_DIR)
+
+stack-stop:
+	$(BIN)/shelfwatch stack down --dir $(STACK_DIR)
 
 # Re-resolve the pinned set after changing pyproject.toml's dependencies.
 lock:

@@ -29,6 +29,8 @@ users_app = typer.Typer(no_args_is_help=True, help="Users of the web views (plan
 app.add_typer(users_app, name="users")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: figures and ratios against a baseline measured in the same run.")
 app.add_typer(bench_app, name="bench")
+stack_app = typer.Typer(no_args_is_help=True, help="The production topology of docker-compose.yml as local processes (no Docker): make stack / make stack-stop.")
+app.add_typer(stack_app, name="stack")
 console = Console()
 
 DbOption = typer.Option(None, "--db", help="SQLAlchemy URL (default: SHELFWATCH_DATABASE_URL or the SQLite file).")
@@ -666,5 +668,114 @@ def bench_ingest(
     console.print(table)
 
 
+@bench_app.command("scale")
+def bench_scale(
+    worlds: str = typer.Option("today:20x500:2000000,10x:200x500:20000000",
+                               help="Worlds, NAME:STORESxSKUS:READINGS, comma-separated (one sensor per store x SKU; series = stores x SKUs)."),
+    pg_url: str = typer.Option("postgresql+psycopg://postgres@127.0.0.1:5432/test", help="PostgreSQL to create scratch schemas in."),
+    ingest_readings: int = typer.Option(100_000, min=1, help="Single-reading messages written through the consumer's batch write per design."),
+    batch_size: int = typer.Option(2000, min=1, help="Messages per batch write (the consumer's default)."),
+) -> None:
+    """PostgreSQL at scale: ingest, detection and forecast writes with migration 0007 (day partitions,
+    latest_sensor_readings, COPY) against 0006's design, on identical worlds built in the same run."""
+    from rich.table import Table
+
+    from shelfwatch.bench_scale import AFTER, BEFORE, MEASURES, parse_worlds, run_scale_bench, speedup
+
+    results = run_scale_bench(parse_worlds(worlds), pg_url, ingest_readings, batch_size, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    table = Table("world", "series", "readings rows", "forecast rows", "measure", "before (0006)", "after (0007)", "speed-up",
+                  title=f"PostgreSQL scale: 0007 vs 0006, same run ({os.cpu_count()} cores)")
+    for r in results:
+        for measure, (unit, _) in MEASURES.items():
+            before, after = r.measures[measure][BEFORE], r.measures[measure][AFTER]
+            table.add_row(r.size.name, f"{r.size.series:,}", f"{r.readings_loaded[AFTER]:,}", f"{r.forecast_rows[AFTER]:,}", f"{measure} ({unit})",
+                          f"{before:,.2f}", f"{after:,.2f}", f"{speedup(measure, before, after):.2f}x")
+    Console(width=max(console.width, 140)).print(table)
+    for r in results:
+        console.print(f"{r.size.name}: migration 0006 -> 0007 of {r.readings_loaded[BEFORE]:,} readings took {r.migration_seconds:.1f} s")
+
+
 if __name__ == "__main__":
     app()
+
+
+StackDirOption = typer.Option(None, "--dir", help="The stack's folder: logs, pids, Airflow home, data (default SHELFWATCH_STACK_DIR or .stack).")
+
+
+def stack_settings_for(folder: Path | None):
+    from shelfwatch.stack import StackSettings
+
+    return StackSettings.from_env(dir=folder)
+
+
+def running_stack_for(folder: Path | None):
+    """The settings a running stack was started with (saved by `stack up`)."""
+    from shelfwatch.stack import load_state
+
+    cfg = stack_settings_for(folder)
+    state = load_state(cfg.dir)
+    if state is None:
+        console.print(f"no stack was started from {cfg.home}: `make stack` first", markup=False, style="red")
+        raise typer.Exit(1)
+    return state
+
+
+@stack_app.command("up")
+def stack_up(folder: Optional[Path] = StackDirOption,
+             wait: float = typer.Option(240.0, help="Seconds to wait for every compose health check to pass.")) -> None:
+    """Init the databases, start every compose service as a supervised process, wait until healthy.
+
+    Reads the machine's PostgreSQL (SHELFWATCH_DATABASE_URL, SHELFWATCH_STACK_AIRFLOW_DB_URL), Redis
+    (SHELFWATCH_STACK_REDIS_URL) and Mosquitto (SHELFWATCH_MQTT_URL); see README "Run without Docker".
+    """
+    from shelfwatch.stack import StackError, up
+
+    try:
+        up(stack_settings_for(folder), Settings.from_env(), log=lambda line: console.print(line, markup=False), wait_seconds=wait)
+    except StackError as exc:
+        console.print(f"stack: {exc}", markup=False, style="red")
+        raise typer.Exit(1)
+
+
+@stack_app.command("down")
+def stack_down(folder: Optional[Path] = StackDirOption) -> None:
+    """Stop the stack by supervisord's pid: every process stops as a group, gracefully."""
+    from shelfwatch.stack import StackError, down
+
+    try:
+        down(stack_settings_for(folder), log=lambda line: console.print(line, markup=False))
+    except StackError as exc:
+        console.print(f"stack: {exc}", markup=False, style="red")
+        raise typer.Exit(1)
+
+
+@stack_app.command("status")
+def stack_status(folder: Optional[Path] = StackDirOption) -> None:
+    """Each process's state (supervisorctl) and each compose health check's result."""
+    from shelfwatch.stack import run_health_checks, supervisorctl, supervisord_pid
+
+    cfg, settings = running_stack_for(folder)
+    if supervisord_pid(cfg) is None:
+        console.print(f"no stack running from {cfg.home}", markup=False)
+        raise typer.Exit(1)
+    console.print(supervisorctl(cfg, "status").stdout, markup=False)
+    results = run_health_checks(cfg, settings)
+    for program, (ok, tail) in sorted(results.items()):
+        console.print(f"{'healthy  ' if ok else 'UNHEALTHY'} {program}  {tail}", markup=False)
+    if not all(ok for ok, _ in results.values()):
+        raise typer.Exit(1)
+
+
+@stack_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def stack_exec(ctx: typer.Context, folder: Optional[Path] = StackDirOption) -> None:
+    """Run a command in the stack's environment, e.g. `shelfwatch stack exec -- airflow dags trigger
+    sales_ingest` (as `docker compose exec airflow-scheduler ...`)."""
+    import subprocess
+
+    from shelfwatch.stack import ROOT, exec_environment
+
+    if not ctx.args:
+        console.print("stack exec: name a command, e.g. -- airflow dags list", markup=False, style="red")
+        raise typer.Exit(2)
+    cfg, settings = running_stack_for(folder)
+    raise typer.Exit(subprocess.run(ctx.args, env=exec_environment(cfg, settings), cwd=ROOT).returncode)

@@ -38,6 +38,30 @@ def settings():
     return Settings.from_env(**overrides)
 
 
+def run_step(step, *args, **kwargs):
+    """Run one Shelfwatch step in a task. "Nothing to work on yet" (`NoDataYet`, e.g. no sales on a
+    fresh deployment) skips the task instead of failing it, so unpausing a new deployment pages no one."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from shelfwatch.db import NoDataYet
+
+    try:
+        return step(*args, **kwargs)
+    except NoDataYet as exc:
+        raise AirflowSkipException(str(exc)) from exc
+
+
+def worker_hostname() -> str:
+    """This machine's name, plus SHELFWATCH_PROCESS_NAME when several Airflow processes share one
+    machine (the process stack, `shelfwatch stack`): the metadata DB and the UI then say which worker
+    ran a try. Set as `[core] hostname_callable`; in a container it is the container's name."""
+    import os
+    import socket
+
+    name = os.environ.get("SHELFWATCH_PROCESS_NAME", "")
+    return f"{socket.getfqdn()}-{name}" if name else socket.getfqdn()
+
+
 class OpsNotifier(BaseNotifier):
     """On a task's failure, post it to operations' webhook (shelfwatch.operations.notify_task_failure)."""
 

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = ROOT / "dags"
-DAG_FILE = DAGS_FOLDER / "shelfwatch_pipeline.py"
+DAG_FILE = DAGS_FOLDER / "shelfwatch-pipeline.py"
 DAG_ID = "shelfwatch_pipeline"
 UPSTREAM = {
     "migrate": [],
@@ -40,7 +40,7 @@ PRODUCTION_UPSTREAM = {
     "iot_ingest": {"check_ingest_health": [], "publish_new_readings": ["check_ingest_health"]},
     "demand_forecast": {"plan_shards": [], "forecast_shard": ["plan_shards"], "publish": ["forecast_shard"]},
     "stockout_alerts": {"detect": [], "notify": ["detect"]},
-    "housekeeping": {"apply_retention": [], "maintain_database": ["apply_retention"]},
+    "housekeeping": {"ensure_reading_partitions": [], "apply_retention": ["ensure_reading_partitions"], "maintain_database": ["apply_retention"]},
 }
 # Parsing the DAG files must import none of these: the tasks import them when they run. (The DAGs'
 # shared wiring, shelfwatch.dag_wiring, imports only airflow.sdk and the standard library.)
@@ -103,6 +103,28 @@ for f in files:
 seconds = time.time() - t
 print("IMPORT_PROBE " + json.dumps({"seconds": seconds, "heavy": sorted(m for m in heavy if m in sys.modules)}))
 """
+
+
+PROJECT_PACKAGES = ["shelfwatch", "iot_ingest", "alerts", "forecasting", "sql"]
+SHADOW_PROBE = """
+import importlib.util, json, sys
+sys.path.insert(0, sys.argv[1])  # what Airflow's workers do with the DAGs folder
+print(json.dumps({name: importlib.util.find_spec(name).origin for name in sys.argv[2:]}))
+"""
+
+
+def test_dag_file_names_cannot_shadow_any_package():
+    """Airflow puts dags/ first on its workers' import path: a DAG file named like a package
+    (dags/iot_ingest.py) replaced the `iot_ingest` package in every task. A hyphen makes a name no
+    `import` can reach, so no DAG file can shadow any package, whatever the path."""
+    entries = [p for p in DAGS_FOLDER.iterdir() if p.name != "__pycache__"]
+    importable = [p.name for p in entries if p.stem.split(".")[0].isidentifier()]
+    assert not importable, f"rename these so `import` can't reach them (use a hyphen): {importable}"
+    proc = subprocess.run([sys.executable, "-c", SHADOW_PROBE, str(DAGS_FOLDER), *PROJECT_PACKAGES], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT.parent)
+    origins = json.loads(proc.stdout)
+    for name, origin in origins.items():
+        assert not origin.startswith(str(DAGS_FOLDER)), f"{name} resolves to {origin} with dags/ on the path"
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ dispatch the outbox (store-manager e-mails, webhook, members' back-in-stock noti
 from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, SENSOR_READINGS, settings
+from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, SENSOR_READINGS, run_step, settings
 
 
 @dag(
@@ -18,19 +18,21 @@ from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, SENSOR_READINGS, settings
 def stockout_alerts():
     @task
     def detect() -> dict:
-        """Detect, link members and queue notifications; a re-run changes nothing."""
+        """Detect, link members and queue notifications; a re-run changes nothing; skipped while no
+        sales are loaded."""
         from shelfwatch.pipeline import detect_alerts
 
-        return detect_alerts(settings())
+        return run_step(detect_alerts, settings())
 
-    @task
-    def notify(detected: dict) -> dict:
-        """Deliver the outbox's due messages; each is claimed first, so nothing is sent twice."""
+    @task(trigger_rule="none_failed")
+    def notify() -> dict:
+        """Deliver the outbox's due messages (also when detection was skipped: the ingest queues
+        shelf_empty e-mails itself); each is claimed first, so nothing is sent twice."""
         from shelfwatch.pipeline import send_notifications
 
         return send_notifications(settings())
 
-    notify(detect())
+    detect() >> notify()
 
 
 stockout_alerts()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
-from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, POOL_FORECASTING, SALES, settings
+from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, POOL_FORECASTING, SALES, run_step, settings
 
 
 @dag(
@@ -32,14 +32,15 @@ def demand_forecast():
 
     @task(pool=POOL_FORECASTING, execution_timeout=timedelta(hours=3), map_index_template="{{ shard_label }}", max_active_tis_per_dag=16)
     def forecast_shard(shard: int) -> dict:
-        """Forecast one shard of stores (a stable hash of the store id) into the shared run."""
+        """Forecast one shard of stores (a stable hash of the store id) into the shared run; skipped
+        while no sales are loaded."""
         from shelfwatch.pipeline import forecast_demand
 
         context = get_current_context()
         params = context["params"]
         shards = 1 if params["stores"] else settings().forecast_shards
         context["shard_label"] = ", ".join(params["stores"]) if params["stores"] else f"shard {shard + 1} of {shards}"
-        return forecast_demand(settings(), shard=(shard, shards), stores=params["stores"], until=params["until"])
+        return run_step(forecast_demand, settings(), shard=(shard, shards), stores=params["stores"], until=params["until"])
 
     @task(outlets=[FORECASTS])
     def publish(results: list[dict]) -> dict:
