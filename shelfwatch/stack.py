@@ -93,13 +93,19 @@ def container_hostname(program: str) -> str:
     return f"{machine_name()}-{program}"
 
 
+def new_fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
 def stack_secrets(cfg: StackSettings) -> dict[str, str]:
     """compose's ${VAR}s: from the environment when set, else generated once and kept in the stack's
     folder (mode 600), so a restart keeps the Fernet key that encrypted the connections."""
     path = cfg.home / "secrets.env"
     kept = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line) if path.exists() else {}
     generated = {
-        "AIRFLOW_FERNET_KEY": lambda: __import__("cryptography.fernet", fromlist=["Fernet"]).Fernet.generate_key().decode(),
+        "AIRFLOW_FERNET_KEY": new_fernet_key,
         "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(48),
         "SHELFWATCH_WEB_SECRET": lambda: secrets.token_urlsafe(48),
     }
