@@ -6,6 +6,8 @@ the functions tasks call.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Asset, BaseNotifier
@@ -55,9 +57,6 @@ def worker_hostname() -> str:
     """This machine's name, plus SHELFWATCH_PROCESS_NAME when several Airflow processes share one
     machine (the process stack, `shelfwatch stack`): the metadata DB and the UI then say which worker
     ran a try. Set as `[core] hostname_callable`; in a container it is the container's name."""
-    import os
-    import socket
-
     name = os.environ.get("SHELFWATCH_PROCESS_NAME", "")
     return f"{socket.getfqdn()}-{name}" if name else socket.getfqdn()
 

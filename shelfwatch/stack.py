@@ -22,10 +22,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+
+from shelfwatch.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -80,7 +83,9 @@ def stack_settings_table() -> str:
 # ------------------------------------------------------------------------------------- environment
 
 
+@lru_cache(maxsize=1)
 def compose() -> dict:
+    """docker-compose.yml, parsed once per process (callers read it, never change it)."""
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
@@ -109,12 +114,13 @@ def stack_secrets(cfg: StackSettings) -> dict[str, str]:
         "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(48),
         "SHELFWATCH_WEB_SECRET": lambda: secrets.token_urlsafe(48),
     }
-    for name, make in generated.items():
-        kept.setdefault(name, make())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{k}={v}\n" for k, v in sorted(kept.items())))
-    path.chmod(0o600)
-    values = {"SHELFWATCH_FORECAST_SHARDS": "4", **kept}
+    missing = {name: make() for name, make in generated.items() if name not in kept}
+    if missing:
+        kept.update(missing)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in sorted(kept.items())))
+        path.chmod(0o600)
+    values = {"SHELFWATCH_FORECAST_SHARDS": str(Settings.__dataclass_fields__["forecast_shards"].default), **kept}
     values.update({k: os.environ[k] for k in values if os.environ.get(k)})
     return values
 
@@ -357,8 +363,6 @@ def save_state(cfg: StackSettings, settings) -> None:
 
 def load_state(folder: Path):
     """(StackSettings, Settings) of the stack started from `folder`, or None."""
-    from shelfwatch.config import Settings
-
     path = Path(folder).resolve() / "stack.json"
     if not path.exists():
         return None

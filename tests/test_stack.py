@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from iot_ingest.broker import free_port
 from shelfwatch import stack
 from shelfwatch.config import Settings
 from tests.conftest import ON_CI, PG_BASE, PG_HOST, PG_PORT, require_service
@@ -115,12 +115,6 @@ def test_the_locked_executor_imports():
 
 
 # ------------------------------------------------------------------------------------------ the real stack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def need_binary(name: str) -> None:
@@ -227,7 +221,6 @@ def running_stack(tmp_path_factory):
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30", AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
         AIRFLOW__API__WORKERS="1",
     )
-    env["SHELFWATCH_STACK_LOG_PORT"] = str(min(int(env["SHELFWATCH_STACK_LOG_PORT"]), 60000))
     handle = Stack(folder, env, airflow_db, shelfwatch_db)
     started = time.perf_counter()
     proc = subprocess.run(["make", "stack", f"STACK_DIR={folder}"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
