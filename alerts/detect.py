@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select
 
-from alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_predictions, record_event, transition, utc_now
-from alerts.notify import queue_notifications
-from alerts.members import favourite_members
-from alerts.risk import (
+from shelfwatch.alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_predictions, record_event, transition, utc_now
+from shelfwatch.alerts.notify import queue_notifications
+from shelfwatch.alerts.members import favourite_members
+from shelfwatch.alerts.risk import (
     books_now,
     demand_moments,
     latest_readings,
@@ -29,16 +29,11 @@ from alerts.risk import (
     zero_run_length,
     zero_run_probability,
 )
-from shelfwatch.config import Settings
-from shelfwatch.db import NoDataYet, insert_ignore
-from sql import schema
+from shelfwatch.core.domain import ALERT_TYPES, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, SHELF_EMPTY, is_stale, silent_hours
+from shelfwatch.core.settings import Settings
+from shelfwatch.core.db import NoDataYet, insert_ignore
+from shelfwatch.sql import schema
 
-RESOLVED_BECAUSE = {
-    "sensor_stale": "the sensor reports again",
-    "shelf_empty": "a sensor shows the shelf stocked again",
-    "phantom_stockout": "sales resumed or the records no longer claim stock",
-    "predicted_stockout": "no longer likely to empty before the next delivery",
-}
 ALERT_FIELDS = ["alert_type", "probability", "expected_empty_at", "severity", "evidence"]
 READINGS_WINDOW = pd.Timedelta(days=14)  # a sensor with no reading for this long counts as never read
 
@@ -159,16 +154,16 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     risks = stock_risks(inp, settings)
     price = dict(zip(inp.products["sku"], inp.products["unit_price"], strict=True))
     raised = {
-        "shelf_empty": risks["shelf_empty"].to_numpy(bool),
-        "phantom_stockout": (risks["p_zero_run"] < settings.phantom_probability_threshold).to_numpy(bool),
-        "predicted_stockout": (risks["p_stockout"] >= settings.alert_probability_threshold * settings.alert_keep_ratio).to_numpy(bool),
+        SHELF_EMPTY: risks["shelf_empty"].to_numpy(bool),
+        PHANTOM_STOCKOUT: (risks["p_zero_run"] < settings.phantom_probability_threshold).to_numpy(bool),
+        PREDICTED_STOCKOUT: (risks["p_stockout"] >= settings.alert_probability_threshold * settings.alert_keep_ratio).to_numpy(bool),
     }
     opens = (risks["p_stockout"] >= settings.alert_probability_threshold).to_numpy(bool)
     any_raised = np.logical_or.reduce(list(raised.values()))
     rows = []
     for i in np.flatnonzero(any_raised):
         pos = risks.iloc[i]
-        found = [t for t in ("shelf_empty", "phantom_stockout", "predicted_stockout") if raised[t][i]]
+        found = [t for t in (SHELF_EMPTY, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT) if raised[t][i]]
         evidence = {
             "on_shelf": round(float(pos.on_shelf), 2) if pd.notna(pos.on_shelf) else None,
             "source": pos.source,
@@ -183,10 +178,10 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
             "detectors": sorted(found),
         }
         specific = {
-            "shelf_empty": (1.0, pos.reading_ts, {}),
-            "phantom_stockout": (1.0 - float(pos.p_zero_run), None, {
+            SHELF_EMPTY: (1.0, pos.reading_ts, {}),
+            PHANTOM_STOCKOUT: (1.0 - float(pos.p_zero_run), None, {
                 "zero_sales_days": int(pos.zero_sales_days), "usual_daily_units": round(float(pos.usual_daily_units), 2), "p_zero_run": float(pos.p_zero_run)}),
-            "predicted_stockout": (float(pos.p_stockout), pos.expected_empty_at, {
+            PREDICTED_STOCKOUT: (float(pos.p_stockout), pos.expected_empty_at, {
                 "expected_demand_until_delivery": round(float(pos.expected_demand), 2),
                 "days_of_cover": None if np.isinf(pos.days_of_cover) else round(float(pos.days_of_cover), 2)}),
         }
@@ -201,27 +196,26 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
                 "revenue_at_risk_per_day": round(float(pos.daily_mean) * float(price.get(pos.sku, 0.0)), 2),
                 "evidence": {**evidence, **extra},
                 # below the threshold but above the keep level, a prediction only keeps an open alert open
-                "opens": bool(opens[i]) if alert_type == "predicted_stockout" else True,
+                "opens": bool(opens[i]) if alert_type == PREDICTED_STOCKOUT else True,
             })
     rows += stale_sensor_candidates(inp, settings)
     return pd.DataFrame(rows)
 
 
 def stale_sensor_candidates(inp: DetectionInputs, settings: Settings) -> list[dict]:
-    """`sensor_stale`: no reading (by device time) for `SHELFWATCH_SENSOR_STALE_HOURS` before "now" —
-    a data problem: routed to operations (webhook), not to the store manager's stock-out list."""
+    """`sensor_stale` by the one stale-sensor rule (shelfwatch.core.domain.is_stale) at "now": a data
+    problem, routed to operations (webhook), not to the store manager's stock-out list."""
     last = inp.readings.groupby("sensor_id")["device_ts"].max() if len(inp.readings) else pd.Series(dtype="datetime64[ns, UTC]")
+    sensors = inp.sensors.assign(last_reading_at=inp.sensors["sensor_id"].map(last))
+    sensors["silent_hours"] = silent_hours(sensors["last_reading_at"], inp.as_of)
     rows = []
-    for sensor in inp.sensors.itertuples(index=False):
-        seen = last.get(sensor.sensor_id)
-        silent_hours = None if seen is None or pd.isna(seen) else (inp.as_of - seen).total_seconds() / 3600
-        if silent_hours is not None and silent_hours < settings.sensor_stale_hours:
-            continue
+    for sensor in sensors[is_stale(sensors["silent_hours"], settings.sensor_stale_hours)].itertuples(index=False):
+        never = pd.isna(sensor.silent_hours)
         rows.append({
-            "store_id": sensor.store_id, "sku": sensor.sku, "alert_type": "sensor_stale", "probability": 1.0,
+            "store_id": sensor.store_id, "sku": sensor.sku, "alert_type": SENSOR_STALE, "probability": 1.0,
             "expected_empty_at": None, "revenue_at_risk_per_day": 0.0,
-            "evidence": {"sensor_id": sensor.sensor_id, "last_reading_at": None if silent_hours is None else seen.isoformat(),
-                         "silent_hours": None if silent_hours is None else round(silent_hours, 1)},
+            "evidence": {"sensor_id": sensor.sensor_id, "last_reading_at": None if never else sensor.last_reading_at.isoformat(),
+                         "silent_hours": None if never else round(sensor.silent_hours, 1)},
         })
     return rows
 
@@ -308,7 +302,7 @@ def persist_alerts(engine: Engine, candidates: pd.DataFrame, favourites: pd.Data
             linked += insert_ignore(conn, am, [{"alert_id": alert_id, "member_id": m, "score": float(sc)} for m, sc in zip(fav["member_id"], fav["score"], strict=True)])
         for key, row in active.items():
             if key not in wanted:
-                transition(conn, row["alert_id"], "resolved", DETECTOR, now, RESOLVED_BECAUSE.get(key[2]))
+                transition(conn, row["alert_id"], "resolved", DETECTOR, now, ALERT_TYPES[key[2]].closes_when)
                 resolved += 1
         escalated = expired = []
         if settings is not None:

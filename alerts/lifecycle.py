@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, Engine, select
 
-from sql import schema
+from shelfwatch.core.domain import PREDICTED_STOCKOUT
+from shelfwatch.sql import schema
 
 DETECTOR = "detector"
 ACTIVE = ("open", "acknowledged")
@@ -80,7 +81,7 @@ def expire_stale_predictions(conn: Connection, now: datetime, after: timedelta) 
     """Predicted stock-outs whose expected empty time is long past and that nothing else confirmed."""
     a = schema.alerts
     due = conn.execute(select(a.c.alert_id).where(
-        a.c.status.in_(ACTIVE), a.c.alert_type == "predicted_stockout", a.c.expected_empty_at.is_not(None),
+        a.c.status.in_(ACTIVE), a.c.alert_type == PREDICTED_STOCKOUT, a.c.expected_empty_at.is_not(None),
         a.c.expected_empty_at <= now - after)).scalars().all()
     for alert_id in due:
         transition(conn, alert_id, "expired", DETECTOR, now, f"expected to empty more than {after} ago; no sensor or sales evidence since")

@@ -22,10 +22,11 @@ from urllib.parse import urlparse
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select
 
-from alerts.members import contactable
-from shelfwatch.config import Settings
-from shelfwatch.db import insert_ignore
-from sql import schema
+from shelfwatch.alerts.members import contactable
+from shelfwatch.core.domain import is_stockout
+from shelfwatch.core.settings import Settings
+from shelfwatch.core.db import insert_ignore
+from shelfwatch.sql import schema
 
 log = logging.getLogger(__name__)
 MEMBER_EXPORT_COLUMNS = ["alert_id", "store_id", "sku", "product", "member_id", "score", "contact_channel", "contact_address"]
@@ -51,7 +52,7 @@ def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> di
         for alert in conn.execute(select(a.c.alert_id, a.c.alert_type, a.c.escalated_at).where(a.c.status.in_(("open", "acknowledged")))):
             events = ["opened"] + (["escalated"] if alert.escalated_at is not None else [])
             # sensor_stale is a data problem: operations' webhook only, not the store manager's inbox
-            kinds = ([] if alert.alert_type == "sensor_stale" else ["store_email"]) + (["store_webhook"] if settings.webhook_url else [])
+            kinds = (["store_email"] if is_stockout(alert.alert_type) else []) + (["store_webhook"] if settings.webhook_url else [])
             for kind in kinds:
                 rows[kind] += [message_row(f"alert:{alert.alert_id}:{kind}:{event}", kind, alert.alert_id, now) for event in events]
         # members told about a stock-out hear when it is back (their conversation, not a new one)

@@ -11,18 +11,20 @@ members and refines the severity; the store manager's outbox rows are queued her
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import Connection, func, select, tuple_
 
-from alerts.lifecycle import ACTIVE, DETECTOR, record_event, transition
-from alerts.notify import message_row
-from shelfwatch.config import Settings
-from shelfwatch.db import insert_ignore
-from sql import schema
+from shelfwatch.alerts.lifecycle import ACTIVE, DETECTOR, record_event, transition
+from shelfwatch.alerts.notify import message_row
+from shelfwatch.core.domain import ALERT_TYPES, SHELF_EMPTY
+from shelfwatch.core.settings import Settings
+from shelfwatch.core.db import insert_ignore
+from shelfwatch.sql import schema
 
 SHELF_KINDS = ("shelf_units", "shelf_weight_g")
-RESTOCKED = "a sensor shows the shelf stocked again"
+RESTOCKED = ALERT_TYPES[SHELF_EMPTY].closes_when
 
 
 def utc(ts: datetime) -> datetime:
@@ -50,7 +52,7 @@ def apply_shelf_readings(conn: Connection, readings: list[dict], settings: Setti
     a = schema.alerts
     active = {(row.store_id, row.sku): row.alert_id for row in conn.execute(
         select(a.c.store_id, a.c.sku, a.c.alert_id).where(
-            a.c.alert_type == "shelf_empty", a.c.status.in_(ACTIVE), tuple_(a.c.store_id, a.c.sku).in_(list(newest))))}
+            a.c.alert_type == SHELF_EMPTY, a.c.status.in_(ACTIVE), tuple_(a.c.store_id, a.c.sku).in_(list(newest))))}
     empty = settings.empty_shelf_units
     to_open = [k for k, r in newest.items() if r["units"] <= empty and k not in active]
     to_resolve = [k for k, r in newest.items() if r["units"] > empty and k in active]
@@ -86,9 +88,9 @@ def open_shelf_empty(conn: Connection, reading: dict, settings: Settings, now: d
     revenue = round(float(daily) * float(price), 2)
     evidence = {"source": "sensor", "sensor_id": reading["sensor_id"], "last_reading_at": utc(reading["device_ts"]).isoformat(),
                 "last_reading_units": round(float(reading["units"]), 2), "on_shelf": round(max(float(reading["units"]), 0.0), 2),
-                "detectors": ["shelf_empty"], "raised_on_arrival": True}
+                "detectors": [SHELF_EMPTY], "raised_on_arrival": True}
     alert_id = conn.execute(a.insert().values(
-        store_id=reading["store_id"], sku=reading["sku"], alert_type="shelf_empty", status="open", probability=1.0,
+        store_id=reading["store_id"], sku=reading["sku"], alert_type=SHELF_EMPTY, status="open", probability=1.0,
         expected_empty_at=utc(reading["device_ts"]), severity=revenue, evidence=json.dumps(evidence, sort_keys=True),
         opened_at=now, updated_at=now,
     ).returning(a.c.alert_id)).scalar_one()
@@ -96,3 +98,12 @@ def open_shelf_empty(conn: Connection, reading: dict, settings: Settings, now: d
     kinds = ["store_email"] + (["store_webhook"] if settings.webhook_url else [])
     insert_ignore(conn, schema.outbox, [message_row(f"alert:{alert_id}:{kind}:opened", kind, alert_id, now) for kind in kinds])
     return alert_id
+
+
+def shelf_empty_on_stored(settings: Settings) -> Callable[[Connection, list[dict], datetime], dict]:
+    """The ingest's `on_stored` hook: shelf_empty opened and resolved in the transaction that stores
+    the readings."""
+    def on_stored(conn: Connection, readings: list[dict], now: datetime) -> dict:
+        return apply_shelf_readings(conn, readings, settings, now)
+
+    return on_stored

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecasting.distribution import nb_cdf
+from shelfwatch.forecasting.distribution import nb_cdf
+from shelfwatch.core.domain import CLOSE_HOUR, OPEN_HOUR
 
 Z90 = 1.2815515655446004  # standard-normal 90th percentile: p90 - p10 = 2 * Z90 * sigma
-OPEN_HOUR, CLOSE_HOUR = 8.0, 22.0
 
 
 def latest_readings(readings: pd.DataFrame) -> pd.DataFrame:

@@ -34,7 +34,7 @@ def demand_forecast():
     def forecast_shard(shard: int) -> dict:
         """Forecast one shard of stores (a stable hash of the store id) into the shared run; skipped
         while no sales are loaded."""
-        from shelfwatch.pipeline import forecast_demand
+        from shelfwatch.steps import forecast_demand
 
         context = get_current_context()
         params = context["params"]

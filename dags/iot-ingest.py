@@ -25,7 +25,7 @@ def iot_ingest():
     @task
     def check_ingest_health() -> dict:
         """Consumers reporting, readings stored, lag, quarantine and stale sensors; fail if unhealthy."""
-        from shelfwatch.operations import ingest_health
+        from shelfwatch.steps import ingest_health
 
         return ingest_health(settings(), int(get_current_context()["params"]["window_minutes"]))
 

@@ -20,21 +20,21 @@ def housekeeping():
     @task
     def ensure_reading_partitions() -> dict:
         """Day partitions of sensor_readings for today and SHELFWATCH_READINGS_PARTITION_DAYS_AHEAD days."""
-        from shelfwatch.operations import ensure_reading_partitions as ensure
+        from shelfwatch.steps import ensure_reading_partitions as ensure
 
         return ensure(settings())
 
     @task
     def apply_retention(partitions: dict) -> dict:
         """Drop or delete readings and quarantine rows past SHELFWATCH_*_RETENTION_DAYS."""
-        from shelfwatch.operations import apply_retention as retain
+        from shelfwatch.steps import apply_retention as retain
 
         return retain(settings())
 
     @task(execution_timeout=timedelta(hours=1))
     def maintain_database(retention: dict) -> dict:
         """VACUUM (ANALYZE) on PostgreSQL, ANALYZE on SQLite."""
-        from shelfwatch.operations import maintain_database as maintain
+        from shelfwatch.steps import maintain_database as maintain
 
         return maintain(settings())
 

@@ -23,7 +23,7 @@ def sales_ingest():
     @task(pool=POOL_INGEST)
     def load_new_files() -> dict:
         """Validate and load the files not loaded before; quarantine bad rows and unreadable files."""
-        from shelfwatch.operations import ingest_landing
+        from shelfwatch.steps import ingest_landing
 
         return ingest_landing(settings(), get_current_context()["params"]["landing_dir"])
 
@@ -32,7 +32,7 @@ def sales_ingest():
         """Fail (and notify) when too much was quarantined; publish the sales asset when data is new."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from shelfwatch.operations import quarantine_gate as gate
+        from shelfwatch.steps import quarantine_gate as gate
 
         result = gate(summary, settings().quarantine_max_share)
         if not result["new_data"]:

@@ -35,51 +35,51 @@ def shelfwatch_pipeline():
     @task
     def migrate() -> dict:
         """Bring the database schema to the latest migration."""
-        from shelfwatch import pipeline
+        from shelfwatch import steps
 
-        return pipeline.migrate_database(settings())
+        return steps.migrate_database(settings())
 
     @task
     def load_reference() -> dict:
         """Stores, products, members, sensors, deliveries, inventory records."""
-        from shelfwatch import pipeline
+        from shelfwatch import steps
 
-        return pipeline.load_reference(settings(), param("world_dir"))
+        return steps.load_reference(settings(), param("world_dir"))
 
     @task
     def ingest_sales() -> dict:
         """POS files through the Great Expectations gate; bad rows to quarantine."""
-        from shelfwatch import pipeline
+        from shelfwatch import steps
 
-        return pipeline.ingest_sales(settings(), param("world_dir"))
+        return steps.ingest_sales(settings(), param("world_dir"))
 
     @task
     def ingest_sensor_readings() -> dict:
         """Drain the persistent MQTT session of shelf-sensor readings."""
-        from shelfwatch import pipeline
+        from shelfwatch import steps
 
-        return pipeline.ingest_sensor_readings(settings(), until_idle=float(param("until_idle")))
+        return steps.ingest_sensor_readings(settings(), until_idle=float(param("until_idle")))
 
     @task(execution_timeout=timedelta(hours=2))
     def forecast() -> dict:
         """The model that backtests best per store x SKU, over all cores."""
-        from shelfwatch import pipeline
+        from shelfwatch import steps
 
-        return pipeline.forecast_demand(settings())
+        return steps.forecast_demand(settings())
 
     @task
     def detect_alerts() -> dict:
         """Stock-out risk, empty shelves, phantom stock-outs; favourite members linked."""
-        from shelfwatch import pipeline
+        from shelfwatch import steps
 
-        return pipeline.detect_alerts(settings())
+        return steps.detect_alerts(settings())
 
     @task
     def write_report() -> dict:
         """Summary for store managers, CX contact list, forecast plots."""
-        from shelfwatch import pipeline
+        from shelfwatch import steps
 
-        return pipeline.write_report(settings(), param("world_dir"))
+        return steps.write_report(settings(), param("world_dir"))
 
     chain(
         migrate(),

@@ -20,7 +20,7 @@ def stockout_alerts():
     def detect() -> dict:
         """Detect, link members and queue notifications; a re-run changes nothing; skipped while no
         sales are loaded."""
-        from shelfwatch.pipeline import detect_alerts
+        from shelfwatch.steps import detect_alerts
 
         return run_step(detect_alerts, settings())
 
@@ -28,7 +28,7 @@ def stockout_alerts():
     def notify() -> dict:
         """Deliver the outbox's due messages (also when detection was skipped: the ingest queues
         shelf_empty e-mails itself); each is claimed first, so nothing is sent twice."""
-        from shelfwatch.pipeline import send_notifications
+        from shelfwatch.steps import send_notifications
 
         return send_notifications(settings())
 

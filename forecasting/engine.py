@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from forecasting.censoring import impute_masked
-from forecasting.classify import series_profile
-from forecasting.distribution import nb_dispersion, nb_quantiles
-from forecasting.metrics import naive_scale
+from shelfwatch.forecasting.censoring import impute_masked
+from shelfwatch.forecasting.classify import series_profile
+from shelfwatch.forecasting.distribution import nb_dispersion, nb_quantiles
+from shelfwatch.forecasting.metrics import naive_scale, scaled_rmse
+from shelfwatch.forecasting.parallel import map_in_processes
 
 KEY_SEP = "|"
 
@@ -267,12 +268,16 @@ def candidate_forecasts(series: list[PreparedSeries], settings: EngineSettings, 
     return out
 
 
+def quiet_prophet_logs() -> None:
+    """Prophet and cmdstanpy log every fit at INFO and warn about plotly; keep errors only."""
+    for name in ("cmdstanpy", "prophet", "prophet.plot", "prophet.forecaster"):
+        logging.getLogger(name).setLevel(logging.CRITICAL if name == "prophet.plot" else logging.ERROR)
+
+
 def prophet_fit_predict(s: PreparedSeries, horizon: int, country: str | None) -> np.ndarray:
     """Prophet (weekly + yearly when a year exists, holidays, promotions as a regressor) on the history
     with censored days imputed; the next `horizon` days' mean, floored at 0. No sampling: the
     distribution comes from the backtest like every other model's."""
-    from forecasting.prophet_model import quiet_prophet_logs
-
     quiet_prophet_logs()
     from prophet import Prophet
 
@@ -337,7 +342,7 @@ def mean_rmsse(windows: list[WindowResult], model: str) -> float:
     for r in windows:
         ok = ~r.censored
         if model in r.preds and ok.any():
-            values.append(np.sqrt(np.mean((r.actual[ok] - r.preds[model][ok]) ** 2) / r.scale))
+            values.append(scaled_rmse(r.actual[ok], r.preds[model][ok], r.scale))
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -470,7 +475,7 @@ def forecast(
     tagged = sales.merge(keys, on=["store_id", "sku"])
     tasks = [(g.drop(columns="chunk"), promotions, settings) for _, g in tagged.groupby("chunk")]
     results = []
-    for res in run_tasks(tasks, workers):
+    for res in map_in_processes(forecast_chunk, tasks, workers):
         results.append(res)
         if progress:
             progress(len(res[1]) + len(res[2]))
@@ -482,12 +487,3 @@ def forecast(
     models = pd.concat(models, ignore_index=True) if models else pd.DataFrame(columns=MODEL_COLUMNS)
     rejected = pd.concat([r[2] for r in results], ignore_index=True) if results else pd.DataFrame(columns=["store_id", "sku", "problem"])
     return ForecastResult(forecast_frame.sort_values(["store_id", "sku", "date"]).reset_index(drop=True), models, rejected)
-
-
-def run_tasks(tasks: list, workers: int):
-    """Chunks in order, in this process (workers=1 or one chunk) or over a process pool."""
-    if workers == 1 or len(tasks) <= 1:
-        yield from map(forecast_chunk, tasks)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(forecast_chunk, tasks)

@@ -20,6 +20,11 @@ def rmsse(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray) -> floa
     scale = naive_scale(history)
     if not scale > 0:
         return float("nan")
+    return scaled_rmse(actual, forecast, scale)
+
+
+def scaled_rmse(actual: np.ndarray, forecast: np.ndarray, scale: float) -> float:
+    """RMSE over the horizon on the scale of `scale` (a squared error): RMSSE once the scale is known."""
     err = np.mean((np.asarray(actual, dtype=float) - np.asarray(forecast, dtype=float)) ** 2)
     return float(np.sqrt(err / scale))
 

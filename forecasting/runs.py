@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
-from shelfwatch.db import NoDataYet, bulk_writer, dialect_insert
-from sql import schema
+from shelfwatch.forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
+from shelfwatch.core.db import NoDataYet, bulk_writer, dialect_insert
+from shelfwatch.sql import schema
 
 
 CLOSING_HOUR = 22  # a shelf that empties at closing time lost no sales

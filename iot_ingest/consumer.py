@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
@@ -22,16 +23,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from alerts.realtime import apply_shelf_readings
-from iot_ingest.contract import KnownEntities, names_unknown_entity, parse_broker_url, parse_message, quarantine_entry, subscription_topic
-from shelfwatch.config import Settings
-from shelfwatch.db import insert_ignore, upsert
-from sql import schema
+from shelfwatch.iot_ingest.contract import KnownEntities, names_unknown_entity, parse_broker_url, parse_message, quarantine_entry, subscription_topic
+from shelfwatch.core.db import insert_ignore, upsert
+from shelfwatch.sql import schema
 
 log = logging.getLogger(__name__)
+# Called in the transaction that stores a batch, with its stored readings and the batch's time (e.g.
+# the shelf_empty fast path of shelfwatch.alerts.realtime.shelf_empty_on_stored): the ingest knows no
+# alert, the caller wires one in.
+OnStored = Callable[[Connection, list[dict], datetime], object]
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600  # the broker keeps queuing for a week of consumer outage
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may have in flight to us
 
@@ -160,12 +163,12 @@ KNOWN_ENTITIES_MIN_RELOAD = 2.0  # ... or at once when a reading names a store o
 class ReadingWriter:
     """Stores a batch of messages in one transaction and returns what happened to them."""
 
-    def __init__(self, engine: Engine, topic_prefix: str, alert_settings: Settings | None = None) -> None:
+    def __init__(self, engine: Engine, topic_prefix: str, on_stored: OnStored | None = None) -> None:
         self.engine = engine
         self.topic_prefix = topic_prefix
         self.known = load_known_entities(engine)
         self.known_at = time.monotonic()
-        self.alert_settings = alert_settings  # given: shelf_empty alerts are raised on arrival
+        self.on_stored = on_stored
 
     def refresh_known(self, unknown_seen: bool) -> bool:
         """Reload stores, SKUs and sensors when the copy is older than KNOWN_ENTITIES_MAX_AGE, or at
@@ -218,8 +221,8 @@ class ReadingWriter:
         with self.engine.begin() as conn:
             stored = BULK_INSERT[conn.dialect.name](conn, readings)
             insert_ignore(conn, schema.quarantine, bad)
-            if self.alert_settings is not None and readings:
-                apply_shelf_readings(conn, readings, self.alert_settings, now)
+            if self.on_stored is not None and readings:
+                self.on_stored(conn, readings, now)
         if bad:  # topics only: reasons quote payload values, which stay in the quarantine table
             log.warning("quarantined %d message(s), e.g. from %s", len(bad), bad[0]["source"])
         return stored, len(readings) - stored, len(bad)
@@ -287,19 +290,19 @@ def drain(
     group: str | None = None,
     stats_every: float = 30.0,
     max_seconds: float | None = None,
-    alert_settings: Settings | None = None,
+    on_stored: OnStored | None = None,
 ) -> IngestStats:
     """Consume the persistent session until no message came for `until_idle` s (or `max_messages`).
 
     Batches are flushed when full, after `batch_seconds`, or after a short lull — the broker only sends
     as many unacknowledged messages as its in-flight window allows, so waiting for a full batch would
     stall. `ready` is set once the subscription is confirmed; `stop` (SIGTERM in the service) flushes,
-    acknowledges and disconnects. `until_idle=inf` runs until stopped. With `alert_settings`, an
-    empty-shelf reading opens its shelf_empty alert in the transaction that stores it.
+    acknowledges and disconnects. `until_idle=inf` runs until stopped. `on_stored` runs in each
+    batch's transaction (the shelf_empty fast path).
     """
     stats = IngestStats(client_id=client_id)
     started = time.monotonic()
-    writer = ReadingWriter(engine, topic_prefix, alert_settings)
+    writer = ReadingWriter(engine, topic_prefix, on_stored)
     inbox = Inbox(queue_size)
     client, kwargs = make_client(mqtt_url, client_id)
     connected = threading.Event()

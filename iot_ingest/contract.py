@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from sql import schema
+from shelfwatch.core.domain import MQTT
+from shelfwatch.sql import schema
 
 KINDS = ("shelf_units", "shelf_weight_g", "backroom_units")
 REQUIRED = ("sensor_id", "store_id", "sku", "kind", "value", "ts", "seq")
@@ -97,7 +98,7 @@ def quarantine_entry(topic: str, payload: bytes, reason: str, now: datetime) -> 
     raw = payload.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     reason = f"topic {topic}: {reason}".replace("\x00", "\ufffd")
     digest = hashlib.sha256(payload + b"\x00" + reason.encode()).hexdigest()
-    return {"source": topic[:SOURCE_MAX], "raw_content": raw, "reason": reason, "content_hash": digest, "quarantined_at": now}
+    return {"channel": MQTT, "source": topic[:SOURCE_MAX], "raw_content": raw, "reason": reason, "content_hash": digest, "quarantined_at": now}
 
 
 UNKNOWN_STORE, UNKNOWN_SKU = "unknown store", "unknown sku"

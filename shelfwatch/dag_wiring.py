@@ -28,7 +28,7 @@ def settings():
     must not happen while the scheduler parses the file."""
     from airflow.sdk import BaseHook
 
-    from shelfwatch.config import AIRFLOW_CONNECTIONS, Settings, url_from_connection_uri
+    from shelfwatch.core.settings import AIRFLOW_CONNECTIONS, Settings, url_from_connection_uri
 
     overrides = {}
     for conn_id, setting in AIRFLOW_CONNECTIONS.items():
@@ -45,7 +45,7 @@ def run_step(step, *args, **kwargs):
     fresh deployment) skips the task instead of failing it, so unpausing a new deployment pages no one."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from shelfwatch.db import NoDataYet
+    from shelfwatch.core.db import NoDataYet
 
     try:
         return step(*args, **kwargs)
@@ -65,7 +65,7 @@ class OpsNotifier(BaseNotifier):
     """On a task's failure, post it to operations' webhook (shelfwatch.operations.notify_task_failure)."""
 
     def notify(self, context) -> None:
-        from shelfwatch.operations import notify_task_failure
+        from shelfwatch.steps import notify_task_failure
 
         ti = context["ti"]
         notify_task_failure(settings(), ti.dag_id, ti.task_id, ti.run_id, ti.try_number, str(context.get("exception")),

@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from alerts.members import contactable
-from shelfwatch.config import Settings
-from sql import schema
+from shelfwatch.alerts.members import contactable
+from shelfwatch.core.domain import STOCKOUT_TYPES
+from shelfwatch.core.settings import Settings
+from shelfwatch.sql import schema
 
 
 STATUS_FILTERS = {
@@ -73,7 +74,7 @@ def members_to_contact(engine: Engine) -> pd.DataFrame:
 def evaluate_against_truth(alerts: pd.DataFrame, truth: list[dict]) -> dict:
     """Precision and recall of open alerts against the simulated incidents (per store x SKU)."""
     truth_keys = {(t["store_id"], t["sku"]) for t in truth}
-    alerts = alerts[alerts["alert_type"] != "sensor_stale"]  # data problems are not stock-out claims
+    alerts = alerts[alerts["alert_type"].isin(STOCKOUT_TYPES)]  # data problems are not stock-out claims
     alert_keys = set(zip(alerts["store_id"], alerts["sku"], strict=True))
     hits = truth_keys & alert_keys
     by_kind = {}
@@ -97,8 +98,8 @@ def evaluate_against_truth(alerts: pd.DataFrame, truth: list[dict]) -> dict:
 
 def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_days: int = 90) -> list[Path]:
     """One PNG per alert: recent sales, forecast mean and its 10-90 % band, stock-out days shaded."""
-    from forecasting.planner import plot_series
-    from forecasting.runs import read_sales
+    from shelfwatch.forecasting.planner import plot_series
+    from shelfwatch.forecasting.runs import read_sales
 
     f, r = schema.forecasts, schema.forecast_runs
     sales = read_sales(engine)

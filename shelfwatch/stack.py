@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from shelfwatch.config import Settings
+from shelfwatch.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import Connection, text
 
-from sql import schema
+from shelfwatch.sql import schema
 
 PARENT = schema.sensor_readings.name
 DEFAULT_PARTITION = f"{PARENT}_default"

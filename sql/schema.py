@@ -312,12 +312,14 @@ quarantine = Table(
     "quarantine",
     metadata,
     Column("quarantine_id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),  # how it came in: shelfwatch.core.domain.QUARANTINE_CHANNELS
     Column("source", String(300), nullable=False),  # file path / MQTT topic
     Column("raw_content", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("quarantined_at", TS, nullable=False),
     UniqueConstraint("source", "content_hash", name="uq_quarantine_source_hash"),
+    Index("ix_quarantine_channel_at", "channel", "quarantined_at"),
 )
 
 ingest_stats = Table(

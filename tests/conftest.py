@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from shelfwatch.config import Settings
-from shelfwatch.db import get_engine, migrate
+from shelfwatch.core.settings import Settings
+from shelfwatch.core.db import get_engine
+from shelfwatch.sql.migrate import migrate
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 PG_HOST, PG_PORT = os.environ.get("SHELFWATCH_TEST_PG_HOST", "127.0.0.1"), 5432
 PG_BASE = os.environ.get("SHELFWATCH_TEST_PG_URL", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test")
 MQTT_HOST, MQTT_PORT = "127.0.0.1", int(os.environ.get("SHELFWATCH_TEST_MQTT_PORT", "1883"))
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+REPO_ROOT = Path(__file__).resolve().parents[1]  # tests import it: test files sit at different depths
+SHARED_DIR = REPO_ROOT.parent / "shared"
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -77,7 +79,7 @@ def mqtt_url():
     if require_service("Mosquitto", MQTT_HOST, MQTT_PORT):
         yield f"mqtt://{MQTT_HOST}:{MQTT_PORT}"
         return
-    from iot_ingest.broker import EmbeddedBroker
+    from shelfwatch.lab.brokers import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         yield broker.url
@@ -99,7 +101,7 @@ def private_broker(tmp_path):
     """A Mosquitto process of the test's own (restartable, configurable), on a free port."""
     import shutil
 
-    from iot_ingest.mosquitto import MosquittoProcess
+    from shelfwatch.lab.mosquitto import MosquittoProcess
 
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_pub") is None:
         if ON_CI:

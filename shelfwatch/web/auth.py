@@ -14,8 +14,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, select
 
-from shelfwatch.db import upsert
-from sql import schema
+from shelfwatch.core.db import upsert
+from shelfwatch.sql import schema
 
 ROLES = ("planner", "store_manager", "cx", "admin")
 _hasher = PasswordHasher()

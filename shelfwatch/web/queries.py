@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from sql import schema
+from shelfwatch.core.domain import SENSOR_STALE, STOCKOUT_TYPES
+from shelfwatch.sql import schema
 
 ACTIVE = ("open", "acknowledged")
 
@@ -46,7 +47,7 @@ def risk_heatmap(engine: Engine) -> pd.DataFrame:
     a, p = schema.alerts, schema.products
     with engine.connect() as conn:
         frame = pd.read_sql(select(a.c.store_id, p.c.category, func.sum(a.c.probability).label("risk"))
-                            .join(p, p.c.sku == a.c.sku).where(a.c.status.in_(ACTIVE), a.c.alert_type != "sensor_stale")
+                            .join(p, p.c.sku == a.c.sku).where(a.c.status.in_(ACTIVE), a.c.alert_type.in_(STOCKOUT_TYPES))
                             .group_by(a.c.store_id, p.c.category), conn)
     return frame.pivot_table(index="store_id", columns="category", values="risk", fill_value=0.0)
 
@@ -81,7 +82,7 @@ def cx_alerts(engine: Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         alerts = pd.read_sql(select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product"), a.c.alert_type, a.c.status, a.c.severity,
                                     linked.c.favourites).join(p, p.c.sku == a.c.sku).join(linked, linked.c.alert_id == a.c.alert_id)
-                             .where(a.c.alert_type != "sensor_stale", a.c.status.in_(ACTIVE + ("resolved",)))
+                             .where(a.c.alert_type.in_(STOCKOUT_TYPES), a.c.status.in_(ACTIVE + ("resolved",)))
                              .order_by(a.c.status, a.c.severity.desc()).limit(200), conn)
         notices = pd.read_sql(select(o.c.alert_id, o.c.status, func.count().label("n")).where(o.c.kind == "back_in_stock")
                               .group_by(o.c.alert_id, o.c.status), conn)
@@ -110,7 +111,7 @@ def pipeline_health(engine: Engine) -> dict:
         # stale sensors as the detector last saw them (its sensor_stale alerts, by device time)
         a = s.alerts
         stale_alerts = conn.execute(select(a.c.store_id, a.c.sku, a.c.evidence, a.c.opened_at)
-                                    .where(a.c.alert_type == "sensor_stale", a.c.status.in_(ACTIVE)).order_by(a.c.store_id, a.c.sku)).all()
+                                    .where(a.c.alert_type == SENSOR_STALE, a.c.status.in_(ACTIVE)).order_by(a.c.store_id, a.c.sku)).all()
         q = s.quarantine
         quarantine = pd.read_sql(select(q.c.source, func.count().label("rows"), func.max(q.c.quarantined_at).label("last")).group_by(q.c.source)
                                  .order_by(func.count().desc()).limit(20), conn)

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from alembic import op
 
-from shelfwatch.config import Settings
-from sql.partitions import create_default_partition, days_from, ensure_day_partitions
+from shelfwatch.core.settings import Settings
+from shelfwatch.sql.partitions import create_default_partition, days_from, ensure_day_partitions
 
 revision = '0007'
 down_revision = '0006'

@@ -1,0 +1,1 @@
+"""The lab: simulator, benchmarks, baselines, test brokers and the demo. Product code never imports it."""

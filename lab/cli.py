@@ -1,0 +1,314 @@
+"""The lab's commands, mounted on the product CLI by `shelfwatch.cli` (the only product module that
+imports the lab): `simulate`, `demo` and the `bench` group. Heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from shelfwatch.core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SHELF_EMPTY
+from shelfwatch.cli.common import DbOption, console, reachable_url
+from shelfwatch.core.settings import Settings
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: figures and ratios against a baseline measured in the same run.")
+
+
+def simulate(
+    out: Path = typer.Option(Path("data/world"), help="Folder to write the world to."),
+    stores: int = typer.Option(5, min=1),
+    skus: int = typer.Option(60, min=1),
+    days: int = typer.Option(730, min=30),
+    members: int = typer.Option(2000, min=0),
+    seed: int = typer.Option(42),
+    incident_share: float = typer.Option(0.04, min=0.0, max=1.0, help="Share of store x SKU pairs per injected incident kind."),
+) -> None:
+    """Simulate a retail world (deterministic by seed) with ground-truth incidents."""
+    from shelfwatch.lab.simulator import simulate_world
+
+    with console.status("simulating"):
+        simulate_world(out, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
+    console.print(f"world written to [bold]{out}[/bold] (ground truth: {out / 'ground_truth.json'})")
+
+
+def demo(
+    stores: int = typer.Option(5, min=1),
+    skus: int = typer.Option(60, min=1),
+    days: int = typer.Option(730, min=60),
+    members: int = typer.Option(2000, min=0),
+    seed: int = typer.Option(42),
+    incident_share: float = typer.Option(0.04, min=0.0, max=1.0, help="Share of store x SKU pairs per injected incident kind."),
+) -> None:
+    """Simulate a world and run every step on it; prints step timings and alert precision/recall."""
+    from shelfwatch.lab.demo import run_demo
+
+    run_demo(Settings.from_env(), console, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    real: Path = typer.Option(Path("../shared/data/online_retail_daily.csv"), help="Real daily sales (item, ds, y); skipped if absent."),
+    world: Path = typer.Option(Path("out/bench_world"), help="Simulated world folder; simulated (20 stores x 500 SKUs) if absent."),
+    windows: int = typer.Option(3, min=1, help="Rolling-origin windows of 28 days."),
+    prophet_sample: int = typer.Option(300, min=10, help="Series of the simulated world on which Prophet alone runs (it needs ~0.3 s each)."),
+    workers: int = typer.Option(0, help="Processes; 0 = all cores."),
+    skip_world: bool = typer.Option(False, help="Only the real file (about a minute)."),
+) -> None:
+    """Accuracy, calibration and speed of the forecaster vs Prophet alone, MA28 and seasonal naive."""
+    from rich.table import Table
+
+    from shelfwatch.lab.bench import forecast as bench
+
+    def show_scores(title: str, scores: list) -> None:
+        table = Table("method", "series", "mean RMSSE", "ratio to best all-series baseline", "80 % coverage", "s / window", "series/s", title=title)
+        ours = next(s for s in scores if s.method == "shelfwatch")
+        best = min(s.mean_rmsse for s in scores if s.method in bench.BASELINES and s.series == ours.series)  # same series
+        for s in scores:
+            table.add_row(s.method, f"{s.series:,}", f"{s.mean_rmsse:.4f}", f"{s.mean_rmsse / best:.3f}",
+                          "-" if s.coverage80 != s.coverage80 else f"{s.coverage80:.3f}",
+                          "-" if s.seconds != s.seconds else f"{s.seconds:.1f}", "-" if s.seconds != s.seconds else f"{s.series_per_second:,.0f}")
+        Console(width=max(console.width, 130)).print(table)
+
+    log = lambda message: console.print(f"[dim]{message}[/dim]")  # noqa: E731
+    checks = []
+    if real.exists():
+        scores, _ = bench.run_bench(bench.load_online_retail(real), windows=windows, workers=workers, log=log)
+        show_scores(f"{real.name}: {windows} x 28-day rolling origins", scores)
+        checks += bench.target_lines(real.name, scores, margin=0.0)
+    else:
+        console.print(f"[yellow]{real} not found: real-data benchmark skipped[/yellow]")
+    if not skip_world:
+        if not (world / "sales" / "sales_daily.csv").exists():
+            from shelfwatch.lab.simulator import simulate_world
+
+            with console.status(f"simulating 20 stores x 500 SKUs into {world}"):
+                simulate_world(world, stores=20, skus=500, members=2000, seed=7)
+        sales, promotions = bench.load_world_sales(world)
+        seconds, n_series, _ = bench.production_run(sales, promotions, workers=workers)
+        console.print(f"production run: {n_series:,} series, 28 days with p10/p50/p90, in [bold]{seconds:.0f} s[/bold] "
+                      f"({n_series / seconds:,.0f} series/s; target <= 300 s)")
+        checks.append((f"simulated world: all {n_series:,} series forecast in {seconds:.0f} s (target <= 300 s)", seconds <= 300))
+        expected = bench.load_expected_demand(world, 28 * windows)
+        scores, _ = bench.run_bench(sales, promotions=promotions, windows=windows, workers=workers, prophet_sample=prophet_sample, log=log, expected=expected)
+        show_scores(f"simulated world {world}: {windows} x 28-day rolling origins", scores)
+        checks += bench.target_lines("simulated world", scores, margin=0.05)
+    for line, ok in checks:
+        console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + line)
+
+
+@bench_app.command("web")
+def bench_web(
+    folder: Path = typer.Option(Path("out/bench_web"), help="Folder of the benchmark's world and SQLite database (reused when present)."),
+    stores: int = typer.Option(50, min=1), skus: int = typer.Option(500, min=1),
+    days: int = typer.Option(180, min=60, help="Days of history simulated."),
+    requests: int = typer.Option(20, min=3, help="Timed requests per page."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Page-load times per page on a 50-store x 500-SKU world (target < 300 ms), vs the login page."""
+    from dataclasses import replace
+
+    from rich.table import Table
+
+    from shelfwatch.lab.bench.web import build_world_db, time_pages
+
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = replace(Settings.from_env(), database_url=db or f"sqlite:///{(folder / 'shelfwatch.db').resolve()}", output_dir=folder)
+    if not (folder / "ready").exists():
+        build_world_db(settings, folder / "world", stores, skus, days, lambda m: console.print(f"[dim]{m}[/dim]"))
+        (folder / "ready").write_text("built\n")
+    rows = time_pages(settings, requests)
+    base = rows[0]["median_ms"]
+    table = Table("page", "role", "median ms", "p95 ms", "x login page", "KB", title=f"page loads, {stores} stores x {skus} SKUs ({requests} requests each)")
+    for r in rows:
+        table.add_row(r["page"], r["role"], f"{r['median_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['median_ms'] / base:.1f}", f"{r['bytes'] / 1024:.0f}")
+    console.print(table)
+    worst = max(rows, key=lambda r: r["p95_ms"])
+    console.print(("[green]met[/green]     " if worst["p95_ms"] < 300 else "[red]not met[/red] ")
+                  + f"slowest page p95 {worst['p95_ms']:.0f} ms ({worst['page']}; target < 300 ms)")
+
+
+@bench_app.command("shards")
+def bench_shards(
+    world: Path = typer.Option(Path("out/bench_shards_world"), help="Simulated world folder; simulated if absent."),
+    stores: int = typer.Option(8, min=1, help="Stores of the simulated world (if it is simulated)."),
+    skus: int = typer.Option(250, min=1, help="SKUs of the simulated world (if it is simulated)."),
+    shards: str = typer.Option("1,2,4", help="Shard counts to run, comma-separated."),
+) -> None:
+    """Forecasting throughput with 1, 2, 4 store shards running at once (as single-slot Celery workers
+    would), on this machine; ratios against one shard, measured in the same run."""
+    from rich.table import Table
+
+    from shelfwatch.lab.bench import forecast as bench
+
+    if not (world / "sales" / "sales_daily.csv").exists():
+        from shelfwatch.lab.simulator import simulate_world
+
+        with console.status(f"simulating {stores} stores x {skus} SKUs into {world}"):
+            simulate_world(world, stores=stores, skus=skus, members=500, seed=5)
+    sales, promotions = bench.load_world_sales(world)
+    rows = bench.shard_throughput(sales, promotions, [int(n) for n in shards.split(",")])
+    table = Table("shards at once", "series", "wall s", "series/s", "speed-up vs 1", "largest shard", "per-shard s",
+                  title=f"forecast throughput, {world} ({os.cpu_count()} cores)")
+    for r in rows:
+        table.add_row(str(r["shards"]), f"{r['series']:,}", f"{r['seconds']:.1f}", f"{r['series_per_second']:.1f}", f"{r['speedup']:.2f}",
+                      f"{r['largest_shard']:,}", ", ".join(map(str, r["shard_seconds"])))
+    console.print(table)
+
+
+@bench_app.command("alerts")
+def bench_alerts(
+    worlds: str = typer.Option("50x500:11,20x500:12,20x500:13", help="Simulated worlds, STORESxSKUS:SEED, comma-separated."),
+    days: int = typer.Option(14, min=2, help="Days replayed at the end of each world's history."),
+    runs_per_day: int = typer.Option(4, min=1, help="Detection runs a day (evenly spaced from 00:00 UTC; sensors read every 6 h)."),
+    refit_every: int = typer.Option(7, min=1, help="Days between forecast refits during the replay."),
+    thresholds: str = typer.Option("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="predicted_stockout probability thresholds to tabulate."),
+    phantom_thresholds: str = typer.Option("0.1,0.01,0.001,0.0001", help="phantom_stockout zero-run probability thresholds."),
+    latency_readings: int = typer.Option(40, min=0, help="Empty-shelf readings sent to the running ingest per database (0 = skip)."),
+    pg_url: str = typer.Option("postgresql+psycopg://postgres@127.0.0.1:5432/test", help="PostgreSQL for the latency run (skipped if unreachable)."),
+    broker: str = typer.Option("", help="Broker for the latency run; default SHELFWATCH_MQTT_URL, else Mosquitto on 127.0.0.1:1883 if it answers, else an embedded broker."),
+    workers: int = typer.Option(0, help="Forecasting processes; 0 = all cores."),
+) -> None:
+    """Alert quality on simulated worlds replayed day by day (precision, recall, lead time per type and
+    threshold, against a perfect forecaster), and seconds from an empty-shelf reading to its alert."""
+    from dataclasses import replace
+
+    import numpy as np
+    from rich.table import Table
+
+    from shelfwatch.forecasting.runs import engine_settings
+    from shelfwatch.lab.bench import alerts as bench
+
+    settings = Settings.from_env()
+    specs = bench.parse_worlds(worlds)
+    stockout_t = [float(t) for t in thresholds.split(",")]
+    phantom_t = [float(t) for t in phantom_thresholds.split(",")]
+    eng = replace(engine_settings(settings), workers=workers)
+    log = lambda message: console.print(f"[dim]{message}[/dim]")  # noqa: E731
+    result = bench.run_alert_bench(specs, days, runs_per_day, refit_every, stockout_t, phantom_t, eng, settings.alert_keep_ratio,
+                                   settings.empty_shelf_units, log)
+    ours, perfect = result.pooled(1), result.pooled(2)
+    names = ", ".join(f"{s.stores}x{s.skus} seed {s.seed}" for s in specs)
+    fmt = lambda x, spec=".3f": "-" if x != x else format(x, spec)  # noqa: E731
+
+    table = Table("threshold", "alerts", "precision", "events", "recall", "median lead h", "perfect: precision", "perfect: recall", "perfect: lead h",
+                  title=f"predicted_stockout over {names}: {days} days x {runs_per_day} runs/day")
+    for o, p in zip(ours, perfect, strict=True):
+        if o.alert_type == PREDICTED_STOCKOUT:
+            table.add_row(fmt(o.threshold, "g"), f"{o.alerts:,}", fmt(o.precision), f"{o.events:,}", fmt(o.recall), fmt(o.median_hours, ".1f"),
+                          fmt(p.precision), fmt(p.recall), fmt(p.median_hours, ".1f"))
+    Console(width=max(console.width, 140)).print(table)
+    table = Table("threshold", "alerts", "precision", "phantom shelves", "recall", "median hours after emptying", title=PHANTOM_STOCKOUT)
+    for o in ours:
+        if o.alert_type == PHANTOM_STOCKOUT:
+            table.add_row(fmt(o.threshold, "g"), f"{o.alerts:,}", fmt(o.precision), f"{o.events:,}", fmt(o.recall), fmt(o.median_hours, ".1f"))
+    console.print(table)
+    empty = next(o for o in ours if o.alert_type == SHELF_EMPTY)
+    console.print(f"shelf_empty: {empty.alerts:,} readings said empty, precision {fmt(empty.precision)}; {fmt(empty.recall)} of {empty.events:,} "
+                  f"shelves that emptied were seen empty by a reading, a median {fmt(empty.median_hours, '.1f')} h after (sensors read every 6 h)")
+    per_world = Table("world", "forecast s", "detection s / run", "predicted precision", "recall", "lead h", "phantom precision", title="per world, at the configured thresholds")
+    for spec, scores, _, seconds in result.per_world:
+        at = next((s for s in scores if s.alert_type == PREDICTED_STOCKOUT and s.threshold == settings.alert_probability_threshold), None)
+        ph = next((s for s in scores if s.alert_type == PHANTOM_STOCKOUT and s.threshold == settings.phantom_probability_threshold), None)
+        per_world.add_row(f"{spec.stores}x{spec.skus} seed {spec.seed}", f"{seconds['forecast']:.0f}", f"{seconds['detect'] / (days * runs_per_day):.2f}",
+                          fmt(at.precision) if at else "-", fmt(at.recall) if at else "-", fmt(at.median_hours, ".1f") if at else "-", fmt(ph.precision) if ph else "-")
+    console.print(per_world)
+
+    checks = []
+    at = next((o for o in ours if o.alert_type == PREDICTED_STOCKOUT and o.threshold == settings.alert_probability_threshold), None)
+    if at:
+        checks += [(f"predicted_stockout recall {at.recall:.3f} at threshold {at.threshold:g} (target >= 0.9)", at.recall >= 0.9),
+                   (f"predicted_stockout median lead {at.median_hours:.1f} h (target >= 24 h)", at.median_hours >= 24),
+                   (f"predicted_stockout precision {at.precision:.3f} (target >= 0.6)", at.precision >= 0.6)]
+        best = max((p for p in perfect if p.alert_type == PREDICTED_STOCKOUT and p.recall >= 0.9), key=lambda p: p.precision, default=None)
+        if best:
+            console.print(f"a perfect forecaster reaches recall >= 0.9 only at threshold {best.threshold:g}, with precision {best.precision:.3f}")
+    ph = next((o for o in ours if o.alert_type == PHANTOM_STOCKOUT and o.threshold == settings.phantom_probability_threshold), None)
+    if ph:
+        checks.append((f"phantom_stockout precision {ph.precision:.3f} at threshold {ph.threshold:g} (target >= 0.3)", ph.precision >= 0.3))
+    if latency_readings:
+        urls = [("SQLite", f"sqlite:///{(settings.output_dir / 'bench_latency.db').resolve()}")]
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        if reachable_url(pg_url):
+            urls.append(("PostgreSQL", pg_url))
+        import socket
+
+        broker_url, embedded = broker or settings.mqtt_url, None
+        if not broker_url:
+            try:
+                socket.create_connection(("127.0.0.1", 1883), timeout=1).close()
+                broker_url = "mqtt://127.0.0.1:1883"
+            except OSError:
+                pass
+        if not broker_url:
+            from shelfwatch.lab.brokers import EmbeddedBroker
+
+            embedded = EmbeddedBroker().__enter__()
+            broker_url = embedded.url
+        try:
+            for name, url in urls:
+                seconds = bench.shelf_empty_latency(url, broker_url, latency_readings)
+                console.print(f"shelf_empty on arrival ({name}, {broker_url.split('@')[-1]}): {len(seconds)} readings, median {np.median(seconds) * 1000:.0f} ms, "
+                              f"p95 {np.percentile(seconds, 95) * 1000:.0f} ms, max {seconds.max() * 1000:.0f} ms from publish to a committed alert")
+                checks.append((f"shelf_empty raised within {seconds.max():.2f} s of the reading ({name}; target <= 60 s)", bool(seconds.max() <= 60)))
+        finally:
+            if embedded is not None:
+                embedded.__exit__(None, None, None)
+    for line, ok in checks:
+        console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + line)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    messages: int = typer.Option(200_000, help="Backlog of single-reading messages per run."),
+    gateway_messages: int = typer.Option(4_000, help="Backlog of 50-reading gateway messages (reported apart)."),
+    pg_url: str = typer.Option("postgresql+psycopg://postgres@127.0.0.1:5432/test", help="PostgreSQL to create scratch schemas in."),
+    shared_processes: int = typer.Option(2, help="Consumer processes in the shared-subscription run (1 = skip)."),
+) -> None:
+    """MQTT ingest throughput into PostgreSQL and SQLite vs mosquitto_sub, on a private Mosquitto."""
+    from rich.table import Table
+
+    from shelfwatch.lab.bench.ingest import run_ingest_bench
+
+    results = run_ingest_bench(messages, gateway_messages, pg_url, shared_processes, console)
+    baseline = results[0].rate
+    table = Table("run", "readings", "messages", "seconds", "readings/s", "ratio to mosquitto_sub (msg/s)", title="Ingest benchmark")
+    for r in results:
+        table.add_row(r.name, f"{r.readings:,}", f"{r.messages:,}", f"{r.seconds:.1f}", f"{r.rate:,.0f}", f"{(r.messages / r.seconds) / baseline:.2f}")
+    console.print(table)
+
+
+@bench_app.command("scale")
+def bench_scale(
+    worlds: str = typer.Option("today:20x500:2000000,10x:200x500:20000000",
+                               help="Worlds, NAME:STORESxSKUS:READINGS, comma-separated (one sensor per store x SKU; series = stores x SKUs)."),
+    pg_url: str = typer.Option("postgresql+psycopg://postgres@127.0.0.1:5432/test", help="PostgreSQL to create scratch schemas in."),
+    ingest_readings: int = typer.Option(100_000, min=1, help="Single-reading messages written through the consumer's batch write per design."),
+    batch_size: int = typer.Option(2000, min=1, help="Messages per batch write (the consumer's default)."),
+) -> None:
+    """PostgreSQL at scale: ingest, detection and forecast writes with migration 0007 (day partitions,
+    latest_sensor_readings, COPY) against 0006's design, on identical worlds built in the same run."""
+    from rich.table import Table
+
+    from shelfwatch.lab.bench.scale import AFTER, BEFORE, MEASURES, parse_worlds, run_scale_bench, speedup
+
+    results = run_scale_bench(parse_worlds(worlds), pg_url, ingest_readings, batch_size, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    table = Table("world", "series", "readings rows", "forecast rows", "measure", "before (0006)", "after (0007)", "speed-up",
+                  title=f"PostgreSQL scale: 0007 vs 0006, same run ({os.cpu_count()} cores)")
+    for r in results:
+        for measure, (unit, _) in MEASURES.items():
+            before, after = r.measures[measure][BEFORE], r.measures[measure][AFTER]
+            table.add_row(r.size.name, f"{r.size.series:,}", f"{r.readings_loaded[AFTER]:,}", f"{r.forecast_rows[AFTER]:,}", f"{measure} ({unit})",
+                          f"{before:,.2f}", f"{after:,.2f}", f"{speedup(measure, before, after):.2f}x")
+    Console(width=max(console.width, 140)).print(table)
+    for r in results:
+        console.print(f"{r.size.name}: migration 0006 -> 0007 of {r.readings_loaded[BEFORE]:,} readings took {r.migration_seconds:.1f} s")
+
+
+def mount(app: typer.Typer) -> None:
+    """Register `simulate`, `demo` and the `bench` group on the product CLI."""
+    app.command("simulate")(simulate)
+    app.command("demo")(demo)
+    app.add_typer(bench_app, name="bench")

@@ -1,0 +1,88 @@
+"""The `alerts` group: detect, list, ack, resolve."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from shelfwatch.cli.common import DbOption, console, settings_for, show
+
+alerts_app = typer.Typer(no_args_is_help=True, help="Stock-out alerts.")
+
+
+@alerts_app.command("detect")
+def alerts_detect(db: Optional[str] = DbOption) -> None:
+    """Detect stock-out risks, empty shelves and phantom stock-outs; link favourite members."""
+    from shelfwatch import steps
+
+    show(steps.detect_alerts(settings_for(db)))
+
+
+@alerts_app.command("list")
+def alerts_list(
+    db: Optional[str] = DbOption,
+    store: Optional[str] = typer.Option(None, help="Only this store's alerts."),
+    status: str = typer.Option("active", help="active (open + acknowledged), open, acknowledged, resolved, expired or all."),
+    format: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Alerts, most severe first, with member counts (never member contact data)."""
+    from shelfwatch.core.db import get_engine
+    from shelfwatch.report import list_alerts
+
+    if format not in ("table", "json"):
+        console.print(f"[red]error:[/red] --format {format!r}: expected table or json")
+        raise typer.Exit(2)
+    try:
+        frame = list_alerts(get_engine(settings_for(db).db_url), status=status, store=store)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if format == "json":
+        cols = ["alert_id", "store_id", "sku", "product", "alert_type", "status", "probability", "expected_empty_at", "severity",
+                "members_affected", "opened_at", "acknowledged_at", "acknowledged_by", "escalated_at", "resolved_at", "resolved_by"]
+        records = json.loads(frame[cols].to_json(orient="records", date_format="iso"))
+        for record, evidence in zip(records, frame["evidence"], strict=True):
+            record["evidence"] = json.loads(evidence)
+        typer.echo(json.dumps(records, indent=1))
+        return
+    import pandas as pd
+    from rich.table import Table
+
+    table = Table("id", "store", "sku", "product", "type", "status", "P(empty)", "expected empty (UTC)", "members", "escalated")
+    for r in frame.itertuples():
+        when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if pd.notna(r.expected_empty_at) else "-"
+        table.add_row(str(r.alert_id), r.store_id, r.sku, r.product, r.alert_type, r.status, f"{r.probability:.2f}", when,
+                      str(r.members_affected), "yes" if pd.notna(r.escalated_at) else "")
+    console.print(table)
+
+
+@alerts_app.command("ack")
+def alerts_ack(alert_id: int, by: str = typer.Option(..., "--by", help="Who acknowledges (recorded in the alert's history)."), db: Optional[str] = DbOption) -> None:
+    """Acknowledge an open alert: someone is on it (stops escalation)."""
+    alert_transition("acknowledge", alert_id, by, db)
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(alert_id: int, by: str = typer.Option(..., "--by", help="Who resolves (recorded in the alert's history)."),
+                   note: Optional[str] = typer.Option(None, help="What was done."), db: Optional[str] = DbOption) -> None:
+    """Resolve an open or acknowledged alert (e.g. the shelf was refilled)."""
+    alert_transition("resolve", alert_id, by, db, note)
+
+
+def alert_transition(action: str, alert_id: int, by: str, db: str | None, note: str | None = None) -> None:
+    from shelfwatch.alerts import lifecycle
+    from shelfwatch.core.db import get_engine
+
+    engine = get_engine(settings_for(db).db_url)
+    try:
+        result = lifecycle.acknowledge(engine, alert_id, by) if action == "acknowledge" else lifecycle.resolve(engine, alert_id, by, note=note)
+    except lifecycle.AlertStateError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    show(result)
+
+
+def mount(app: typer.Typer) -> None:
+    app.add_typer(alerts_app, name="alerts")

@@ -1,0 +1,117 @@
+"""Ingest commands: `ingest-sales` (POS files), `ingest-iot` (shelf-sensor readings), `stale-sensors`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from shelfwatch.cli.common import DbOption, console, settings_for, show
+
+
+def ingest_sales(paths: list[Path] = typer.Argument(..., exists=True), db: Optional[str] = DbOption) -> None:
+    """Validate POS files (CSV/Parquet) with Great Expectations; load good rows, quarantine bad ones."""
+    from shelfwatch import steps
+    from shelfwatch.core.db import get_engine
+    from shelfwatch.sales_ingest.pos_files import SalesFileError, ingest_sales_paths
+
+    settings = settings_for(db)
+    steps.migrate_database(settings)
+    try:
+        summaries = ingest_sales_paths(get_engine(settings.db_url), paths)
+    except SalesFileError as exc:
+        console.print(f"[red]rejected:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for s in summaries:
+        console.print(str(s))
+
+
+def ingest_iot(
+    broker: Optional[str] = typer.Option(None, help="mqtt://user:pass@host:port or mqtts://... (default SHELFWATCH_MQTT_URL)."),
+    db: Optional[str] = DbOption,
+    client_id: Optional[str] = typer.Option(None, help="Fixed client id of the persistent session (default SHELFWATCH_MQTT_CLIENT_ID)."),
+    group: Optional[str] = typer.Option(None, help="Shared-subscription group ($share/GROUP/...): N consumers split the load."),
+    until_idle: float = typer.Option(0.0, help="Stop after this many seconds without a message; 0 = run until stopped (SIGTERM)."),
+    max_messages: Optional[int] = typer.Option(None, help="Stop after this many messages."),
+    ca_file: Optional[Path] = typer.Option(None, help="CA bundle for mqtts://."),
+    cert_file: Optional[Path] = typer.Option(None, help="Client certificate for mqtts://."),
+    key_file: Optional[Path] = typer.Option(None, help="Client key for mqtts://."),
+    stats: bool = typer.Option(False, "--stats", help="Print the consumers' health counters and exit."),
+) -> None:
+    """Consume shelf-sensor readings into the database: a service, or a bounded drain for tasks."""
+    import signal
+    import threading
+    from dataclasses import asdict
+
+    from shelfwatch import steps
+    from shelfwatch.core.db import get_engine
+    from shelfwatch.alerts.realtime import shelf_empty_on_stored
+    from shelfwatch.iot_ingest.consumer import drain
+
+    # not steps.ingest_sensor_readings: the service also needs TLS files, a shared group, no time
+    # limit and a clean stop on SIGTERM
+    settings = settings_for(db, broker)
+    steps.migrate_database(settings)
+    engine = get_engine(settings.db_url)
+    if stats:
+        show_ingest_stats(engine)
+        return
+    if not settings.mqtt_url:
+        console.print("[red]no broker:[/red] pass --broker or set SHELFWATCH_MQTT_URL")
+        raise typer.Exit(2)
+    url = with_tls_files(settings.mqtt_url, ca_file, cert_file, key_file)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())  # flush, acknowledge, disconnect
+    result = drain(
+        engine, url, settings.mqtt_topic_prefix, client_id or settings.mqtt_client_id,
+        until_idle=until_idle if until_idle > 0 else float("inf"), max_messages=max_messages, stop=stop, group=group,
+        on_stored=shelf_empty_on_stored(settings),
+    )
+    show(asdict(result))
+
+
+def with_tls_files(url: str, ca: Path | None, cert: Path | None, key: Path | None) -> str:
+    from urllib.parse import quote
+
+    extra = [f"{name}={quote(str(p))}" for name, p in (("ca", ca), ("cert", cert), ("key", key)) if p]
+    return url if not extra else url + ("&" if "?" in url else "?") + "&".join(extra)
+
+
+def show_ingest_stats(engine) -> None:
+    import pandas as pd
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from shelfwatch.sql import schema
+
+    with engine.connect() as conn:
+        frame = pd.read_sql(select(schema.ingest_stats).order_by(schema.ingest_stats.c.client_id), conn)
+    table = Table("client", "received", "stored", "duplicates", "quarantined", "batches", "reconnects", "db errors", "avg commit ms", "readings/s", "updated")
+    for r in frame.itertuples():
+        avg_ms = 1000 * r.commit_seconds_total / r.batches if r.batches else 0.0
+        table.add_row(r.client_id, str(r.received), str(r.stored), str(r.duplicates), str(r.quarantined), str(r.batches),
+                      str(r.reconnects), str(r.db_errors), f"{avg_ms:.1f}", f"{r.readings_per_second:.0f}", str(r.updated_at)[:19])
+    console.print(table)
+
+
+def stale_sensors(
+    db: Optional[str] = DbOption,
+    max_age_hours: Optional[float] = typer.Option(
+        None, help="A sensor with no reading for this long is stale (default: SHELFWATCH_SENSOR_STALE_HOURS, else 12)."),
+) -> None:
+    """Sensors that have gone quiet (a data problem, routed apart from stock-out alerts)."""
+    from shelfwatch.core.db import get_engine
+    from shelfwatch.iot_ingest.health import stale_sensors as find_stale
+
+    settings = settings_for(db)
+    hours = settings.sensor_stale_hours if max_age_hours is None else max_age_hours
+    frame = find_stale(get_engine(settings.db_url), hours)
+    console.print(frame.to_string(index=False) if len(frame) else "no stale sensors")
+
+
+def mount(app: typer.Typer) -> None:
+    app.command("ingest-sales")(ingest_sales)
+    app.command("ingest-iot")(ingest_iot)
+    app.command("stale-sensors")(stale_sensors)

@@ -1,0 +1,30 @@
+"""The `notify` group: deliver the outbox."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from shelfwatch.cli.common import DbOption, settings_for, show
+
+notify_app = typer.Typer(no_args_is_help=True, help="Notifications: the outbox of e-mails, webhooks and members' notices.")
+
+
+@notify_app.command("send")
+def notify_send(db: Optional[str] = DbOption, limit: int = typer.Option(1000, min=1, help="Most messages to deliver in this run.")) -> None:
+    """Deliver due outbox messages (SMTP, webhook); safe to re-run: nothing is sent twice."""
+    from dataclasses import asdict
+
+    from shelfwatch.alerts.lifecycle import utc_now
+    from shelfwatch.alerts.notify import outbox_counts, send_pending
+    from shelfwatch.core.db import get_engine
+
+    # not steps.send_notifications: that takes no --limit and does not report the outbox
+    settings = settings_for(db)
+    engine = get_engine(settings.db_url)
+    show({**asdict(send_pending(engine, settings, utc_now(), limit)), "outbox": outbox_counts(engine)})
+
+
+def mount(app: typer.Typer) -> None:
+    app.add_typer(notify_app, name="notify")

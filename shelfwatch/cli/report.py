@@ -1,0 +1,21 @@
+"""The `report` command: the report folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from shelfwatch.cli.common import DbOption, settings_for, show
+
+
+def report(world: Optional[Path] = typer.Option(None, help="World folder with ground_truth.json to score against."), db: Optional[str] = DbOption) -> None:
+    """Write the report folder (summary, CX contact list, plots)."""
+    from shelfwatch import steps
+
+    show(steps.write_report(settings_for(db), world))
+
+
+def mount(app: typer.Typer) -> None:
+    app.command("report")(report)

@@ -1,0 +1,1 @@
+"""Ground floor: settings, database helpers and domain facts; imports nothing of the product."""

@@ -1,0 +1,97 @@
+"""Database engines and write helpers: one entry point for SQLite and PostgreSQL (migrations: shelfwatch.sql.migrate)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+
+class NoDataYet(LookupError):
+    """A step found nothing to work on yet (e.g. no sales on a fresh deployment): schedulers skip it
+    rather than fail and page operations."""
+
+
+@lru_cache(maxsize=16)
+def get_engine(url: str) -> Engine:
+    """A pooled engine per URL; SQLite gets WAL and foreign keys so it behaves like PostgreSQL."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def insert_ignore(conn, table, rows: list[dict], chunk: int = 5000) -> int:
+    """Insert rows, skipping those whose key already exists; returns how many were new.
+
+    The same statement on SQLite and PostgreSQL (`ON CONFLICT DO NOTHING`), so loads are idempotent.
+    """
+    if not rows:
+        return 0
+    insert = dialect_insert(conn)
+    added = 0
+    for start in range(0, len(rows), chunk):
+        # RETURNING counts only the rows really inserted, in batches on both dialects.
+        stmt = insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        added += len(conn.execute(stmt, rows[start : start + chunk]).all())
+    return added
+
+
+def upsert(conn, table, rows: list[dict], chunk: int = 5000) -> int:
+    """Insert rows or update the non-key columns of existing ones (reference data that may change)."""
+    if not rows:
+        return 0
+    insert = dialect_insert(conn)
+    keys = [c.name for c in table.primary_key.columns]
+    total = 0
+    for start in range(0, len(rows), chunk):
+        stmt = insert(table)
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else stmt.on_conflict_do_nothing()
+        total += len(conn.execute(stmt.returning(*table.primary_key.columns), rows[start : start + chunk]).all())
+    return total
+
+
+def dialect_insert(conn):
+    """The dialect's `insert` construct, which has `on_conflict_do_nothing` / `on_conflict_do_update`."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def copy_rows(conn, table, frame) -> int:
+    """PostgreSQL: COPY a frame's rows (columns named as the table's) into `table`, in the connection's
+    transaction; per-row INSERT binding costs more than the database's own work for bulk writes."""
+    columns = ", ".join(frame.columns)
+    with conn.connection.driver_connection.cursor() as cur:
+        with cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for row in frame.itertuples(index=False, name=None):
+                copy.write_row(row)
+    return len(frame)
+
+
+def insert_rows(conn, table, frame, chunk: int = 10000) -> int:
+    """Batched INSERTs of a frame's rows (executemany): SQLite's bulk write."""
+    rows = frame.to_dict("records")
+    for start in range(0, len(rows), chunk):
+        conn.execute(table.insert(), rows[start : start + chunk])
+    return len(rows)
+
+
+def bulk_writer(conn):
+    """How to write many rows on this connection: COPY on PostgreSQL, batched INSERTs elsewhere."""
+    return copy_rows if conn.dialect.name == "postgresql" else insert_rows

@@ -1,0 +1,82 @@
+"""What the routers share: settings and engine from `app.state`, the signed-in user and role checks,
+the CSRF token, and the Jinja2 templates with the `page(...)` render helper.
+
+`current_user` is a plain helper called inside each handler, not a `Depends`: handlers check CSRF
+before login and FastAPI validates query/path parameters before the body runs, so calling it in
+the body keeps exactly which error (403, 303 to /login, 422) a request gets.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+
+from shelfwatch.core.settings import Settings
+from shelfwatch.web.auth import User, load_user
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.filters["ts"] = lambda v: "" if v is None or v is pd.NaT or (isinstance(v, float) and pd.isna(v)) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
+
+
+class Forbidden(HTTPException):
+    """A signed-in user whose role may not see or do this: rendered as forbidden.html (app.py's handler)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(status_code=403, detail=why)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (created on first use); every POST form carries it back."""
+    if "csrf" not in request.session:
+        request.session["csrf"] = secrets.token_urlsafe(32)
+    return request.session["csrf"]
+
+
+def check_csrf(request: Request, token: str) -> None:
+    expected = request.session.get("csrf")
+    if not expected or not token or not hmac.compare_digest(expected, token):
+        raise Forbidden("the form's CSRF token is missing or wrong: reload the page and try again")
+
+
+def session_user(request: Request) -> User | None:
+    """The signed-in user, or None."""
+    return load_user(get_engine(request), request.session.get("user"))
+
+
+def current_user(request: Request) -> User:
+    """The signed-in user; anyone else is sent to /login (303)."""
+    user = session_user(request)
+    if user is None:
+        raise HTTPException(status_code=303, headers={"Location": "/login"})
+    return user
+
+
+def require_store(user: User, store_id: str) -> None:
+    """A store manager sees only their own store."""
+    if not user.can_view_store(store_id):
+        raise Forbidden(f"{user.username} manages {user.store_id}, not {store_id}")
+
+
+def page(request: Request, template: str, user: User | None, **context) -> HTMLResponse:
+    """Render a page with what base.html needs: the user and the session's CSRF token."""
+    return TEMPLATES.TemplateResponse(request, template, {"user": user, "csrf": csrf_token(request), **context})

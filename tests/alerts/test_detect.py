@@ -1,0 +1,219 @@
+"""Stock-out risk maths, favourites, and alert detection on both databases."""
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sqlalchemy import func, select
+
+from shelfwatch.alerts.detect import detect_alerts
+from shelfwatch.alerts.members import contactable, favourite_members
+from shelfwatch.alerts.risk import cumulative_exceedance, latest_readings, predicted_stockouts, zero_run_length, zero_run_probability
+from shelfwatch.core.settings import Settings
+from shelfwatch.core.db import insert_ignore
+from shelfwatch.lab.world_db import load_world_bulk
+from shelfwatch.lab.simulator import simulate_world
+from shelfwatch.sql import schema
+
+NOW = pd.Timestamp("2026-11-23", tz="UTC")
+
+
+def test_exceedance_matches_poisson_and_edges():
+    assert cumulative_exceedance(5.0, 5.0, 0) == 1.0
+    assert cumulative_exceedance(0.0, 0.0, 3) == 0.0
+    # P(Poisson(5) >= 5) = 1 - P(X <= 4) = 0.5595
+    assert cumulative_exceedance(5.0, 5.0, 5) == pytest.approx(0.5595, abs=1e-3)
+    # overdispersion fattens the tail
+    assert cumulative_exceedance(5.0, 20.0, 12) > cumulative_exceedance(5.0, 5.0, 12)
+
+
+def forecast_days(mean, days=7):
+    dates = pd.date_range("2026-11-23", periods=days)
+    return pd.DataFrame({"store_id": "S1", "sku": "A", "date": dates, "mean": mean, "var": mean})
+
+
+def position(on_shelf, next_at=None, units=np.nan, following_at=None, reading_ts=None):
+    return pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "on_shelf": [float(on_shelf)], "reading_ts": [pd.Timestamp(reading_ts, tz="UTC") if reading_ts else pd.NaT],
+                         "next_delivery_at": [pd.Timestamp(next_at, tz="UTC") if next_at else pd.NaT], "next_delivery_units": [units],
+                         "following_delivery_at": [pd.Timestamp(following_at, tz="UTC") if following_at else pd.NaT]})
+
+
+def risk(pos, days, now=NOW, tz="UTC"):
+    return predicted_stockouts(pos, days, now, {"S1": tz}).iloc[0]
+
+
+def test_risk_counts_only_days_before_delivery():
+    days = forecast_days(4.0)
+    soon = risk(position(10, "2026-11-24 06:00"), days)  # 1 day: P(Poi(4)>=10)
+    late = risk(position(10, "2026-11-27 06:00"), days)  # 4 days: P(Poi(16)>=10)
+    assert soon["window_days"] == 1 and late["window_days"] == 4
+    assert soon["probability"] == pytest.approx(0.0081, abs=1e-3)
+    assert late["probability"] == pytest.approx(0.9567, abs=1e-3)
+    # expected empty: cumulative mean reaches 10 half-way through day 3 (8 -> 12): 08:00 + 7 h
+    assert late["expected_empty_at"] == pd.Timestamp("2026-11-25 15:00", tz="UTC")
+    assert late["days_of_cover"] == pytest.approx(2.5)
+
+
+def test_a_delivery_before_trading_adds_its_units_and_the_window_runs_to_the_following_one():
+    # "now" is 00:00; the truck lands at 06:00 today with 6 units: 2 + 6 units must last until the
+    # following truck 2 days later (8 units of demand): P(Poi(8) >= 8), not 0 because "the truck comes first"
+    r = risk(position(2, "2026-11-23 06:00", 6.0, "2026-11-25 06:00"), forecast_days(4.0))
+    assert r["window_days"] == 2
+    assert r["probability"] == pytest.approx(1 - stats.poisson.cdf(7, 8.0), abs=1e-6)
+
+
+def test_a_reading_taken_today_counts_only_the_rest_of_the_day():
+    # read at 15:00 (7 of 14 trading hours left) with 2 units; 4/day expected: 2 units left today
+    r = risk(position(2, "2026-11-24 06:00", reading_ts="2026-11-23 15:00"), forecast_days(4.0), now=pd.Timestamp("2026-11-23 15:00", tz="UTC"))
+    assert r["expected_demand"] == pytest.approx(2.0)
+    assert r["expected_empty_at"] == pd.Timestamp("2026-11-23 22:00", tz="UTC")
+
+
+def test_store_local_dates_decide_the_window():
+    # Amsterdam is UTC+1 in November: the 23:30 UTC truck is the 24th's 00:30 locally, so the 23rd counts
+    r = risk(position(10, "2026-11-23 23:30"), forecast_days(4.0), tz="Europe/Amsterdam")
+    assert r["window_days"] == 1
+
+
+def test_empty_shelf_is_certain_and_now():
+    r = risk(position(0), forecast_days(1.0))
+    assert r["probability"] == 1.0 and r["expected_empty_at"] == NOW
+
+
+def test_zero_run():
+    assert zero_run_length(np.array([3, 0, 2, 0, 0, 0])) == 3
+    assert zero_run_length(np.array([1, 2])) == 0
+    p, rate = zero_run_probability(np.full(28, 3.0), 4)
+    assert rate == 3.0 and p == pytest.approx(np.exp(-12), rel=1e-6)
+    assert zero_run_probability(np.zeros(28), 5)[0] == 1.0  # never sells: a zero run says nothing
+
+
+def test_latest_reading_by_device_time_not_arrival():
+    readings = pd.DataFrame({
+        "store_id": ["S1", "S1"], "sku": ["A", "A"], "sensor_id": ["x", "x"], "kind": ["shelf_units"] * 2,
+        "units": [0.0, 9.0], "seq": [2, 1],
+        "device_ts": pd.to_datetime(["2026-11-22 18:00", "2026-11-22 12:00"], utc=True),
+    })
+    assert latest_readings(readings.iloc[::-1])["units"].tolist() == [0.0]
+
+
+def test_favourite_rule():
+    lines = pd.DataFrame({
+        "store_id": "S1", "sku": ["A"] * 4 + ["B"] * 4 + ["C"] * 2,
+        "member_id": ["m1"] * 4 + ["m2"] * 4 + ["m3"] * 2,
+        # m1: 4 recent days; m2: 4 days but last one 60 days ago; m3: only 2 days
+        "date": ["2026-11-20", "2026-11-13", "2026-11-06", "2026-10-30", "2026-09-23", "2026-09-16", "2026-09-09", "2026-09-02", "2026-11-20", "2026-11-10"],
+    })
+    fav = favourite_members(lines, NOW, window_days=90, min_days=3, max_days_since=45)
+    assert fav["member_id"].tolist() == ["m1"]
+    assert fav["purchase_days"].iloc[0] == 4 and fav["days_since_last"].iloc[0] == 3
+    members = pd.DataFrame({"member_id": ["m1"], "marketing_consent": [True], "opted_out": [True]})
+    assert contactable(fav, members).empty  # opted out wins over consent
+
+
+def load_world_directly(engine, world_dir):
+    """Reference data plus sales and readings without the GX/MQTT front doors (tested elsewhere)."""
+    load_world_bulk(engine, world_dir)
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    return simulate_world(tmp_path_factory.mktemp("w"), stores=2, skus=15, days=150, members=300, seed=11, incident_share=0.1)
+
+
+def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
+    from shelfwatch.forecasting.engine import EngineSettings
+    from shelfwatch.forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+    settings = Settings(database_url=str(engine.url), output_dir=tmp_path)
+    first = detect_alerts(engine, settings)
+    assert first["opened"] > 0 and first["members_linked"] > 0
+    with engine.connect() as conn:
+        alerts_before = conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all()
+        links_before = conn.execute(select(func.count()).select_from(schema.alert_members)).scalar()
+    second = detect_alerts(engine, settings)
+    assert second["opened"] == second["updated"] == second["resolved"] == second["members_linked"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all() == alerts_before
+        assert conn.execute(select(func.count()).select_from(schema.alert_members)).scalar() == links_before
+        per_key = conn.execute(
+            select(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type, func.count())
+            .where(schema.alerts.c.status == "open")
+            .group_by(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type).having(func.count() > 1)
+        ).all()
+    assert per_key == []  # one open alert per store x SKU x type
+
+
+def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
+    from shelfwatch.forecasting.engine import EngineSettings
+    from shelfwatch.forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+    with engine.begin() as conn:
+        sensor = conn.execute(select(schema.sensors).limit(1)).first()
+        insert_ignore(conn, schema.sensor_readings, [{
+            "sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku, "kind": "shelf_units",
+            "value": 0.0, "units": 0.0, "seq": 10**6, "battery": 0.9,
+            "device_ts": datetime(2026, 11, 22, 23, 30, tzinfo=timezone.utc), "received_at": datetime.now(timezone.utc),
+        }])
+    detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path))
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.alerts).where(
+            schema.alerts.c.store_id == sensor.store_id, schema.alerts.c.sku == sensor.sku, schema.alerts.c.alert_type == "shelf_empty")).one()
+    assert row.probability == 1.0 and row.status == "open"
+    evidence = json.loads(row.evidence)
+    assert evidence["last_reading_units"] == 0.0 and "shelf_empty" in evidence["detectors"]
+
+
+def test_demand_variance_comes_from_the_forecasters_dispersion_when_known():
+    from shelfwatch.alerts.risk import demand_moments
+
+    fc = pd.DataFrame({"store_id": ["S1", "S2"], "sku": ["A", "A"], "date": pd.to_datetime(["2026-11-23"] * 2),
+                       "mean": [4.0, 4.0], "p10": [2.0, 2.0], "p90": [6.0, 6.0]})
+    dispersion = pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "dispersion": [0.25]})
+    var = demand_moments(fc, dispersion)["var"].tolist()
+    assert var[0] == pytest.approx(4 + 0.25 * 16)  # negative binomial: mean + dispersion x mean²
+    assert var[1] == pytest.approx(max(((6 - 2) / (2 * 1.2815515655446004)) ** 2, 4.0))  # no model row: from the interval
+
+
+def test_books_count_deliveries_received_after_the_last_count():
+    from shelfwatch.alerts.risk import books_now
+
+    records = pd.DataFrame({"store_id": ["S1", "S1"], "sku": ["A", "B"], "book_units": [2.0, 5.0], "as_of": pd.Timestamp("2026-11-23 00:00", tz="UTC")})
+    deliveries = pd.DataFrame({
+        "store_id": ["S1", "S1", "S1"], "sku": ["A", "A", "B"], "expected_units": [6.0, 9.0, 4.0], "received_units": [6.0, np.nan, 3.0],
+        "expected_at": pd.to_datetime(["2026-11-23 06:00", "2026-11-24 06:00", "2026-11-22 06:00"], utc=True),
+        # A's morning truck came after the count; its next one has not come yet; B's came before the count
+        "received_at": pd.to_datetime(["2026-11-23 06:10", None, "2026-11-22 06:05"], utc=True),
+    })
+    now = books_now(records, deliveries, pd.Timestamp("2026-11-23 09:00", tz="UTC"))
+    assert now.set_index("sku")["book_units"].to_dict() == {"A": 8.0, "B": 5.0}
+    before = books_now(records, deliveries, pd.Timestamp("2026-11-23 06:00", tz="UTC"))
+    assert before.set_index("sku")["book_units"].to_dict() == {"A": 2.0, "B": 5.0}
+
+
+def test_phantom_is_what_only_the_books_claim():
+    """A shelf a sensor reads as stocked is not a phantom stock-out, however long it has not sold."""
+    from shelfwatch.alerts.detect import DetectionInputs, stock_risks
+
+    days = pd.date_range("2026-10-20", "2026-11-22")
+    units = np.r_[np.full(len(days) - 5, 6.0), np.zeros(5)]  # 6 a day, then nothing for 5 days
+    sales = pd.concat([pd.DataFrame({"store_id": "S1", "sku": sku, "date": days, "units": units}) for sku in ("A", "B")])
+    inp = DetectionInputs(
+        as_of=NOW, stores=pd.DataFrame({"store_id": ["S1"], "timezone": ["UTC"]}), products=pd.DataFrame({"sku": ["A", "B"], "unit_price": [1.0, 1.0]}),
+        readings=pd.DataFrame({"store_id": ["S1"], "sku": ["B"], "sensor_id": ["s"], "kind": ["shelf_units"], "units": [8.0], "seq": [1],
+                               "device_ts": [NOW - pd.Timedelta(hours=2)]}),
+        sales=sales, records=pd.DataFrame({"store_id": ["S1", "S1"], "sku": ["A", "B"], "book_units": [12.0, 12.0], "as_of": [NOW, NOW]}),
+        deliveries=pd.DataFrame(columns=["store_id", "sku", "expected_at", "expected_units", "received_at", "received_units"]).astype(
+            {"expected_at": "datetime64[ns, UTC]", "received_at": "datetime64[ns, UTC]"}),
+        forecast=pd.DataFrame(columns=["store_id", "sku", "date", "mean", "p10", "p90"]), lines=pd.DataFrame(), sensors=pd.DataFrame(),
+        dispersion=pd.DataFrame(columns=["store_id", "sku", "dispersion"]))
+    risks = stock_risks(inp, Settings()).set_index("sku")
+    assert risks.loc["A", "p_zero_run"] == pytest.approx(np.exp(-30.0), rel=1e-6)  # Poisson(6) zero 5 days running
+    assert np.isnan(risks.loc["B", "p_zero_run"])

@@ -1,0 +1,71 @@
+"""The alert quality benchmark's replay and scoring (small worlds; the full run is `shelfwatch bench alerts`)."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from shelfwatch.lab.bench.alerts import episode_precision, episodes, parse_worlds, replay_world, score_replay
+from shelfwatch.cli import app
+from shelfwatch.lab.simulator import WorldSpec
+
+
+def test_episodes_follow_the_lifecycle_with_hysteresis():
+    p = np.array([0.2, 0.6, 0.4, 0.2, 0.7, 0.6])[:, None]
+    opened, last = episodes(p >= 0.5, p >= 0.25)
+    # opens at 0.6, survives 0.4 (>= keep level), resolves at 0.2, reopens at 0.7
+    assert opened[:, 0].tolist() == [-1, 1, 1, -1, 4, 4]
+    assert last[:, 0].tolist() == [False, False, True, False, False, True]
+    truth = np.array([False, False, True, False, False, False])[:, None]
+    assert episode_precision(opened, last, truth) == (2, 1)  # two alerts, the first came true
+    no_keep, _ = episodes(p >= 0.5)
+    assert no_keep[:, 0].tolist() == [-1, 1, -1, -1, 4, 4]
+
+
+def test_parse_worlds_names_the_bad_item():
+    assert [(s.stores, s.skus, s.seed) for s in parse_worlds("50x500:11, 2x15:3")] == [(50, 500, 11), (2, 15, 3)]
+    with pytest.raises(ValueError, match="world 'fifty': expected STORESxSKUS:SEED"):
+        parse_worlds("fifty")
+
+
+@pytest.fixture(scope="module")
+def oracle_replay():
+    spec = WorldSpec(stores=4, skus=60, days=150, members=300, seed=21, lookahead_days=9, incident_share=0.1)
+    return replay_world(spec, days=6, runs_per_day=2, oracle=True)
+
+
+def test_replay_scores_every_detector_and_thresholds_trade_precision_for_recall(oracle_replay):
+    scores = score_replay(oracle_replay, [0.1, 0.5, 0.9], [0.01, 0.0001])
+    predicted = [s for s in scores if s.alert_type == "predicted_stockout"]
+    assert predicted[0].events > 10  # shelves did empty during the replay
+    assert predicted[0].recall >= predicted[1].recall >= predicted[2].recall
+    assert predicted[0].precision <= predicted[2].precision
+    # fed the true demand distribution, alerts at p >= 0.5 come true more often than not
+    assert predicted[1].precision > 0.5 and predicted[1].median_hours > 0
+    phantom = [s for s in scores if s.alert_type == "phantom_stockout"]
+    assert phantom[0].events > 0 and phantom[0].caught > 0 and phantom[0].alerts >= phantom[1].alerts
+    empty = next(s for s in scores if s.alert_type == "shelf_empty")
+    assert empty.precision == 1.0 and 0 < empty.median_hours <= 24  # readings every 6 h see an empty shelf soon
+
+
+def test_replay_sees_only_the_past(oracle_replay):
+    """Each run's inputs stop at its own "now": no reading from after it, no sales of its own day."""
+    from shelfwatch.lab.bench.alerts import inputs_for_run, local_midnights
+    import pandas as pd
+
+    w = oracle_replay.world
+    day = oracle_replay.first_day + 2
+    at = pd.Timestamp(w.dates[day]).tz_localize("UTC") + pd.Timedelta(hours=12)
+    fc = pd.DataFrame(columns=["store_id", "sku", "date", "mean", "p10", "p90"])
+    inp = inputs_for_run(w, day, at, fc, pd.DataFrame(columns=["store_id", "sku", "dispersion"]), oracle_replay.readings, local_midnights(w))
+    assert inp.readings["device_ts"].max() <= at
+    assert pd.to_datetime(inp.sales["date"]).max() == pd.Timestamp(w.dates[day - 1])
+    assert (inp.deliveries["received_at"].dropna() <= at).all()
+
+
+def test_bench_alerts_cli_prints_its_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHELFWATCH_OUTPUT_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["bench", "alerts", "--worlds", "3x30:4", "--days", "3", "--runs-per-day", "2", "--latency-readings", "2",
+                                      "--thresholds", "0.3,0.5", "--phantom-thresholds", "0.01", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    for text in ("predicted_stockout over 3x30 seed 4", "phantom_stockout", "shelf_empty on arrival (SQLite", "per world"):
+        assert text in result.output

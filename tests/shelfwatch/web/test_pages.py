@@ -1,0 +1,229 @@
+"""Web views: role rules, CSRF and sessions over HTTP (TestClient), then every page for every role in
+real headless Chromium (Playwright driving Debian's /usr/bin/chromium), with screenshots."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from shelfwatch.core.settings import Settings
+from shelfwatch.web.app import create_app
+from shelfwatch.web.auth import UserError, add_user, authenticate
+from shelfwatch.sql import schema
+from tests.conftest import ON_CI, REPO_ROOT
+from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
+
+PASSWORD = "correct horse battery"
+ROLES = {"planner": ("ann", None), "store_manager": ("bob", "S001"), "cx": ("cyd", None), "admin": ("dee", None)}
+SCREENSHOTS = REPO_ROOT / "out" / "screenshots"
+
+
+@pytest.fixture
+def web_db(engine, small_world, tmp_path):  # noqa: F811
+    """The small world loaded, forecast, alerts detected, one user per role."""
+    from shelfwatch.alerts.detect import detect_alerts
+    from shelfwatch.forecasting.engine import EngineSettings
+    from shelfwatch.forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+    settings = Settings(database_url=str(engine.url), output_dir=tmp_path, web_secret="test-secret")
+    detect_alerts(engine, settings)
+    for role, (name, store) in ROLES.items():
+        add_user(engine, name, PASSWORD, role, store)
+    return engine, settings
+
+
+def client_for(settings, role=None) -> TestClient:
+    client = TestClient(create_app(settings), base_url="https://testserver")  # secure cookies travel over https only
+    if role:
+        login(client, ROLES[role][0])
+    return client
+
+
+def csrf_of(client: TestClient, path: str = "/login") -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text).group(1)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD):
+    return client.post("/login", data={"username": username, "password": password, "csrf": csrf_of(client)}, follow_redirects=False)
+
+
+def test_passwords_are_hashed_and_checked(web_db):
+    engine, _ = web_db
+    with engine.connect() as conn:
+        stored = conn.execute(select(schema.users.c.password_hash).where(schema.users.c.username == "ann")).scalar()
+    assert stored.startswith("$argon2") and PASSWORD not in stored
+    assert authenticate(engine, "ann", PASSWORD).role == "planner"
+    assert authenticate(engine, "ann", "wrong password") is None and authenticate(engine, "nobody", PASSWORD) is None
+    with pytest.raises(UserError, match="a store manager needs --store"):
+        add_user(engine, "eve", PASSWORD, "store_manager")
+    with pytest.raises(UserError, match="unknown store S999"):
+        add_user(engine, "eve", PASSWORD, "store_manager", "S999")
+
+
+def test_login_sets_a_secure_httponly_session_and_each_role_lands_home(web_db):
+    _, settings = web_db
+    for role, (name, store) in ROLES.items():
+        client = client_for(settings)
+        response = login(client, name)
+        assert response.status_code == 303
+        assert response.headers["location"] == {"planner": "/forecast", "store_manager": f"/stores/{store}/alerts", "cx": "/cx", "admin": "/health"}[role]
+        cookie = response.headers["set-cookie"].lower()
+        assert "shelfwatch_session=" in cookie and "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    assert login(client_for(settings), "ann", "wrong").text.count("Unknown user or wrong password") == 1
+    assert client_for(settings).get("/forecast", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_role_rules(web_db):
+    engine, settings = web_db
+    with engine.connect() as conn:
+        s2_alert = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S002").limit(1)).scalar()
+    manager = client_for(settings, "store_manager")
+    assert manager.get("/stores/S001/alerts").status_code == 200
+    forbidden = manager.get("/stores/S002/alerts")
+    assert forbidden.status_code == 403 and "bob manages S001, not S002" in forbidden.text
+    assert manager.get("/forecast?store=S002").status_code == 403
+    assert manager.get("/cx").status_code == 403 and manager.get("/health").status_code == 403
+    if s2_alert:
+        assert manager.post(f"/alerts/{s2_alert}/acknowledge", data={"csrf": csrf_of(manager, "/stores/S001/alerts")}).status_code == 403
+        assert manager.get(f"/alerts/{s2_alert}/history").status_code == 403
+    planner = client_for(settings, "planner")
+    assert planner.get("/stores/S002/alerts").status_code == 200 and planner.get("/health").status_code == 200
+    assert planner.get("/cx").status_code == 403  # no member data for planners
+    cx = client_for(settings, "cx")
+    assert cx.get("/cx").status_code == 200 and cx.get("/health").status_code == 403
+    page = manager.get("/stores/S001/alerts").text
+    assert "@" not in re.sub(r"<[^>]+>", "", page)  # no contact detail on a store manager's page
+
+
+def test_state_changes_need_the_csrf_token(web_db):
+    engine, settings = web_db
+    with engine.connect() as conn:
+        alert_id = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S001", schema.alerts.c.status == "open").limit(1)).scalar()
+    manager = client_for(settings, "store_manager")
+    assert manager.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": "forged"}).status_code == 403
+    assert manager.post(f"/alerts/{alert_id}/acknowledge", data={}).status_code == 403
+    assert client_for(settings).post("/login", data={"username": "ann", "password": PASSWORD, "csrf": "x"}).status_code == 403
+    ok = manager.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": csrf_of(manager, "/stores/S001/alerts")}, follow_redirects=False)
+    assert ok.status_code == 303
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.alerts.c.status, schema.alerts.c.acknowledged_by).where(schema.alerts.c.alert_id == alert_id)).first()
+    assert tuple(row) == ("acknowledged", "bob")
+
+
+# ------------------------------------------------------------------------------------ real Chromium
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def live_server(web_db):
+    from shelfwatch.lab.bench.web import serving
+
+    engine, settings = web_db
+    with serving(create_app(settings)) as base:  # localhost: Chromium accepts Secure cookies there
+        yield engine, base
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if ON_CI:
+            pytest.fail("Chromium is not installed and CI=true: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def browser_login(browser, base: str, role: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page.goto(f"{base}/login")
+    page.fill("#username", ROLES[role][0])
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_every_page_for_every_role_in_chromium(live_server, browser):
+    engine, base = live_server
+    # planner: forecast explorer with its chart and heat map, pipeline health; no CX page
+    page = browser_login(browser, base, "planner")
+    assert page.url.endswith("/forecast")
+    page.select_option("#store", "S001")
+    page.fill("#sku", "SKU00002")
+    page.click("#show")
+    page.wait_for_selector("#series .main-svg")
+    assert page.locator("#heat .main-svg").count() >= 1 and page.inner_text("#model") != "no forecast yet"
+    shot(page, "planner-forecast")
+    page.goto(f"{base}/health")
+    assert page.locator("#runs tr").count() == 6
+    shot(page, "planner-health")
+    page.goto(f"{base}/cx")
+    assert "Not allowed" in page.content()
+
+    # store manager: own inbox; acknowledge the top alert and see it move; another store is 403
+    page = browser_login(browser, base, "store_manager")
+    assert page.url.endswith("/stores/S001/alerts")
+    shot(page, "manager-inbox")
+    first = page.locator("#active tr[data-alert]").first
+    alert_id = first.get_attribute("data-alert")
+    first.locator("button.ack").click()
+    page.wait_for_load_state("networkidle")
+    row = page.locator(f'#active tr[data-alert="{alert_id}"] td.status')
+    assert row.inner_text().startswith("acknowledged by bob")
+    page.locator(f'#active tr[data-alert="{alert_id}"] button.resolve').click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator(f'#closed tr[data-alert="{alert_id}"]').count() == 1  # moved to closed
+    shot(page, "manager-after-resolve")
+    page.goto(f"{base}/alerts/{alert_id}/history")
+    assert [c.inner_text() for c in page.locator("#events tr td:nth-child(3)").all()][-2:] == ["acknowledged", "resolved"]
+    response = page.goto(f"{base}/stores/S002/alerts")
+    assert response.status == 403
+    shot(page, "manager-forbidden")
+
+    # CX: members of an alert, then the CSV export downloads with contact details
+    page = browser_login(browser, base, "cx")
+    page.locator("#cx-alerts a.members").first.click()
+    page.wait_for_load_state("networkidle")
+    shot(page, "cx-members")
+    with page.expect_download() as download:
+        page.click("#export")
+    path = download.value.path()
+    header = Path(path).read_text().splitlines()[0]
+    assert header == "alert_id,store_id,sku,product,member_id,score,contact_channel,contact_address"
+
+    # admin: everything
+    page = browser_login(browser, base, "admin")
+    for path in ("/health", "/forecast", "/cx", "/stores/S002/alerts"):
+        assert page.goto(f"{base}{path}").status == 200
+    shot(page, "admin-alerts-S002")
+    page.click("#logout")
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/login")
+
+
+def test_page_timing_benchmark_visits_every_page(web_db):
+    from shelfwatch.lab.bench.web import time_pages
+
+    _, settings = web_db
+    rows = time_pages(settings, requests=3)
+    assert [r["page"] for r in rows][0].startswith("login page") and len(rows) == 7
+    assert all(r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] for r in rows)

@@ -1,0 +1,59 @@
+"""The Alembic migrations produce exactly sql/schema.py on both databases, and settings come from env."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from shelfwatch.core.settings import Settings, settings_table
+from shelfwatch.sql.migrate import migrate
+from shelfwatch.sql.partitions import autogenerate_includes, is_reading_partition
+from shelfwatch.sql.schema import metadata
+
+
+def test_migrated_database_matches_schema(db_url):
+    engine = migrate(db_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": autogenerate_includes})
+        diff = compare_metadata(context, metadata)
+        assert diff == [], f"migration and sql/schema.py differ: {diff}"
+        tables = {name for name in inspect(conn).get_table_names() if not is_reading_partition(name)}
+        assert tables == set(metadata.tables) | {"alembic_version"}
+        assert conn.execute(text("select version_num from alembic_version")).scalar() is not None
+
+
+def test_migrate_twice_is_harmless(db_url):
+    migrate(db_url)
+    migrate(db_url)
+
+
+def test_one_open_alert_per_store_sku_is_enforced_by_the_database(engine):
+    from datetime import datetime, timezone
+
+    from sqlalchemy.exc import IntegrityError
+
+    from shelfwatch.sql import schema
+
+    now = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(schema.stores.insert().values(store_id="S1", name="s", timezone="UTC", manager_email="m@x"))
+        conn.execute(schema.products.insert().values(sku="A", name="a", category="c", unit_price=1, unit_weight_g=100, shelf_capacity=5))
+    row = dict(store_id="S1", sku="A", alert_type="shelf_empty", probability=1.0, severity=1.0, evidence="{}", opened_at=now, updated_at=now)
+    with engine.begin() as conn:
+        conn.execute(schema.alerts.insert().values(**row, status="resolved"))
+        conn.execute(schema.alerts.insert().values(**row, status="open"))
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(schema.alerts.insert().values(**row, status="open"))
+
+
+def test_settings_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SHELFWATCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SHELFWATCH_ALERT_THRESHOLD", "0.7")
+    monkeypatch.setenv("SHELFWATCH_FORECAST_WORKERS", "3")
+    monkeypatch.delenv("SHELFWATCH_DATABASE_URL", raising=False)
+    s = Settings.from_env()
+    assert s.alert_probability_threshold == 0.7 and s.forecast_workers == 3
+    assert s.db_url == f"sqlite:///{tmp_path.resolve() / 'shelfwatch.db'}"
+    assert Settings.from_env(database_url="postgresql+psycopg://h/db").db_url == "postgresql+psycopg://h/db"
+    assert "SHELFWATCH_MQTT_URL" in settings_table()
