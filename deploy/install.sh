@@ -21,7 +21,7 @@ if [[ $STEP == project || $STEP == all ]]; then
   # what the scheduler and the workers load, in a throw-away AIRFLOW_HOME.
   probe_home=$(mktemp -d)
   AIRFLOW_HOME=$probe_home AIRFLOW__CORE__EXECUTOR=CeleryExecutor AIRFLOW__CORE__LOAD_EXAMPLES=false \
-    "$PYTHON" -c "import airflow.providers.celery.executors.celery_executor, airflow.providers.postgres.hooks.postgres, shelfwatch.cli" \
+    "$PYTHON" -c "import airflow.providers.celery.executors.celery_executor, airflow.providers.postgres.hooks.postgres, shelfwatch.cli.app" \
     2>"$probe_home/import.log" || { cat "$probe_home/import.log" >&2; rm -rf "$probe_home"; echo "install: the Celery executor does not import with the locked packages" >&2; exit 1; }
   rm -rf "$probe_home"
 fi

@@ -1,5 +1,6 @@
-"""The lab's commands, mounted on the product CLI by `shelfwatch.cli` (the only product module that
-imports the lab): `simulate`, `demo` and the `bench` group. Heavy imports stay inside the commands."""
+"""The lab's commands, `simulate`, `demo` and the `bench` group, mounted on the product CLI through
+the `shelfwatch.cli` entry point (pyproject.toml), so no product module imports the lab. Heavy imports
+stay inside the commands."""
 
 from __future__ import annotations
 

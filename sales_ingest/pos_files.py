@@ -1,7 +1,8 @@
-"""POS file ingest gated by a Great Expectations suite: good rows load, bad rows go to quarantine.
+"""POS files, one sales source: CSV or Parquet files gated by the sales contract's Great Expectations
+suite (`contract`); good rows load, bad rows go to quarantine.
 
-Two file kinds, CSV or Parquet, told apart by their columns: daily sales per store x SKU x day, and
-purchase lines (with a member id where a loyalty card was scanned). Every value is read as text first
+Two file kinds, told apart by their columns: daily sales per store x SKU x day, and purchase lines
+(with a member id where a loyalty card was scanned). Every value is read as text first
 so a bad row is quarantined exactly as it arrived. Loading the same file again changes nothing:
 rows are inserted with ON CONFLICT DO NOTHING, quarantine rows are keyed by content, and a file whose
 bytes were already ingested is skipped.
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -21,23 +20,10 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from shelfwatch.core.domain import SALES_FILE
 from shelfwatch.core.db import insert_ignore
+from shelfwatch.core.domain import SALES_FILE
+from shelfwatch.sales_ingest.contract import SALES_KINDS, good_rows, known_ids, quarantine_row, resolve_duplicates, typed_frame, validate_with_gx
 from shelfwatch.sql import schema
-
-FILE_KINDS = {
-    "sales_daily": {
-        "columns": ["store_id", "sku", "date", "units"],
-        "key": ["store_id", "sku", "date"],
-        "table": schema.sales_daily,
-    },
-    "purchase_lines": {
-        "columns": ["store_id", "receipt_id", "line_no", "sku", "date", "member_id", "units"],
-        "key": ["store_id", "receipt_id", "line_no"],
-        "table": schema.purchase_lines,
-    },
-}
-NULLABLE = {"member_id"}  # no card scanned
 
 
 class SalesFileError(ValueError):
@@ -82,7 +68,7 @@ def read_raw(path: Path) -> pd.DataFrame:
 def detect_kind(path: Path, columns: list[str]) -> str:
     """Which POS file this is, or a clear error naming missing and unexpected columns."""
     kind = "purchase_lines" if {"receipt_id", "member_id", "line_no"} & set(columns) else "sales_daily"
-    expected = FILE_KINDS[kind]["columns"]
+    expected = SALES_KINDS[kind]["columns"]
     missing = [c for c in expected if c not in columns]
     unexpected = [c for c in columns if c not in expected]
     if missing or unexpected:
@@ -95,90 +81,7 @@ def detect_kind(path: Path, columns: list[str]) -> str:
     return kind
 
 
-def typed_frame(raw: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """Parsed columns next to the raw ones; unparsable values become NaN/NaT for GX to flag."""
-    out = raw.copy()
-    for col in FILE_KINDS[kind]["columns"]:
-        out[col] = raw[col].str.strip().replace("", None)
-    out["units_value"] = pd.to_numeric(out["units"], errors="coerce")
-    out["date_value"] = pd.to_datetime(out["date"], errors="coerce", format="%Y-%m-%d")
-    if kind == "purchase_lines":
-        out["line_no_value"] = pd.to_numeric(out["line_no"], errors="coerce")
-    return out
-
-
-# ------------------------------------------------------------------------------------------ GX suite
-
-
-def build_suite(kind: str, known: dict[str, set[str]], today: date):
-    """The expectations every POS file must meet; `known` holds the valid store, SKU and member ids."""
-    import great_expectations as gx
-
-    e = gx.expectations
-    suite = gx.ExpectationSuite(name=f"pos_{kind}")
-    for col in FILE_KINDS[kind]["columns"]:
-        if col not in NULLABLE:
-            suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
-    suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column="units_value", meta={"problem": "units is not a number"}))
-    suite.add_expectation(e.ExpectColumnValuesToBeBetween(column="units_value", min_value=0, meta={"problem": "units is negative (must be >= 0)"}))
-    suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column="date_value", meta={"problem": "date is not a YYYY-MM-DD date"}))
-    suite.add_expectation(
-        e.ExpectColumnValuesToBeBetween(column="date_value", max_value=pd.Timestamp(today), meta={"problem": f"date is in the future (after {today})"})
-    )
-    suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="store_id", value_set=sorted(known["stores"]), meta={"problem": "unknown store_id"}))
-    suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(known["skus"]), meta={"problem": "unknown sku"}))
-    if kind == "purchase_lines":
-        suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="member_id", value_set=sorted(known["members"]), meta={"problem": "unknown member_id"}))
-        suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column="line_no_value", meta={"problem": "line_no is not a number"}))
-    suite.add_expectation(e.ExpectCompoundColumnsToBeUnique(column_list=FILE_KINDS[kind]["key"], meta={"problem": "duplicate key"}))
-    return suite
-
-
-def validate_with_gx(frame: pd.DataFrame, kind: str, known: dict[str, set[str]], today: date) -> dict[int, list[str]]:
-    """Run the suite on the frame; returns row index -> problems (empty when every row passes)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home from a closed network
-    import great_expectations as gx
-
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = context.data_sources.add_pandas("pos").add_dataframe_asset("file")
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-    suite = context.suites.add(build_suite(kind, known, today))
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    problems: dict[int, list[str]] = {}
-    for r in result.results:
-        if r.success:
-            continue
-        cfg = r.expectation_config
-        problem = (cfg.meta or {}).get("problem") or f"{cfg.kwargs.get('column')} is empty"
-        for idx in r.result.get("unexpected_index_list") or []:
-            problems.setdefault(int(idx), []).append(problem)
-    return problems
-
-
 # ------------------------------------------------------------------------------------------ rows
-
-
-def resolve_duplicates(frame: pd.DataFrame, kind: str, problems: dict[int, list[str]]) -> dict[int, list[str]]:
-    """Identical repeats of a row are harmless (keep the first); conflicting repeats are ambiguous."""
-    key = FILE_KINDS[kind]["key"]
-    cols = FILE_KINDS[kind]["columns"]
-    dup_rows = [i for i, p in problems.items() if "duplicate key" in p]
-    if not dup_rows:
-        return problems
-    dups = frame.loc[dup_rows, cols]
-    conflicting = dups.groupby(key, dropna=False)[cols].transform("nunique").gt(1).any(axis=1)
-    out = {i: [p for p in ps if p != "duplicate key"] for i, ps in problems.items()}
-    first_of_identical = ~dups.duplicated(subset=cols, keep="first")
-    for i in dup_rows:
-        if conflicting.loc[i]:
-            out[i].append("duplicate key with different values")
-        elif not first_of_identical.loc[i]:
-            out[i].append("identical duplicate row")  # dropped silently would lose the record of it
-    return {i: ps for i, ps in out.items() if ps}
 
 
 def quarantine_rows(raw: pd.DataFrame, problems: dict[int, list[str]], path: Path) -> list[dict]:
@@ -187,33 +90,8 @@ def quarantine_rows(raw: pd.DataFrame, problems: dict[int, list[str]], path: Pat
     for idx, ps in sorted(problems.items()):
         content = json.dumps({"row": idx + 1, **raw.loc[idx].to_dict()}, sort_keys=True)
         reason = f"{path.name} row {idx + 1}: " + "; ".join(dict.fromkeys(ps))
-        rows.append(quarantine_row(str(path), content, reason, now))
+        rows.append(quarantine_row(SALES_FILE, str(path), content, reason, now))
     return rows
-
-
-def quarantine_row(source: str, content: str, reason: str, when: datetime) -> dict:
-    digest = hashlib.sha256((content + "\x00" + reason).encode()).hexdigest()
-    return {"channel": SALES_FILE, "source": source, "raw_content": content, "reason": reason, "content_hash": digest, "quarantined_at": when}
-
-
-def good_rows(frame: pd.DataFrame, kind: str, bad: set[int]) -> list[dict]:
-    ok = frame.drop(index=list(bad))
-    out = pd.DataFrame({c: ok[c] for c in FILE_KINDS[kind]["columns"] if c not in ("units", "date", "line_no")})
-    out["units"] = ok["units_value"].astype(float)
-    out["date"] = ok["date_value"].dt.date
-    if kind == "purchase_lines":
-        out["line_no"] = ok["line_no_value"].astype(int)
-        out["member_id"] = ok["member_id"].where(ok["member_id"].notna(), None)
-    return out.to_dict("records")
-
-
-def known_ids(engine: Engine) -> dict[str, set[str]]:
-    with engine.connect() as conn:
-        return {
-            "stores": set(conn.execute(select(schema.stores.c.store_id)).scalars()),
-            "skus": set(conn.execute(select(schema.products.c.sku)).scalars()),
-            "members": set(conn.execute(select(schema.members.c.member_id)).scalars()),
-        }
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -239,7 +117,7 @@ def ingest_sales_file(engine: Engine, path: Path | str, today: date | None = Non
     rows = good_rows(frame, kind, set(problems))
     bad = quarantine_rows(raw, problems, path)
     with engine.begin() as conn:
-        loaded = insert_ignore(conn, FILE_KINDS[kind]["table"], rows)
+        loaded = insert_ignore(conn, SALES_KINDS[kind]["table"], rows)
         insert_ignore(conn, schema.quarantine, bad)
         conn.execute(
             schema.ingested_files.insert().values(
@@ -254,7 +132,7 @@ def quarantine_whole_file(engine: Engine, path: Path, reason: str) -> None:
     """A file that cannot be read row by row is kept whole, so nothing is lost."""
     content = path.read_bytes().decode("utf-8", errors="replace")
     with engine.begin() as conn:
-        insert_ignore(conn, schema.quarantine, [quarantine_row(str(path), content, reason, datetime.now(timezone.utc))])
+        insert_ignore(conn, schema.quarantine, [quarantine_row(SALES_FILE, str(path), content, reason, datetime.now(timezone.utc))])
 
 
 def ingest_sales_paths(engine: Engine, paths: list[Path | str], today: date | None = None) -> list[SalesIngestSummary]:

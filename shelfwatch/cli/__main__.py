@@ -1,6 +1,6 @@
 """`python -m shelfwatch.cli ...`, as the `shelfwatch` script."""
 
-from shelfwatch.cli import app
+from shelfwatch.cli.app import app
 
 if __name__ == "__main__":
     app()

@@ -12,7 +12,7 @@ from shelfwatch.alerts import lifecycle
 from shelfwatch.alerts.detect import detect_alerts, persist_alerts
 from shelfwatch.forecasting.engine import EngineSettings
 from shelfwatch.forecasting.runs import run_forecast
-from shelfwatch.cli import app
+from shelfwatch.cli.app import app
 from shelfwatch.core.settings import Settings
 from shelfwatch.sql import schema
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from shelfwatch.alerts import lifecycle
 from shelfwatch.alerts.detect import persist_alerts
 from shelfwatch.alerts.notify import NotifyError, members_for_alert, queue_notifications, send_pending
-from shelfwatch.cli import app
+from shelfwatch.cli.app import app
 from shelfwatch.core.settings import Settings
 from shelfwatch.sql import schema
 from tests.alerts.test_lifecycle import AS_OF, candidate

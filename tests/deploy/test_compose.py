@@ -125,7 +125,7 @@ def test_environment_names_are_settings():
 def test_commands_are_cli_commands():
     from typer.main import get_command
 
-    from shelfwatch.cli import app
+    from shelfwatch.cli.app import app
 
     commands = get_command(app).commands
     for name in ("demo", "ingest", "web"):

@@ -227,7 +227,7 @@ def test_max_seconds_bounds_a_run_and_stats_are_kept(engine, mqtt_url, topic_pre
 
     from typer.testing import CliRunner
 
-    from shelfwatch.cli import app
+    from shelfwatch.cli.app import app
 
     seed(engine)
     client_id = f"test-{uuid.uuid4().hex[:8]}"

@@ -22,6 +22,21 @@ def test_migrated_database_matches_schema(db_url):
         assert conn.execute(text("select version_num from alembic_version")).scalar() is not None
 
 
+def test_0008_gives_existing_quarantine_rows_their_channel(db_url):
+    """Rows quarantined before 0008 get a channel from their source: a .csv/.parquet path was a sales
+    file, anything else an MQTT topic; ingest health then counts MQTT rows by channel, not by `/`."""
+    engine = migrate(db_url, "0007")
+    rows = [("landing/2026/sales_daily.CSV", "a"), ("/data/lines.parquet", "b"), ("shelfwatch/v1/S001/sensor-7", "c")]
+    with engine.begin() as conn:
+        for source, digest in rows:
+            conn.execute(text("insert into quarantine (source, raw_content, reason, content_hash, quarantined_at) "
+                              "values (:s, 'x', 'r', :h, CURRENT_TIMESTAMP)"), {"s": source, "h": digest})
+    migrate(db_url)
+    with engine.connect() as conn:
+        channels = dict(conn.execute(text("select source, channel from quarantine")).all())
+    assert channels == {"landing/2026/sales_daily.CSV": "sales_file", "/data/lines.parquet": "sales_file", "shelfwatch/v1/S001/sensor-7": "mqtt"}
+
+
 def test_migrate_twice_is_harmless(db_url):
     migrate(db_url)
     migrate(db_url)

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shelfwatch.lab.bench.alerts import episode_precision, episodes, parse_worlds, replay_world, score_replay
-from shelfwatch.cli import app
+from shelfwatch.cli.app import app
 from shelfwatch.lab.simulator import WorldSpec
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from shelfwatch.lab.bench.scale import WorldSize, ingest_messages, reading_chunks
-from shelfwatch.cli import app
+from shelfwatch.cli.app import app
 from tests.conftest import PG_BASE, PG_HOST, PG_PORT, require_service
 
 

@@ -3,7 +3,7 @@
 import pandas as pd
 from typer.testing import CliRunner
 
-from shelfwatch.cli import app
+from shelfwatch.cli.app import app
 
 runner = CliRunner()
 
