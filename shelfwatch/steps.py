@@ -72,11 +72,13 @@ def load_reference(settings: Settings, world_dir: str | Path | None = None) -> d
     return load_reference_data(get_engine(settings.db_url), existing_world_dir(settings, world_dir))
 
 
-def ingest_sales(settings: Settings, world_dir: str | Path | None = None) -> dict:
-    """Validate (Great Expectations) and load every POS file under `<world_dir>/sales`."""
+def ingest_sales(settings: Settings, world_dir: str | Path | None = None, paths: list[str | Path] | None = None) -> dict:
+    """Validate (Great Expectations) and load POS files: `paths` (files or folders), by default every
+    file under `<world_dir>/sales`. A file that cannot be read at all raises SalesFileError."""
     from shelfwatch.sales_ingest.pos_files import ingest_sales_paths
 
-    summaries = ingest_sales_paths(get_engine(settings.db_url), [existing_world_dir(settings, world_dir) / "sales"])
+    paths = paths if paths is not None else [existing_world_dir(settings, world_dir) / "sales"]
+    summaries = ingest_sales_paths(get_engine(settings.db_url), paths)
     return {
         "files": [str(s) for s in summaries],
         "rows_loaded": sum(s.rows_loaded for s in summaries),
@@ -136,11 +138,14 @@ def quarantine_gate(summary: dict, max_share: float) -> dict:
 
 
 def ingest_sensor_readings(
-    settings: Settings, until_idle: float = 3.0, max_messages: int | None = None, ready=None, max_seconds: float | None = 600.0
+    settings: Settings, until_idle: float = 3.0, max_messages: int | None = None, ready=None, max_seconds: float | None = 600.0,
+    stop=None, group: str | None = None,
 ) -> dict:
-    """Drain the persistent session into the database (bounded run for tasks and the demo).
+    """Drain the persistent session into the database: a bounded run for tasks and the demo, or the
+    ingest service (`until_idle=inf`, `max_seconds=None`, ended by the `stop` event).
 
-    `max_seconds` ends the run even if sensors never go quiet, so a scheduled task finishes.
+    `max_seconds` ends the run even if sensors never go quiet, so a scheduled task finishes; `group`
+    joins a shared subscription so several consumers split the load.
     """
     from dataclasses import asdict
 
@@ -149,7 +154,8 @@ def ingest_sensor_readings(
 
     stats = drain(
         get_engine(settings.db_url), settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
-        until_idle=until_idle, max_messages=max_messages, ready=ready, max_seconds=max_seconds, on_stored=shelf_empty_on_stored(settings),
+        until_idle=until_idle, max_messages=max_messages, ready=ready, max_seconds=max_seconds, stop=stop, group=group,
+        on_stored=shelf_empty_on_stored(settings),
     )
     return asdict(stats)
 
@@ -199,12 +205,13 @@ def ingest_health(settings: Settings, window_minutes: int = 60, now: datetime | 
 
 
 def forecast_demand(settings: Settings, progress=None, shard: tuple[int, int] | None = None, stores: list[str] | None = None,
-                    until: str | None = None) -> dict:
+                    until: str | None = None, horizon: int | None = None, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict:
     """The model that backtests best per store x SKU, over all cores; stores one run (or one shard of
-    it, or only `stores`); `until` (YYYY-MM-DD) forecasts from the history up to that day."""
+    it, or only `stores`); `until` (YYYY-MM-DD) forecasts from the history up to that day; `horizon`
+    defaults to SHELFWATCH_FORECAST_HORIZON_DAYS."""
     from shelfwatch.forecasting.runs import engine_settings, run_forecast
 
-    return run_forecast(get_engine(settings.db_url), engine_settings(settings), shard=shard, progress=progress,
+    return run_forecast(get_engine(settings.db_url), engine_settings(settings, horizon, quantiles), shard=shard, progress=progress,
                         stores=stores or None, until=until or None)
 
 
@@ -219,14 +226,14 @@ def detect_alerts(settings: Settings) -> dict:
     return detect(get_engine(settings.db_url), settings)
 
 
-def send_notifications(settings: Settings) -> dict:
-    """Deliver what the outbox holds that is due (e-mail, webhook, members' notices)."""
+def send_notifications(settings: Settings, limit: int = 1000) -> dict:
+    """Deliver at most `limit` of what the outbox holds that is due (e-mail, webhook, members' notices);
+    nothing is sent twice."""
     from dataclasses import asdict
-    from datetime import datetime, timezone
 
     from shelfwatch.alerts.notify import send_pending
 
-    return asdict(send_pending(get_engine(settings.db_url), settings, datetime.now(timezone.utc)))
+    return asdict(send_pending(get_engine(settings.db_url), settings, datetime.now(timezone.utc), limit))
 
 
 

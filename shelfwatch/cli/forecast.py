@@ -32,12 +32,11 @@ def forecast(
         levels = parse_quantiles(quantiles)
         shard_spec = parse_shard(shard)
         engine_cfg = engine_settings(settings, horizon, levels)
-        if input is None:  # not steps.forecast_demand: that takes neither --horizon nor --quantiles
-            from shelfwatch.core.db import get_engine
-            from shelfwatch.forecasting.runs import run_forecast
+        if input is None:
+            from shelfwatch import steps
 
             with progress_bar("forecasting") as advance:
-                show(run_forecast(get_engine(settings.db_url), engine_cfg, shard=shard_spec, progress=advance))
+                show(steps.forecast_demand(settings, progress=advance, shard=shard_spec, horizon=horizon, quantiles=levels))
             return
         sales = read_sales_csv(input)
         promo = read_promotions_csv(promotions) if promotions else None

@@ -13,18 +13,17 @@ from shelfwatch.cli.common import DbOption, console, settings_for, show
 def ingest_sales(paths: list[Path] = typer.Argument(..., exists=True), db: Optional[str] = DbOption) -> None:
     """Validate POS files (CSV/Parquet) with Great Expectations; load good rows, quarantine bad ones."""
     from shelfwatch import steps
-    from shelfwatch.core.db import get_engine
-    from shelfwatch.sales_ingest.pos_files import SalesFileError, ingest_sales_paths
+    from shelfwatch.sales_ingest.pos_files import SalesFileError
 
     settings = settings_for(db)
     steps.migrate_database(settings)
     try:
-        summaries = ingest_sales_paths(get_engine(settings.db_url), paths)
+        summary = steps.ingest_sales(settings, paths=paths)
     except SalesFileError as exc:
         console.print(f"[red]rejected:[/red] {exc}")
         raise typer.Exit(2) from exc
-    for s in summaries:
-        console.print(str(s))
+    for line in summary["files"]:
+        console.print(line)
 
 
 def ingest_iot(
@@ -42,15 +41,11 @@ def ingest_iot(
     """Consume shelf-sensor readings into the database: a service, or a bounded drain for tasks."""
     import signal
     import threading
-    from dataclasses import asdict
+    from dataclasses import replace
 
     from shelfwatch import steps
     from shelfwatch.core.db import get_engine
-    from shelfwatch.alerts.realtime import shelf_empty_on_stored
-    from shelfwatch.iot_ingest.consumer import drain
 
-    # not steps.ingest_sensor_readings: the service also needs TLS files, a shared group, no time
-    # limit and a clean stop on SIGTERM
     settings = settings_for(db, broker)
     steps.migrate_database(settings)
     engine = get_engine(settings.db_url)
@@ -60,16 +55,13 @@ def ingest_iot(
     if not settings.mqtt_url:
         console.print("[red]no broker:[/red] pass --broker or set SHELFWATCH_MQTT_URL")
         raise typer.Exit(2)
-    url = with_tls_files(settings.mqtt_url, ca_file, cert_file, key_file)
+    service = replace(settings, mqtt_url=with_tls_files(settings.mqtt_url, ca_file, cert_file, key_file),
+                      mqtt_client_id=client_id or settings.mqtt_client_id)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())  # flush, acknowledge, disconnect
-    result = drain(
-        engine, url, settings.mqtt_topic_prefix, client_id or settings.mqtt_client_id,
-        until_idle=until_idle if until_idle > 0 else float("inf"), max_messages=max_messages, stop=stop, group=group,
-        on_stored=shelf_empty_on_stored(settings),
-    )
-    show(asdict(result))
+    show(steps.ingest_sensor_readings(service, until_idle=until_idle if until_idle > 0 else float("inf"), max_messages=max_messages,
+                                      max_seconds=None, stop=stop, group=group))
 
 
 def with_tls_files(url: str, ca: Path | None, cert: Path | None, key: Path | None) -> str:

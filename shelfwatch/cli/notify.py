@@ -14,16 +14,12 @@ notify_app = typer.Typer(no_args_is_help=True, help="Notifications: the outbox o
 @notify_app.command("send")
 def notify_send(db: Optional[str] = DbOption, limit: int = typer.Option(1000, min=1, help="Most messages to deliver in this run.")) -> None:
     """Deliver due outbox messages (SMTP, webhook); safe to re-run: nothing is sent twice."""
-    from dataclasses import asdict
-
-    from shelfwatch.alerts.lifecycle import utc_now
-    from shelfwatch.alerts.notify import outbox_counts, send_pending
+    from shelfwatch import steps
+    from shelfwatch.alerts.notify import outbox_counts
     from shelfwatch.core.db import get_engine
 
-    # not steps.send_notifications: that takes no --limit and does not report the outbox
     settings = settings_for(db)
-    engine = get_engine(settings.db_url)
-    show({**asdict(send_pending(engine, settings, utc_now(), limit)), "outbox": outbox_counts(engine)})
+    show({**steps.send_notifications(settings, limit), "outbox": outbox_counts(get_engine(settings.db_url))})
 
 
 def mount(app: typer.Typer) -> None:
