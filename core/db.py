@@ -14,12 +14,15 @@ class NoDataYet(LookupError):
 
 @lru_cache(maxsize=16)
 def get_engine(url: str) -> Engine:
-    """A pooled engine per URL; SQLite gets WAL and foreign keys so it behaves like PostgreSQL."""
+    """A pooled engine per URL; SQLite gets WAL and foreign keys so it behaves like PostgreSQL.
+
+    `hide_parameters`: a database error never quotes the values it was given (members' contact
+    details among them) in its message or traceback."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
@@ -30,7 +33,7 @@ def get_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def insert_ignore(conn, table, rows: list[dict], chunk: int = 5000) -> int:

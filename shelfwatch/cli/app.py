@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from shelfwatch.cli import alerts, forecast, ingest, members, notify, report, setup, stack, users, web
+from shelfwatch.cli import alerts, data, forecast, ingest, members, notify, quarantine, report, setup, stack, users, web
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Shelfwatch: keep shelves full.")
 
@@ -23,7 +23,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INF
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for group in (setup, ingest, forecast, report, web, alerts, notify, members, users, stack):
+for group in (setup, data, ingest, forecast, report, web, alerts, notify, members, users, quarantine, stack):
     group.mount(app)
 # Plug-ins mount themselves by the `shelfwatch.cli` entry point (pyproject.toml): the lab adds
 # `simulate`, `demo` and `bench ...` (lab/cli.py) without a product module importing it.
@@ -31,8 +31,8 @@ for plugin in entry_points(group="shelfwatch.cli"):
     plugin.load()(app)
 
 # The order `shelfwatch --help` lists commands in, then groups (anything not named here goes last).
-HELP_ORDER = ["simulate", "migrate", "load-reference", "ingest-sales", "ingest-iot", "stale-sensors", "forecast", "report", "demo", "web",
-              "alerts", "notify", "members", "users", "bench", "stack"]
+HELP_ORDER = ["simulate", "templates", "check", "migrate", "load-reference", "ingest-sales", "ingest-iot", "stale-sensors", "forecast", "report",
+              "demo", "web", "alerts", "notify", "members", "users", "quarantine", "bench", "stack"]
 app.registered_commands.sort(key=lambda c: HELP_ORDER.index(c.name) if c.name in HELP_ORDER else len(HELP_ORDER))
 app.registered_groups.sort(key=lambda g: HELP_ORDER.index(g.name) if g.name in HELP_ORDER else len(HELP_ORDER))
 
