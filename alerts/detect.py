@@ -7,6 +7,7 @@ copy. An active alert the detectors no longer raise is resolved by the detector,
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,6 +36,7 @@ from shelfwatch.core.db import NoDataYet, insert_ignore
 from shelfwatch.sql import schema
 
 ALERT_FIELDS = ["alert_type", "probability", "expected_empty_at", "severity", "evidence"]
+log = logging.getLogger(__name__)
 READINGS_WINDOW = pd.Timedelta(days=14)  # a sensor with no reading for this long counts as never read
 
 
@@ -60,13 +62,25 @@ def _utc(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True)
 
 
-def detection_as_of(engine: Engine) -> pd.Timestamp:
-    """"Now" for detection: midnight UTC after the last day of sales loaded."""
+def lagging_stores(engine: Engine, as_of: pd.Timestamp, max_lag_days: int = 1) -> list[str]:
+    """A warning per store whose sales end more than `max_lag_days` days before `as_of` (or that has
+    none): its book stock misses the sales since, so its alerts are out of date. "Now" is never taken
+    from the data, so one store's late or early rows move no other store's clock."""
+    sd, st = schema.sales_daily, schema.stores
     with engine.connect() as conn:
-        last = conn.execute(select(func.max(schema.sales_daily.c.date))).scalar()
-    if last is None:
+        last = dict(conn.execute(select(sd.c.store_id, func.max(sd.c.date)).group_by(sd.c.store_id)).all())
+        stores = conn.execute(select(st.c.store_id).order_by(st.c.store_id)).scalars().all()
+    if not last:
         raise NoDataYet("no sales loaded: ingest sales before detecting alerts")
-    return pd.Timestamp(last).tz_localize("UTC") + pd.Timedelta(days=1)
+    day = as_of.tz_convert("UTC").date()
+    warnings = []
+    for store in sorted(set(stores) | set(last)):
+        end = last.get(store)
+        if end is None:
+            warnings.append(f"store {store}: no sales loaded")
+        elif (day - end).days > max_lag_days:
+            warnings.append(f"store {store}: sales end {end}, {(day - end).days} days before as-of {as_of:%Y-%m-%d %H:%M} UTC")
+    return warnings
 
 
 def recent_readings(conn: Connection, since: pd.Timestamp) -> pd.DataFrame:
@@ -238,8 +252,14 @@ def severity(candidates: pd.DataFrame, favourites: pd.DataFrame, as_of: pd.Times
 
 
 def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None = None, read_readings=recent_readings) -> dict:
-    """Detect, link members and persist; running it again on the same data changes nothing."""
-    as_of = as_of if as_of is not None else detection_as_of(engine)
+    """Detect at `as_of` (default `settings.clock()`: SHELFWATCH_AS_OF or the wall clock), link members
+    and persist; running it again on the same data changes nothing. Stores whose sales lag as-of by
+    more than a day are named in `warnings` (and logged)."""
+    as_of = pd.Timestamp(as_of if as_of is not None else settings.clock())
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    warnings = lagging_stores(engine, as_of)
+    for warning in warnings:
+        log.warning("detection as of %s: %s", as_of.isoformat(), warning)
     inp = load_inputs(engine, as_of, history_days=max(120, settings.favourite_window_days + 1), read_readings=read_readings)
     candidates = alert_candidates(inp, settings)
     favourites = favourite_members(
@@ -249,6 +269,7 @@ def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None
         candidates["severity"] = severity(candidates, favourites, as_of)
     result = persist_alerts(engine, candidates, favourites, as_of, settings)
     result["queued"] = queue_notifications(engine, settings, utc_now())
+    result["warnings"] = warnings
     return result
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import smtplib
+import tempfile
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -70,10 +73,11 @@ def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> di
 def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: int, record: bool = True) -> pd.DataFrame:
     """The members CX may contact about one alert: favourites of the alert's SKU at its store, with
     marketing consent, not opted out, and not put on another alert's list within `cap_days`.
-    Exporting records the contact, so a re-export of the same alert gives the same list; `record=False`
-    only looks (the CX page's preview)."""
+    `record=True` records the contacts (`record_member_contacts`) once the list is made, so a
+    re-export of the same alert gives the same list; `record=False` only looks (the CX page's preview,
+    and `export_members_csv`, which records only after the file is in place)."""
     a, am, m, c, p = schema.alerts, schema.alert_members, schema.members, schema.member_contacts, schema.products
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         alert = conn.execute(select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product")).join(p, p.c.sku == a.c.sku)
                              .where(a.c.alert_id == alert_id)).first()
         if alert is None:
@@ -83,12 +87,60 @@ def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: in
         recent = conn.execute(select(c.c.member_id).where(
             c.c.kind == "stockout_notice", c.c.alert_id != alert_id, c.c.at > now - timedelta(days=cap_days))).scalars().all()
         already = set(conn.execute(select(c.c.member_id).where(c.c.alert_id == alert_id, c.c.kind == "stockout_notice")).scalars().all())
-        allowed = contactable(links, members)
-        allowed = allowed[~allowed["member_id"].isin(set(recent) - already)]
-        if record:
-            insert_ignore(conn, c, [{"member_id": mid, "alert_id": alert_id, "kind": "stockout_notice", "at": now} for mid in allowed["member_id"]])
+    allowed = contactable(links, members)
+    allowed = allowed[~allowed["member_id"].isin(set(recent) - already)]
     out = allowed.assign(alert_id=alert_id, store_id=alert.store_id, sku=alert.sku, product=alert.product)
-    return out[MEMBER_EXPORT_COLUMNS].sort_values(["score", "member_id"], ascending=[False, True]).reset_index(drop=True)
+    out = out[MEMBER_EXPORT_COLUMNS].sort_values(["score", "member_id"], ascending=[False, True]).reset_index(drop=True)
+    if record:
+        record_member_contacts(engine, alert_id, out["member_id"], now)
+    return out
+
+
+def record_member_contacts(engine: Engine, alert_id: int, member_ids, now: datetime) -> int:
+    """Record that these members were put on the CX list for `alert_id` (they count toward the
+    frequency cap from `now`). Idempotent: a member already recorded for the alert keeps its first
+    time. Returns how many contacts were new."""
+    rows = [{"member_id": mid, "alert_id": alert_id, "kind": "stockout_notice", "at": now} for mid in member_ids]
+    with engine.begin() as conn:
+        return insert_ignore(conn, schema.member_contacts, rows)
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path) -> Path:
+    """Write `frame` as CSV to `path` all at once: a temporary file in the same folder, renamed into
+    place, so a reader never sees half a file and a failure leaves no file behind. The folder must
+    exist (FileNotFoundError otherwise)."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            frame.to_csv(fh, index=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_members_csv(engine: Engine, alert_id: int, now: datetime, cap_days: int, path: Path) -> pd.DataFrame:
+    """`members_for_alert` written to the CSV `path`, then recorded: contacts count toward the cap only
+    once CX has the file. A missing folder or a failed write raises NotifyError and records nothing;
+    if recording fails, the file is removed again, so file and record never disagree."""
+    frame = members_for_alert(engine, alert_id, now, cap_days, record=False)
+    try:
+        write_csv_atomic(frame, path)
+    except OSError as exc:
+        raise NotifyError(f"could not write {path}: {exc.strerror or exc}; nothing exported, no contact recorded") from None
+    try:
+        record_member_contacts(engine, alert_id, frame["member_id"], now)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return frame
 
 
 # -------------------------------------------------------------------------------------------- sending

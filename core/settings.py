@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -82,6 +83,9 @@ class Settings:
     alert_expiry_hours: int = field(
         default=72, metadata={"env": "SHELFWATCH_ALERT_EXPIRY_HOURS", "doc": "A predicted stock-out whose expected empty time passed this long ago without other evidence expires."}
     )
+    as_of: str = field(
+        default="", metadata={"env": "SHELFWATCH_AS_OF", "doc": "\"Now\" for every step that depends on it (detection, forecasting), ISO time, UTC unless it has an offset; empty: the wall clock. Set it to replay history or run a simulated world; `--as-of` overrides it per command."}
+    )
     sensor_stale_hours: float = field(
         default=12.0, metadata={"env": "SHELFWATCH_SENSOR_STALE_HOURS", "doc": "A sensor with no reading (device time) for this long raises sensor_stale (routed to operations)."}
     )
@@ -155,6 +159,14 @@ class Settings:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def clock(self) -> datetime:
+        """The moment the steps treat as now: SHELFWATCH_AS_OF (UTC when it names no offset), else
+        the wall clock. Never derived from the data, so a store whose data lag cannot move it."""
+        if not self.as_of:
+            return datetime.now(timezone.utc)
+        moment = datetime.fromisoformat(self.as_of)
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
     @property
     def landing_path(self) -> Path:

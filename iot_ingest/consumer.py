@@ -37,6 +37,16 @@ log = logging.getLogger(__name__)
 OnStored = Callable[[Connection, list[dict], datetime], object]
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600  # the broker keeps queuing for a week of consumer outage
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may have in flight to us
+# A first connect to a broker that is not up yet (a deployment starting everything at once) is retried
+# with backoff 1, 2, 4, ... CONNECT_MAX_DELAY s for this long before giving up with BrokerError.
+CONNECT_BUDGET_SECONDS = 120.0
+CONNECT_MAX_DELAY = 30.0
+CONNACK_TIMEOUT = 15.0  # a broker that took the TCP connection but does not answer CONNECT
+
+
+class BrokerError(ConnectionError):
+    """The broker could not be reached within the connect budget, or refused the connection or the
+    subscription. The message names host:port, never credentials."""
 
 
 @dataclass
@@ -88,20 +98,115 @@ def make_client(mqtt_url: str, client_id: str) -> tuple[mqtt.Client, dict]:
     return client, connect_kwargs
 
 
-def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: float = 10.0, group: str | None = None) -> None:
-    """Connect once and subscribe, so the broker queues readings for this session from now on."""
+def broker_address(mqtt_url: str) -> str:
+    """host:port of a broker URL, for messages and logs (never its credentials)."""
+    addr = parse_broker_url(mqtt_url)
+    return f"{addr.host}:{addr.port}"
+
+
+def connect_with_retry(client: mqtt.Client, kwargs: dict, where: str, budget: float, stop: threading.Event | None = None) -> bool:
+    """`client.connect()` until the broker takes the connection, retrying with backoff 1, 2, 4, ...
+    CONNECT_MAX_DELAY s for up to `budget` seconds (each retry logged). False if `stop` was set while
+    waiting; BrokerError once the budget is spent, or at once for a certificate that fails verification."""
+    deadline = time.monotonic() + budget
+    delay, attempt = 1.0, 0
+    while True:
+        attempt += 1
+        try:
+            client.connect(**kwargs)
+        except ssl.SSLCertVerificationError as exc:  # retrying cannot fix a certificate
+            raise BrokerError(f"MQTT broker at {where}: TLS certificate verification failed ({exc.verify_message or exc})") from None
+        except OSError as exc:  # refused, unreachable, name not resolvable yet, reset during the handshake
+            why = f"{type(exc).__name__}: {exc.strerror or exc}"
+        else:
+            if attempt > 1:
+                log.warning("reached the MQTT broker at %s on attempt %d", where, attempt)
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BrokerError(f"MQTT broker at {where} not reachable: gave up after {attempt} attempt(s) in {budget:g} s (last error: {why})")
+        wait = min(delay, CONNECT_MAX_DELAY, remaining)
+        log.warning("MQTT broker at %s not reachable (%s); attempt %d, retrying in %.0f s (gives up %.0f s after the first)",
+                    where, why, attempt, wait, budget)
+        if stop is not None:
+            if stop.wait(wait):
+                return False
+        else:
+            time.sleep(wait)
+        delay *= 2
+
+
+def start_client(client: mqtt.Client, kwargs: dict, where: str, budget: float, answered: threading.Event, refusal: list[str],
+                 stop: threading.Event | None = None) -> bool:
+    """Connect (with retry), start paho's network thread and wait for the broker's CONNACK, which the
+    client's on_connect reports through `answered` (and `refusal`, if refused). True once connected;
+    False if `stop` was set meanwhile; BrokerError otherwise. On False or an error the client is stopped."""
+    if not connect_with_retry(client, kwargs, where, budget, stop):
+        return False
+    client.loop_start()  # paho's thread reconnects on its own if the link drops before the CONNACK
+    deadline = time.monotonic() + CONNACK_TIMEOUT
+    try:
+        while not answered.wait(0.1):
+            if stop is not None and stop.is_set():
+                client.disconnect()
+                client.loop_stop()
+                return False
+            if time.monotonic() >= deadline:
+                raise BrokerError(f"MQTT broker at {where} took the connection but sent no CONNACK within {CONNACK_TIMEOUT:g} s")
+        if refusal:
+            raise BrokerError(f"MQTT broker at {where} refused the connection: {refusal[0]}")
+    except BaseException:
+        client.disconnect()
+        client.loop_stop()
+        raise
+    return True
+
+
+def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: float = 10.0, group: str | None = None,
+                 connect_budget: float | None = None) -> dict:
+    """Connect once and subscribe, so the broker queues readings for this session from now on.
+
+    The session is the consumer's own: its fixed client id, no clean start, the consumer's session
+    expiry (MQTT v5). A broker that is not up yet is retried for `connect_budget` seconds (default
+    CONNECT_BUDGET_SECONDS). Returns what was done: client id, broker, subscription, whether the
+    session existed already."""
+    where = broker_address(mqtt_url)
     client, kwargs = make_client(mqtt_url, client_id)
-    subscribed = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(subscription_for(topic_prefix, group), qos=1) if not rc.is_failure else None
-    client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
-    client.connect(**kwargs)
-    client.loop_start()
+    topic = subscription_for(topic_prefix, group)
+    answered, subscribed = threading.Event(), threading.Event()
+    refusal: list[str] = []
+    flags_seen: dict = {}
+    suback: list = []
+
+    def on_connect(c, userdata, flags, rc, props):
+        if rc.is_failure:
+            refusal.append(str(rc))
+        else:
+            flags_seen["session_present"] = bool(flags.session_present)
+            c.subscribe(topic, qos=1)
+        answered.set()
+
+    def on_subscribe(c, userdata, mid, rcs, props):
+        suback.extend(rcs)
+        subscribed.set()
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    budget = CONNECT_BUDGET_SECONDS if connect_budget is None else connect_budget
+    start_client(client, kwargs, where, budget, answered, refusal)
     try:
         if not subscribed.wait(timeout):
-            raise TimeoutError(f"no SUBACK from {parse_broker_url(mqtt_url).host} within {timeout} s")
+            raise BrokerError(f"MQTT broker at {where} did not confirm the subscription (no SUBACK) within {timeout:g} s")
+        refused = [rc for rc in suback if rc.is_failure]
+        if refused:
+            raise BrokerError(f"MQTT broker at {where} refused the subscription to {topic}: {refused[0]}")
     finally:
         client.disconnect()
         client.loop_stop()
+    v5 = parse_broker_url(mqtt_url).protocol == "5"
+    return {"client_id": client_id, "broker": where, "subscription": topic, "qos": 1,
+            "session_existed": flags_seen.get("session_present", False),
+            "session_expiry_seconds": SESSION_EXPIRY_SECONDS if v5 else None}
 
 
 READING_COLUMNS = ("sensor_id", "store_id", "sku", "kind", "value", "units", "seq", "battery", "device_ts", "received_at", "clock_skew")
@@ -291,6 +396,7 @@ def drain(
     stats_every: float = 30.0,
     max_seconds: float | None = None,
     on_stored: OnStored | None = None,
+    connect_budget: float | None = None,
 ) -> IngestStats:
     """Consume the persistent session until no message came for `until_idle` s (or `max_messages`).
 
@@ -298,25 +404,42 @@ def drain(
     as many unacknowledged messages as its in-flight window allows, so waiting for a full batch would
     stall. `ready` is set once the subscription is confirmed; `stop` (SIGTERM in the service) flushes,
     acknowledges and disconnects. `until_idle=inf` runs until stopped. `on_stored` runs in each
-    batch's transaction (the shelf_empty fast path).
+    batch's transaction (the shelf_empty fast path). A broker that is not up yet is retried for
+    `connect_budget` seconds (default CONNECT_BUDGET_SECONDS), then BrokerError; once connected, paho
+    reconnects on its own. `until_idle` counts from the connection, `max_seconds` from the call.
     """
     stats = IngestStats(client_id=client_id)
     started = time.monotonic()
     writer = ReadingWriter(engine, topic_prefix, on_stored)
     inbox = Inbox(queue_size)
     client, kwargs = make_client(mqtt_url, client_id)
-    connected = threading.Event()
+    where = broker_address(mqtt_url)
+    connected, answered = threading.Event(), threading.Event()
+    refusal: list[str] = []
     stop = stop or threading.Event()
 
     def on_connect(c, userdata, flags, rc, props):
         if rc.is_failure:
-            log.error("broker refused connection: %s", rc)
+            log.error("MQTT broker at %s refused the connection: %s", where, rc)
+            if not connected.is_set():
+                refusal.append(str(rc))
+                answered.set()
             return
         if connected.is_set():
             stats.reconnects += 1
             log.warning("reconnected to the broker (session present: %s)", flags.session_present)
+        elif not flags.session_present:
+            log.warning("MQTT broker at %s had no session for client id %s: readings published before now were not queued for it "
+                        "(create the session at deployment, before sensors publish: shelfwatch ingest-iot --init-session)", where, client_id)
         c.subscribe(subscription_for(topic_prefix, group), qos=1)
         connected.set()
+        answered.set()
+
+    def on_subscribe(c, userdata, mid, rcs, props):
+        if any(rc.is_failure for rc in rcs):
+            log.error("MQTT broker at %s refused the subscription to %s: %s", where, subscription_for(topic_prefix, group), rcs[0])
+        elif ready is not None:
+            ready.set()
 
     def on_disconnect(c, userdata, flags, rc, props):
         if rc.is_failure and not stop.is_set():
@@ -325,13 +448,13 @@ def drain(
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
     client.on_message = lambda c, u, msg: inbox.put((msg.topic, msg.payload, msg.mid, msg.qos))
-    client.on_subscribe = lambda c, u, mid, rcs, p: ready.set() if ready is not None else None
+    client.on_subscribe = on_subscribe
     client.reconnect_delay_set(min_delay=1, max_delay=30)
-    client.connect(**kwargs)
-    client.loop_start()
+    budget = CONNECT_BUDGET_SECONDS if connect_budget is None else connect_budget
+    if not start_client(client, kwargs, where, budget, answered, refusal, stop):  # stopped before the broker came up
+        stats.seconds = round(time.monotonic() - started, 3)
+        return stats
     try:
-        if not connected.wait(15):
-            raise ConnectionError(f"could not connect to the broker at {parse_broker_url(mqtt_url).host}")
         last_message = last_report = time.monotonic()
         batch: list = []
         batch_started = 0.0

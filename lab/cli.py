@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from shelfwatch.core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SHELF_EMPTY
 from shelfwatch.cli.common import DbOption, console, reachable_url
@@ -32,7 +33,7 @@ def simulate(
 
     with console.status("simulating"):
         simulate_world(out, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
-    console.print(f"world written to [bold]{out}[/bold] (ground truth: {out / 'ground_truth.json'})")
+    console.print(f"world written to [bold]{escape(str(out))}[/bold] (ground truth: {escape(str(out / 'ground_truth.json'))})")
 
 
 def demo(
@@ -64,28 +65,28 @@ def bench_forecast(
     from shelfwatch.lab.bench import forecast as bench
 
     def show_scores(title: str, scores: list) -> None:
-        table = Table("method", "series", "mean RMSSE", "ratio to best all-series baseline", "80 % coverage", "s / window", "series/s", title=title)
+        table = Table("method", "series", "mean RMSSE", "ratio to best all-series baseline", "80 % coverage", "s / window", "series/s", title=escape(title))
         ours = next(s for s in scores if s.method == "shelfwatch")
         best = min(s.mean_rmsse for s in scores if s.method in bench.BASELINES and s.series == ours.series)  # same series
         for s in scores:
-            table.add_row(s.method, f"{s.series:,}", f"{s.mean_rmsse:.4f}", f"{s.mean_rmsse / best:.3f}",
+            table.add_row(escape(s.method), f"{s.series:,}", f"{s.mean_rmsse:.4f}", f"{s.mean_rmsse / best:.3f}",
                           "-" if s.coverage80 != s.coverage80 else f"{s.coverage80:.3f}",
                           "-" if s.seconds != s.seconds else f"{s.seconds:.1f}", "-" if s.seconds != s.seconds else f"{s.series_per_second:,.0f}")
         Console(width=max(console.width, 130)).print(table)
 
-    log = lambda message: console.print(f"[dim]{message}[/dim]")  # noqa: E731
+    log = lambda message: console.print(f"[dim]{escape(str(message))}[/dim]")  # noqa: E731
     checks = []
     if real.exists():
         scores, _ = bench.run_bench(bench.load_online_retail(real), windows=windows, workers=workers, log=log)
         show_scores(f"{real.name}: {windows} x 28-day rolling origins", scores)
         checks += bench.target_lines(real.name, scores, margin=0.0)
     else:
-        console.print(f"[yellow]{real} not found: real-data benchmark skipped[/yellow]")
+        console.print(f"[yellow]{escape(str(real))} not found: real-data benchmark skipped[/yellow]")
     if not skip_world:
         if not (world / "sales" / "sales_daily.csv").exists():
             from shelfwatch.lab.simulator import simulate_world
 
-            with console.status(f"simulating 20 stores x 500 SKUs into {world}"):
+            with console.status(f"simulating 20 stores x 500 SKUs into {escape(str(world))}"):
                 simulate_world(world, stores=20, skus=500, members=2000, seed=7)
         sales, promotions = bench.load_world_sales(world)
         seconds, n_series, _ = bench.production_run(sales, promotions, workers=workers)
@@ -97,7 +98,7 @@ def bench_forecast(
         show_scores(f"simulated world {world}: {windows} x 28-day rolling origins", scores)
         checks += bench.target_lines("simulated world", scores, margin=0.05)
     for line, ok in checks:
-        console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + line)
+        console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + escape(line))
 
 
 @bench_app.command("web")
@@ -118,17 +119,17 @@ def bench_web(
     folder.mkdir(parents=True, exist_ok=True)
     settings = replace(Settings.from_env(), database_url=db or f"sqlite:///{(folder / 'shelfwatch.db').resolve()}", output_dir=folder)
     if not (folder / "ready").exists():
-        build_world_db(settings, folder / "world", stores, skus, days, lambda m: console.print(f"[dim]{m}[/dim]"))
+        build_world_db(settings, folder / "world", stores, skus, days, lambda m: console.print(f"[dim]{escape(str(m))}[/dim]"))
         (folder / "ready").write_text("built\n")
     rows = time_pages(settings, requests)
     base = rows[0]["median_ms"]
     table = Table("page", "role", "median ms", "p95 ms", "x login page", "KB", title=f"page loads, {stores} stores x {skus} SKUs ({requests} requests each)")
     for r in rows:
-        table.add_row(r["page"], r["role"], f"{r['median_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['median_ms'] / base:.1f}", f"{r['bytes'] / 1024:.0f}")
+        table.add_row(escape(r["page"]), escape(r["role"]), f"{r['median_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['median_ms'] / base:.1f}", f"{r['bytes'] / 1024:.0f}")
     console.print(table)
     worst = max(rows, key=lambda r: r["p95_ms"])
     console.print(("[green]met[/green]     " if worst["p95_ms"] < 300 else "[red]not met[/red] ")
-                  + f"slowest page p95 {worst['p95_ms']:.0f} ms ({worst['page']}; target < 300 ms)")
+                  + escape(f"slowest page p95 {worst['p95_ms']:.0f} ms ({worst['page']}; target < 300 ms)"))
 
 
 @bench_app.command("shards")
@@ -147,12 +148,12 @@ def bench_shards(
     if not (world / "sales" / "sales_daily.csv").exists():
         from shelfwatch.lab.simulator import simulate_world
 
-        with console.status(f"simulating {stores} stores x {skus} SKUs into {world}"):
+        with console.status(f"simulating {stores} stores x {skus} SKUs into {escape(str(world))}"):
             simulate_world(world, stores=stores, skus=skus, members=500, seed=5)
     sales, promotions = bench.load_world_sales(world)
     rows = bench.shard_throughput(sales, promotions, [int(n) for n in shards.split(",")])
     table = Table("shards at once", "series", "wall s", "series/s", "speed-up vs 1", "largest shard", "per-shard s",
-                  title=f"forecast throughput, {world} ({os.cpu_count()} cores)")
+                  title=escape(f"forecast throughput, {world} ({os.cpu_count()} cores)"))
     for r in rows:
         table.add_row(str(r["shards"]), f"{r['series']:,}", f"{r['seconds']:.1f}", f"{r['series_per_second']:.1f}", f"{r['speedup']:.2f}",
                       f"{r['largest_shard']:,}", ", ".join(map(str, r["shard_seconds"])))
@@ -187,7 +188,7 @@ def bench_alerts(
     stockout_t = [float(t) for t in thresholds.split(",")]
     phantom_t = [float(t) for t in phantom_thresholds.split(",")]
     eng = replace(engine_settings(settings), workers=workers)
-    log = lambda message: console.print(f"[dim]{message}[/dim]")  # noqa: E731
+    log = lambda message: console.print(f"[dim]{escape(str(message))}[/dim]")  # noqa: E731
     result = bench.run_alert_bench(specs, days, runs_per_day, refit_every, stockout_t, phantom_t, eng, settings.alert_keep_ratio,
                                    settings.empty_shelf_units, log)
     ours, perfect = result.pooled(1), result.pooled(2)
@@ -251,14 +252,14 @@ def bench_alerts(
         try:
             for name, url in urls:
                 seconds = bench.shelf_empty_latency(url, broker_url, latency_readings)
-                console.print(f"shelf_empty on arrival ({name}, {broker_url.split('@')[-1]}): {len(seconds)} readings, median {np.median(seconds) * 1000:.0f} ms, "
+                console.print(f"shelf_empty on arrival ({name}, {escape(broker_url.split('@')[-1])}): {len(seconds)} readings, median {np.median(seconds) * 1000:.0f} ms, "
                               f"p95 {np.percentile(seconds, 95) * 1000:.0f} ms, max {seconds.max() * 1000:.0f} ms from publish to a committed alert")
                 checks.append((f"shelf_empty raised within {seconds.max():.2f} s of the reading ({name}; target <= 60 s)", bool(seconds.max() <= 60)))
         finally:
             if embedded is not None:
                 embedded.__exit__(None, None, None)
     for line, ok in checks:
-        console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + line)
+        console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + escape(line))
 
 
 @bench_app.command("ingest")
@@ -277,7 +278,7 @@ def bench_ingest(
     baseline = results[0].rate
     table = Table("run", "readings", "messages", "seconds", "readings/s", "ratio to mosquitto_sub (msg/s)", title="Ingest benchmark")
     for r in results:
-        table.add_row(r.name, f"{r.readings:,}", f"{r.messages:,}", f"{r.seconds:.1f}", f"{r.rate:,.0f}", f"{(r.messages / r.seconds) / baseline:.2f}")
+        table.add_row(escape(r.name), f"{r.readings:,}", f"{r.messages:,}", f"{r.seconds:.1f}", f"{r.rate:,.0f}", f"{(r.messages / r.seconds) / baseline:.2f}")
     console.print(table)
 
 
@@ -295,17 +296,17 @@ def bench_scale(
 
     from shelfwatch.lab.bench.scale import AFTER, BEFORE, MEASURES, parse_worlds, run_scale_bench, speedup
 
-    results = run_scale_bench(parse_worlds(worlds), pg_url, ingest_readings, batch_size, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    results = run_scale_bench(parse_worlds(worlds), pg_url, ingest_readings, batch_size, log=lambda m: console.print(f"[dim]{escape(str(m))}[/dim]"))
     table = Table("world", "series", "readings rows", "forecast rows", "measure", "before (0006)", "after (0007)", "speed-up",
                   title=f"PostgreSQL scale: 0007 vs 0006, same run ({os.cpu_count()} cores)")
     for r in results:
         for measure, (unit, _) in MEASURES.items():
             before, after = r.measures[measure][BEFORE], r.measures[measure][AFTER]
-            table.add_row(r.size.name, f"{r.size.series:,}", f"{r.readings_loaded[AFTER]:,}", f"{r.forecast_rows[AFTER]:,}", f"{measure} ({unit})",
+            table.add_row(escape(r.size.name), f"{r.size.series:,}", f"{r.readings_loaded[AFTER]:,}", f"{r.forecast_rows[AFTER]:,}", f"{measure} ({unit})",
                           f"{before:,.2f}", f"{after:,.2f}", f"{speedup(measure, before, after):.2f}x")
     Console(width=max(console.width, 140)).print(table)
     for r in results:
-        console.print(f"{r.size.name}: migration 0006 -> 0007 of {r.readings_loaded[BEFORE]:,} readings took {r.migration_seconds:.1f} s")
+        console.print(f"{escape(r.size.name)}: migration 0006 -> 0007 of {r.readings_loaded[BEFORE]:,} readings took {r.migration_seconds:.1f} s")
 
 
 def mount(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,13 +36,13 @@ class StepTimer:
         seconds = time.perf_counter() - start
         note = summarise(result)
         self.timings.append((name, seconds, note))
-        self.console.print(f"[green]✓[/green] {name} [dim]({seconds:.1f} s)[/dim] {note}")
+        self.console.print(f"[green]✓[/green] {escape(name)} [dim]({seconds:.1f} s)[/dim] {escape(note)}")
         return result
 
     def table(self) -> Table:
         table = Table("step", "seconds", "result", title="Demo step timings")
         for name, seconds, note in self.timings:
-            table.add_row(name, f"{seconds:.1f}", note)
+            table.add_row(escape(name), f"{seconds:.1f}", escape(note))
         table.add_row("[bold]total[/bold]", f"[bold]{sum(t for _, t, _ in self.timings):.1f}[/bold]", "")
         return table
 
@@ -87,13 +88,14 @@ def embedded_broker_if_needed(settings: Settings):
 def run_demo(
     settings: Settings, console: Console, *, stores: int, skus: int, days: int, members: int, seed: int, incident_share: float = 0.04
 ) -> dict:
-    from shelfwatch.lab.simulator import simulate_world
+    from shelfwatch.lab.simulator import simulate_world, world_now
 
     world_dir = settings.data_dir / "world"
     timer = StepTimer(console)
     started = time.perf_counter()
     spec = {"stores": stores, "skus": skus, "days": days, "members": members, "seed": seed, "incident_share": incident_share}
     timer.run("simulate world", lambda: simulate_world(world_dir, **spec) and spec)
+    settings = settings if settings.as_of else replace(settings, as_of=world_now(world_dir))  # the world's "now", not today
     timer.run("migrate database", steps.migrate_database, settings)
     timer.run("load reference data", steps.load_reference, settings, world_dir)
     timer.run("ingest sales (GX)", steps.ingest_sales, settings, world_dir)
@@ -104,7 +106,7 @@ def run_demo(
     timer.run("detect alerts", steps.detect_alerts, settings)
     report = timer.run("write report", steps.write_report, settings, world_dir)
     console.print(timer.table())
-    console.print(f"Report: [bold]{report['report_dir']}/summary.md[/bold]  (CX list: members_to_contact.csv, plots/)")
+    console.print(f"Report: [bold]{escape(str(report['report_dir']))}/summary.md[/bold]  (CX list: members_to_contact.csv, plots/)")
     console.print(
         f"Alerts vs ground truth: precision [bold]{report['precision']}[/bold], recall [bold]{report['recall']}[/bold] "
         f"({report['open_alerts']} open alerts, {report['alerts_with_members']} linked to members)"
@@ -113,7 +115,7 @@ def run_demo(
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s")
     console.print("Web views: [bold]make web[/bold] (or shelfwatch web), then open [bold]http://127.0.0.1:8000[/bold] and log in as")
     for role, (username, password) in logins.items():
-        console.print(f"  {role:<14} {username} / {password}")
+        console.print(escape(f"  {role:<14} {username} / {password}"))
     return {**report, "logins": logins}
 
 

@@ -566,3 +566,9 @@ def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
 def load_world_meta(world_dir: Path) -> dict:
     """The spec and "now" of a simulated world."""
     return json.loads((Path(world_dir) / "world.json").read_text())
+
+
+def world_now(world_dir: Path) -> str:
+    """The moment a simulated world's history ends (ISO, UTC): the as-of to replay it at
+    (SHELFWATCH_AS_OF), since the wall clock has moved on since it was simulated."""
+    return json.loads((Path(world_dir) / "ground_truth.json").read_text())["now"]

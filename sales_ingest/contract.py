@@ -4,7 +4,8 @@ suite every sales record meets, and the rows that load or go to quarantine.
 A source (POS files in `pos_files`; a Kafka topic of POS events would sit beside it) reads records as
 text, names their kind and hands the frame to `typed_frame` -> `validate_with_gx` ->
 `resolve_duplicates` -> `good_rows` / `quarantine_row`, exactly as `iot_ingest.contract` serves the
-MQTT consumer.
+MQTT consumer. Purchase lines then pass `detach_unknown_members`: a sale whose loyalty card is not yet
+a member is kept, and only its member link waits (`member_links`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def typed_frame(raw: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def build_suite(kind: str, known: dict[str, set[str]], today: date):
-    """The expectations every POS file must meet; `known` holds the valid store, SKU and member ids."""
+    """The expectations every POS file must meet; `known` holds the valid store and SKU ids."""
     import great_expectations as gx
 
     e = gx.expectations
@@ -64,7 +65,8 @@ def build_suite(kind: str, known: dict[str, set[str]], today: date):
     suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="store_id", value_set=sorted(known["stores"]), meta={"problem": "unknown store_id"}))
     suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(known["skus"]), meta={"problem": "unknown sku"}))
     if kind == "purchase_lines":
-        suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="member_id", value_set=sorted(known["members"]), meta={"problem": "unknown member_id"}))
+        # An unknown member_id is no reason to reject the sale: `detach_unknown_members` keeps the line
+        # and lets only its member link wait (pending_member_links).
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column="line_no_value", meta={"problem": "line_no is not a number"}))
     suite.add_expectation(e.ExpectCompoundColumnsToBeUnique(column_list=SALES_KINDS[kind]["key"], meta={"problem": "duplicate key"}))
     return suite
@@ -75,7 +77,8 @@ def validate_with_gx(frame: pd.DataFrame, kind: str, known: dict[str, set[str]],
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home from a closed network
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):  # no INFO chatter on stderr
+        logging.getLogger(name).setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -124,6 +127,20 @@ def good_rows(frame: pd.DataFrame, kind: str, bad: set[int]) -> list[dict]:
         out["line_no"] = ok["line_no_value"].astype(int)
         out["member_id"] = ok["member_id"].where(ok["member_id"].notna(), None)
     return out.to_dict("records")
+
+
+def detach_unknown_members(rows: list[dict], known_members: set[str], source: str, when: datetime) -> tuple[list[dict], list[dict]]:
+    """Purchase lines whose loyalty card is not (yet) a known member: the sale is kept with member_id
+    None, and the link goes apart as a pending_member_links row, attached when the member arrives."""
+    kept, links = [], []
+    for row in rows:
+        member = row.get("member_id")
+        if member is not None and member not in known_members:
+            links.append({"store_id": row["store_id"], "receipt_id": row["receipt_id"], "line_no": row["line_no"], "member_id": member,
+                          "source": source, "first_seen_at": when})
+            row = {**row, "member_id": None}
+        kept.append(row)
+    return kept, links
 
 
 def quarantine_row(channel: str, source: str, content: str, reason: str, when: datetime) -> dict:

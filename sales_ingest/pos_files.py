@@ -2,7 +2,9 @@
 suite (`contract`); good rows load, bad rows go to quarantine.
 
 Two file kinds, told apart by their columns: daily sales per store x SKU x day, and purchase lines
-(with a member id where a loyalty card was scanned). Every value is read as text first
+(with a member id where a loyalty card was scanned; a card not yet in the member file does not stop
+the sale: the line is stored without it and the link waits in pending_member_links until the member
+arrives, see `member_links`). Every value is read as text first
 so a bad row is quarantined exactly as it arrived. Loading the same file again changes nothing:
 rows are inserted with ON CONFLICT DO NOTHING, quarantine rows are keyed by content, and a file whose
 bytes were already ingested is skipped.
@@ -18,11 +20,21 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, tuple_
 
 from shelfwatch.core.db import insert_ignore
 from shelfwatch.core.domain import SALES_FILE
-from shelfwatch.sales_ingest.contract import SALES_KINDS, good_rows, known_ids, quarantine_row, resolve_duplicates, typed_frame, validate_with_gx
+from shelfwatch.sales_ingest.contract import (
+    SALES_KINDS,
+    detach_unknown_members,
+    good_rows,
+    known_ids,
+    quarantine_row,
+    resolve_duplicates,
+    typed_frame,
+    validate_with_gx,
+)
+from shelfwatch.sales_ingest.member_links import attach_pending_member_links, waiting_links
 from shelfwatch.sql import schema
 
 
@@ -40,14 +52,19 @@ class SalesIngestSummary:
     rows_quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     skipped_same_file: bool = False
+    member_links_waiting: int = 0  # lines stored without their (not yet known) member; the link waits
+
 
     def __str__(self) -> str:
         if self.skipped_same_file:
             return f"{self.path}: already ingested (same content), nothing to do"
         why = "; ".join(f"{k}: {v}" for k, v in sorted(self.reasons.items()))
+        n = self.member_links_waiting
+        waiting = f", {n} member links wait for their member" if n != 1 else ", 1 member link waits for its member"
         return (
             f"{self.path} ({self.kind}): {self.rows_total} rows, {self.rows_loaded} loaded, "
-            f"{self.rows_already_present} already present, {self.rows_quarantined} quarantined" + (f" [{why}]" if why else "")
+            f"{self.rows_already_present} already present, {self.rows_quarantined} quarantined"
+            + (f" [{why}]" if why else "") + (waiting if n else "")
         )
 
 
@@ -112,25 +129,44 @@ def ingest_sales_file(engine: Engine, path: Path | str, today: date | None = Non
         quarantine_whole_file(engine, path, str(exc))
         raise
     frame = typed_frame(raw, kind)
-    problems = validate_with_gx(frame, kind, known or known_ids(engine), today or date.today())
+    known = known or known_ids(engine)
+    problems = validate_with_gx(frame, kind, known, today or date.today())
     problems = resolve_duplicates(frame, kind, problems)
     rows = good_rows(frame, kind, set(problems))
     bad = quarantine_rows(raw, problems, path)
+    links: list[dict] = []
+    if kind == "purchase_lines":
+        rows, links = detach_unknown_members(rows, known["members"], str(path), datetime.now(timezone.utc))
     with engine.begin() as conn:
+        links = links_of_new_lines(conn, links)  # a line already stored keeps what it has
         loaded = insert_ignore(conn, SALES_KINDS[kind]["table"], rows)
+        insert_ignore(conn, schema.pending_member_links, links)
         insert_ignore(conn, schema.quarantine, bad)
+        attach_pending_member_links(conn)  # a member loaded since `known` was read is attached at once
+        waiting = waiting_links(conn, links)
         conn.execute(
             schema.ingested_files.insert().values(
                 sha256=digest, path=str(path), kind=kind, rows_loaded=loaded, rows_quarantined=len(bad), ingested_at=datetime.now(timezone.utc)
             )
         )
     reasons = Counter(p for ps in problems.values() for p in dict.fromkeys(ps))
-    return SalesIngestSummary(str(path), kind, len(raw), loaded, len(rows) - loaded, len(bad), dict(reasons))
+    return SalesIngestSummary(str(path), kind, len(raw), loaded, len(rows) - loaded, len(bad), dict(reasons), member_links_waiting=waiting)
+
+
+def links_of_new_lines(conn: Connection, links: list[dict]) -> list[dict]:
+    """The pending links whose purchase line is not stored yet (read before the lines are inserted)."""
+    lines = schema.purchase_lines
+    stored: set[tuple] = set()
+    for start in range(0, len(links), 500):
+        keys = [(x["store_id"], x["receipt_id"], x["line_no"]) for x in links[start : start + 500]]
+        key_cols = tuple_(lines.c.store_id, lines.c.receipt_id, lines.c.line_no)
+        stored |= {tuple(r) for r in conn.execute(select(lines.c.store_id, lines.c.receipt_id, lines.c.line_no).where(key_cols.in_(keys)))}
+    return [x for x in links if (x["store_id"], x["receipt_id"], x["line_no"]) not in stored]
 
 
 def quarantine_whole_file(engine: Engine, path: Path, reason: str) -> None:
     """A file that cannot be read row by row is kept whole, so nothing is lost."""
-    content = path.read_bytes().decode("utf-8", errors="replace")
+    content = path.read_bytes().decode("utf-8", errors="replace").replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
     with engine.begin() as conn:
         insert_ignore(conn, schema.quarantine, [quarantine_row(SALES_FILE, str(path), content, reason, datetime.now(timezone.utc))])
 

@@ -1,68 +1,810 @@
-"""Reference data (stores, products, members, sensors, deliveries, inventory records) from a world folder.
+"""Reference files (stores, products, members, sensors, deliveries, inventory records, promotions,
+stock-out days) from a folder, through a Great Expectations gate built from `reference_contract`.
 
-These files come from the retailer's master-data systems (or the simulator) and are trusted more than
-POS files: they are upserted as-is, so a re-load with corrections updates rows and a re-load of the
-same files changes nothing.
+Each file is read as text exactly as written (CSV: UTF-8 with or without BOM, `,` `;` or tab
+separated, repeated header rows and blank lines skipped; or Parquet), typed column by column by the
+contract's cell readers, and validated by its GX suite, as the POS gate does (`contract`): text frame
+-> typed columns -> GX, each expectation carrying `meta={"problem": ...}` -> row index -> problems.
+Good rows are upserted, parents before children, so a re-load with corrections updates rows and a
+re-load of the same files changes nothing; bad rows go to `quarantine` (channel REFERENCE_FILE) with
+the raw row and a reason "FILE row N column C: problem". A file that cannot be taken at all (unreadable,
+empty, wrong columns) is refused whole, with a message naming what was expected, and the others still
+load. A file name that is no input file is reported with a "did you mean" hint.
+
+Foreign keys are checked against the folder's own files and the database, and timestamps without a
+UTC offset are read in the row's store time zone, so no input ends in a database error or a traceback.
+No message or reason repeats a cell value: some columns hold personal data.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 
-from shelfwatch.core.db import upsert
+from shelfwatch.core.db import insert_ignore, upsert
+from shelfwatch.core.domain import REFERENCE_FILE
+from shelfwatch.sales_ingest.contract import quarantine_row
+from shelfwatch.sales_ingest.reference_contract import (
+    CHOICE,
+    DATE,
+    DOC,
+    FLAG,
+    FLAG_HELP,
+    FLAG_SPELLINGS,
+    ID,
+    NUMBER,
+    REFERENCE_FILES,
+    TEXT,
+    TIMESTAMP,
+    WHOLE,
+    ZONE,
+    CellProblem,
+    FileSpec,
+    close_column,
+    did_you_mean,
+    looks_like_input,
+    read_date,
+    read_number,
+    read_timestamp,
+    read_whole,
+    spec_for,
+    time_zones,
+)
 from shelfwatch.sql import schema
 
-# file name -> (table, columns parsed as timestamps, boolean columns)
-REFERENCE_FILES = {
-    "stores.csv": (schema.stores, [], []),
-    "products.csv": (schema.products, [], []),
-    "members.csv": (schema.members, [], ["marketing_consent", "opted_out"]),
-    "sensors.csv": (schema.sensors, [], []),
-    "deliveries.csv": (schema.deliveries, ["expected_at", "received_at"], []),
-    "inventory_records.csv": (schema.inventory_records, ["as_of"], []),
-    "promotions.csv": (schema.promotions, [], []),
-    "stockout_days.csv": (schema.stockout_days, [], []),
-}
+log = logging.getLogger(__name__)
+
+# The id each referenced file is known by, and the table it is read from in the database.
+ID_COLUMNS = {"stores": "store_id", "products": "sku", "members": "member_id", "sensors": "sensor_id", "deliveries": "delivery_id"}
+WHOLE_FILE_LIMIT = 10_000_000  # a refused file larger than this is quarantined as a note, not its bytes
 
 
-def read_reference_file(path: Path, timestamp_cols: list[str], bool_cols: list[str]) -> list[dict]:
-    """Rows of one reference CSV as dicts, with UTC datetimes, real booleans and None for blanks."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    rows = frame.to_dict("records")
-    for row in rows:
-        for col, value in row.items():
-            if value == "":
-                row[col] = None
-            elif col in timestamp_cols:
-                row[col] = pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
-            elif col in bool_cols:
-                row[col] = value.lower() in {"1", "true", "yes"}
-    return rows
+class FileRefused(ValueError):
+    """A file that cannot be taken at all; the message names the file and what was expected."""
 
 
-def load_reference_data(engine: Engine, world_dir: Path) -> dict[str, int]:
-    """Upsert every reference file present in `world_dir`, parents before children."""
-    counts: dict[str, int] = {}
-    with engine.begin() as conn:
-        for name, (table, ts_cols, bool_cols) in REFERENCE_FILES.items():
-            path = Path(world_dir) / name
-            if not path.exists():
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Problem:
+    file: str
+    row: int | None  # None: the file as a whole
+    column: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = f" row {self.row}" if self.row is not None else ""
+        return f"{self.file}{where}" + (f" column {self.column}" if self.column else "") + f": {self.problem}"
+
+
+@dataclass
+class FileResult:
+    file: str
+    path: str
+    kind: str = "reference"
+    rows: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    refused: str | None = None
+    skipped: Counter = field(default_factory=Counter)  # blank lines, repeated header rows
+    consent_withdrawn: int = 0  # existing members made uncontactable by a refused row
+    problems: list[Problem] = field(default_factory=list)
+    quarantine_reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self, reasons_shown: int = 20) -> dict:
+        return {"path": self.path, "kind": self.kind, "rows": self.rows, "loaded": self.loaded, "quarantined": self.quarantined,
+                "reasons": dict(sorted(self.reasons.items())), "refused": self.refused, "skipped": dict(self.skipped),
+                "consent_withdrawn": self.consent_withdrawn, "quarantine_reasons": self.quarantine_reasons[:reasons_shown]}
+
+
+@dataclass
+class FolderResult:
+    folder: str
+    files: dict[str, FileResult] = field(default_factory=dict)
+    unknown: list[tuple[str, str]] = field(default_factory=list)  # (file name, hint)
+    pos_files: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Problem]:
+        out = [Problem(name, None, None, f"unknown file name: {hint}") for name, hint in self.unknown]
+        for result in self.files.values():
+            out += result.problems
+        return out
+
+    @property
+    def refused(self) -> list[FileResult]:
+        return [r for r in self.files.values() if r.refused]
+
+    def as_dict(self) -> dict:
+        """JSON-able; `<file name>: rows loaded` at the top level, as before."""
+        out: dict = {r.file: r.loaded for r in self.files.values() if r.kind == "reference"}
+        out.update({
+            "folder": self.folder,
+            "files": {name: r.as_dict() for name, r in self.files.items()},
+            "unknown_files": [{"file": name, "hint": hint} for name, hint in self.unknown],
+            "pos_files": self.pos_files,
+            "rows_loaded": sum(r.loaded for r in self.files.values()),
+            "rows_quarantined": sum(r.quarantined for r in self.files.values()),
+            "files_refused": len(self.refused),
+        })
+        return out
+
+
+# ------------------------------------------------------------------------------------------ known ids
+
+
+class Known:
+    """The ids rows may name (the database's plus the folder's good rows so far), matched
+    case-insensitively, and the stores' time zones."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, set[str]] = {name: set() for name in ID_COLUMNS}
+        self.folded: dict[str, dict[str, str]] = {name: {} for name in ID_COLUMNS}
+        self.zones: dict[str, str] = {}
+
+    def add(self, parent: str, ids) -> None:
+        for value in ids:
+            self.ids[parent].add(value)
+            self.folded[parent].setdefault(value.casefold(), value)
+
+    def canonical(self, parent: str, value: str) -> str:
+        """The known spelling of an id (exact first, then case-insensitive); unknown ids as given."""
+        if value in self.ids[parent]:
+            return value
+        return self.folded[parent].get(value.casefold(), value)
+
+    def zone(self, store_id: str | None) -> ZoneInfo | None:
+        name = self.zones.get(store_id) if store_id else None
+        try:
+            return ZoneInfo(name) if name else None
+        except (ValueError, KeyError, OSError):
+            return None
+
+    def pos_known(self) -> dict[str, set[str]]:
+        """The shape `contract.validate_with_gx` takes."""
+        return {"stores": set(self.ids["stores"]), "skus": set(self.ids["products"]), "members": set(self.ids["members"])}
+
+    @classmethod
+    def from_db(cls, engine: Engine) -> "Known":
+        known = cls()
+        with engine.connect() as conn:
+            for parent, column in ID_COLUMNS.items():
+                table = getattr(schema, parent)
+                known.add(parent, conn.execute(select(table.c[column])).scalars())
+            known.zones = dict(conn.execute(select(schema.stores.c.store_id, schema.stores.c.timezone)).all())
+        return known
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+@dataclass
+class RawTable:
+    path: Path
+    spec: FileSpec
+    header: list[str]  # the spec's column names, in the file's order ("" for an unnamed, empty column)
+    original: list[str]  # the header as written (raw content keys)
+    rows: list[tuple[int, list[str]]]  # (row number, cells as text)
+    decimal_comma: bool
+    skipped: Counter
+
+
+def refuse(path: Path, spec: FileSpec, what: str) -> FileRefused:
+    return FileRefused(f"{path.name}: {what}. Expected columns ({spec.expected_columns_text()}); see {DOC}")
+
+
+def decode(path: Path, spec: FileSpec, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16"
+    else:
+        codec = "utf-8-sig"
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        raise refuse(path, spec, "is not UTF-8 text (save it as 'CSV UTF-8')") from None
+    if "\x00" in text:
+        raise refuse(path, spec, "contains NUL bytes: not a text file")
+    return text.lstrip("\ufeff")
+
+
+def sniff_delimiter(text: str) -> str:
+    """`,`, `;` or tab: whichever the header line uses most."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = re.sub(r'"[^"]*"', "", first)  # separators inside quoted names do not count
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def cell_text(value) -> str:
+    """A Parquet cell as the text a CSV would hold."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if value is pd.NaT:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def read_table(path: Path, spec: FileSpec) -> RawTable:
+    """The file's header and cells as text; FileRefused when it cannot be read as a table."""
+    try:
+        if path.suffix == ".parquet":
+            try:
+                frame = pd.read_parquet(path)
+            except Exception as exc:  # noqa: BLE001 - whatever the reader says, the file is unreadable
+                raise refuse(path, spec, f"cannot be read as Parquet ({type(exc).__name__})") from None
+            original = [str(c) for c in frame.columns]
+            records = [[cell_text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+            numbered = list(enumerate(records, start=1))
+            decimal_comma = False
+            if not original:
+                raise refuse(path, spec, "is empty: it has no columns")
+        else:
+            data = path.read_bytes()
+            text = decode(path, spec, data)
+            if not text.strip():
+                raise refuse(path, spec, "is empty: expected a header line naming the columns")
+            delimiter = sniff_delimiter(text)
+            try:
+                records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+            except csv.Error as exc:
+                raise refuse(path, spec, f"cannot be read as CSV ({exc})") from None
+            while records and not any(c.strip() for c in records[0]):
+                records.pop(0)  # blank lines above the header
+            original, records = records[0], records[1:]
+            numbered = list(enumerate(records, start=1))
+            decimal_comma = delimiter in (";", "\t")
+    except OSError as exc:
+        raise refuse(path, spec, f"cannot be read ({type(exc).__name__})") from None
+    return check_header(path, spec, original, numbered, decimal_comma)
+
+
+def check_header(path: Path, spec: FileSpec, original: list[str], numbered: list[tuple[int, list[str]]], decimal_comma: bool) -> RawTable:
+    """Columns named as the contract says (any case, spaces trimmed); the rest refuses the file."""
+    names = [c.strip().lstrip("\ufeff").strip().lower() for c in original]
+    # an unnamed column is harmless only if it is empty throughout (a trailing separator)
+    for i, name in enumerate(names):
+        if not name and any(i < len(cells) and cells[i].strip() for _, cells in numbered):
+            raise refuse(path, spec, f"column {i + 1} has no name in the header line")
+    expected = spec.column_names
+    duplicated = sorted({n for n in names if n and names.count(n) > 1})
+    missing = [c for c in spec.required_columns if c not in names]
+    unexpected = [n for n in names if n and n not in expected]
+    if not (duplicated or missing or unexpected):
+        skipped: Counter = Counter()
+        rows = []
+        width = len(names)
+        for number, cells in numbered:
+            stripped = [c.strip() for c in cells]
+            if not any(stripped):
+                skipped["blank line(s)"] += 1
+            elif [s.lower() for s in stripped[:width]] == names and not any(stripped[width:]):
+                skipped["repeated header line(s)"] += 1
+            else:
+                rows.append((number, cells))
+        return RawTable(path, spec, names, [c.strip().lstrip("\ufeff").strip() for c in original], rows, decimal_comma, skipped)
+    if not set(names) & set(expected):
+        raise refuse(path, spec, "the first line does not name any expected column (is the header line missing?)")
+    parts = []
+    if missing:
+        parts.append("missing required column(s) " + ", ".join(repr(c) for c in missing))
+    if unexpected:
+        parts.append("unexpected column(s) " + ", ".join(describe_unexpected(n, spec) for n in unexpected))
+    if duplicated:
+        parts.append("column(s) named twice: " + ", ".join(repr(c) for c in duplicated))
+    raise refuse(path, spec, "; ".join(parts))
+
+
+def describe_unexpected(name: str, spec: FileSpec) -> str:
+    """An unexpected header name, with a hint; in a file with personal data only when it is a close
+    miss of an expected name (a header line that is really data would otherwise print the data)."""
+    guess = close_column(name, spec)
+    if guess:
+        return f"{name[:40]!r} (did you mean {guess!r}?)"
+    if spec.personal or not re.fullmatch(r"[a-z0-9_ .\-]{1,40}", name):
+        return "one not shown (this file holds personal data)" if spec.personal else "one with an unusual name"
+    return repr(name)
+
+
+# ------------------------------------------------------------------------------------------ typing
+
+
+def typed_frame(table: RawTable, known: Known) -> pd.DataFrame:
+    """One row per data row: `<col>` (trimmed text, None when empty), `<col>__value` (the typed value)
+    and `<col>__bad` (why the text cannot be read, None when it can); `__shape`, the row rules and
+    `__key` (the row's key, for the duplicate check)."""
+    spec = table.spec
+    index = {name: i for i, name in enumerate(table.header) if name}
+    width = len(table.header)
+    n = len(table.rows)
+    frame = pd.DataFrame(index=range(n))
+    frame["__row"] = [number for number, _ in table.rows]
+    frame["__shape"] = [
+        f"has {len(cells)} cells where the header names {width} columns" if any(c.strip() for c in cells[width:]) else None
+        for _, cells in table.rows
+    ]
+    columns = sorted(spec.columns, key=lambda c: (c.type != ID, c.type == TIMESTAMP))  # ids first: timestamps need the store
+    file_ids: dict[str, str] = {}
+    for col in columns:
+        i = index.get(col.name)
+        texts = [(cells[i].strip() if i is not None and i < len(cells) else "") for _, cells in table.rows]
+        frame[col.name] = [t or None for t in texts]
+        values, bad = [], []
+        for t in texts:
+            if not t and col.default is not None:
+                t = col.default
+            value, problem = None, None
+            if t or (col.type == ID and col.default == ""):
+                try:
+                    value = read_cell(col, t, table.decimal_comma, known, spec, file_ids, frame, len(values))
+                except CellProblem as exc:
+                    problem = str(exc)
+            values.append(value)
+            bad.append(problem)
+        frame[f"{col.name}__value"] = pd.Series(values, index=frame.index, dtype=float if col.type in (NUMBER, WHOLE) else object)
+        frame[f"{col.name}__bad"] = bad
+    for name, rule in ROW_RULES.get(spec.name, {}).items():
+        frame[f"__rule_{name}"] = rule(frame)
+    frame["__key"] = [
+        None if any(v is None for v in key) else "\x1f".join(v.isoformat() if hasattr(v, "isoformat") else str(v) for v in key)
+        for key in zip(*(frame[f"{k}__value"].tolist() for k in spec.key), strict=True)
+    ] if n else []
+    return frame
+
+
+def read_cell(col, text: str, decimal_comma: bool, known: Known, spec: FileSpec, file_ids: dict[str, str], frame: pd.DataFrame, pos: int):
+    """The typed value of one cell (see the contract's readers); CellProblem when it cannot be read."""
+    if col.type == ID:
+        if col.references:
+            return known.canonical(col.references, text) if text else ""
+        if spec.name in ID_COLUMNS and col.name == ID_COLUMNS[spec.name]:  # the file's own id
+            value = known.canonical(spec.name, text)
+            return file_ids.setdefault(value.casefold(), value)
+        return text
+    if col.type == TEXT:
+        return text
+    if col.type == NUMBER:
+        return read_number(text, decimal_comma)
+    if col.type == WHOLE:
+        return float(read_whole(text, decimal_comma))
+    if col.type in (FLAG, CHOICE):
+        return text.lower()
+    if col.type == ZONE:
+        return time_zones().get(text.lower(), text)
+    if col.type == DATE:
+        return read_date(text, decimal_comma)
+    if col.type == TIMESTAMP:
+        store = frame["store_id__value"].iloc[pos] if "store_id__value" in frame else None
+        return read_timestamp(text, known.zone(store), decimal_comma)
+    raise AssertionError(f"no reader for {col.type}")
+
+
+def contact_rule(frame: pd.DataFrame) -> list[str | None]:
+    """members: an e-mail address for channel email, a phone number for sms."""
+    out = []
+    for channel, address in zip(frame["contact_channel__value"], frame["contact_address"], strict=True):
+        problem = None
+        if address and channel == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+            problem = "is not an e-mail address (contact_channel is email)"
+        elif address and channel == "sms" and not re.fullmatch(r"\+?[0-9][0-9 ()\-]{5,24}", address):
+            problem = "is not a phone number (contact_channel is sms)"
+        out.append(problem)
+    return out
+
+
+def date_order_rule(frame: pd.DataFrame) -> list[str | None]:
+    """promotions: the last day is not before the first."""
+    return [("is before start_date" if isinstance(s, date) and isinstance(e, date) and e < s else None)
+            for s, e in zip(frame["start_date__value"], frame["end_date__value"], strict=True)]
+
+
+# rules across columns, per file: name -> (frame -> problem per row); the problem is the column's
+ROW_RULES = {"members": {"contact_address": contact_rule}, "promotions": {"end_date": date_order_rule}}
+
+
+# ------------------------------------------------------------------------------------------ the GX suite
+
+# A row's problems keep one per column, the first by this order.
+RANK_SHAPE, RANK_EMPTY, RANK_READ, RANK_LENGTH, RANK_RANGE, RANK_SET, RANK_REF, RANK_RULE, RANK_DUP = range(9)
+
+
+def build_suite(spec: FileSpec, known: Known):
+    """The expectations every row of a reference file meets, from its spec; `known` holds the ids rows
+    may name. Each expectation's meta names the column, the problem and its rank."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    suite = gx.ExpectationSuite(name=f"reference_{spec.name}")
+
+    def add(expectation_type, named: str | None, rank: int, problem: str | None = None, detail: str | None = None, **kw):
+        meta = {"column": named, "rank": rank, "problem": problem, "detail": detail}
+        suite.add_expectation(expectation_type(meta=meta, **kw))
+
+    add(e.ExpectColumnValuesToBeNull, None, RANK_SHAPE, detail="__shape", column="__shape")
+    for col in spec.columns:
+        c, value = col.name, f"{col.name}__value"
+        if col.required and col.default is None:
+            empty = f"is empty (a yes/no flag is required: {FLAG_HELP})" if col.type == FLAG else "is empty (required)"
+            add(e.ExpectColumnValuesToNotBeNull, c, RANK_EMPTY, empty, column=c)
+        add(e.ExpectColumnValuesToBeNull, c, RANK_READ, detail=f"{c}__bad", column=f"{c}__bad")
+        if col.max_length:
+            add(e.ExpectColumnValueLengthsToBeBetween, c, RANK_LENGTH, f"is longer than {col.max_length} characters", column=c,
+                max_value=col.max_length)
+        if col.minimum is not None or col.maximum is not None:
+            add(e.ExpectColumnValuesToBeBetween, c, RANK_RANGE, range_problem(col), column=value, min_value=col.minimum,
+                max_value=col.maximum, strict_min=col.strict_minimum)
+        if col.type == FLAG:
+            add(e.ExpectColumnValuesToBeInSet, c, RANK_SET, f"is not a yes/no flag ({FLAG_HELP})", column=value,
+                value_set=sorted(FLAG_SPELLINGS))
+        if col.type == CHOICE:
+            add(e.ExpectColumnValuesToBeInSet, c, RANK_SET, f"is not one of {', '.join(col.allowed)}", column=value,
+                value_set=list(col.allowed))
+        if col.type == ZONE:
+            add(e.ExpectColumnValuesToBeInSet, c, RANK_SET, "is not an IANA time zone name (e.g. Europe/Amsterdam)", column=value,
+                value_set=sorted(time_zones().values()))
+        if col.references:
+            ids = sorted(known.ids[col.references] | ({""} if col.default == "" else set()))
+            add(e.ExpectColumnValuesToBeInSet, c, RANK_REF, f"names an unknown {col.references.removesuffix('s')} (not in {col.references}.csv nor in the database)", column=value,
+                value_set=ids)
+    for name in ROW_RULES.get(spec.name, {}):
+        add(e.ExpectColumnValuesToBeNull, name, RANK_RULE, detail=f"__rule_{name}", column=f"__rule_{name}")
+    add(e.ExpectColumnValuesToBeUnique, "+".join(spec.key), RANK_DUP, "duplicate key", column="__key")
+    return suite
+
+
+def range_problem(col) -> str:
+    if col.minimum == 0 and not col.strict_minimum and col.maximum is None:
+        return "is negative (must be >= 0)"
+    return f"is out of range (must be {col.allowed_text})"
+
+
+class Gate:
+    """One ephemeral GX context for a whole folder; each file gets its own asset and suite."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home from a closed network
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        for name in ("great_expectations", "great_expectations.data_context.types.base"):  # the latter sets INFO itself
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.source = self.context.data_sources.add_pandas("reference_files")
+        self.runs = 0
+
+    def validate(self, frame: pd.DataFrame, spec: FileSpec, known: Known) -> dict[int, dict[str, tuple[int, str]]]:
+        """Row position -> column -> (rank, problem): the first problem of each column of each bad row."""
+        self.runs += 1
+        asset = self.source.add_dataframe_asset(f"{spec.name}_{self.runs}")
+        batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+        suite = build_suite(spec, known)
+        suite.name = f"{suite.name}_{self.runs}"
+        suite = self.context.suites.add(suite)
+        result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+        problems: dict[int, dict[str, tuple[int, str]]] = {}
+        for r in result.results:
+            if r.success:
                 continue
-            rows = read_reference_file(path, ts_cols, bool_cols)
-            numeric = {c.name for c in table.columns if c.type.python_type in (int, float)}
-            dates = {c.name for c in table.columns if c.type.python_type is date}
-            for row in rows:
-                for col in numeric & row.keys():
-                    if row[col] is not None:
-                        row[col] = table.c[col].type.python_type(float(row[col]))
-                for col in dates & row.keys():
-                    if row[col] is not None:
-                        row[col] = date.fromisoformat(row[col])
-                if "store_id" in row and table.c.store_id.primary_key and row["store_id"] is None:
-                    row["store_id"] = ""  # chain-wide (promotions)
-            counts[name] = upsert(conn, table, rows)
-    return counts
+            if raised(r.exception_info) or "unexpected_index_list" not in (r.result or {}):
+                raise RuntimeError(f"Great Expectations could not evaluate {r.expectation_config.type} on {r.expectation_config.kwargs.get('column')}")
+            meta = r.expectation_config.meta or {}
+            for idx in r.result.get("unexpected_index_list") or []:
+                pos = int(idx)
+                problem = meta["problem"] or frame.at[pos, meta["detail"]]
+                column = meta["column"] or ""
+                if column not in problems.setdefault(pos, {}) or problems[pos][column][0] > meta["rank"]:
+                    problems[pos][column] = (meta["rank"], problem)
+        return problems
+
+
+def raised(info) -> bool:
+    """Whether GX could not evaluate an expectation (its exception info is flat or per metric)."""
+    info = info or {}
+    return bool(info.get("raised_exception")) or any(isinstance(v, dict) and v.get("raised_exception") for v in info.values())
+
+
+def resolve_duplicates(frame: pd.DataFrame, spec: FileSpec, problems: dict[int, dict[str, tuple[int, str]]]) -> None:
+    """Identical copies of a row load once (the copies are quarantined); rows with the same key and
+    different values are all refused: which one is right is for a person to say."""
+    key_col = "+".join(spec.key)
+    dups = sorted(p for p, cols in problems.items() if cols.get(key_col, (None, ""))[1] == "duplicate key")
+    groups: dict[str, list[int]] = {}
+    for pos in dups:
+        groups.setdefault(frame.at[pos, "__key"], []).append(pos)
+    values = [f"{c.name}__value" for c in spec.columns]
+    rows = frame["__row"]
+    for members in groups.values():
+        signatures = {tuple(str(frame.at[p, v]) for v in values) for p in members}
+        first = members[0]
+        for pos in members:
+            others = ", ".join(str(rows[p]) for p in members if p != pos)
+            if len(signatures) == 1:
+                if pos == first:
+                    del problems[pos][key_col]
+                    if not problems[pos]:
+                        del problems[pos]
+                else:
+                    problems[pos][key_col] = (RANK_DUP, f"identical copy of row {rows[first]} (loaded once)")
+            else:
+                problems[pos][key_col] = (RANK_DUP, f"same key as row {others} with different values")
+
+
+# ------------------------------------------------------------------------------------------ rows
+
+
+def good_rows(frame: pd.DataFrame, table: RawTable, bad: set[int]) -> list[dict]:
+    """The typed rows that passed, with the columns the file has (and the key, always)."""
+    spec = table.spec
+    keep = [pos for pos in range(len(frame)) if pos not in bad]
+    columns = {}
+    for col in spec.columns:
+        if col.name not in table.header and col.name not in spec.key:
+            continue  # left out: the database keeps what it has (or the column's default)
+        values = frame[f"{col.name}__value"].to_numpy(dtype=object)[keep].tolist()
+        if col.type == FLAG:
+            values = [FLAG_SPELLINGS[v] for v in values]
+        elif col.type == WHOLE:
+            values = [int(v) for v in values]
+        elif col.type == NUMBER:
+            values = [None if pd.isna(v) else float(v) for v in values]
+        columns[col.name] = values
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)] if columns else []
+
+
+def row_reason(file: str, row: int, cols: dict[str, tuple[int, str]], spec: FileSpec) -> list[tuple[str, str]]:
+    """(column, problem) of a bad row, in the file's column order."""
+    order = {name: i for i, name in enumerate(["", *spec.column_names])}
+    return [(col, problem) for col, (_, problem) in sorted(cols.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))]
+
+
+def reason_text(file: str, row: int, parts: list[tuple[str, str]]) -> str:
+    """`FILE row N column C: problem; column D: problem` (a problem of the whole row has no column)."""
+    return f"{file} row {row} " + "; ".join((f"column {c}: {p}" if c else p) for c, p in parts)
+
+
+def consent_withdrawals(frame: pd.DataFrame, bad: set[int], existing: set[str]) -> dict[str, dict]:
+    """members: for each refused row of a member already in the database, what keeps them from being
+    contacted on its account: consent withdrawn unless the row clearly grants it and clearly does not
+    opt out; opted out when the row says so. A refused row never makes anyone contactable."""
+    out: dict[str, dict] = {}
+    for pos in sorted(bad):
+        member = frame.at[pos, "member_id__value"]
+        if not member or member not in existing:
+            continue
+        consent = FLAG_SPELLINGS.get(frame.at[pos, "marketing_consent__value"] or "")
+        opted = FLAG_SPELLINGS.get(frame.at[pos, "opted_out__value"] or "")
+        change = out.setdefault(member, {})
+        if consent is not True or opted is not False:
+            change["marketing_consent"] = False
+        if opted is True:
+            change["opted_out"] = True
+        if not change:
+            del out[member]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the folder
+
+
+def scan_folder(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[tuple[str, str]]]:
+    """Reference files by spec name, POS files (by name, at the top), and unknown files with hints."""
+    reference: dict[str, list[Path]] = {}
+    pos: list[Path] = []
+    unknown: list[tuple[str, str]] = []
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file():
+            continue
+        spec = spec_for(path.name)
+        if spec is None:
+            if looks_like_input(path.name):
+                unknown.append((path.name, did_you_mean(path.name)))
+        elif spec.kind == "pos":
+            pos.append(path)
+        else:
+            reference.setdefault(spec.name, []).append(path)
+    return reference, pos, unknown
+
+
+def check_reference_file(gate: Gate, path: Path, spec: FileSpec, known: Known) -> tuple[FileResult, RawTable | None, pd.DataFrame | None, dict]:
+    """Read, type and validate one file; nothing is written. Good rows are those without problems."""
+    result = FileResult(path.name, str(path))
+    try:
+        table = read_table(path, spec)
+    except FileRefused as exc:
+        result.refused = str(exc)
+        result.problems.append(Problem(path.name, None, None, str(exc).removeprefix(f"{path.name}: ")))
+        return result, None, None, {}
+    frame = typed_frame(table, known)
+    problems = gate.validate(frame, spec, known) if len(frame) else {}
+    resolve_duplicates(frame, spec, problems)
+    result.rows, result.skipped = len(frame), table.skipped
+    rows = frame["__row"].tolist()
+    for pos in sorted(problems):
+        parts = row_reason(path.name, rows[pos], problems[pos], spec)
+        result.quarantine_reasons.append(reason_text(path.name, rows[pos], parts))
+        for column, problem in parts:
+            result.problems.append(Problem(path.name, rows[pos], column or None, problem))
+            result.reasons[(f"column {column}: " if column else "") + problem] += 1
+    result.quarantined = len(problems)
+    return result, table, frame, problems
+
+
+def add_good_ids(known: Known, spec: FileSpec, frame: pd.DataFrame, bad: set[int]) -> None:
+    """The folder's good rows become ids the next files may name."""
+    if spec.name not in ID_COLUMNS:
+        return
+    good = [pos for pos in range(len(frame)) if pos not in bad]
+    column = ID_COLUMNS[spec.name]
+    known.add(spec.name, (frame.at[p, f"{column}__value"] for p in good))
+    if spec.name == "stores":
+        known.zones.update({frame.at[p, "store_id__value"]: frame.at[p, "timezone__value"] for p in good})
+
+
+def reference_files_in(folder: Path, result: FolderResult) -> list[tuple[FileSpec, Path]]:
+    """The reference files to read, parents first; a kind given as both CSV and Parquet is refused."""
+    reference, pos, unknown = scan_folder(folder)
+    result.unknown, result.pos_files = unknown, [p.name for p in pos]
+    todo = []
+    for spec in REFERENCE_FILES.values():
+        paths = reference.get(spec.name, [])
+        if len(paths) > 1:
+            why = f"{' and '.join(p.name for p in paths)}: the same file twice (CSV and Parquet); keep one"
+            for p in paths:
+                result.files[p.name] = FileResult(p.name, str(p), refused=why, problems=[Problem(p.name, None, None, why)])
+        elif paths:
+            todo.append((spec, paths[0]))
+    return todo
+
+
+def check_folder(folder: Path | str, known: Known | None = None, pos_paths: list[Path] | None = None, today: date | None = None) -> FolderResult:
+    """Every problem of every file in a folder (reference files, and POS files at its top or in
+    `pos_paths`), against `known` (the database's ids) plus the folder's own files. Loads nothing."""
+    folder = Path(folder)
+    known = known or Known()
+    result = FolderResult(str(folder))
+    gate = Gate()
+    for spec, path in reference_files_in(folder, result):
+        file_result, _, frame, problems = check_reference_file(gate, path, spec, known)
+        result.files[path.name] = file_result
+        if frame is not None:
+            add_good_ids(known, spec, frame, set(problems))
+    for path in [folder / name for name in result.pos_files] + list(pos_paths or []):
+        name = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+        result.files[name] = check_pos_file(path, name, known, today or date.today())
+    return result
+
+
+def check_pos_file(path: Path, name: str, known: Known, today: date) -> FileResult:
+    """A POS file through its own gate (sales_ingest.contract), read-only."""
+    from shelfwatch.sales_ingest.contract import SALES_KINDS, resolve_duplicates as pos_duplicates, typed_frame as pos_frame, validate_with_gx
+    from shelfwatch.sales_ingest.pos_files import SalesFileError, detect_kind, read_raw
+
+    result = FileResult(name, str(path), kind="pos")
+    try:
+        raw = read_raw(path)
+        kind = detect_kind(path, list(raw.columns))
+    except SalesFileError as exc:
+        message = str(exc).removeprefix(f"{path.name}: ")
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the file is unreadable
+        message = f"cannot be read ({type(exc).__name__})"
+    else:
+        message = None
+    if message:
+        result.refused = f"{name}: {message}"
+        result.problems.append(Problem(name, None, None, message))
+        return result
+    result.kind = kind
+    frame = pos_frame(raw, kind)
+    problems = pos_duplicates(frame, kind, validate_with_gx(frame, kind, known.pos_known(), today)) if len(frame) else {}
+    columns = SALES_KINDS[kind]["columns"]
+    result.rows = len(raw)
+    for idx in sorted(problems):
+        for problem in dict.fromkeys(problems[idx]):
+            first = problem.split(" ", 1)[0]
+            column = first if first in columns else None
+            if column is None and problem.startswith("unknown "):
+                column = problem.removeprefix("unknown ").strip()
+            result.problems.append(Problem(name, idx + 1, column if column in columns else None, problem))
+            result.reasons[problem] += 1
+    result.quarantined = len(problems)
+    return result
+
+
+def load_reference_data(engine: Engine, world_dir: Path | str) -> dict:
+    """Validate and upsert every reference file in `world_dir`, parents before children; bad rows go
+    to quarantine, refused files are reported (and kept whole in quarantine). Returns a JSON-able
+    summary (`<file name>: rows loaded`, plus `files`, `unknown_files`, ...; see FolderResult)."""
+    folder = Path(world_dir)
+    known = Known.from_db(engine)
+    result = FolderResult(str(folder))
+    gate = Gate()
+    now = datetime.now(timezone.utc)
+    for spec, path in reference_files_in(folder, result):
+        existing_members = set(known.ids["members"]) if spec.name == "members" else set()
+        file_result, table, frame, problems = check_reference_file(gate, path, spec, known)
+        result.files[path.name] = file_result
+        if table is None:
+            quarantine_whole_file(engine, path, file_result.refused, now)
+            continue
+        bad = set(problems)
+        rows = good_rows(frame, table, bad)
+        quarantined = [quarantine_row(REFERENCE_FILE, str(path), raw_content(table, pos), reason, now)
+                       for pos, reason in zip(sorted(problems), file_result.quarantine_reasons, strict=True)]
+        withdrawals = consent_withdrawals(frame, bad, existing_members) if spec.name == "members" else {}
+        try:
+            with engine.begin() as conn:
+                file_result.loaded = upsert(conn, getattr(schema, spec.table), rows)
+                insert_ignore(conn, schema.quarantine, quarantined)
+                for member_id, change in withdrawals.items():
+                    conn.execute(update(schema.members).where(schema.members.c.member_id == member_id).values(**change))
+        except (IntegrityError, DataError) as exc:  # validation should make this impossible; never quote the rows
+            why = f"the database refused its rows ({type(exc).__name__}); nothing of this file was loaded"
+            file_result.refused, file_result.loaded = f"{path.name}: {why}", 0
+            file_result.problems.append(Problem(path.name, None, None, why))
+            quarantine_whole_file(engine, path, file_result.refused, now)
+            continue
+        file_result.consent_withdrawn = len(withdrawals)
+        add_good_ids(known, spec, frame, bad)
+        if problems:
+            log.info("%s: %d of %d rows quarantined", path.name, len(problems), len(frame))
+    for file_result in result.refused:
+        log.info("%s refused: %s", file_result.file, file_result.refused)
+    for name, hint in result.unknown:
+        log.info("%s: unknown file name: %s", name, hint)
+    return result.as_dict()
+
+
+def raw_content(table: RawTable, pos: int) -> str:
+    """The raw row as JSON, keyed by the header as written (the quarantine table keeps it)."""
+    number, cells = table.rows[pos]
+    width = len(table.original)
+    row = {"row": number, **{name: (cells[i] if i < len(cells) else "") for i, name in enumerate(table.original) if table.header[i]}}
+    if any(c.strip() for c in cells[width:]):
+        row["extra_cells"] = cells[width:]
+    return json.dumps(row, ensure_ascii=False)
+
+
+def quarantine_whole_file(engine: Engine, path: Path, reason: str, when: datetime) -> None:
+    """A refused file is kept whole (text files; a note for binary or huge ones), so nothing is lost."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    digest = hashlib.sha256(data).hexdigest()
+    if path.suffix == ".csv" and len(data) <= WHOLE_FILE_LIMIT:
+        content = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    else:
+        content = f"<{path.name}: {len(data)} bytes, sha256 {digest}; not copied here>"
+    with engine.begin() as conn:
+        insert_ignore(conn, schema.quarantine, [quarantine_row(REFERENCE_FILE, str(path), content, reason, when)])
+

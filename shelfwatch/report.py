@@ -6,18 +6,23 @@
   not opted out), with their channel;
 - `plots/*.png`: planners' view — history, forecast and 80 % interval for the top-risk SKUs;
 - `evaluation.json`: alerts scored against a simulated world's ground truth (when there is one).
+
+Also the read-side queries people look at from the CLI: alerts (`list_alerts`) and what the gates
+quarantined (`quarantine_rows`, `quarantine_entry`).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 
 from shelfwatch.alerts.members import contactable
-from shelfwatch.core.domain import STOCKOUT_TYPES
+from shelfwatch.alerts.notify import write_csv_atomic
+from shelfwatch.core.domain import QUARANTINE_CHANNELS, STOCKOUT_TYPES
 from shelfwatch.core.settings import Settings
 from shelfwatch.sql import schema
 
@@ -53,6 +58,53 @@ def list_alerts(engine: Engine, status: str = "active", store: str | None = None
 def open_alerts(engine: Engine) -> pd.DataFrame:
     """Open alerts with product names and affected-member counts, most severe first."""
     return list_alerts(engine, status="open")
+
+
+def quarantine_filter(stmt: Select, channel: str | None, since: datetime | None) -> Select:
+    q = schema.quarantine
+    if channel is not None:
+        if channel not in QUARANTINE_CHANNELS:
+            raise ValueError(f"unknown quarantine channel {channel!r}: expected one of {', '.join(QUARANTINE_CHANNELS)}")
+        stmt = stmt.where(q.c.channel == channel)
+    if since is not None:
+        since = since.replace(tzinfo=timezone.utc) if since.tzinfo is None else since.astimezone(timezone.utc)
+        stmt = stmt.where(q.c.quarantined_at >= since)
+    return stmt
+
+
+def quarantine_rows(engine: Engine, channel: str | None = None, since: datetime | None = None, limit: int | None = 100) -> pd.DataFrame:
+    """What the gates held back, newest first: quarantine_id, quarantined_at (UTC), channel, source,
+    reason (raw_content stays in `quarantine_entry`). `channel` is one of QUARANTINE_CHANNELS; `since`
+    (naive = UTC) keeps entries quarantined at or after it; `limit=None` returns all."""
+    q = schema.quarantine
+    stmt = quarantine_filter(select(q.c.quarantine_id, q.c.quarantined_at, q.c.channel, q.c.source, q.c.reason), channel, since)
+    stmt = stmt.order_by(q.c.quarantined_at.desc(), q.c.quarantine_id.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        frame = pd.read_sql(stmt, conn)
+    frame["quarantined_at"] = pd.to_datetime(frame["quarantined_at"], utc=True)
+    return frame
+
+
+def quarantine_count(engine: Engine, channel: str | None = None, since: datetime | None = None) -> int:
+    """How many quarantine entries match (the same filters as `quarantine_rows`, without its limit)."""
+    q = schema.quarantine
+    with engine.connect() as conn:
+        return conn.execute(quarantine_filter(select(func.count()).select_from(q), channel, since)).scalar_one()
+
+
+def quarantine_entry(engine: Engine, quarantine_id: int) -> dict | None:
+    """Every field of one quarantine entry (quarantined_at as an aware UTC datetime), or None."""
+    q = schema.quarantine
+    with engine.connect() as conn:
+        row = conn.execute(select(q).where(q.c.quarantine_id == quarantine_id)).first()
+    if row is None:
+        return None
+    entry = row._asdict()
+    at = entry["quarantined_at"]
+    entry["quarantined_at"] = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return entry
 
 
 def members_to_contact(engine: Engine) -> pd.DataFrame:
@@ -141,7 +193,7 @@ def write_report(engine: Engine, settings: Settings, world_dir: Path | None = No
     out.mkdir(parents=True, exist_ok=True)
     alerts = open_alerts(engine)
     contacts = members_to_contact(engine)
-    contacts.to_csv(out / "members_to_contact.csv", index=False)
+    write_csv_atomic(contacts, out / "members_to_contact.csv")  # CX never picks up half a list
     evaluation = None
     if world_dir is not None:
         truth = json.loads((Path(world_dir) / "ground_truth.json").read_text())["incidents"]

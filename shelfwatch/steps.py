@@ -66,10 +66,16 @@ def existing_world_dir(settings: Settings, world_dir: str | Path | None) -> Path
 
 
 def load_reference(settings: Settings, world_dir: str | Path | None = None) -> dict:
-    """Stores, products, members, sensors, deliveries and inventory records."""
+    """Stores, products, members, sensors, deliveries and inventory records; then the purchase lines
+    whose loyalty card was not yet a member get their member (`member_links_attached`)."""
+    from shelfwatch.sales_ingest.member_links import attach_pending_member_links
     from shelfwatch.sales_ingest.reference_files import load_reference_data
 
-    return load_reference_data(get_engine(settings.db_url), existing_world_dir(settings, world_dir))
+    engine = get_engine(settings.db_url)
+    loaded = load_reference_data(engine, existing_world_dir(settings, world_dir))
+    with engine.begin() as conn:
+        attached = attach_pending_member_links(conn)
+    return {**loaded, "member_links_attached": attached}
 
 
 def ingest_sales(settings: Settings, world_dir: str | Path | None = None, paths: list[str | Path] | None = None) -> dict:
@@ -205,25 +211,31 @@ def ingest_health(settings: Settings, window_minutes: int = 60, now: datetime | 
 
 
 def forecast_demand(settings: Settings, progress=None, shard: tuple[int, int] | None = None, stores: list[str] | None = None,
-                    until: str | None = None, horizon: int | None = None, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict:
+                    until: str | None = None, horizon: int | None = None, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+                    as_of: datetime | None = None) -> dict:
     """The model that backtests best per store x SKU, over all cores; stores one run (or one shard of
-    it, or only `stores`); `until` (YYYY-MM-DD) forecasts from the history up to that day; `horizon`
-    defaults to SHELFWATCH_FORECAST_HORIZON_DAYS."""
+    it, or only `stores`). It forecasts from the history before `as_of`'s day (default
+    `settings.clock()`), so a partial day or a row dated in the future moves nothing; `until`
+    (YYYY-MM-DD) forecasts from the history up to that day instead. `horizon` defaults to
+    SHELFWATCH_FORECAST_HORIZON_DAYS."""
     from shelfwatch.forecasting.runs import engine_settings, run_forecast
 
+    if not until:
+        until = ((as_of or settings.clock()).astimezone(timezone.utc).date() - timedelta(days=1)).isoformat()
     return run_forecast(get_engine(settings.db_url), engine_settings(settings, horizon, quantiles), shard=shard, progress=progress,
-                        stores=stores or None, until=until or None)
+                        stores=stores or None, until=until)
 
 
 
 # ---------------------------------------------------------------------------------------- alerts
 
 
-def detect_alerts(settings: Settings) -> dict:
-    """Stock-out risk, empty shelves and phantom stock-outs, linked to favourite members."""
+def detect_alerts(settings: Settings, as_of: datetime | None = None) -> dict:
+    """Stock-out risk, empty shelves and phantom stock-outs at `as_of` (default `settings.clock()`),
+    linked to favourite members; stores whose sales lag as-of are named in `warnings`."""
     from shelfwatch.alerts.detect import detect_alerts as detect
 
-    return detect(get_engine(settings.db_url), settings)
+    return detect(get_engine(settings.db_url), settings, as_of=None if as_of is None else pd.Timestamp(as_of))
 
 
 def send_notifications(settings: Settings, limit: int = 1000) -> dict:
@@ -267,8 +279,8 @@ def ensure_reading_partitions(settings: Settings, now: datetime | None = None, d
 
 
 def apply_retention(settings: Settings, now: datetime | None = None) -> dict:
-    """Delete raw readings and quarantine rows past their retention (aggregates stay: sales, forecasts,
-    alerts and their audit trail are kept). Idempotent: a second run deletes nothing.
+    """Delete raw readings, quarantine rows and pending member links past their retention (aggregates
+    stay: sales, forecasts, alerts and their audit trail are kept). Idempotent: a second run deletes nothing.
 
     On PostgreSQL, whole device-day partitions older than the retention are dropped (no row-by-row
     DELETE, no vacuum debt) and only the DEFAULT partition's rows are deleted by arrival time.
@@ -286,8 +298,11 @@ def apply_retention(settings: Settings, now: datetime | None = None) -> dict:
             readings = conn.execute(delete(schema.sensor_readings).where(schema.sensor_readings.c.received_at < readings_before)).rowcount
         forget_silent_sensors(conn, readings_before)
         quarantine = conn.execute(delete(schema.quarantine).where(schema.quarantine.c.quarantined_at < quarantine_before)).rowcount
+        # member links whose member never came, kept as long as quarantine (the sales themselves stay)
+        pending = schema.pending_member_links
+        links = conn.execute(delete(pending).where(pending.c.first_seen_at < quarantine_before)).rowcount
     return {"readings_deleted": readings, "reading_partitions_dropped": dropped, "quarantine_deleted": quarantine,
-            "readings_before": readings_before.isoformat(), "quarantine_before": quarantine_before.isoformat()}
+            "pending_links_deleted": links, "readings_before": readings_before.isoformat(), "quarantine_before": quarantine_before.isoformat()}
 
 
 def forget_silent_sensors(conn: Connection, before: datetime) -> int:

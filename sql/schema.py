@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -95,6 +96,22 @@ purchase_lines = Table(
     Column("member_id", String(32), ForeignKey("members.member_id"), nullable=True),
     Column("units", Float, nullable=False),
     Index("ix_purchase_lines_member", "member_id", "store_id", "sku", "date"),
+)
+
+pending_member_links = Table(
+    "pending_member_links",
+    metadata,
+    # A purchase line whose loyalty card was not (yet) in the member file is stored with member_id NULL;
+    # its member link waits here, and is attached (and the row deleted) when the member arrives. The
+    # quarantine of the link, not of the sale; retention drops links whose member never came.
+    Column("store_id", String(32), primary_key=True),
+    Column("receipt_id", String(64), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("member_id", String(32), nullable=False),  # not a foreign key: the member is unknown so far
+    Column("source", String(500), nullable=False),  # the file the line came from
+    Column("first_seen_at", TS, nullable=False),
+    ForeignKeyConstraint(["store_id", "receipt_id", "line_no"], ["purchase_lines.store_id", "purchase_lines.receipt_id", "purchase_lines.line_no"]),
+    Index("ix_pending_member_links_member", "member_id"),
 )
 
 inventory_records = Table(

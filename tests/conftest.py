@@ -91,9 +91,14 @@ def topic_prefix():
     return f"shelfwatch-test/{uuid.uuid4().hex[:10]}/v1"
 
 
+# The simulated worlds end on the simulator's default day: tests replay them at its "now"
+# (SHELFWATCH_AS_OF), as the wall clock has moved on.
+WORLD_AS_OF = "2026-11-23T00:00:00+00:00"
+
+
 @pytest.fixture
 def settings(tmp_path, db_url) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=db_url, output_dir=tmp_path / "out")
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, output_dir=tmp_path / "out", as_of=WORLD_AS_OF)
 
 
 @pytest.fixture

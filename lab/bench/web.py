@@ -23,7 +23,7 @@ def build_world_db(settings: Settings, world_dir: Path, stores: int, skus: int, 
     from shelfwatch.core.db import get_engine
     from shelfwatch.sql.migrate import migrate
     from shelfwatch.lab.world_db import load_world_bulk
-    from shelfwatch.lab.simulator import simulate_world
+    from shelfwatch.lab.simulator import simulate_world, world_now
 
     engine = migrate(settings.db_url)
     t0 = time.perf_counter()
@@ -35,7 +35,7 @@ def build_world_db(settings: Settings, world_dir: Path, stores: int, skus: int, 
     t0 = time.perf_counter()
     run_forecast(get_engine(settings.db_url), engine_settings(settings))
     log(f"forecast in {time.perf_counter() - t0:.0f} s")
-    return detect_alerts(engine, settings)
+    return detect_alerts(engine, replace(settings, as_of=world_now(world_dir)))
 
 
 def time_pages(settings: Settings, requests: int = 20) -> list[dict]:

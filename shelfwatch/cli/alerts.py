@@ -7,17 +7,21 @@ from typing import Optional
 
 import typer
 
-from shelfwatch.cli.common import DbOption, console, settings_for, show
+from shelfwatch.cli.common import AsOfOption, DbOption, console, error, escape, say, settings_for, show
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Stock-out alerts.")
 
 
 @alerts_app.command("detect")
-def alerts_detect(db: Optional[str] = DbOption) -> None:
-    """Detect stock-out risks, empty shelves and phantom stock-outs; link favourite members."""
+def alerts_detect(db: Optional[str] = DbOption, as_of: Optional[str] = AsOfOption) -> None:
+    """Detect stock-out risks, empty shelves and phantom stock-outs at --as-of; link favourite members.
+    Stores whose sales end more than a day before as-of are named under "warnings"."""
     from shelfwatch import steps
 
-    show(steps.detect_alerts(settings_for(db)))
+    result = steps.detect_alerts(settings_for(db, as_of=as_of))
+    show(result)
+    for warning in result.get("warnings", []):
+        say(f"warning: {warning}", style="yellow", err=True)
 
 
 @alerts_app.command("list")
@@ -32,12 +36,12 @@ def alerts_list(
     from shelfwatch.report import list_alerts
 
     if format not in ("table", "json"):
-        console.print(f"[red]error:[/red] --format {format!r}: expected table or json")
+        error(f"--format {format!r}: expected table or json")
         raise typer.Exit(2)
     try:
         frame = list_alerts(get_engine(settings_for(db).db_url), status=status, store=store)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from None
     if format == "json":
         cols = ["alert_id", "store_id", "sku", "product", "alert_type", "status", "probability", "expected_empty_at", "severity",
@@ -53,7 +57,7 @@ def alerts_list(
     table = Table("id", "store", "sku", "product", "type", "status", "P(empty)", "expected empty (UTC)", "members", "escalated")
     for r in frame.itertuples():
         when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if pd.notna(r.expected_empty_at) else "-"
-        table.add_row(str(r.alert_id), r.store_id, r.sku, r.product, r.alert_type, r.status, f"{r.probability:.2f}", when,
+        table.add_row(str(r.alert_id), escape(r.store_id), escape(r.sku), escape(r.product), escape(r.alert_type), escape(r.status), f"{r.probability:.2f}", when,
                       str(r.members_affected), "yes" if pd.notna(r.escalated_at) else "")
     console.print(table)
 
@@ -79,7 +83,7 @@ def alert_transition(action: str, alert_id: int, by: str, db: str | None, note: 
     try:
         result = lifecycle.acknowledge(engine, alert_id, by) if action == "acknowledge" else lifecycle.resolve(engine, alert_id, by, note=note)
     except lifecycle.AlertStateError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from None
     show(result)
 

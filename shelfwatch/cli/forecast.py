@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from shelfwatch.cli.common import DbOption, console, progress_bar, settings_for, show
+from shelfwatch.cli.common import AsOfOption, DbOption, console, error, progress_bar, say, settings_for, show
 
 
 def forecast(
@@ -21,13 +21,14 @@ def forecast(
     plots: Optional[Path] = typer.Option(None, help="Folder for one PNG per series: history, forecast, 80 % interval, stock-out days."),
     report: Optional[Path] = typer.Option(None, help="Accuracy report CSV per store (and category, with --products)."),
     products: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="products.csv (sku, category) for the report."),
+    as_of: Optional[str] = AsOfOption,
     db: Optional[str] = DbOption,
 ) -> None:
     """Forecast daily demand per store x SKU with the model that backtests best per series."""
     from shelfwatch.forecasting.inputs import ForecastInputError, parse_quantiles, parse_shard, read_promotions_csv, read_sales_csv
     from shelfwatch.forecasting.runs import engine_settings
 
-    settings = settings_for(db)
+    settings = settings_for(db, as_of=as_of)
     try:
         levels = parse_quantiles(quantiles)
         shard_spec = parse_shard(shard)
@@ -36,12 +37,12 @@ def forecast(
             from shelfwatch import steps
 
             with progress_bar("forecasting") as advance:
-                show(steps.forecast_demand(settings, progress=advance, shard=shard_spec, horizon=horizon, quantiles=levels))
+                show(steps.forecast_demand(settings, progress=advance, shard=shard_spec, horizon=horizon, quantiles=levels))  # history before as-of's day
             return
         sales = read_sales_csv(input)
         promo = read_promotions_csv(promotions) if promotions else None
     except ForecastInputError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from None
     from shelfwatch.forecasting.engine import forecast as run_engine
 
@@ -58,9 +59,9 @@ def forecast(
         if report:
             categories = None if products is None else planner.read_categories(products)
             planner.accuracy_report(result.models, categories).to_csv(report, index=False)
-    console.print(f"{len(result.models)} series forecast ({horizon} days) -> {output}")
+    say(f"{len(result.models)} series forecast ({horizon} days) -> {output}")
     for row in result.rejected.itertuples():
-        console.print(f"[red]error:[/red] {input}: store {row.store_id} sku {row.sku}: {row.problem}")
+        error(f"{input}: store {row.store_id} sku {row.sku}: {row.problem}")
     if len(result.rejected):
         console.print(f"[red]{len(result.rejected)} series not forecast[/red] (listed above); the others were written")
         raise typer.Exit(3)

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from shelfwatch.cli.common import DbOption, console, settings_for
+from shelfwatch.cli.common import DbOption, error, say, settings_for
 
 members_app = typer.Typer(no_args_is_help=True, help="Loyalty members: contact lists for the CX team.")
 
@@ -16,25 +15,34 @@ members_app = typer.Typer(no_args_is_help=True, help="Loyalty members: contact l
 @members_app.command("export")
 def members_export(
     alert: int = typer.Option(..., "--alert", help="Alert id."),
-    output: Optional[Path] = typer.Option(None, help="CSV to write (default: standard output)."),
+    output: Optional[Path] = typer.Option(None, help="CSV to write (default: standard output); its folder must exist."),
     db: Optional[str] = DbOption,
 ) -> None:
-    """Members CX may contact about an alert (consent, not opted out, frequency cap), as CSV."""
+    """Members CX may contact about an alert (consent, not opted out, frequency cap), as CSV.
+
+    The contacts are recorded (they count toward the frequency cap) only once the CSV is written: with
+    --output, the file is written to a temporary name in its folder and renamed into place first.
+    """
     from shelfwatch.alerts.lifecycle import utc_now
-    from shelfwatch.alerts.notify import NotifyError, members_for_alert
+    from shelfwatch.alerts.notify import NotifyError, export_members_csv, members_for_alert, record_member_contacts
     from shelfwatch.core.db import get_engine
 
     settings = settings_for(db)
+    engine = get_engine(settings.db_url)
+    now = utc_now()
     try:
-        frame = members_for_alert(get_engine(settings.db_url), alert, utc_now(), settings.member_contact_cap_days)
+        if output is None:
+            frame = members_for_alert(engine, alert, now, settings.member_contact_cap_days, record=False)
+            typer.echo(frame.to_csv(index=False), nl=False)
+            record_member_contacts(engine, alert, frame["member_id"], now)
+            return
+        if output.is_dir():
+            raise NotifyError(f"{output} is a folder: name the CSV file to write, e.g. {output / f'members_alert_{alert}.csv'}")
+        frame = export_members_csv(engine, alert, now, settings.member_contact_cap_days, output)
     except NotifyError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from None
-    if output is None:
-        typer.echo(frame.to_csv(index=False), nl=False)
-    else:
-        frame.to_csv(output, index=False)
-        Console(stderr=True).print(f"{len(frame)} members for alert {alert} -> {output}")
+    say(f"{len(frame)} members for alert {alert} -> {output}", err=True)
 
 
 def mount(app: typer.Typer) -> None:

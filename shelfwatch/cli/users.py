@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from shelfwatch.cli.common import DbOption, console, settings_for
+from shelfwatch.cli.common import DbOption, error, say, settings_for
 
 users_app = typer.Typer(no_args_is_help=True, help="Users of the web views (planner, store_manager, cx, admin).")
 
@@ -32,9 +32,9 @@ def users_add(
     try:
         user = add_user(get_engine(settings.db_url), username, password, role, store)
     except UserError as exc:
-        console.print(f"[red]{exc}[/red]")
+        error(exc)
         raise typer.Exit(2) from None
-    console.print(f"user {user.username}: {user.role}{' of ' + user.store_id if user.store_id else ''}")
+    say(f"user {user.username}: {user.role}{' of ' + user.store_id if user.store_id else ''}")
 
 
 def mount(app: typer.Typer) -> None:

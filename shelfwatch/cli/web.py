@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from shelfwatch.cli.common import DbOption, console, settings_for
+from shelfwatch.cli.common import DbOption, say, settings_for
 
 
 def web(
@@ -22,7 +22,7 @@ def web(
 
     settings = settings_for(db)
     steps.migrate_database(settings)
-    console.print(f"Shelfwatch web on http://{host}:{port}  (users: shelfwatch users add NAME --role ...)")
+    say(f"Shelfwatch web on http://{host}:{port}  (users: shelfwatch users add NAME --role ...)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 

@@ -17,6 +17,7 @@ from shelfwatch.core.db import insert_ignore
 from shelfwatch.lab.world_db import load_world_bulk
 from shelfwatch.lab.simulator import simulate_world
 from shelfwatch.sql import schema
+from tests.conftest import WORLD_AS_OF
 
 NOW = pd.Timestamp("2026-11-23", tz="UTC")
 
@@ -130,7 +131,7 @@ def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
-    settings = Settings(database_url=str(engine.url), output_dir=tmp_path)
+    settings = Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF)
     first = detect_alerts(engine, settings)
     assert first["opened"] > 0 and first["members_linked"] > 0
     with engine.connect() as conn:
@@ -162,7 +163,7 @@ def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
             "value": 0.0, "units": 0.0, "seq": 10**6, "battery": 0.9,
             "device_ts": datetime(2026, 11, 22, 23, 30, tzinfo=timezone.utc), "received_at": datetime.now(timezone.utc),
         }])
-    detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path))
+    detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
     with engine.connect() as conn:
         row = conn.execute(select(schema.alerts).where(
             schema.alerts.c.store_id == sensor.store_id, schema.alerts.c.sku == sensor.sku, schema.alerts.c.alert_type == "shelf_empty")).one()
@@ -217,3 +218,43 @@ def test_phantom_is_what_only_the_books_claim():
     risks = stock_risks(inp, Settings()).set_index("sku")
     assert risks.loc["A", "p_zero_run"] == pytest.approx(np.exp(-30.0), rel=1e-6)  # Poisson(6) zero 5 days running
     assert np.isnan(risks.loc["B", "p_zero_run"])
+
+
+def test_now_is_as_of_never_the_data_and_lagging_stores_are_named(engine, small_world, tmp_path):
+    """One store's late or early rows move no clock: a partial day dated as-of for one store and a
+    week of missing sales for the other leave as-of where it was, and the lagging store is named."""
+    from datetime import date
+
+    from shelfwatch.core.db import insert_ignore
+    from shelfwatch.forecasting.engine import EngineSettings
+    from shelfwatch.forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+    sd = schema.sales_daily
+    with engine.begin() as conn:
+        stores = sorted(conn.execute(select(schema.stores.c.store_id)).scalars())
+        sku = conn.execute(select(sd.c.sku).limit(1)).scalar()
+        conn.execute(sd.delete().where(sd.c.store_id == stores[1], sd.c.date > date(2026, 11, 15)))  # last week lost
+        insert_ignore(conn, sd, [{"store_id": stores[0], "sku": sku, "date": date(2026, 11, 23), "units": 1.0}])  # a partial day
+    result = detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
+    assert result["as_of"] == "2026-11-23T00:00:00+00:00"
+    assert result["warnings"] == [f"store {stores[1]}: sales end 2026-11-15, 8 days before as-of 2026-11-23 00:00 UTC"]
+
+    wall = detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path))  # no as-of: the wall clock
+    assert abs(pd.Timestamp(wall["as_of"]) - pd.Timestamp.now(tz="UTC")) < pd.Timedelta(minutes=5)
+    assert len(wall["warnings"]) == 2  # both stores' data end days before today
+
+
+def test_cli_as_of_overrides_and_a_bad_one_is_refused(engine, small_world, tmp_path):
+    from typer.testing import CliRunner
+
+    from shelfwatch.cli.app import app
+
+    load_world_directly(engine, small_world)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["alerts", "detect", "--db", str(engine.url.render_as_string(hide_password=False)), "--as-of", "2026-11-23T01:00+01:00"])
+    assert ok.exit_code == 0, ok.output
+    assert '"as_of": "2026-11-23T00:00:00+00:00"' in ok.output
+    bad = runner.invoke(app, ["alerts", "detect", "--db", str(engine.url.render_as_string(hide_password=False)), "--as-of", "23-11-2026"])
+    assert bad.exit_code == 2 and "is not an ISO time" in bad.output and bad.exception is None or isinstance(bad.exception, SystemExit)

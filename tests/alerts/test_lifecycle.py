@@ -16,6 +16,7 @@ from shelfwatch.cli.app import app
 from shelfwatch.core.settings import Settings
 from shelfwatch.sql import schema
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
+from tests.conftest import WORLD_AS_OF
 
 AS_OF = pd.Timestamp("2026-11-23", tz="UTC")
 NO_FAVOURITES = pd.DataFrame(columns=["store_id", "sku", "member_id", "score"])
@@ -94,7 +95,7 @@ def test_a_prediction_long_past_its_empty_time_expires(world_engine):
 
 def test_cli_lists_acknowledges_and_resolves(world_engine, small_world, tmp_path):  # noqa: F811
     run_forecast(world_engine, EngineSettings(horizon=14, workers=1))
-    detect_alerts(world_engine, Settings(database_url=str(world_engine.url), output_dir=tmp_path))
+    detect_alerts(world_engine, Settings(database_url=str(world_engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
     runner, db = CliRunner(), ["--db", str(world_engine.url.render_as_string(hide_password=False))]
     listed = runner.invoke(app, ["alerts", "list", "--format", "json", *db])
     assert listed.exit_code == 0, listed.output
@@ -135,7 +136,7 @@ def test_a_silent_sensor_raises_sensor_stale_routed_to_operations_only(world_eng
     with world_engine.begin() as conn:
         sensor = conn.execute(select(schema.sensors).order_by(schema.sensors.c.sensor_id).limit(1)).first()
         conn.execute(schema.sensor_readings.delete().where(schema.sensor_readings.c.sensor_id == sensor.sensor_id))
-    settings = Settings(database_url=str(world_engine.url), output_dir=tmp_path, webhook_url="http://127.0.0.1:9/hook")
+    settings = Settings(database_url=str(world_engine.url), output_dir=tmp_path, webhook_url="http://127.0.0.1:9/hook", as_of=WORLD_AS_OF)
     detect_alerts(world_engine, settings)
     rows = alert_rows(world_engine)
     stale = rows[rows["alert_type"] == "sensor_stale"]

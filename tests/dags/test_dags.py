@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT as ROOT
+from tests.conftest import WORLD_AS_OF
 
 DAGS_FOLDER = ROOT / "dags"
 DAG_FILE = DAGS_FOLDER / "shelfwatch-pipeline.py"
@@ -54,6 +55,7 @@ def airflow_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The caller's environment minus any AIRFLOW*/SHELFWATCH_* settings, plus an Airflow home of the test's own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SHELFWATCH_", "_AIRFLOW"))}
     env.update(
+        SHELFWATCH_AS_OF=WORLD_AS_OF,  # the simulated world's "now"
         AIRFLOW_HOME=str(tmp_path / "airflow"),
         AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",

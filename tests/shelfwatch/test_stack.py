@@ -27,7 +27,7 @@ import pytest
 from shelfwatch.lab.brokers import free_port
 from shelfwatch import stack
 from shelfwatch.core.settings import Settings
-from tests.conftest import ON_CI, PG_BASE, PG_HOST, PG_PORT, require_service
+from tests.conftest import ON_CI, PG_BASE, PG_HOST, PG_PORT, require_service, WORLD_AS_OF
 
 from tests.conftest import REPO_ROOT as ROOT
 
@@ -212,7 +212,7 @@ def running_stack(tmp_path_factory):
     folder = tmp / "stack"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SHELFWATCH_", "_AIRFLOW"))}
     env.update(
-        SHELFWATCH_DATABASE_URL=shelfwatch_db, SHELFWATCH_MQTT_URL=f"mqtt://127.0.0.1:{broker.port}",
+        SHELFWATCH_DATABASE_URL=shelfwatch_db, SHELFWATCH_MQTT_URL=f"mqtt://127.0.0.1:{broker.port}", SHELFWATCH_AS_OF=WORLD_AS_OF,
         SHELFWATCH_SMTP_URL=f"smtp://127.0.0.1:{smtp.port}", SHELFWATCH_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/ops",
         SHELFWATCH_FORECAST_SHARDS="2",
         SHELFWATCH_STACK_DIR=str(folder), SHELFWATCH_STACK_AIRFLOW_DB_URL=airflow_db, SHELFWATCH_STACK_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",

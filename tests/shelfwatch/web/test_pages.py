@@ -16,7 +16,7 @@ from shelfwatch.core.settings import Settings
 from shelfwatch.web.app import create_app
 from shelfwatch.web.auth import UserError, add_user, authenticate
 from shelfwatch.sql import schema
-from tests.conftest import ON_CI, REPO_ROOT
+from tests.conftest import ON_CI, REPO_ROOT, WORLD_AS_OF
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
 
 PASSWORD = "correct horse battery"
@@ -33,7 +33,7 @@ def web_db(engine, small_world, tmp_path):  # noqa: F811
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
-    settings = Settings(database_url=str(engine.url), output_dir=tmp_path, web_secret="test-secret")
+    settings = Settings(database_url=str(engine.url), output_dir=tmp_path, web_secret="test-secret", as_of=WORLD_AS_OF)
     detect_alerts(engine, settings)
     for role, (name, store) in ROLES.items():
         add_user(engine, name, PASSWORD, role, store)
