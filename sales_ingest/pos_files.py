@@ -12,7 +12,9 @@ bytes were already ingested is skipped.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,14 +74,72 @@ class SalesIngestSummary:
 
 
 def read_raw(path: Path) -> pd.DataFrame:
-    """The file's cells as text, exactly as written (blank cells are empty strings)."""
+    """The file's cells as text, exactly as written (blank cells are empty strings), indexed by data
+    row number - 1 so messages name the file's own rows. CSV exports as spreadsheets write them are
+    read as such: a UTF-8 BOM or UTF-16, `;` or tab separators (`attrs["decimal_comma"]`), header
+    names in any case, blank lines and repeated header lines (skipped). A row with more cells than
+    the header keeps them under `attrs["extra_cells"]` and is quarantined."""
     try:
         if path.suffix.lower() == ".parquet":
             frame = pd.read_parquet(path)
-            return frame.astype(object).where(frame.notna(), "").astype(str)
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+            frame.columns = [str(c).strip().lower() for c in frame.columns]
+            frame.attrs.update(decimal_comma=False, extra_cells=set())
+            return frame
+        data = path.read_bytes()
+        text = data.decode("utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig").lstrip("\ufeff")
+        delimiter = sniff_delimiter(text)
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except Exception as exc:  # noqa: BLE001 - any reader failure means the file is unreadable
-        raise SalesFileError(f"{path.name}: cannot be read as {'Parquet' if path.suffix == '.parquet' else 'CSV'} ({exc})") from exc
+        kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV (UTF-8)"
+        raise SalesFileError(f"{path.name}: cannot be read as {kind} ({type(exc).__name__})") from None
+    while records and not any(c.strip() for c in records[0]):
+        records.pop(0)
+    if not records:
+        raise SalesFileError(f"{path.name}: is empty: expected a header line naming the columns")
+    header = [c.strip().lower() for c in records[0]]
+    while header and not header[-1]:
+        header.pop()  # a trailing separator
+    rows, numbers, extra = [], [], set()
+    for number, cells in enumerate(records[1:], start=1):
+        stripped = [c.strip() for c in cells]
+        if not any(stripped) or [c.lower() for c in stripped[: len(header)]] == header:
+            continue  # a blank line, or the header repeated (files glued together)
+        if any(stripped[len(header):]):
+            extra.add(number - 1)
+        rows.append((cells + [""] * len(header))[: len(header)])
+        numbers.append(number - 1)
+    frame = pd.DataFrame(rows, columns=header, index=numbers, dtype=str) if rows else pd.DataFrame(columns=header, dtype=str)
+    frame.attrs.update(decimal_comma=delimiter in (";", "\t"), extra_cells=extra)
+    return frame
+
+
+def sniff_delimiter(text: str) -> str:
+    """`,`, `;` or tab: whichever the header line uses most."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def parse_frame(raw: pd.DataFrame, kind: str, known: dict[str, set[str]]) -> pd.DataFrame:
+    """`contract.typed_frame` of the file's text, after what a spreadsheet export changes: decimal
+    commas in `;`/tab files, and store/SKU ids in another case than the master data's (mapped to it).
+    The raw frame stays as it was, for quarantine."""
+    text = raw.copy()
+    if raw.attrs.get("decimal_comma") and "units" in text:
+        text["units"] = text["units"].str.replace(",", ".", regex=False)
+    for column, ids in (("store_id", known.get("stores", set())), ("sku", known.get("skus", set()))):
+        by_case = {i.lower(): i for i in ids}
+        text[column] = text[column].map(lambda v: v if v in ids else by_case.get(v.strip().lower(), v))
+    return typed_frame(text, kind)
+
+
+def extra_cell_problems(raw: pd.DataFrame, problems: dict[int, list[str]]) -> dict[int, list[str]]:
+    """Rows with more cells than the header: ambiguous, so quarantined rather than cut short."""
+    for idx in raw.attrs.get("extra_cells", ()):
+        problems.setdefault(idx, []).append("more cells than the header names")
+    return problems
 
 
 def detect_kind(path: Path, columns: list[str]) -> str:
@@ -128,10 +188,10 @@ def ingest_sales_file(engine: Engine, path: Path | str, today: date | None = Non
     except SalesFileError as exc:
         quarantine_whole_file(engine, path, str(exc))
         raise
-    frame = typed_frame(raw, kind)
     known = known or known_ids(engine)
+    frame = parse_frame(raw, kind, known)
     problems = validate_with_gx(frame, kind, known, today or date.today())
-    problems = resolve_duplicates(frame, kind, problems)
+    problems = extra_cell_problems(raw, resolve_duplicates(frame, kind, problems))
     rows = good_rows(frame, kind, set(problems))
     bad = quarantine_rows(raw, problems, path)
     links: list[dict] = []

@@ -706,8 +706,8 @@ def check_folder(folder: Path | str, known: Known | None = None, pos_paths: list
 
 def check_pos_file(path: Path, name: str, known: Known, today: date) -> FileResult:
     """A POS file through its own gate (sales_ingest.contract), read-only."""
-    from shelfwatch.sales_ingest.contract import SALES_KINDS, resolve_duplicates as pos_duplicates, typed_frame as pos_frame, validate_with_gx
-    from shelfwatch.sales_ingest.pos_files import SalesFileError, detect_kind, read_raw
+    from shelfwatch.sales_ingest.contract import SALES_KINDS, resolve_duplicates as pos_duplicates, validate_with_gx
+    from shelfwatch.sales_ingest.pos_files import SalesFileError, detect_kind, extra_cell_problems, parse_frame, read_raw
 
     result = FileResult(name, str(path), kind="pos")
     try:
@@ -724,8 +724,8 @@ def check_pos_file(path: Path, name: str, known: Known, today: date) -> FileResu
         result.problems.append(Problem(name, None, None, message))
         return result
     result.kind = kind
-    frame = pos_frame(raw, kind)
-    problems = pos_duplicates(frame, kind, validate_with_gx(frame, kind, known.pos_known(), today)) if len(frame) else {}
+    frame = parse_frame(raw, kind, known.pos_known())
+    problems = extra_cell_problems(raw, pos_duplicates(frame, kind, validate_with_gx(frame, kind, known.pos_known(), today)) if len(frame) else {})
     columns = SALES_KINDS[kind]["columns"]
     result.rows = len(raw)
     for idx in sorted(problems):

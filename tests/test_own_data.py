@@ -328,6 +328,46 @@ def check_consent_blank(engine, code, out):
     assert member(engine, "M4") is None
 
 
+def pos_spreadsheet_export(f):
+    """Saved from a Dutch spreadsheet: BOM, `;`, a decimal comma, ids in lower case."""
+    path = f / "sales" / "sales_daily.csv"
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    for row in rows:
+        if row[:3] == ["S001", "BURGER", str(END)]:
+            row[:2] = ["s001", "burger"]
+        if row[:3] == ["S002", "MILK", str(END)]:
+            row[3] = "2,5"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\n".join(";".join(row) for row in rows) + "\n").encode())
+
+
+def check_pos_spreadsheet_export(engine, code, out):
+    assert count(engine, schema.sales_daily) == 2 * 3 * DAYS and code == 0
+    with engine.connect() as conn:
+        sd = schema.sales_daily
+        milk = conn.execute(select(sd.c.units).where(sd.c.store_id == "S002", sd.c.sku == "MILK", sd.c.date == END)).scalar_one()
+        burger = conn.execute(select(sd.c.units).where(sd.c.store_id == "S001", sd.c.sku == "BURGER", sd.c.date == END)).scalar_one()
+    assert milk == 2.5 and burger > 0
+
+
+def pos_glued_files(f):
+    path = f / "sales" / "sales_daily.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:100] + ["", lines[0], ""] + lines[100:] + ["", ""]) + "\n")
+
+
+def check_pos_glued_files(engine, code, out):
+    assert count(engine, schema.sales_daily) == 2 * 3 * DAYS and code == 0
+
+
+def pos_extra_cells(f):
+    replace_in(f / "sales" / "sales_daily.csv", f"S002,BREAD,{END},", f"S002,BREAD,{END},1,7,")
+
+
+def check_pos_extra_cells(engine, code, out):
+    assert any("sales_daily.csv row" in r and "more cells than the header" in r for r in quarantine_reasons(engine))
+    assert count(engine, schema.sales_daily) == 2 * 3 * DAYS - 1
+
+
 MISTAKES = [
     (opted_out_as_y, check_opted_out_as_y), (consent_unclear, check_consent_unclear), (consent_blank, check_consent_blank),
     (members_missing_column, check_members_missing_column), (misnamed_inventory, check_misnamed_inventory),
@@ -338,7 +378,8 @@ MISTAKES = [
     (unknown_home_store, check_unknown_home_store), (bad_timezone, check_bad_timezone), (pos_day_first_dates, check_pos_day_first_dates),
     (pos_unknown_sku, check_pos_unknown_sku), (pos_unknown_loyalty_card, check_pos_unknown_loyalty_card),
     (pos_negative_units, check_pos_negative_units), (pos_missing_column, check_pos_missing_column),
-    (pos_conflicting_duplicate, check_pos_conflicting_duplicate),
+    (pos_conflicting_duplicate, check_pos_conflicting_duplicate), (pos_spreadsheet_export, check_pos_spreadsheet_export),
+    (pos_glued_files, check_pos_glued_files), (pos_extra_cells, check_pos_extra_cells),
 ]
 
 
