@@ -58,7 +58,10 @@ def publish_payloads(
     try:
         infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
         for done, info in enumerate(infos, 1):
-            info.wait_for_publish(timeout=timeout)
+            try:
+                info.wait_for_publish(timeout=timeout)
+            except RuntimeError as exc:  # paho: the broker closed the connection (e.g. on an ACL refusal)
+                raise ConnectionError(f"the broker closed the connection before acknowledging message {info.mid} ({exc})") from None
             if not info.is_published():
                 raise TimeoutError(f"broker did not acknowledge message {info.mid}")
             if progress and (done % 500 == 0 or done == len(infos)):
