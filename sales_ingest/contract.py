@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -141,6 +143,33 @@ def detach_unknown_members(rows: list[dict], known_members: set[str], source: st
             row = {**row, "member_id": None}
         kept.append(row)
     return kept, links
+
+
+WHOLE_FILE_LIMIT = 10_000_000  # a refused file larger than this is quarantined as a note, not its bytes
+
+
+def sniff_delimiter(text: str) -> str:
+    """`,`, `;` or tab: whichever the header line uses most (spreadsheets save `;` where the decimal
+    mark is a comma)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = re.sub(r'"[^"]*"', "", first)  # separators inside quoted names do not count
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def whole_file_row(channel: str, path: Path, reason: str, when: datetime) -> dict:
+    """The quarantine row of a file refused whole, so nothing is lost: its text (NUL-safe for
+    PostgreSQL), or a note with size and hash for a binary or huge file."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    if path.suffix.lower() == ".csv" and len(data) <= WHOLE_FILE_LIMIT:
+        content = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    else:
+        content = f"<{path.name}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}; not copied here>"
+    return quarantine_row(channel, str(path), content, reason, when)
 
 
 def quarantine_row(channel: str, source: str, content: str, reason: str, when: datetime) -> dict:

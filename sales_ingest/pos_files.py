@@ -33,8 +33,10 @@ from shelfwatch.sales_ingest.contract import (
     known_ids,
     quarantine_row,
     resolve_duplicates,
+    sniff_delimiter,
     typed_frame,
     validate_with_gx,
+    whole_file_row,
 )
 from shelfwatch.sales_ingest.member_links import attach_pending_member_links, waiting_links
 from shelfwatch.sql import schema
@@ -112,14 +114,6 @@ def read_raw(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=header, index=numbers, dtype=str) if rows else pd.DataFrame(columns=header, dtype=str)
     frame.attrs.update(decimal_comma=delimiter in (";", "\t"), extra_cells=extra)
     return frame
-
-
-def sniff_delimiter(text: str) -> str:
-    """`,`, `;` or tab: whichever the header line uses most."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    counts = {d: first.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
 
 
 def parse_frame(raw: pd.DataFrame, kind: str, known: dict[str, set[str]]) -> pd.DataFrame:
@@ -226,9 +220,8 @@ def links_of_new_lines(conn: Connection, links: list[dict]) -> list[dict]:
 
 def quarantine_whole_file(engine: Engine, path: Path, reason: str) -> None:
     """A file that cannot be read row by row is kept whole, so nothing is lost."""
-    content = path.read_bytes().decode("utf-8", errors="replace").replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
     with engine.begin() as conn:
-        insert_ignore(conn, schema.quarantine, [quarantine_row(SALES_FILE, str(path), content, reason, datetime.now(timezone.utc))])
+        insert_ignore(conn, schema.quarantine, [whole_file_row(SALES_FILE, path, reason, datetime.now(timezone.utc))])
 
 
 def ingest_sales_paths(engine: Engine, paths: list[Path | str], today: date | None = None) -> list[SalesIngestSummary]:

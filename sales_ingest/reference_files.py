@@ -19,7 +19,6 @@ No message or reason repeats a cell value: some columns hold personal data.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -37,7 +36,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from shelfwatch.core.db import insert_ignore, upsert
 from shelfwatch.core.domain import REFERENCE_FILE
-from shelfwatch.sales_ingest.contract import quarantine_row
+from shelfwatch.sales_ingest.contract import quarantine_row, sniff_delimiter, whole_file_row
 from shelfwatch.sales_ingest.reference_contract import (
     CHOICE,
     DATE,
@@ -70,7 +69,6 @@ log = logging.getLogger(__name__)
 
 # The id each referenced file is known by, and the table it is read from in the database.
 ID_COLUMNS = {"stores": "store_id", "products": "sku", "members": "member_id", "sensors": "sensor_id", "deliveries": "delivery_id"}
-WHOLE_FILE_LIMIT = 10_000_000  # a refused file larger than this is quarantined as a note, not its bytes
 
 
 class FileRefused(ValueError):
@@ -221,15 +219,6 @@ def decode(path: Path, spec: FileSpec, data: bytes) -> str:
     if "\x00" in text:
         raise refuse(path, spec, "contains NUL bytes: not a text file")
     return text.lstrip("\ufeff")
-
-
-def sniff_delimiter(text: str) -> str:
-    """`,`, `;` or tab: whichever the header line uses most."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    first = re.sub(r'"[^"]*"', "", first)  # separators inside quoted names do not count
-    counts = {d: first.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
 
 
 def cell_text(value) -> str:
@@ -795,16 +784,6 @@ def raw_content(table: RawTable, pos: int) -> str:
 
 
 def quarantine_whole_file(engine: Engine, path: Path, reason: str, when: datetime) -> None:
-    """A refused file is kept whole (text files; a note for binary or huge ones), so nothing is lost."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        data = b""
-    digest = hashlib.sha256(data).hexdigest()
-    if path.suffix == ".csv" and len(data) <= WHOLE_FILE_LIMIT:
-        content = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    else:
-        content = f"<{path.name}: {len(data)} bytes, sha256 {digest}; not copied here>"
+    """A refused file is kept whole (its text, or a note for a binary or huge one), so nothing is lost."""
     with engine.begin() as conn:
-        insert_ignore(conn, schema.quarantine, [quarantine_row(REFERENCE_FILE, str(path), content, reason, when)])
-
+        insert_ignore(conn, schema.quarantine, [whole_file_row(REFERENCE_FILE, path, reason, when)])
