@@ -48,13 +48,19 @@ class Settings:
         default=3, metadata={"env": "SHELFWATCH_FORECAST_BACKTEST_WINDOWS", "doc": "Rolling-origin windows (of the horizon's length) that choose the model per series."}
     )
     forecast_prophet_min_units: float = field(
-        default=20.0, metadata={"env": "SHELFWATCH_FORECAST_PROPHET_MIN_UNITS", "doc": "Prophet is a candidate only for series selling at least this many units a day over the last year (it costs ~30x a fast model)."}
+        default=40.0, metadata={"env": "SHELFWATCH_FORECAST_PROPHET_MIN_UNITS", "doc": "Prophet is a candidate only for series selling at least this many units a day over the last year (it costs ~30x a fast model)."}
     )
     forecast_prophet_min_history_days: int = field(
         default=180, metadata={"env": "SHELFWATCH_FORECAST_PROPHET_MIN_HISTORY_DAYS", "doc": "... and with at least this many days since the first sale."}
     )
+    forecast_combination: str = field(
+        default="shrink_top2_p6", metadata={"env": "SHELFWATCH_FORECAST_COMBINATION", "doc": "How a series' forecast is made from its backtested candidates: select (the best one), topK (mean of the K best), class_topK (the K best of its demand class in the store), shrink_topK[_pN] (K best by its own score shrunk toward its class's, the class counting as N windows)."}
+    )
+    forecast_global_model: bool = field(
+        default=True, metadata={"env": "SHELFWATCH_FORECAST_GLOBAL_MODEL", "doc": "Also learn one LightGBM model across each store's series (at least 20) as a candidate."}
+    )
     forecast_holiday_country: str = field(
-        default="", metadata={"env": "SHELFWATCH_FORECAST_HOLIDAY_COUNTRY", "doc": "Country code whose public holidays Prophet models (e.g. GB, NL); empty = none."}
+        default="", metadata={"env": "SHELFWATCH_FORECAST_HOLIDAY_COUNTRY", "doc": "Country code whose public holidays Prophet and the global model know (e.g. GB, NL); empty = none."}
     )
     smtp_url: str = field(
         default="smtp://127.0.0.1:25", metadata={"env": "SHELFWATCH_SMTP_URL", "doc": "Mail server for store-manager alerts and members' notices, smtp://[user:pass@]host:port."}

@@ -1,15 +1,19 @@
-"""The Shelfwatch forecaster: per series, the model that backtests best, with calibrated quantiles.
+"""The Shelfwatch forecaster: per series, the mean of the candidates that backtest best, with
+calibrated quantiles.
 
-Per chunk of series (a pure function of the series in it, so shards and process counts do not change
-any result):
+Per chunk (one store's series, at most CHUNK_SERIES of them: a pure function of that store's data, so
+shards and process counts do not change any result):
 1. complete every series day by day (missing days are zero sales), impute censored (stock-out) days and
-   promotion days from same-weekday history, and learn each series' promotion lift;
+   promotion days from same-weekday history, and learn each series' promotion lift; a thin series'
+   weekday profile borrows the store's pooled weekly shape;
 2. classify demand (ADI/CV², history, volume);
-3. backtest a set of fast statsforecast models over rolling origins, plain and on weekday-adjusted
-   history, plus Prophet where the series is long and busy enough for it to have a chance;
-4. keep, per series, the model with the lowest mean RMSSE over the windows (censored days not scored);
-5. forecast with it, re-apply weekday profile and promotion lift, and turn the mean into a negative-
-   binomial distribution per day whose dispersion comes from the chosen model's own backtest errors.
+3. backtest over rolling origins a set of fast statsforecast models (plain and on weekday-adjusted
+   history), a LightGBM model learnt across the chunk's series, and Prophet where the series is long
+   and busy enough for it to have a chance;
+4. combine (forecasting.combine): rank candidates by their backtest RMSSE shrunk toward their pooled
+   score in the series' demand class, and average the best few (censored days not scored);
+5. re-apply weekday profile and promotion lift, and turn the mean into a negative-binomial
+   distribution per day whose dispersion comes from the combination's own backtest errors.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import pandas as pd
 
 from shelfwatch.forecasting.censoring import impute_masked
 from shelfwatch.forecasting.classify import series_profile
+from shelfwatch.forecasting.combine import WindowResult, decide, decision_members, pooled_scores
 from shelfwatch.forecasting.distribution import nb_dispersion, nb_quantiles
-from shelfwatch.forecasting.metrics import naive_scale, scaled_rmse
+from shelfwatch.forecasting.global_model import GLOBAL_MODEL, fit_global, predict_global
+from shelfwatch.forecasting.metrics import naive_scale
 from shelfwatch.forecasting.parallel import map_in_processes
 
 KEY_SEP = "|"
@@ -41,11 +47,13 @@ class EngineSettings:
     horizon: int = 28
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     windows: int = 3  # rolling-origin windows used to choose a model per series
-    prophet_min_units_per_day: float = 20.0  # Prophet is tried only on series at least this busy ...
+    prophet_min_units_per_day: float = 40.0  # Prophet is tried only on series at least this busy ...
     prophet_min_history_days: int = 180  # ... and this long
-    holiday_country: str | None = None  # e.g. "GB": public holidays for Prophet
+    holiday_country: str | None = None  # e.g. "GB": public holidays for Prophet and the global model
     weekday_weeks: int = 12  # weeks of history behind a series' weekday profile
     workers: int = 0  # processes; 0 = all cores
+    global_model: bool = True  # a LightGBM model across each chunk's series as one more candidate
+    combination: str = "shrink_top2_p6"  # forecasting.combine.parse_strategy: select, topK[w], class_topK, shrink_topK[_pN]
 
 
 @dataclass
@@ -106,6 +114,7 @@ class SeriesData:
     units: np.ndarray  # per day, missing days = 0
     stockout: np.ndarray  # per day, censored
     promo: np.ndarray  # per day, `horizon` days longer than units: promotions are planned ahead
+    price: np.ndarray | None = None  # shelf price per day, `horizon` days longer too; None: no prices known
 
 
 def promotion_index(promotions: pd.DataFrame | None) -> dict[str, list[tuple[str, int, int]]]:
@@ -129,7 +138,32 @@ def promo_flags(index: dict, store_id: str, sku: str, first_day: int, n_days: in
     return flag
 
 
-def series_data(store_id: str, sku: str, day: np.ndarray, units: np.ndarray, stockout: np.ndarray, horizon: int, promos: dict) -> SeriesData:
+def price_index(prices: pd.DataFrame | None) -> dict[str, list[tuple[str, int, float]]]:
+    """sku -> [(store_id or "" for every store, first day as epoch day, price)], looked up per series."""
+    index: dict[str, list] = {}
+    if prices is None or prices.empty:
+        return index
+    days = pd.to_datetime(prices["date"]).to_numpy("datetime64[D]").astype(int)
+    for store_id, sku, day, price in zip(prices["store_id"].fillna(""), prices["sku"], days, prices["price"].astype(float), strict=True):
+        index.setdefault(str(sku), []).append((str(store_id), int(day), float(price)))
+    return index
+
+
+def price_path(index: dict, store_id: str, sku: str, first_day: int, n_days: int) -> np.ndarray | None:
+    """The shelf price on each of `n_days` days from epoch day `first_day`: each row's price from its
+    date until a later row (a store's own row is applied after a chain-wide one of the same date);
+    before the first row, the first price. None when no price is known for the series."""
+    rows = sorted((day, store != "", price) for store, day, price in index.get(sku, ()) if store in ("", store_id))
+    if not rows:
+        return None
+    path = np.full(n_days, rows[0][2])
+    for day, _, price in rows:
+        path[max(day - first_day, 0):] = price
+    return path
+
+
+def series_data(store_id: str, sku: str, day: np.ndarray, units: np.ndarray, stockout: np.ndarray, horizon: int, promos: dict,
+                prices: dict | None = None) -> SeriesData:
     """Arrays of one series from its rows (`day` = epoch days, duplicates summed)."""
     first = int(day.min())
     n = int(day.max()) - first + 1
@@ -137,23 +171,49 @@ def series_data(store_id: str, sku: str, day: np.ndarray, units: np.ndarray, sto
     censored = np.zeros(n, dtype=bool)
     censored[day[stockout > 0] - first] = True
     start = pd.Timestamp(np.datetime64(first, "D"))
-    return SeriesData(str(store_id), str(sku), start, per_day, censored, promo_flags(promos, str(store_id), str(sku), first, n + horizon))
+    return SeriesData(str(store_id), str(sku), start, per_day, censored, promo_flags(promos, str(store_id), str(sku), first, n + horizon),
+                      price_path(prices or {}, str(store_id), str(sku), first, n + horizon))
 
 
-def weekday_profile(units: np.ndarray, weekday: np.ndarray, weeks: int) -> np.ndarray:
-    """Seven multiplicative factors (mean 1) from the last `weeks` weeks, shrunk toward flat when the
-    series is thin: a Saturday-closed shop gets ~0 on Saturdays, a slow mover stays nearly flat."""
+PROFILE_PRIOR_UNITS = 10.0  # the prior profile counts as this many units sold on each weekday
+
+
+def weekday_profile(units: np.ndarray, weekday: np.ndarray, weeks: int, prior: np.ndarray | None = None) -> np.ndarray:
+    """Seven multiplicative factors (mean 1) from the last `weeks` weeks, shrunk toward `prior` (the
+    store's pooled profile; flat when none) when the series is thin: a slow mover borrows its store's
+    weekly shape, a busy series keeps its own, a Saturday-closed shop gets ~0 on Saturdays."""
+    prior = np.ones(7) if prior is None else prior
     recent = slice(max(0, len(units) - 7 * weeks), len(units))
     u, wd = units[recent], weekday[recent]
     total = u.sum()
     if total <= 0:
-        return np.ones(7)
+        return prior.copy()
     counts = np.bincount(wd, minlength=7)
     sums = np.bincount(wd, weights=u, minlength=7)
     overall = total / len(u)
-    prior_units = 10.0  # a flat profile worth 10 units per weekday
-    factors = np.where(counts > 0, (sums + prior_units) / (counts * overall + prior_units), 1.0)
+    factors = np.where(counts > 0, (sums + PROFILE_PRIOR_UNITS * prior) / (counts * overall + PROFILE_PRIOR_UNITS), prior)
     return factors / factors[wd].mean()
+
+
+def pooled_weekday_profile(series: list[SeriesData], n_days: list[int], weeks: int) -> np.ndarray:
+    """The weekly shape of a chunk's series together over their last `weeks` weeks before each one's
+    cut (`n_days`): each series on its own scale (sales over its mean), so the shape is every SKU's,
+    not only the best sellers'. Flat when nothing sold."""
+    sums, counts = np.zeros(7), np.zeros(7)
+    for d, n in zip(series, n_days, strict=True):
+        lo = max(0, n - 7 * weeks)
+        u = d.units[lo:n]
+        ok = ~d.stockout[lo:n] & ~d.promo[lo:n]
+        mean = u[ok].mean() if ok.any() else 0.0
+        if mean <= 0:
+            continue
+        wd = (d.start.dayofweek + np.arange(lo, n)) % 7
+        sums += np.bincount(wd[ok], weights=u[ok] / mean, minlength=7)
+        counts += np.bincount(wd[ok], minlength=7)
+    if counts.min() <= 0:
+        return np.ones(7)
+    factors = sums / counts
+    return factors / factors.mean() if factors.mean() > 0 else np.ones(7)
 
 
 @dataclass
@@ -170,6 +230,7 @@ class PreparedSeries:
     lift: float  # demand on promotion days / baseline
     future_dates: pd.DatetimeIndex
     future_promo: np.ndarray
+    price_ratio: np.ndarray | None = None  # price over its median of the last PRICE_REFERENCE_DAYS, history + horizon
 
 
 def promotion_lift(observed: np.ndarray, baseline: np.ndarray, promo: np.ndarray, censored: np.ndarray) -> float:
@@ -183,9 +244,9 @@ def promotion_lift(observed: np.ndarray, baseline: np.ndarray, promo: np.ndarray
     return float((observed[days].sum() + prior) / (base + prior))
 
 
-def prepare_series(data: SeriesData, horizon: int, weekday_weeks: int, n_days: int | None = None) -> PreparedSeries:
-    """The series' first `n_days` (default all) with baseline, weekday profile and promotion lift
-    computed from those days only, and the `horizon` days after them."""
+def prepare_series(data: SeriesData, horizon: int, weekday_weeks: int, n_days: int | None = None, prior_profile: np.ndarray | None = None) -> PreparedSeries:
+    """The series' first `n_days` (default all) with baseline, weekday profile (shrunk toward
+    `prior_profile`) and promotion lift computed from those days only, and the `horizon` days after them."""
     n = len(data.units) if n_days is None else n_days
     observed, censored, promo = data.units[:n], data.stockout[:n], data.promo[:n]
     dates = pd.date_range(data.start, periods=n + horizon, freq="D")
@@ -194,9 +255,21 @@ def prepare_series(data: SeriesData, horizon: int, weekday_weeks: int, n_days: i
     baseline = impute_masked(observed, censored | promo, weekday, at_least_observed=censored & ~promo)
     return PreparedSeries(
         data.store_id, data.sku, dates[:n], observed, censored, promo, baseline, weekday,
-        weekday_profile(baseline, weekday, weekday_weeks), promotion_lift(observed, baseline, promo, censored),
-        dates[n:], data.promo[n : n + horizon],
+        weekday_profile(baseline, weekday, weekday_weeks, prior_profile), promotion_lift(observed, baseline, promo, censored),
+        dates[n:], data.promo[n : n + horizon], relative_price(data.price, n, horizon),
     )
+
+
+PRICE_REFERENCE_DAYS = 91
+
+
+def relative_price(price: np.ndarray | None, n: int, horizon: int) -> np.ndarray | None:
+    """Price over its median of the last PRICE_REFERENCE_DAYS days known at the cut (day n), for the
+    history and the horizon: 0.8 is 20 % cheaper than usual, whatever the currency or the product."""
+    if price is None:
+        return None
+    reference = float(np.median(price[max(0, n - PRICE_REFERENCE_DAYS):n]))
+    return price[: n + horizon] / reference if reference > 0 else None
 
 
 def adjusted_history(s: PreparedSeries) -> np.ndarray:
@@ -240,6 +313,34 @@ def statsforecast_frame(series: list[PreparedSeries], adjusted: bool) -> pd.Data
     })
 
 
+def global_model_frames(series: list[PreparedSeries], horizon: int, holiday_country: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The global model's history (`unique_id, ds, y`, y the baseline, plus the features known ahead)
+    and those features over the horizon (`unique_id, ds, ...`), None when there are none. Known
+    ahead: `price_ratio` when any series has prices (NaN where one has none), `holiday` (0/1) when a
+    holiday country is set."""
+    frame = statsforecast_frame(series, adjusted=False)
+    future = pd.DataFrame({
+        "unique_id": np.repeat([series_key(s.store_id, s.sku) for s in series], horizon),
+        "ds": np.concatenate([s.future_dates[:horizon].to_numpy() for s in series]),
+    })
+    if any(s.price_ratio is not None for s in series):
+        ratio = [np.full(len(s.dates) + horizon, np.nan) if s.price_ratio is None else s.price_ratio for s in series]
+        frame["price_ratio"] = np.concatenate([r[: len(s.dates)] for r, s in zip(ratio, series, strict=True)])
+        future["price_ratio"] = np.concatenate([r[len(s.dates):] for r, s in zip(ratio, series, strict=True)])
+    if holiday_country:
+        days = public_holidays(holiday_country, frame["ds"].min(), future["ds"].max())
+        frame["holiday"] = frame["ds"].isin(days).astype(float)
+        future["holiday"] = future["ds"].isin(days).astype(float)
+    return frame, (future if len(future.columns) > 2 else None)
+
+
+def public_holidays(country: str, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """The country's public holidays between two days (the `holidays` package, as Prophet uses)."""
+    import holidays
+
+    return pd.DatetimeIndex(sorted(holidays.country_holidays(country, years=range(first.year, last.year + 1))))
+
+
 def to_demand_units(forecasts: np.ndarray, s: PreparedSeries, model: str) -> np.ndarray:
     """A model's forecast of the next days as demand: weekday profile and promotion lift re-applied."""
     out = np.maximum(np.asarray(forecasts, float), 0.0)
@@ -250,18 +351,25 @@ def to_demand_units(forecasts: np.ndarray, s: PreparedSeries, model: str) -> np.
     return out
 
 
-def candidate_forecasts(series: list[PreparedSeries], settings: EngineSettings, prophet_keys: set[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Per series, every candidate's forecast of the `horizon` days after its history, in demand units."""
+def candidate_forecasts(series: list[PreparedSeries], settings: EngineSettings, prophet_keys: set[str], fitted_global=None) -> dict[str, dict[str, np.ndarray]]:
+    """Per series, every candidate's forecast of the `horizon` days after its history, in demand units.
+    `fitted_global`: a global model already fitted (on an earlier cut); otherwise it is fitted here."""
     h = settings.horizon
     fast = fast_forecasts(series, h).reset_index().sort_values(["unique_id", "ds"], kind="stable")
     models = [c for c in fast.columns if c not in ("unique_id", "ds")]
     values = fast[models].to_numpy(float).reshape(-1, h, len(models))
     row = {uid: i for i, uid in enumerate(fast["unique_id"].to_numpy()[::h])}
+    learnt = {}
+    if settings.global_model:
+        frame, future = global_model_frames(series, h, settings.holiday_country)
+        learnt = predict_global(fitted_global if fitted_global is not None else fit_global(frame), frame, future, h)
     out = {}
     for s in series:
         uid = series_key(s.store_id, s.sku)
         block = values[row[uid]]
         preds = {m: to_demand_units(block[:, j], s, m) for j, m in enumerate(models) if not np.isnan(block[:, j]).any()}
+        if uid in learnt:
+            preds[GLOBAL_MODEL] = to_demand_units(learnt[uid], s, GLOBAL_MODEL)
         if uid in prophet_keys:
             preds["prophet"] = prophet_fit_predict(s, h, settings.holiday_country)
         out[uid] = preds
@@ -306,61 +414,33 @@ def prophet_eligible(s: PreparedSeries, settings: EngineSettings) -> bool:
 MIN_TRAIN_DAYS = 28
 
 
-@dataclass
-class WindowResult:
-    actual: np.ndarray
-    censored: np.ndarray
-    scale: float  # M5 RMSSE denominator from the history before the window
-    preds: dict[str, np.ndarray]
-
-
 def backtest(data: dict[str, SeriesData], settings: EngineSettings, prophet_keys: set[str]) -> dict[str, list[WindowResult]]:
     """Rolling origins: for window w each series is cut `w * horizon` days before its end and everything
-    (imputation, weekday profile, promotion lift, model fit) is redone on what was known then."""
+    (imputation, weekday profile, promotion lift, model fit) is redone on what was known then. The
+    global model, the one costly fit, is fitted once at the earliest origin and forecasts the later
+    windows from their own history: its backtest is, if anything, a little pessimistic."""
     h = settings.horizon
     out: dict[str, list[WindowResult]] = {uid: [] for uid in data}
+    fitted_global = None
     for w in range(settings.windows, 0, -1):
-        cut = []
+        kept = []
         for d in data.values():
             n = len(d.units) - h * w
             sold = np.flatnonzero(d.units[: max(n, 0)] > 0)
             if n > 0 and len(sold) and n - sold[0] >= MIN_TRAIN_DAYS:
-                cut.append(prepare_series(d, h, settings.weekday_weeks, n_days=n))
+                kept.append((d, n))
+        prior = pooled_weekday_profile([d for d, _ in kept], [n for _, n in kept], settings.weekday_weeks)
+        cut = [prepare_series(d, h, settings.weekday_weeks, n_days=n, prior_profile=prior) for d, n in kept]
         if not cut:
             continue
-        preds = candidate_forecasts(cut, settings, prophet_keys)
+        if settings.global_model and fitted_global is None:
+            fitted_global = fit_global(global_model_frames(cut, h, settings.holiday_country)[0])
+        preds = candidate_forecasts(cut, settings, prophet_keys, fitted_global)
         for t in cut:
             uid = series_key(t.store_id, t.sku)
             n, d = len(t.observed), data[uid]
             out[uid].append(WindowResult(d.units[n : n + h], d.stockout[n : n + h], m5_scale(t.observed), preds[uid]))
     return out
-
-
-def mean_rmsse(windows: list[WindowResult], model: str) -> float:
-    """Mean over windows of RMSSE, censored days not scored (their sales are not demand)."""
-    values = []
-    for r in windows:
-        ok = ~r.censored
-        if model in r.preds and ok.any():
-            values.append(scaled_rmse(r.actual[ok], r.preds[model][ok], r.scale))
-    return float(np.mean(values)) if values else float("nan")
-
-
-def choose_model(windows: list[WindowResult]) -> tuple[str | None, float]:
-    """The candidate with the lowest mean backtest RMSSE (ties: first by name)."""
-    models = sorted(set().union(*(r.preds for r in windows))) if windows else []
-    scored = [(mean_rmsse(windows, m), m) for m in models]
-    scored = [x for x in scored if not np.isnan(x[0])]
-    if not scored:
-        return None, float("nan")
-    value, model = min(scored)
-    return model, value
-
-
-def backtest_dispersion(windows: list[WindowResult], model: str) -> float:
-    actual = np.concatenate([np.where(r.censored, np.nan, r.actual) for r in windows if model in r.preds])
-    forecast = np.concatenate([r.preds[model] for r in windows if model in r.preds])
-    return nb_dispersion(actual, forecast)
 
 
 def m5_scale(history: np.ndarray) -> float:
@@ -380,12 +460,26 @@ def short_history_forecast(s: PreparedSeries, horizon: int) -> tuple[np.ndarray,
     return mean, nb_dispersion(s.baseline, np.full(len(s.baseline), level))
 
 
-def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Forecast one chunk of series (a long frame with a `stockout` column): forecast, models, rejected."""
-    sales, promotions, settings = args
-    h = settings.horizon
-    promos = promotion_index(promotions)
-    rejected, data, full = [], {}, {}
+@dataclass
+class ChunkCandidates:
+    """Everything the decision per series rests on: the prepared series, every candidate's backtest
+    windows and every candidate's forecast of the horizon from the whole history."""
+
+    full: dict[str, PreparedSeries]
+    windows: dict[str, list[WindowResult]]
+    final: dict[str, dict[str, np.ndarray]]
+    rejected: list[tuple[str, str, str]]
+    classes: dict[str, str] = field(default_factory=dict)  # demand class per series
+    pooled: dict[str, dict[str, float]] = field(default_factory=dict)  # per class: model -> mean backtest RMSSE
+
+    def pooled_for(self, uid: str) -> dict[str, float]:
+        return self.pooled.get(self.classes.get(uid, ""), {})
+
+
+def chunk_series(sales: pd.DataFrame, promotions, settings: EngineSettings, prices=None) -> tuple[dict[str, SeriesData], list]:
+    """Arrays per series of a long frame with a `stockout` column, and the series that can't be forecast."""
+    promos, price_rows = promotion_index(promotions), price_index(prices)
+    rejected, data = [], {}
     sales = sales.sort_values(["store_id", "sku"], kind="stable")
     day = sales["date"].to_numpy("datetime64[D]").astype(np.int64)
     units, stockout = sales["units"].to_numpy(float), sales["stockout"].to_numpy(float)
@@ -393,41 +487,60 @@ def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     bounds = np.flatnonzero((keys[1:] != keys[:-1]).any(axis=1)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(keys)], strict=True):
         store_id, sku = keys[lo]
-        d = series_data(store_id, sku, day[lo:hi], units[lo:hi], stockout[lo:hi], h, promos)
+        d = series_data(store_id, sku, day[lo:hi], units[lo:hi], stockout[lo:hi], settings.horizon, promos, price_rows)
         problem = reject_reason(d)
         if problem:
             rejected.append((d.store_id, d.sku, problem))
-            continue
-        uid = series_key(d.store_id, d.sku)
-        data[uid] = d
-        full[uid] = prepare_series(d, h, settings.weekday_weeks)
+        else:
+            data[series_key(d.store_id, d.sku)] = d
+    return data, rejected
+
+
+def chunk_candidates(sales: pd.DataFrame, promotions, settings: EngineSettings, final_models: str = "chosen", prices=None) -> ChunkCandidates:
+    """Backtest every candidate on every series of the chunk and forecast the horizon with them.
+    Prophet's final fit is costly: with `final_models="chosen"` it is only made where the decision can
+    use it (Prophet backtested best or among the combination), `"all"` fits it wherever eligible."""
+    data, rejected = chunk_series(sales, promotions, settings, prices)
+    prior = pooled_weekday_profile(list(data.values()), [len(d.units) for d in data.values()], settings.weekday_weeks)
+    full = {uid: prepare_series(d, settings.horizon, settings.weekday_weeks, prior_profile=prior) for uid, d in data.items()}
     if not full:
-        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(rejected, columns=["store_id", "sku", "problem"])
+        return ChunkCandidates({}, {}, {}, rejected)
     prophet_keys = {uid for uid, s in full.items() if prophet_eligible(s, settings)}
     windows = backtest(data, settings, prophet_keys)
-    chosen = {uid: choose_model(windows[uid]) for uid in full}
-    need_prophet = {uid for uid, (m, _) in chosen.items() if m == "prophet"}
-    final = candidate_forecasts(list(full.values()), settings, need_prophet)
+    classes = {uid: series_profile(s.observed)["demand_class"] for uid, s in full.items()}
+    pooled = pooled_scores(windows, classes)
+    if final_models == "chosen":
+        prophet_keys = {uid for uid in prophet_keys
+                        if "prophet" in decision_members(windows[uid], settings.combination, pooled.get(classes[uid]))}
+    final = candidate_forecasts(list(full.values()), settings, prophet_keys)
+    return ChunkCandidates(full, windows, final, rejected, classes, pooled)
+
+
+def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Forecast one chunk of series (a long frame with a `stockout` column): forecast, models, rejected."""
+    sales, promotions, prices, settings = args
+    h = settings.horizon
+    c = chunk_candidates(sales, promotions, settings, prices=prices)
     forecasts, models = [], []
-    for uid, s in full.items():
-        model, rmsse_value = chosen[uid]
+    for uid, s in c.full.items():
+        model, rmsse_value, mean, dispersion = decide(c.windows[uid], c.final[uid], settings.combination, c.pooled_for(uid))
         if model is None:
             model = "short_history_mean"
             mean, dispersion = short_history_forecast(s, h)
-        else:
-            mean, dispersion = final[uid][model], backtest_dispersion(windows[uid], model)
         q = nb_quantiles(mean, np.full(h, dispersion), settings.quantiles)
         fc = pd.DataFrame({"store_id": s.store_id, "sku": s.sku, "date": s.future_dates, "mean": mean})
         for j, level in enumerate(settings.quantiles):
             fc[quantile_column(level)] = q[:, j]
         forecasts.append(fc.assign(model=model))
         models.append({"store_id": s.store_id, "sku": s.sku, "model": model, "backtest_rmsse": rmsse_value,
-                       "backtest_windows": len(windows[uid]), "dispersion": dispersion, "promotion_lift": s.lift,
+                       "backtest_windows": len(c.windows[uid]), "dispersion": dispersion, "promotion_lift": s.lift,
                        "censored_days": int(s.censored.sum()), **series_profile(s.observed)})
+    if not forecasts:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(c.rejected, columns=["store_id", "sku", "problem"])
     return (
         pd.concat(forecasts, ignore_index=True),
         pd.DataFrame(models),
-        pd.DataFrame(rejected, columns=["store_id", "sku", "problem"]),
+        pd.DataFrame(c.rejected, columns=["store_id", "sku", "problem"]),
     )
 
 
@@ -453,27 +566,50 @@ def select_shard(sales: pd.DataFrame, shard: tuple[int, int] | None) -> pd.DataF
     return sales[sales["store_id"].isin(keep)]
 
 
+CHUNK_SERIES = 500
+
+
+def store_chunks(sales: pd.DataFrame, size: int = CHUNK_SERIES) -> list[pd.DataFrame]:
+    """The work units: one store's series in blocks of `size` SKUs (sorted). A chunk depends only on
+    its store's data, so what is learnt across a chunk's series (pooled profiles, combination choices)
+    is the same whatever the number of processes or shards."""
+    keys = sales[["store_id", "sku"]].drop_duplicates().sort_values(["store_id", "sku"]).reset_index(drop=True)
+    if keys.empty:
+        return []
+    keys["chunk"] = keys.groupby("store_id").cumcount() // size
+    tagged = sales.merge(keys, on=["store_id", "sku"])
+    return [g.drop(columns="chunk") for _, g in tagged.groupby(["store_id", "chunk"], sort=True)]
+
+
+def prices_of(prices: pd.DataFrame | None, chunk: pd.DataFrame) -> pd.DataFrame | None:
+    """The price rows a chunk can use (its store's and the chain-wide ones, for its SKUs): a year of
+    daily prices for every SKU need not travel to every process."""
+    if prices is None or prices.empty:
+        return None
+    store = chunk["store_id"].iloc[0]
+    return prices[prices["store_id"].fillna("").isin(["", store]) & prices["sku"].isin(chunk["sku"].unique())]
+
+
 def forecast(
     sales: pd.DataFrame,
     settings: EngineSettings = EngineSettings(),
     promotions: pd.DataFrame | None = None,
     shard: tuple[int, int] | None = None,
     progress=None,
+    prices: pd.DataFrame | None = None,
 ) -> ForecastResult:
     """Forecast every store x SKU of `store_id, sku, date, units[, stockout]` (validated) over all cores.
 
-    `shard=(i, n)` keeps only the stores of shard i of n. `progress(n)` is called as series finish.
-    Results do not depend on shards or processes: every estimate is per series.
+    `promotions` (store_id or empty, sku, start_date, end_date) and `prices` (store_id or empty, sku,
+    date, price: from that date on) may reach into the horizon. `shard=(i, n)` keeps only the stores
+    of shard i of n. `progress(n)` is called as series finish. Results do not depend on shards or
+    processes: what is learnt across series is learnt within one store's chunk.
     """
     sales = select_shard(sales, shard)
     if "stockout" not in sales.columns:
         sales = sales.assign(stockout=0)
-    keys = sales[["store_id", "sku"]].drop_duplicates().sort_values(["store_id", "sku"]).reset_index(drop=True)
     workers = settings.workers or os.cpu_count() or 1
-    chunk_size = max(20, min(500, -(-len(keys) // (workers * 4)))) if len(keys) else 1
-    keys["chunk"] = np.arange(len(keys)) // chunk_size
-    tagged = sales.merge(keys, on=["store_id", "sku"])
-    tasks = [(g.drop(columns="chunk"), promotions, settings) for _, g in tagged.groupby("chunk")]
+    tasks = [(chunk, promotions, prices_of(prices, chunk), settings) for chunk in store_chunks(sales)]
     results = []
     for res in map_in_processes(forecast_chunk, tasks, workers):
         results.append(res)

@@ -9,6 +9,7 @@ import pandas as pd
 SALES_COLUMNS = ["store_id", "sku", "date", "units"]
 OPTIONAL_SALES_COLUMNS = ["stockout"]
 PROMOTION_COLUMNS = ["store_id", "sku", "start_date", "end_date"]
+PRICE_COLUMNS = ["store_id", "sku", "date", "price"]
 
 
 class ForecastInputError(ValueError):
@@ -80,6 +81,20 @@ def read_promotions_csv(path: Path) -> pd.DataFrame:
     if bad.any():
         raise ForecastInputError(f"{path}: unreadable or reversed dates on {rows_named(bad)}")
     return frame[["store_id", "sku"]].assign(start_date=start, end_date=end)
+
+
+def read_prices_csv(path: Path) -> pd.DataFrame:
+    """Shelf prices: store_id (empty = every store), sku, date (the price applies from then on), price > 0."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ForecastInputError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(PRICE_COLUMNS)}")
+    day = pd.to_datetime(frame["date"], errors="coerce", format="%Y-%m-%d")
+    price = pd.to_numeric(frame["price"], errors="coerce")
+    bad = day.isna() | price.isna() | ~(price > 0) | (frame["sku"].str.strip() == "")
+    if bad.any():
+        raise ForecastInputError(f"{path}: a date (YYYY-MM-DD), a sku and a price above 0 are needed on {rows_named(bad)}")
+    return frame[["store_id", "sku"]].assign(date=day, price=price.astype(float))
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

@@ -1,4 +1,4 @@
-"""Forecast runs against the database: read sales, stock-out days and promotions, forecast every
+"""Forecast runs against the database: read sales, stock-out days, promotions and prices, forecast every
 series, store the forecasts and the model chosen per series.
 
 The run id is derived from the last history date and the horizon, so re-running on the same data
@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, select
 
+from shelfwatch.forecasting.combine import parse_strategy
 from shelfwatch.forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
 from shelfwatch.core.db import NoDataYet, bulk_writer, dialect_insert
 from shelfwatch.sql import schema
@@ -22,7 +23,12 @@ FORECAST_COLUMNS = [c.name for c in schema.forecasts.columns]
 
 
 def engine_settings(settings, horizon: int | None = None, quantiles=(0.1, 0.5, 0.9)) -> EngineSettings:
-    """The forecaster's settings from Shelfwatch's (environment-backed) settings."""
+    """The forecaster's settings from Shelfwatch's (environment-backed) settings; a combination it
+    does not know is refused here, naming SHELFWATCH_FORECAST_COMBINATION, before any work is done."""
+    try:
+        parse_strategy(settings.forecast_combination)
+    except ValueError as exc:
+        raise ValueError(f"SHELFWATCH_FORECAST_COMBINATION: {exc}") from None
     return EngineSettings(
         horizon=horizon or settings.forecast_horizon_days,
         quantiles=tuple(quantiles),
@@ -30,6 +36,8 @@ def engine_settings(settings, horizon: int | None = None, quantiles=(0.1, 0.5, 0
         prophet_min_units_per_day=settings.forecast_prophet_min_units,
         prophet_min_history_days=settings.forecast_prophet_min_history_days,
         holiday_country=settings.forecast_holiday_country or None,
+        combination=settings.forecast_combination,
+        global_model=settings.forecast_global_model,
         workers=settings.forecast_workers,
     )
 
@@ -50,6 +58,13 @@ def read_promotions(engine: Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         promotions = pd.read_sql(select(schema.promotions), conn)
     return promotions.assign(start_date=pd.to_datetime(promotions["start_date"]), end_date=pd.to_datetime(promotions["end_date"]))
+
+
+def read_prices(engine: Engine) -> pd.DataFrame:
+    """Shelf prices (store_id, empty for every store; sku; date from which; price), past and planned."""
+    with engine.connect() as conn:
+        prices = pd.read_sql(select(schema.prices), conn)
+    return prices.assign(date=pd.to_datetime(prices["date"]))
 
 
 def run_id_for(last_date: pd.Timestamp, horizon: int) -> str:
@@ -110,7 +125,7 @@ def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int
     run_id = run_id_for(last, settings.horizon)
     if shard is not None and select_shard(sales, shard).empty:  # more shards than stores: nothing to do here
         return {"run_id": run_id, "series": 0, "rows": 0, "rejected": 0, "models": {}}
-    result = forecast(sales, settings, promotions=read_promotions(engine), shard=shard, progress=progress)
+    result = forecast(sales, settings, promotions=read_promotions(engine), shard=shard, progress=progress, prices=read_prices(engine))
     stores = sorted(select_shard(sales, shard)["store_id"].unique().tolist()) if shard is not None or stores else None
     store_result(engine, result, run_id, last, settings.horizon, stores)
     return {"run_id": run_id, "series": len(result.models), "rows": len(result.forecast), "rejected": len(result.rejected),

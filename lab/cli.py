@@ -5,6 +5,7 @@ stay inside the commands."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -55,31 +56,21 @@ def bench_forecast(
     real: Path = typer.Option(Path("../shared/data/online_retail_daily.csv"), help="Real daily sales (item, ds, y); skipped if absent."),
     world: Path = typer.Option(Path("out/bench_world"), help="Simulated world folder; simulated (20 stores x 500 SKUs) if absent."),
     windows: int = typer.Option(3, min=1, help="Rolling-origin windows of 28 days."),
-    prophet_sample: int = typer.Option(300, min=10, help="Series of the simulated world on which Prophet alone runs (it needs ~0.3 s each)."),
+    prophet_sample: int = typer.Option(300, min=10, help="Series of the simulated world on which the slow baselines (Prophet alone, AutoETS) run."),
     workers: int = typer.Option(0, help="Processes; 0 = all cores."),
-    skip_world: bool = typer.Option(False, help="Only the real file (about a minute)."),
+    skip_world: bool = typer.Option(False, help="Only the real file (a few minutes)."),
+    price_value: bool = typer.Option(True, help="Also run Shelfwatch without the world's prices, to show what they are worth."),
 ) -> None:
-    """Accuracy, calibration and speed of the forecaster vs Prophet alone, MA28 and seasonal naive."""
-    from rich.table import Table
-
+    """Accuracy, calibration and speed of the forecaster vs Prophet alone, AutoETS, MA28, ADIDA, the
+    simple combination and seasonal naive; on the simulated world also vs the perfect forecaster."""
     from shelfwatch.lab.bench import forecast as bench
-
-    def show_scores(title: str, scores: list) -> None:
-        table = Table("method", "series", "mean RMSSE", "ratio to best all-series baseline", "80 % coverage", "s / window", "series/s", title=escape(title))
-        ours = next(s for s in scores if s.method == "shelfwatch")
-        best = min(s.mean_rmsse for s in scores if s.method in bench.BASELINES and s.series == ours.series)  # same series
-        for s in scores:
-            table.add_row(escape(s.method), f"{s.series:,}", f"{s.mean_rmsse:.4f}", f"{s.mean_rmsse / best:.3f}",
-                          "-" if s.coverage80 != s.coverage80 else f"{s.coverage80:.3f}",
-                          "-" if s.seconds != s.seconds else f"{s.seconds:.1f}", "-" if s.seconds != s.seconds else f"{s.series_per_second:,.0f}")
-        Console(width=max(console.width, 130)).print(table)
 
     log = lambda message: console.print(f"[dim]{escape(str(message))}[/dim]")  # noqa: E731
     checks = []
     if real.exists():
-        scores, _ = bench.run_bench(bench.load_online_retail(real), windows=windows, workers=workers, log=log)
-        show_scores(f"{real.name}: {windows} x 28-day rolling origins", scores)
-        checks += bench.target_lines(real.name, scores, margin=0.0)
+        scores, detail = bench.run_bench(bench.load_online_retail(real), windows=windows, workers=workers, log=log)
+        show_forecast_scores(f"{real.name}: {windows} x 28-day rolling origins", scores, detail)
+        checks += bench.target_lines(real.name, scores, margin=0.03)
     else:
         console.print(f"[yellow]{escape(str(real))} not found: real-data benchmark skipped[/yellow]")
     if not skip_world:
@@ -89,16 +80,86 @@ def bench_forecast(
             with console.status(f"simulating 20 stores x 500 SKUs into {escape(str(world))}"):
                 simulate_world(world, stores=20, skus=500, members=2000, seed=7)
         sales, promotions = bench.load_world_sales(world)
-        seconds, n_series, _ = bench.production_run(sales, promotions, workers=workers)
+        prices = bench.load_world_prices(world)
+        seconds, n_series, _ = bench.production_run(sales, promotions, workers=workers, prices=prices)
         console.print(f"production run: {n_series:,} series, 28 days with p10/p50/p90, in [bold]{seconds:.0f} s[/bold] "
                       f"({n_series / seconds:,.0f} series/s; target <= 300 s)")
         checks.append((f"simulated world: all {n_series:,} series forecast in {seconds:.0f} s (target <= 300 s)", seconds <= 300))
         expected = bench.load_expected_demand(world, 28 * windows)
-        scores, _ = bench.run_bench(sales, promotions=promotions, windows=windows, workers=workers, prophet_sample=prophet_sample, log=log, expected=expected)
-        show_scores(f"simulated world {world}: {windows} x 28-day rolling origins", scores)
-        checks += bench.target_lines("simulated world", scores, margin=0.05)
+        methods = ("shelfwatch", *(("shelfwatch_without_prices",) if prices is not None and price_value else ()), *bench.BASELINES)
+        scores, detail = bench.run_bench(sales, promotions=promotions, windows=windows, workers=workers, prophet_sample=prophet_sample, log=log,
+                                         expected=expected, prices=prices, methods=methods)
+        show_forecast_scores(f"simulated world {world}: {windows} x 28-day rolling origins", scores, detail)
+        checks += bench.target_lines("simulated world", scores, margin=0.0, detail=detail, capture=0.5)
     for line, ok in checks:
         console.print(("[green]met[/green]     " if ok else "[red]not met[/red] ") + escape(line))
+
+
+def show_forecast_scores(title: str, scores: list, detail) -> None:
+    """The methods' table (ratio to the best all-series baseline) and mean RMSSE per demand class."""
+    from rich.table import Table
+
+    from shelfwatch.lab.bench import forecast as bench
+
+    best = bench.best_baseline(scores).mean_rmsse
+    dash = lambda v, f: "-" if v != v else format(v, f)  # noqa: E731  (NaN -> "-")
+    table = Table("method", "series", "mean RMSSE", "ratio to best all-series baseline", "80 % coverage, days", "80 % coverage, 7-day sums",
+                  "s / window", "series/s", title=escape(title))
+    for s in scores:
+        table.add_row(escape(s.method), f"{s.series:,}", f"{s.mean_rmsse:.4f}", f"{s.mean_rmsse / best:.3f}", dash(s.coverage80, ".3f"),
+                      dash(s.coverage80_7day, ".3f"), dash(s.seconds, ".1f"), dash(s.series_per_second, ",.0f"))
+    wide = Console(width=max(console.width, 150))
+    wide.print(table)
+    captured = bench.room_captured(scores)
+    if captured is not None:
+        wide.print(f"share of the room between {escape(captured[0])} and the perfect forecaster captured: [bold]{captured[1]:.0%}[/bold]")
+    by_class = bench.class_table(detail)
+    classes = Table("demand class", *[escape(c) for c in by_class.columns], title="mean RMSSE per demand class (from the history before each window)")
+    for name, row in by_class.iterrows():
+        classes.add_row(escape(str(name)), *[dash(v, ".4f") for v in row.to_numpy()])
+    wide.print(classes)
+
+
+@bench_app.command("forecast-variants")
+def bench_forecast_variants(
+    real: Path = typer.Option(Path("../shared/data/online_retail_daily.csv"), help="Real daily sales (item, ds, y); skipped if absent."),
+    world: Path = typer.Option(Path("out/bench_world"), help="Simulated world folder; simulated (20 stores x 500 SKUs) if absent."),
+    stores: int = typer.Option(4, min=1, help="Stores of the simulated world to use (the first n by id)."),
+    windows: int = typer.Option(3, min=1, help="Outer rolling-origin windows of 28 days."),
+    inner_windows: int = typer.Option(3, min=1, help="Backtest windows the engine decides on."),
+    variants: Optional[str] = typer.Option(None, help="Comma-separated: select, topK, topKw, fixed_simple, class_topK, shrink_topK, only:MODEL (default: all but only:)."),
+    workers: int = typer.Option(0, help="Processes; 0 = all cores."),
+) -> None:
+    """Every way of turning the backtested candidates into a forecast, on the same origins in one run."""
+    from rich.table import Table
+
+    from shelfwatch.lab.bench import forecast as bench
+    from shelfwatch.lab.bench.variants import DEFAULT_VARIANTS, run_variants, summary
+
+    log = lambda message: console.print(f"[dim]{escape(str(message))}[/dim]")  # noqa: E731
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip()) if variants else DEFAULT_VARIANTS
+    sets = []
+    if real.exists():
+        sets.append((real.name, bench.load_online_retail(real), None, None))
+    if not (world / "sales" / "sales_daily.csv").exists():
+        from shelfwatch.lab.simulator import simulate_world
+
+        with console.status(f"simulating 20 stores x 500 SKUs into {escape(str(world))}"):
+            simulate_world(world, stores=20, skus=500, members=2000, seed=7)
+    sales, promotions = bench.load_world_sales(world)
+    keep = sorted(sales["store_id"].unique())[:stores]
+    sets.append((f"simulated world, {len(keep)} stores", sales[sales["store_id"].isin(keep)], promotions, bench.load_world_prices(world)))
+    for name, data, promos, prices in sets:
+        t0 = time.perf_counter()
+        table_rows = summary(run_variants(data, promos, variants=chosen, windows=windows, inner_windows=inner_windows, workers=workers, log=log,
+                                          prices=prices))
+        table = Table("variant", "mean RMSSE", "ratio to select", "80 % coverage, days", "80 % coverage, 7-day sums",
+                      title=escape(f"{name}: {windows} outer x {inner_windows} inner 28-day windows, {time.perf_counter() - t0:.0f} s"))
+        base = table_rows.loc[table_rows["variant"] == "select", "mean_rmsse"]
+        for r in table_rows.itertuples():
+            ratio = r.mean_rmsse / base.iloc[0] if len(base) else float("nan")
+            table.add_row(escape(r.variant), f"{r.mean_rmsse:.4f}", f"{ratio:.3f}", f"{r.coverage80_daily:.3f}", f"{r.coverage80_7day:.3f}")
+        console.print(table)
 
 
 @bench_app.command("web")

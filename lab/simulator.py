@@ -3,8 +3,9 @@ injected incidents with their ground truth.
 
 Why a simulator: the pipeline must be demonstrable and testable end to end without a retailer's data,
 and alerts can only be scored against a world whose truth is known. Demand follows weekly and yearly
-seasonality, promotions and negative-binomial noise (a share of slow, intermittent movers); the shelf
-is replenished on a delivery schedule; **sales are limited by the stock on the shelf** (an empty shelf
+seasonality, promotions, shelf-price changes (each SKU with its own price elasticity) and
+negative-binomial noise (a share of slow, intermittent movers); the shelf is replenished on a delivery
+schedule; **sales are limited by the stock on the shelf** (an empty shelf
 sells nothing). The world runs `lookahead_days` past "now" so the ground truth can say which shelves
 really run empty before their next delivery; the files written describe only the past.
 """
@@ -12,7 +13,7 @@ really run empty before their next delivery; the files written describe only the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -54,6 +55,7 @@ class WorldSpec:
     lookahead_days: int = 7
     slow_mover_share: float = 0.3
     promo_share: float = 0.3
+    price_change_share: float = 0.3  # of SKUs whose shelf price changes (every 60-150 days)
     incident_share: float = 0.04  # of store x SKU pairs, per incident kind
 
     @property
@@ -182,6 +184,29 @@ def promotion_lift(spec: WorldSpec, n_days: int, n_stores: int, products: pd.Dat
     return lift, calendar
 
 
+PRICE_STREAM = 16  # prices draw from their own random stream: every other draw of a seed is unchanged
+
+
+def price_calendar(spec: WorldSpec, products: pd.DataFrame, n_days: int) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+    """Chain-wide shelf prices and what they do to demand. Every SKU starts at its list price; a share
+    of them changes price every 60-150 days to 0.8-1.2x the list price (changes after the history are
+    planned ones, known ahead as a retailer's are). Demand answers with the SKU's own elasticity,
+    1.0-2.5: (price / list price) ** -elasticity. Returns that multiplier (days, skus) and the rows."""
+    rng = np.random.default_rng([spec.seed, PRICE_STREAM])
+    list_price = products["unit_price"].to_numpy(float)
+    elasticity = rng.uniform(1.0, 2.5, len(products))
+    relative = np.ones((n_days, len(products)))
+    rows = [(k, 0, float(list_price[k])) for k in range(len(products))]
+    for k in np.flatnonzero(rng.random(len(products)) < spec.price_change_share):
+        day = int(rng.integers(30, 150))
+        while day < n_days:
+            price = round(float(list_price[k] * rng.uniform(0.8, 1.2)), 2)
+            relative[day:, k] = price / list_price[k]
+            rows.append((int(k), day, price))
+            day += int(rng.integers(60, 150))
+    return relative ** -elasticity[None, :], rows
+
+
 def sample_demand(rates: np.ndarray, dispersion: np.ndarray, rng) -> np.ndarray:
     """Negative-binomial demand (gamma-Poisson) with per-SKU dispersion: rarer items are burstier."""
     shape = np.broadcast_to(dispersion, rates.shape)
@@ -237,6 +262,7 @@ class World:
     incidents: Incidents
     promotions: list  # (sku index, first day index), chain-wide, PROMO_DAYS long
     expected_demand: np.ndarray  # (days, stores, skus): the true mean demand, anonymous + favourite members
+    price_rows: list = field(default_factory=list)  # (sku index, first day index, price), chain-wide
 
 
 def build_world(spec: WorldSpec) -> World:
@@ -253,6 +279,8 @@ def build_world(spec: WorldSpec) -> World:
     has_sensor = rng.random((n_stores, n_skus)) < spec.sensor_share
     incidents = choose_incidents(spec, has_sensor, n_hist, rng)
     rates, promo_calendar = demand_rates(spec, stores, products, dates, rng)
+    price_effect, price_rows = price_calendar(spec, products, n_days)
+    rates = rates * price_effect[:, None, :]
     spike_from = n_hist - 3
     rates[spike_from:] = np.where(incidents.spike, rates[spike_from:] * 3.0 + 1.0, rates[spike_from:])
     anon_demand = sample_demand(rates, products["dispersion"].to_numpy()[None, None, :], rng)
@@ -328,7 +356,7 @@ def build_world(spec: WorldSpec) -> World:
     sensors = make_sensors(stores, products, has_sensor, rng)
     return World(
         stores, products, members, favourites, sensors, dates, n_hist, sold, shelf_open, shelf_close, empty_at,
-        book_close, deliveries, lines, incidents, promo_calendar, (rates + member_rate[None]).astype(np.float32),
+        book_close, deliveries, lines, incidents, promo_calendar, (rates + member_rate[None]).astype(np.float32), price_rows,
     )
 
 
@@ -483,6 +511,14 @@ def promotions_frame(world: World) -> pd.DataFrame:
     return frame.assign(start_date=pd.to_datetime(frame.start_date).dt.strftime("%Y-%m-%d"), end_date=pd.to_datetime(frame.end_date).dt.strftime("%Y-%m-%d"))
 
 
+def prices_frame(world: World) -> pd.DataFrame:
+    """Shelf prices, chain-wide (empty store_id), from each row's date on: history and planned changes."""
+    first = world.dates[0]
+    rows = [("", world.products.sku.iloc[k], (first + pd.Timedelta(days=d)).strftime("%Y-%m-%d"), price)
+            for k, d, price in sorted(world.price_rows, key=lambda r: (r[1], r[0]))]
+    return pd.DataFrame(rows, columns=["store_id", "sku", "date", "price"])
+
+
 def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     """Write reference files, POS files, sensor readings and the ground truth."""
     rng = np.random.default_rng(spec.seed + 1)
@@ -499,6 +535,7 @@ def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     world.sensors[["sensor_id", "store_id", "sku", "kind", "tare_g"]].to_csv(out_dir / "sensors.csv", index=False)
     deliveries_frame(world).to_csv(out_dir / "deliveries.csv", index=False)
     promotions_frame(world).to_csv(out_dir / "promotions.csv", index=False)
+    prices_frame(world).to_csv(out_dir / "prices.csv", index=False)
     # what a perfect forecaster would predict: the benchmark's lower bound on error
     np.savez_compressed(out_dir / "expected_demand.npz", stores=stores.store_id.to_numpy(), skus=products.sku.to_numpy(),
                         start=str(world.dates[0].date()), mean=world.expected_demand[: world.n_hist])

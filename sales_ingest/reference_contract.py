@@ -2,7 +2,7 @@
 allowed values, time-zone rules and an example of each.
 
 The reference files (stores, products, members, sensors, deliveries, inventory records, promotions,
-stock-out days) are specified here in full; the POS files (`sales_daily`, `purchase_lines`) take
+prices, stock-out days) are specified here in full; the POS files (`sales_daily`, `purchase_lines`) take
 their columns from `contract.SALES_KINDS`, so the two never disagree. Everything else is generated
 from these specs: the Great Expectations suite per reference file (`reference_files`), the templates
 (`shelfwatch templates`), the checker (`shelfwatch check`) and docs/data-contract.md (`markdown()`).
@@ -216,6 +216,14 @@ REFERENCE_FILES: dict[str, FileSpec] = {f.name: f for f in (
         ColumnSpec("start_date", DATE, "First day of the promotion.", "2026-12-21"),
         ColumnSpec("end_date", DATE, "Last day of the promotion (included).", "2026-12-27"),
     ), ("store_id", "sku", "start_date"), rules=("end_date must not be before start_date.",)),
+    FileSpec("prices", "reference", "prices", "Shelf prices, past and planned: a row sets the price from its date on, until the next "
+             "row for the same store and product. The forecast learns how demand answers price changes and uses the planned ones.", (
+        _store_ref("The store (stores.store_id); empty: every store (a store's own row wins on the same date).", required=False, default=""),
+        _sku_ref("The product (products.sku)."),
+        ColumnSpec("date", DATE, "First day (store-local) the price applies.", "2026-12-01"),
+        ColumnSpec("price", NUMBER, "Shelf price per unit, in the store's currency (a decimal point, no comma).", "2.49",
+                   unit="currency per unit", minimum=0, strict_minimum=True),
+    ), ("store_id", "sku", "date")),
     FileSpec("stockout_days", "reference", "stockout_days", "Days a shelf was empty before closing: the forecast does not read "
              "those days' low sales as low demand.", (
         _store_ref(),
@@ -441,7 +449,7 @@ def markdown() -> str:
         "     tests/sales_ingest/test_reference_contract.py fails when this page and the code disagree. -->",
         "",
         "A retailer hands Shelfwatch two sorts of files: **reference files** (master data: stores, products, members, sensors,",
-        "deliveries, book stock, promotions, stock-out days), loaded with `shelfwatch load-reference FOLDER`, and **POS files**",
+        "deliveries, book stock, promotions, prices, stock-out days), loaded with `shelfwatch load-reference FOLDER`, and **POS files**",
         "(sales), loaded with `shelfwatch ingest-sales PATH...`. Shelf-sensor readings arrive over MQTT and are not files.",
         "",
         "- `shelfwatch templates DIR` writes every file below with its header and one example row, in this layout.",

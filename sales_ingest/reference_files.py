@@ -1,4 +1,4 @@
-"""Reference files (stores, products, members, sensors, deliveries, inventory records, promotions,
+"""Reference files (stores, products, members, sensors, deliveries, inventory records, promotions, prices,
 stock-out days) from a folder, through a Great Expectations gate built from `reference_contract`.
 
 Each file is read as text exactly as written (CSV: UTF-8 with or without BOM, `,` `;` or tab

@@ -188,7 +188,7 @@ forecasts = Table(
     Column("p10", Float, nullable=False),
     Column("p50", Float, nullable=False),
     Column("p90", Float, nullable=False),
-    Column("model", String(64), nullable=False),
+    Column("model", String(200), nullable=False),  # a combination lists its members (migration 0010)
 )
 
 forecast_models = Table(
@@ -198,7 +198,7 @@ forecast_models = Table(
     Column("run_id", String(64), primary_key=True),
     Column("store_id", String(32), primary_key=True),
     Column("sku", String(32), primary_key=True),
-    Column("model", String(64), nullable=False),
+    Column("model", String(200), nullable=False),  # a combination lists its members (migration 0010)
     Column("backtest_rmsse", Float, nullable=True),
     Column("backtest_windows", Integer, nullable=False),
     Column("dispersion", Float, nullable=False),  # negative-binomial 1/k of daily demand
@@ -219,6 +219,17 @@ promotions = Table(
     Column("sku", String(32), ForeignKey("products.sku"), primary_key=True),
     Column("start_date", Date, primary_key=True),
     Column("end_date", Date, nullable=False),
+)
+
+prices = Table(
+    "prices",
+    metadata,
+    # shelf prices, past and planned: each row sets the price from its date on, until the next row for
+    # the same store and SKU; an empty store_id means every store (a store's own row wins on a date)
+    Column("store_id", String(32), primary_key=True),
+    Column("sku", String(32), ForeignKey("products.sku"), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("price", Float, nullable=False),
 )
 
 stockout_days = Table(

@@ -16,6 +16,7 @@ def forecast(
     horizon: int = typer.Option(28, min=1, max=366, help="Days to forecast after each series' last date."),
     quantiles: str = typer.Option("0.1,0.5,0.9", help="Quantile levels, written as p10, p50, p90, ..."),
     promotions: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Promotion calendar CSV: store_id (empty = all), sku, start_date, end_date."),
+    prices: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Shelf prices CSV: store_id (empty = all), sku, date (from which), price; planned changes included."),
     shard: Optional[str] = typer.Option(None, help="i/n: forecast only the stores of shard i of n (stable hash of store_id)."),
     models_out: Optional[Path] = typer.Option(None, "--models-out", help="CSV of the model chosen per series, its backtest RMSSE and demand class."),
     plots: Optional[Path] = typer.Option(None, help="Folder for one PNG per series: history, forecast, 80 % interval, stock-out days."),
@@ -24,8 +25,8 @@ def forecast(
     as_of: Optional[str] = AsOfOption,
     db: Optional[str] = DbOption,
 ) -> None:
-    """Forecast daily demand per store x SKU with the model that backtests best per series."""
-    from shelfwatch.forecasting.inputs import ForecastInputError, parse_quantiles, parse_shard, read_promotions_csv, read_sales_csv
+    """Forecast daily demand per store x SKU: the mean of the candidates that backtest best per series."""
+    from shelfwatch.forecasting.inputs import ForecastInputError, parse_quantiles, parse_shard, read_prices_csv, read_promotions_csv, read_sales_csv
     from shelfwatch.forecasting.runs import engine_settings
 
     settings = settings_for(db, as_of=as_of)
@@ -41,13 +42,14 @@ def forecast(
             return
         sales = read_sales_csv(input)
         promo = read_promotions_csv(promotions) if promotions else None
+        price_rows = read_prices_csv(prices) if prices else None
     except ForecastInputError as exc:
         error(exc)
         raise typer.Exit(2) from None
     from shelfwatch.forecasting.engine import forecast as run_engine
 
     with progress_bar("forecasting", total=sales[["store_id", "sku"]].drop_duplicates().shape[0]) as advance:
-        result = run_engine(sales, engine_cfg, promotions=promo, shard=shard_spec, progress=advance)
+        result = run_engine(sales, engine_cfg, promotions=promo, shard=shard_spec, progress=advance, prices=price_rows)
     result.forecast.assign(date=result.forecast["date"].dt.strftime("%Y-%m-%d")).to_csv(output, index=False, float_format="%.4f")
     if models_out:
         result.models.to_csv(models_out, index=False)

@@ -31,7 +31,7 @@ def count(engine, table, **where):
 def test_run_uses_stockouts_and_promotions_and_stores_models(engine, world):
     load_world_directly(engine, world)
     loaded = load_reference_data(engine, world)
-    assert loaded["promotions.csv"] > 0 and loaded["stockout_days.csv"] > 0
+    assert loaded["promotions.csv"] > 0 and loaded["stockout_days.csv"] > 0 and loaded["prices.csv"] >= 8  # a list price per SKU at least
     summary = run_forecast(engine, SETTINGS)
     assert summary["series"] == 24 and summary["rows"] == 24 * 14 and summary["rejected"] == 0
     with engine.connect() as conn:
@@ -152,3 +152,15 @@ def test_copy_writes_exactly_the_rows_inserts_write(engine):
     got = written(schema.forecasts, "default").assign(date=lambda f: pd.to_datetime(f["date"]).dt.date)
     pd.testing.assert_frame_equal(got[handed_in.columns], handed_in)
     assert written(schema.forecast_models, "default")["backtest_rmsse"].isna().sum() == 2
+
+
+def test_engine_defaults_are_the_documented_settings_and_a_bad_combination_is_refused_by_name():
+    from dataclasses import replace
+
+    from shelfwatch.core.settings import Settings
+    from shelfwatch.forecasting.engine import EngineSettings
+    from shelfwatch.forecasting.runs import engine_settings
+
+    assert engine_settings(Settings()) == EngineSettings()
+    with pytest.raises(ValueError, match="SHELFWATCH_FORECAST_COMBINATION.*best_of_3"):
+        engine_settings(replace(Settings(), forecast_combination="best_of_3"))

@@ -73,7 +73,7 @@ def test_simulated_world_loads_clean_and_a_second_load_changes_nothing(engine, w
     assert first["rows_quarantined"] == 0 and first["files_refused"] == 0 and first["unknown_files"] == []
     assert first["members.csv"] == 40 and first["stores.csv"] == 2  # the old shape: file name -> rows loaded
     tables = [schema.stores, schema.products, schema.members, schema.sensors, schema.deliveries, schema.inventory_records,
-              schema.promotions, schema.stockout_days]
+              schema.promotions, schema.prices, schema.stockout_days]
     before = {t.name: table_rows(engine, t) for t in tables}
     assert all(before.values())
     again = load_reference_data(engine, world)
@@ -318,9 +318,11 @@ def test_unknown_ids_are_quarantined_never_an_integrity_error(engine, tmp_path):
         "sensors.csv": "sensor_id,store_id,sku,kind,tare_g\nX1,S001,ZZ,shelf_units,0\n",
         "promotions.csv": "store_id,sku,start_date,end_date\nS404,A,2026-12-01,2026-12-07\n,A,2026-12-08,2026-12-01\n",
         "stockout_days.csv": "store_id,sku,date,empty_from_hour\nS001,A,2026-11-20,25\n",
+        "prices.csv": "store_id,sku,date,price\n,A,2026-12-01,0\nS404,A,2026-12-01,1.5\n,ZZ,2026-12-01,1.5\n,A,2026-12-08,2.49\n",
     }
     summary = load_reference_data(engine, folder(tmp_path, files))
     assert summary["files_refused"] == 0
+    assert [(r["store_id"], r["sku"], r["price"]) for r in table_rows(engine, schema.prices)] == [("", "A", 2.49)]
     assert [m["member_id"] for m in table_rows(engine, schema.members)] == ["M2"]
     assert count(engine, schema.sensors) == 0 and count(engine, schema.promotions) == 0 and count(engine, schema.stockout_days) == 0
     reasons = {q["reason"] for q in quarantine(engine)}
@@ -331,6 +333,9 @@ def test_unknown_ids_are_quarantined_never_an_integrity_error(engine, tmp_path):
         "promotions.csv row 1 column store_id: names an unknown store (not in stores.csv nor in the database)",
         "promotions.csv row 2 column end_date: is before start_date",
         "stockout_days.csv row 1 column empty_from_hour: is out of range (must be >= 0 and <= 24)",
+        "prices.csv row 1 column price: is out of range (must be > 0)",
+        "prices.csv row 2 column store_id: names an unknown store (not in stores.csv nor in the database)",
+        "prices.csv row 3 column sku: names an unknown product (not in products.csv nor in the database)",
     }
 
 

@@ -31,6 +31,22 @@ def test_forecast_csv_contract(tmp_path):
     assert (fc["p10"] <= fc["p50"]).all() and (fc["p50"] <= fc["p90"]).all() and (fc["mean"] >= 0).all()
 
 
+def test_forecast_reads_planned_prices_and_refuses_a_bad_price_file_by_line(tmp_path):
+    dates = pd.date_range("2026-06-01", periods=70)
+    pd.DataFrame({"store_id": "S1", "sku": "A", "date": dates.strftime("%Y-%m-%d"), "units": [3, 4, 5, 2, 6, 9, 8] * 10}).to_csv(tmp_path / "sales.csv", index=False)
+    (tmp_path / "prices.csv").write_text("store_id,sku,date,price\n,A,2026-06-01,2.50\nS1,A,2026-08-12,1.99\n")
+    ok = runner.invoke(app, ["forecast", "--input", str(tmp_path / "sales.csv"), "--prices", str(tmp_path / "prices.csv"), "--horizon", "7",
+                             "--output", str(tmp_path / "fc.csv")])
+    assert ok.exit_code == 0, ok.output
+    assert len(pd.read_csv(tmp_path / "fc.csv")) == 7
+    (tmp_path / "bad.csv").write_text("store_id,sku,date,price\n,A,2026-06-01,2.50\n,A,01/08/2026,1.99\n,A,2026-08-12,0\n")
+    bad = runner.invoke(app, ["forecast", "--input", str(tmp_path / "sales.csv"), "--prices", str(tmp_path / "bad.csv"), "--output", str(tmp_path / "x.csv")])
+    assert bad.exit_code == 2
+    message = " ".join(bad.output.split())
+    assert "bad.csv" in message and "lines 3, 4" in message and "price above 0" in message
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_forecast_rejects_missing_columns(tmp_path):
     pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "day": ["2026-01-01"], "qty": [1]}).to_csv(tmp_path / "bad.csv", index=False)
     result = runner.invoke(app, ["forecast", "--input", str(tmp_path / "bad.csv"), "--output", str(tmp_path / "fc.csv")])

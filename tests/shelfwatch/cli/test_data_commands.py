@@ -61,7 +61,7 @@ def test_templates_load_as_they_are(tmp_path, db_url):
     written = invoke("templates", str(tpl))
     assert written.exit_code == 0, written.output
     assert sorted(p.relative_to(tpl).as_posix() for p in tpl.rglob("*.csv")) == sorted([
-        "deliveries.csv", "inventory_records.csv", "members.csv", "products.csv", "promotions.csv", "sensors.csv", "stockout_days.csv",
+        "deliveries.csv", "inventory_records.csv", "members.csv", "prices.csv", "products.csv", "promotions.csv", "sensors.csv", "stockout_days.csv",
         "stores.csv", "sales/purchase_lines.csv", "sales/sales_daily.csv"])
     assert invoke("templates", str(tpl)).exit_code == 2  # never overwrites without --force
     assert invoke("templates", str(tpl), "--force").exit_code == 0
