@@ -71,7 +71,7 @@ def test_templates_load_as_they_are(tmp_path, db_url):
     assert "clean" in checked.output
     loaded = invoke("load-reference", str(tpl), "--db", db_url)
     assert loaded.exit_code == 0, loaded.output
-    assert "8 rows loaded, 0 quarantined" in loaded.output
+    assert "9 rows loaded, 0 quarantined" in loaded.output
     sales = invoke("ingest-sales", str(tpl / "sales" / "sales_daily.csv"), str(tpl / "sales" / "purchase_lines.csv"), "--db", db_url)
     assert sales.exit_code == 0, sales.output
     assert count(db_url, schema.sales_daily) == 1 and count(db_url, schema.purchase_lines) == 1 and count(db_url, schema.quarantine) == 0
