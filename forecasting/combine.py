@@ -151,7 +151,12 @@ def decide(windows: list[WindowResult], final: dict[str, np.ndarray], strategy: 
     members = [m for m in decision_members(windows, strategy, pooled) if m in final]
     if not members:
         return None, float("nan"), None, 0.0
-    weights = member_weights(windows, members, strategy.weighted)
+    return mean_of(windows, final, members, member_weights(windows, members, strategy.weighted))
+
+
+def mean_of(windows: list[WindowResult], final: dict[str, np.ndarray], members: list[str], weights: np.ndarray) -> tuple[str, float, np.ndarray, float]:
+    """(name, backtest RMSSE, mean forecast, NB dispersion) of the weighted mean of `members`, scored
+    on its own errors in the windows."""
     name = combination_name(members)
     scored = with_combination(windows, name, members, weights) if len(members) > 1 else windows
     mean = sum(w * final[m] for w, m in zip(weights, members, strict=True))

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.combine import WindowResult, backtest_dispersion, combination_name, decide, with_combination
-from shelfwatch.forecasting.engine import EngineSettings, chunk_candidates, prices_of, series_key, store_chunks
+from shelfwatch.forecasting.combine import WindowResult, decide, mean_of
+from shelfwatch.forecasting.engine import EngineSettings, chunk_candidates, prices_of, store_chunks
 from shelfwatch.forecasting.parallel import map_in_processes
 from shelfwatch.lab.bench.forecast import complete, interval_scores, truth_arrays
 
@@ -42,10 +42,8 @@ def fixed_decision(windows: list[WindowResult], final: dict[str, np.ndarray], me
     members = [m for m in members if m in final]
     if not members:
         return None
-    weights = np.full(len(members), 1.0 / len(members))
-    name = combination_name(members)
-    scored = with_combination(windows, name, members, weights)
-    return SeriesDecision(name, sum(w * final[m] for w, m in zip(weights, members, strict=True)), backtest_dispersion(scored, name))
+    name, _, mean, dispersion = mean_of(windows, final, members, np.full(len(members), 1.0 / len(members)))
+    return SeriesDecision(name, mean, dispersion)
 
 
 def variant_decisions(c, variant: str) -> dict[str, SeriesDecision]:
@@ -100,5 +98,3 @@ def summary(detail: pd.DataFrame) -> pd.DataFrame:
         "coverage80_7day": g["covered7"].sum() / g["weeks"].sum(),
     }).reset_index()
 
-
-__all__ = ["run_variants", "summary", "series_key"]
