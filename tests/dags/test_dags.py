@@ -131,22 +131,14 @@ def test_dag_file_names_cannot_shadow_any_package():
         assert not origin.startswith(str(DAGS_FOLDER)), f"{name} resolves to {origin} with dags/ on the path"
 
 
-@pytest.mark.slow
-def test_dag_files_import_fast_without_heavy_modules(tmp_path):
-    """A fresh interpreter runs all the DAG files in < 2 s (Airflow's own import is most of it) and
-    imports no heavy module; the best of three runs counts, so one noisy CI neighbour cannot fail it."""
+def test_dag_files_import_no_heavy_modules(tmp_path):
+    """A fresh interpreter runs all the DAG files without importing any heavy module: they are what
+    would make every parse slow (the seconds themselves are `shelfwatch bench dag-parse`'s figure)."""
     env = airflow_env(tmp_path)
-    attempts = []
     assert len(DAG_FILES) == 6, DAG_FILES
-    for _ in range(3):
-        proc, _ = run([sys.executable, "-c", IMPORT_PROBE, ",".join(map(str, DAG_FILES)), *HEAVY_MODULES], env, timeout=120)
-        probe = last_json(proc, "IMPORT_PROBE ")
-        assert probe["heavy"] == [], f"importing the DAG files pulled in {probe['heavy']}: import them inside the tasks"
-        attempts.append(probe["seconds"])
-        if probe["seconds"] < 2.0:
-            break
-    print(f"all {len(DAG_FILES)} DAG files imported (fresh interpreter, incl. airflow.sdk): {', '.join(f'{s:.2f} s' for s in attempts)}")
-    assert min(attempts) < 2.0, f"importing the DAG files took {attempts} s (budget 2 s)"
+    proc, _ = run([sys.executable, "-c", IMPORT_PROBE, ",".join(map(str, DAG_FILES)), *HEAVY_MODULES], env, timeout=120)
+    probe = last_json(proc, "IMPORT_PROBE ")
+    assert probe["heavy"] == [], f"importing the DAG files pulled in {probe['heavy']}: import them inside the tasks"
 
 
 DAGBAG_PROBE = """
