@@ -367,11 +367,24 @@ class Inbox:
     def __init__(self, limit: int) -> None:
         self.items: deque = deque()
         self.limit = limit
+        self.last_put = 0.0
 
     def put(self, item) -> None:
         while len(self.items) >= self.limit:  # paho's thread waits: the broker stops sending
             time.sleep(0.002)
         self.items.append(item)
+        self.last_put = time.monotonic()
+
+    def settle(self, quiet: float = 0.2, most: float = 2.0) -> None:
+        """Before disconnecting: accept whatever is still arriving (it stays unacknowledged) until the
+        broker has been quiet for `quiet` s. Closing a socket with unread bytes makes the kernel send
+        a reset, and a reset can make the broker drop the last acknowledgements it had not read yet,
+        so it would deliver again messages already stored. The broker's in-flight window bounds what
+        arrives."""
+        self.limit = float("inf")
+        deadline = time.monotonic() + most
+        while time.monotonic() - self.last_put < quiet and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def take(self, most: int) -> list:
         out = []
@@ -483,6 +496,7 @@ def drain(
                 if timed_out and batch:
                     flush(writer, client, batch, stats, stop)
                 break
+        inbox.settle()
     finally:
         client.disconnect()
         client.loop_stop()
