@@ -110,6 +110,10 @@ def show_forecast_scores(title: str, scores: list, detail) -> None:
                       dash(s.coverage80_7day, ".3f"), dash(s.seconds, ".1f"), dash(s.series_per_second, ",.0f"))
     wide = Console(width=max(console.width, 150))
     wide.print(table)
+    by = {s.method: s for s in scores}
+    if all(m in by for m in bench.HINDSIGHT):
+        wide.print(f"knowing each window's true level in hindsight: flat {by['hindsight_flat_level'].mean_rmsse:.4f}, with Shelfwatch's "
+                   f"shape {by['shelfwatch_at_hindsight_level'].mean_rmsse:.4f}; 0.97 x the best baseline is {0.97 * best:.4f}")
     captured = bench.room_captured(scores)
     if captured is not None:
         wide.print(f"share of the room between {escape(captured[0])} and the perfect forecaster captured: [bold]{captured[1]:.0%}[/bold]")

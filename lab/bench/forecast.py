@@ -189,6 +189,8 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
     (when among `methods`) measures what they are worth."""
     if expected is not None:
         methods = (*methods, "true_mean_demand")
+    if "shelfwatch" in methods:
+        methods = (*methods, *HINDSIGHT)
     settings = replace(settings or EngineSettings(), horizon=horizon, workers=workers)
     sales = complete(sales.assign(stockout=sales.get("stockout", 0)))
     end = sales["date"].max()
@@ -197,6 +199,7 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
     if prophet_sample and len(keys) > prophet_sample:
         sample = keys.sample(n=prophet_sample, random_state=0)
     scores, seconds = [], {m: 0.0 for m in methods}
+    ours = None  # Shelfwatch's forecast of the window, for the hindsight references
     fast = [m for m in methods if m in BASELINES and m not in SLOW_BASELINES]
     for w in range(windows, 0, -1):
         cutoff = end - pd.Timedelta(days=horizon * w)
@@ -215,8 +218,11 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
             if method in ("shelfwatch", "shelfwatch_without_prices"):
                 result = forecast(history, settings, promotions=promotions, prices=prices if method == "shelfwatch" else None)
                 s = interval_scores(truth_arrays(actual, history), shelfwatch_decisions(result)).drop(columns="model")
+                ours = result.forecast if method == "shelfwatch" else ours
             else:
-                if method == "true_mean_demand":
+                if method in HINDSIGHT:
+                    fc = hindsight_level(actual, ours, flat=method == "hindsight_flat_level")
+                elif method == "true_mean_demand":
                     fc = expected[(expected["date"] > cutoff) & (expected["date"] <= cutoff + pd.Timedelta(days=horizon))]
                 elif method == "prophet_alone":
                     fc = prophet_alone(sampled, horizon, workers)
@@ -241,6 +247,27 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
         out.append(MethodScore("shelfwatch (slow baselines' sample)", len(sample), float(d["rmsse"].mean()), coverage(d, "covered", "days"),
                                float("nan"), coverage(d, "covered7", "weeks")))
     return out, detail
+
+
+# References that know each window's true level in hindsight (its mean sales over the days scored):
+# not forecasts, but what a perfect 28-day level is worth on the data, flat or with Shelfwatch's shape.
+# On spiky data where they sit close to the forecasts, the rest of the error is day-to-day noise.
+HINDSIGHT = ("hindsight_flat_level", "shelfwatch_at_hindsight_level")
+
+
+def hindsight_level(actual: pd.DataFrame, ours: pd.DataFrame, flat: bool) -> pd.DataFrame:
+    """store_id, sku, date, mean: each series' true mean over the window's uncensored days, flat
+    (`flat`) or as Shelfwatch's forecast rescaled so its mean over those days is that (flat where it
+    forecast nothing)."""
+    scored = actual[actual["stockout"] == 0]
+    level = scored.groupby(["store_id", "sku"])["units"].mean().rename("level").reset_index()
+    fc = ours[["store_id", "sku", "date", "mean"]].merge(level, on=["store_id", "sku"], how="inner")
+    if flat:
+        return fc.assign(mean=fc["level"])[["store_id", "sku", "date", "mean"]]
+    fc = fc.merge(actual[["store_id", "sku", "date", "stockout"]], on=["store_id", "sku", "date"], how="left")
+    ours_level = fc["mean"].where(fc["stockout"] == 0).groupby([fc["store_id"], fc["sku"]]).transform("mean")
+    shape = fc["mean"] / ours_level  # over the scored days, as the level is
+    return fc.assign(mean=np.where(np.isfinite(shape), shape * fc["level"], fc["level"]))[["store_id", "sku", "date", "mean"]]
 
 
 def coverage(detail: pd.DataFrame, covered: str, days: str) -> float:

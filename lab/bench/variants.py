@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.combine import WindowResult, decide, mean_of
+from shelfwatch.forecasting.combine import COMBINATION_PREFIX, WindowResult, decide, mean_of
 from shelfwatch.forecasting.engine import EngineSettings, chunk_candidates, prices_of, store_chunks
 from shelfwatch.forecasting.parallel import map_in_processes
 from shelfwatch.lab.bench.forecast import complete, interval_scores, truth_arrays
@@ -48,7 +48,8 @@ def fixed_decision(windows: list[WindowResult], final: dict[str, np.ndarray], me
 
 def variant_decisions(c, variant: str) -> dict[str, SeriesDecision]:
     """Decision per series of one chunk's candidates under `variant`: a `forecasting.combine`
-    strategy, "fixed_simple" (mean of MA28, ADIDA, IMAPA) or "only:MODEL"."""
+    strategy, "fixed_simple" (mean of MA28, ADIDA, IMAPA), "only:MODEL" or "mean:A+B+..." (a fixed
+    equal-weight mean)."""
     out = {}
     for uid in c.full:
         w, final = c.windows[uid], c.final[uid]
@@ -56,6 +57,8 @@ def variant_decisions(c, variant: str) -> dict[str, SeriesDecision]:
             d = fixed_decision(w, final, list(FIXED_SIMPLE))
         elif variant.startswith("only:"):
             d = fixed_decision(w, final, [variant[5:]])
+        elif variant.startswith(COMBINATION_PREFIX):
+            d = fixed_decision(w, final, variant[len(COMBINATION_PREFIX):].split("+"))
         else:
             name, _, mean, dispersion = decide(w, final, variant, c.pooled_for(uid))
             d = SeriesDecision(name, mean, dispersion) if name else None

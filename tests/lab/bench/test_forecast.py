@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from shelfwatch.forecasting.engine import series_key
-from shelfwatch.lab.bench.forecast import ForecastOf, MethodScore, interval_scores, room_captured, run_bench, target_lines
+from shelfwatch.lab.bench.forecast import ForecastOf, MethodScore, hindsight_level, interval_scores, room_captured, run_bench, target_lines
 
 
 def test_calibrated_negative_binomial_covers_80_percent_of_days_and_of_7_day_sums():
@@ -48,6 +48,18 @@ def test_room_captured_and_targets_name_the_best_baseline():
     assert any("80%" in line and ok for line, ok in lines.items() if "room" in line)
 
 
+def test_hindsight_level_is_the_true_mean_of_scored_days_flat_or_in_our_shape():
+    dates = pd.date_range("2025-03-03", periods=4, freq="D")
+    actual = pd.DataFrame({"store_id": "S", "sku": "A", "date": dates, "units": [2.0, 4.0, 99.0, 6.0], "stockout": [0, 0, 1, 0]})
+    ours = pd.DataFrame({"store_id": "S", "sku": "A", "date": dates, "mean": [1.0, 1.0, 1.0, 3.0]})
+    flat = hindsight_level(actual, ours, flat=True)
+    assert flat["mean"].tolist() == [4.0, 4.0, 4.0, 4.0]  # (2 + 4 + 6) / 3: the stock-out day's sales are not demand
+    shaped = hindsight_level(actual, ours, flat=False)
+    assert shaped["mean"].tolist() == pytest.approx([2.4, 2.4, 2.4, 7.2])  # our shape; over the scored days its mean is 4
+    nothing = hindsight_level(actual, ours.assign(mean=0.0), flat=False)
+    assert nothing["mean"].tolist() == [4.0] * 4
+
+
 def test_run_bench_scores_every_method_on_the_same_windows():
     rng = np.random.default_rng(0)
     dates = pd.date_range("2025-01-06", periods=180, freq="D")
@@ -55,8 +67,9 @@ def test_run_bench_scores_every_method_on_the_same_windows():
                        for i in range(3)])
     scores, detail = run_bench(sales, windows=2, workers=1, methods=("shelfwatch", "ma28", "adida", "simple_combination"), log=lambda m: None)
     by = {s.method: s for s in scores}
-    assert set(by) == {"shelfwatch", "ma28", "adida", "simple_combination"}
+    assert set(by) == {"shelfwatch", "ma28", "adida", "simple_combination", "hindsight_flat_level", "shelfwatch_at_hindsight_level"}
     assert (detail.groupby("method").size() == 6).all()  # 3 series x 2 windows each
+    assert by["hindsight_flat_level"].mean_rmsse < by["ma28"].mean_rmsse  # knowing the level helps on level-only noise
     assert 0.5 < by["shelfwatch"].coverage80 <= 1 and 0.5 < by["shelfwatch"].coverage80_7day <= 1
     assert by["simple_combination"].coverage80 != by["simple_combination"].coverage80  # no interval: NaN
     assert set(detail["demand_class"]) == {"smooth"}
@@ -69,11 +82,12 @@ def test_variants_harness_scores_every_decision_on_the_same_candidates():
     dates = pd.date_range("2025-01-06", periods=200, freq="D")
     sales = pd.concat([pd.DataFrame({"store_id": "S1", "sku": f"K{i}", "date": dates, "units": rng.poisson(2 + 3 * i, len(dates)).astype(float)})
                        for i in range(3)])
-    variants = ("select", "top2", "shrink_top2_p6", "class_top1", "fixed_simple", "only:ma28")
+    variants = ("select", "top2", "shrink_top2_p6", "class_top1", "fixed_simple", "only:ma28", "mean:ma28+adida")
     detail = run_variants(sales, variants=variants, windows=2, workers=1, log=lambda m: None)
     table = summary(detail).set_index("variant")
     assert list(table.index) == list(variants)
     assert (detail.groupby("variant").size() == 6).all()  # 3 series x 2 windows for every variant
     assert table["mean_rmsse"].between(0.3, 1.5).all() and table["coverage80_daily"].between(0.5, 1).all()
     assert set(detail.loc[detail["variant"] == "only:ma28", "model"]) == {"ma28"}
+    assert set(detail.loc[detail["variant"] == "mean:ma28+adida", "model"]) == {"mean:ma28,adida"}
     assert detail.loc[detail["variant"] == "top2", "model"].str.startswith("mean:").all()
