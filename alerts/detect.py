@@ -54,7 +54,7 @@ class DetectionInputs:
     forecast: pd.DataFrame
     lines: pd.DataFrame
     sensors: pd.DataFrame
-    dispersion: pd.DataFrame  # store_id, sku, dispersion of the forecast run (forecast_models)
+    dispersion: pd.DataFrame  # store_id, sku, dispersion[, level_dispersion] of the forecast run (forecast_models)
 
 
 def _utc(series: pd.Series) -> pd.Series:
@@ -108,7 +108,8 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120, re
             forecast=read(select(s.forecasts).where(s.forecasts.c.run_id == run_id)),
             lines=read(select(s.purchase_lines).where(s.purchase_lines.c.date >= since)),
             sensors=read(select(s.sensors.c.sensor_id, s.sensors.c.store_id, s.sensors.c.sku)),
-            dispersion=read(select(s.forecast_models.c.store_id, s.forecast_models.c.sku, s.forecast_models.c.dispersion)
+            dispersion=read(select(s.forecast_models.c.store_id, s.forecast_models.c.sku, s.forecast_models.c.dispersion,
+                                   s.forecast_models.c.level_dispersion)
                             .where(s.forecast_models.c.run_id == run_id)),
         )
     frames["readings"]["device_ts"] = _utc(frames["readings"]["device_ts"])

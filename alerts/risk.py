@@ -116,14 +116,23 @@ def store_deliveries(deliveries: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFr
 
 
 def demand_moments(forecast: pd.DataFrame, dispersion: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per-day mean and variance of demand: from the forecaster's negative-binomial dispersion per
-    series (var = mean + dispersion x mean²) when known, else from the 80 % interval."""
+    """Per-day mean and variance of demand, and the series' level dispersion: from the forecaster's
+    negative-binomial dispersion per series (var = mean + dispersion x mean²) when known, else from the
+    80 % interval. `level` (σ², `forecast_models.level_dispersion`; 0 when unknown) is the part of the
+    dispersion that is level error shared by every day: a sum of days adds σ² x (Σ mean)² to the
+    day-to-day variance `var - level x mean²` (forecasting.distribution.sum_variance)."""
+    mean = forecast["mean"].to_numpy(float)
     sigma = (forecast["p90"] - forecast["p10"]).clip(lower=0.0) / (2 * Z90)
-    var = np.maximum(sigma**2, forecast["mean"])  # count demand: var >= mean
+    var = np.maximum(sigma**2, mean)  # count demand: var >= mean
+    level = np.zeros(len(forecast))
     if dispersion is not None and len(dispersion):
-        d = forecast[["store_id", "sku"]].merge(dispersion[["store_id", "sku", "dispersion"]], on=["store_id", "sku"], how="left")["dispersion"].to_numpy()
-        var = np.where(np.isnan(d), var, forecast["mean"] + np.nan_to_num(d) * forecast["mean"] ** 2)
-    return forecast.assign(var=var)
+        cols = ["store_id", "sku", "dispersion", *(["level_dispersion"] if "level_dispersion" in dispersion else [])]
+        per_row = forecast[["store_id", "sku"]].merge(dispersion[cols], on=["store_id", "sku"], how="left")
+        d = per_row["dispersion"].to_numpy(float)
+        var = np.where(np.isnan(d), var, mean + np.nan_to_num(d) * mean**2)
+        if "level_dispersion" in per_row:
+            level = np.minimum(np.nan_to_num(per_row["level_dispersion"].to_numpy(float)), np.nan_to_num(d))
+    return forecast.assign(var=var, level=level)
 
 
 def cumulative_exceedance(mean, var, units):
@@ -172,6 +181,9 @@ def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: p
     rows = mean.index.get_indexer(pd.MultiIndex.from_frame(pos[["store_id", "sku"]]))
     grid = pd.to_datetime(mean.columns)
     m, v = np.nan_to_num(mean.to_numpy()[rows]), np.nan_to_num(var.to_numpy()[rows])
+    level = moments.groupby(["store_id", "sku"])["level"].max().reindex(mean.index).to_numpy() if "level" in moments else np.zeros(len(mean))
+    level = np.nan_to_num(level[rows])
+    v = np.maximum(v - level[:, None] * m**2, m)  # the day-to-day part; the shared part is added to the sum
     n, horizon = len(pos), len(grid)
     tz = pos["store_id"].map(store_tz).fillna("UTC")
 
@@ -191,7 +203,7 @@ def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: p
     in_window = day < window_end[:, None]
     cum = np.cumsum(m * weight * in_window, axis=1)
     total_mean = cum[:, -1]
-    total_var = np.sum(v * weight * in_window, axis=1)
+    total_var = np.sum(v * weight * in_window, axis=1) + level * total_mean**2
     probability = cumulative_exceedance(total_mean, total_var, position)
     window_days = np.maximum(window_end - first, 0)
     daily = np.divide(total_mean, np.maximum(np.sum(weight * in_window, axis=1), 1e-9))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from shelfwatch.forecasting.distribution import nb_dispersion
+from shelfwatch.forecasting.distribution import level_evidence, level_share, nb_dispersion
 from shelfwatch.forecasting.metrics import scaled_rmse
 
 COMBINATION_PREFIX = "mean:"
@@ -142,22 +143,55 @@ def backtest_dispersion(windows: list[WindowResult], model: str) -> float:
     return nb_dispersion(actual, forecast)
 
 
+class Decision(NamedTuple):
+    """A series' forecast and what its backtest says of it."""
+
+    model: str | None  # None when nothing could be backtested (too short a history)
+    backtest_rmsse: float
+    mean: np.ndarray | None
+    dispersion: float  # NB dispersion of daily demand around the mean
+    level: np.ndarray = np.empty((0, 3))  # its backtest's 7-day sums (distribution.level_evidence), pooled per class
+
+
+NO_DECISION = Decision(None, float("nan"), None, 0.0)
+
+
 def decide(windows: list[WindowResult], final: dict[str, np.ndarray], strategy: str | Strategy,
-           pooled: dict[str, float] | None = None) -> tuple[str | None, float, np.ndarray | None, float]:
-    """(model name, backtest RMSSE, mean forecast, NB dispersion) of one series; the name is None when
-    nothing could be backtested (too short a history). The dispersion and RMSSE are the decision's own:
-    the combination's errors in the same windows."""
+           pooled: dict[str, float] | None = None) -> Decision:
+    """One series' decision. The dispersion, RMSSE and level evidence are the decision's own: the
+    combination's errors in the same windows."""
     strategy = parse_strategy(strategy) if isinstance(strategy, str) else strategy
     members = [m for m in decision_members(windows, strategy, pooled) if m in final]
     if not members:
-        return None, float("nan"), None, 0.0
+        return NO_DECISION
     return mean_of(windows, final, members, member_weights(windows, members, strategy.weighted))
 
 
-def mean_of(windows: list[WindowResult], final: dict[str, np.ndarray], members: list[str], weights: np.ndarray) -> tuple[str, float, np.ndarray, float]:
-    """(name, backtest RMSSE, mean forecast, NB dispersion) of the weighted mean of `members`, scored
-    on its own errors in the windows."""
+def mean_of(windows: list[WindowResult], final: dict[str, np.ndarray], members: list[str], weights: np.ndarray) -> Decision:
+    """The weighted mean of `members`, scored on its own errors in the windows."""
     name = combination_name(members)
     scored = with_combination(windows, name, members, weights) if len(members) > 1 else windows
     mean = sum(w * final[m] for w, m in zip(weights, members, strict=True))
-    return name, mean_rmsse(scored, name), np.asarray(mean, float), backtest_dispersion(scored, name)
+    dispersion = backtest_dispersion(scored, name)
+    return Decision(name, mean_rmsse(scored, name), np.asarray(mean, float), dispersion, backtest_level(scored, name))
+
+
+def backtest_level(windows: list[WindowResult], model: str) -> np.ndarray:
+    """`model`'s 7-day sums over its backtest windows (distribution.level_evidence)."""
+    parts = [level_evidence(r.actual, r.preds[model], r.censored) for r in windows if model in r.preds]
+    return np.concatenate(parts) if parts else np.empty((0, 3))
+
+
+def level_shares(decisions: dict[str, Decision], classes: dict[str, str]) -> dict[str, float]:
+    """Per demand class (and "" for all series), the share of the daily dispersion that is level error
+    shared by every day (distribution.level_share), calibrated on the backtest sums of the class's
+    series together, since one series' few weeks can't say it. A series' level dispersion is its
+    class's share x its own dispersion."""
+    pooled: dict[str, list[tuple[np.ndarray, float]]] = {}
+    for uid, d in decisions.items():
+        if d.model is None or not len(d.level):
+            continue
+        for key in {classes.get(uid, ""), ""}:
+            pooled.setdefault(key, []).append((d.level, d.dispersion))
+    return {key: level_share(np.concatenate([e for e, _ in parts]), np.concatenate([np.full(len(e), disp) for e, disp in parts]))
+            for key, parts in pooled.items()}

@@ -5,6 +5,12 @@ NB(mean μ, size k): variance μ + μ²/k. The dispersion 1/k is estimated from 
 backtest errors, so it covers the model's error as well as the noise of the shelf. Quantiles are read
 from the distribution linearly interpolated between integers (a continuous "jittered" count) so an
 80 % interval of a slow mover can be 0 .. 1.4 rather than an over-wide 0 .. 2.
+
+Days are not independent: a forecast's level error is shared by every day of its horizon. So the
+dispersion splits into a day-to-day part and a shared level part σ²: an h-day sum has variance
+Σμ + (φ - σ²)·Σμ² + σ²·(Σμ)², which grows like h² where the level error dominates, not like h.
+σ² is a share of the dispersion, calibrated per demand class on the backtest's 7-day sums
+(`level_share`).
 """
 
 from __future__ import annotations
@@ -53,14 +59,71 @@ def nb_quantiles(mean: np.ndarray, dispersion: np.ndarray, levels, max_units: in
     return out
 
 
-def lead_time_demand(mean: np.ndarray, dispersion: float) -> tuple[float, float]:
-    """Mean and NB dispersion of the sum of independent daily NB demands (moments matched)."""
+def sum_variance(total, total_sq, dispersion, level_dispersion=0.0):
+    """Variance of a sum of days with means summing to `total` and squares to `total_sq`: day-to-day
+    NB noise plus a level error shared by all days (never more than the whole dispersion)."""
+    dispersion = np.asarray(dispersion, float)
+    level = np.minimum(np.asarray(level_dispersion, float), dispersion)
+    return total + (dispersion - level) * total_sq + level * np.asarray(total, float) ** 2
+
+
+def moment_dispersion(total, variance):
+    """NB dispersion matching a mean and a variance (0 where the variance is Poisson's or less)."""
+    total = np.asarray(total, float)
+    safe = np.where(total > 0, total, 1.0)
+    return np.where(total > 0, np.maximum(np.asarray(variance, float) - total, 0.0) / safe**2, 0.0)
+
+
+def lead_time_demand(mean: np.ndarray, dispersion: float, level_dispersion: float = 0.0) -> tuple[float, float]:
+    """Mean and NB dispersion of the demand summed over the days of `mean` (moments matched)."""
     mean = np.asarray(mean, float)
     total = float(mean.sum())
-    variance = float(np.sum(mean + dispersion * mean**2))
     if total <= 0:
         return 0.0, 0.0
-    return total, max(0.0, (variance - total) / total**2)
+    return total, float(moment_dispersion(total, sum_variance(total, float(np.sum(mean**2)), dispersion, level_dispersion)))
+
+
+def window_sums(a: np.ndarray, h: int, step: int = 1) -> np.ndarray:
+    """Sums of `h` consecutive days starting every `step` days, along the last axis."""
+    a = np.atleast_2d(np.asarray(a, float))
+    c = np.concatenate([np.zeros((len(a), 1)), np.cumsum(a, axis=1)], axis=1)
+    starts = np.arange(0, a.shape[1] - h + 1, step)
+    return c[:, starts + h] - c[:, starts]
+
+
+def inside_interval(values, mean, dispersion, low: float = 0.1, high: float = 0.9):
+    """Inside [q_low, q_high] of the (interpolated) negative binomial: low <= F(y) and (y = 0 or
+    F(y) <= high); needs no quantile grid, so it runs on many series at once."""
+    values = np.asarray(values, float)
+    f = nb_cdf(np.floor(values), mean, dispersion)
+    return (f >= low) & ((values < 1) | (f <= high))
+
+
+LEVEL_DAYS = 7  # the lead time the level share is calibrated on
+LEVEL_SHARES = np.linspace(0.0, 1.0, 11)
+
+
+def level_evidence(actual: np.ndarray, forecast: np.ndarray, censored: np.ndarray, days: int = LEVEL_DAYS) -> np.ndarray:
+    """A backtest window's `days`-day sums (every start day, none with a censored day): rows of
+    (actual sum S, forecast sum M, sum of squared daily forecasts Q), what `level_share` calibrates on."""
+    ok = window_sums(np.asarray(censored, float), days)[0] == 0
+    parts = [window_sums(actual, days)[0], window_sums(forecast, days)[0], window_sums(np.asarray(forecast, float) ** 2, days)[0]]
+    return np.stack(parts, axis=1)[ok] if len(ok) else np.empty((0, 3))
+
+
+def level_share(evidence: np.ndarray, dispersion: np.ndarray, target: float = 0.8) -> float:
+    """The share of the daily dispersion that is level error shared by all days: the one (of
+    LEVEL_SHARES) whose 80 % intervals of the backtest's sums cover closest to 80 % (the smallest on a
+    tie). Calibrated on coverage rather than on squared errors, so one huge order can't set it."""
+    if not len(evidence):
+        return 0.0
+    s, m, q = evidence[:, 0], evidence[:, 1], evidence[:, 2]
+    scored = m > 0
+    if not scored.any():
+        return 0.0
+    s, m, q, d = s[scored], m[scored], q[scored], np.asarray(dispersion, float)[scored]
+    misses = [abs(inside_interval(s, m, moment_dispersion(m, sum_variance(m, q, d, share * d))).mean() - target) for share in LEVEL_SHARES]
+    return float(LEVEL_SHARES[int(np.argmin(misses))])
 
 
 def nb_exceeds(units: float, mean: float, dispersion: float) -> float:
@@ -68,7 +131,7 @@ def nb_exceeds(units: float, mean: float, dispersion: float) -> float:
     return float(1.0 - nb_cdf(np.floor(units), np.array(mean, float), np.array(dispersion, float)))
 
 
-def prob_demand_exceeds(mean: np.ndarray, dispersion: float, available: float) -> float:
+def prob_demand_exceeds(mean: np.ndarray, dispersion: float, available: float, level_dispersion: float = 0.0) -> float:
     """P(cumulative demand over the days of `mean` > `available` units): the stock-out probability."""
-    total, disp = lead_time_demand(mean, dispersion)
+    total, disp = lead_time_demand(mean, dispersion, level_dispersion)
     return nb_exceeds(available, total, disp) if total > 0 else 0.0

@@ -28,7 +28,7 @@ import pandas as pd
 
 from shelfwatch.forecasting.censoring import impute_masked
 from shelfwatch.forecasting.classify import series_profile
-from shelfwatch.forecasting.combine import WindowResult, decide, decision_members, pooled_scores
+from shelfwatch.forecasting.combine import WindowResult, decide, decision_members, level_shares, pooled_scores
 from shelfwatch.forecasting.distribution import nb_dispersion, nb_quantiles
 from shelfwatch.forecasting.global_model import GLOBAL_MODEL, fit_global, predict_global
 from shelfwatch.forecasting.metrics import naive_scale
@@ -36,7 +36,7 @@ from shelfwatch.forecasting.parallel import map_in_processes
 
 KEY_SEP = "|"
 
-MODEL_COLUMNS = ["store_id", "sku", "model", "backtest_rmsse", "backtest_windows", "dispersion", "promotion_lift",
+MODEL_COLUMNS = ["store_id", "sku", "model", "backtest_rmsse", "backtest_windows", "dispersion", "level_dispersion", "promotion_lift",
                  "censored_days", "adi", "cv2", "demand_class", "history_days", "mean_units"]
 
 
@@ -521,19 +521,23 @@ def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     sales, promotions, prices, settings = args
     h = settings.horizon
     c = chunk_candidates(sales, promotions, settings, prices=prices)
+    decisions = {uid: decide(c.windows[uid], c.final[uid], settings.combination, c.pooled_for(uid)) for uid in c.full}
+    shares = level_shares(decisions, c.classes)
     forecasts, models = [], []
     for uid, s in c.full.items():
-        model, rmsse_value, mean, dispersion = decide(c.windows[uid], c.final[uid], settings.combination, c.pooled_for(uid))
+        model, rmsse_value, mean, dispersion, _ = decisions[uid]
         if model is None:
             model = "short_history_mean"
             mean, dispersion = short_history_forecast(s, h)
+        level_dispersion = shares.get(c.classes.get(uid, ""), shares.get("", 0.0)) * dispersion
         q = nb_quantiles(mean, np.full(h, dispersion), settings.quantiles)
         fc = pd.DataFrame({"store_id": s.store_id, "sku": s.sku, "date": s.future_dates, "mean": mean})
         for j, level in enumerate(settings.quantiles):
             fc[quantile_column(level)] = q[:, j]
         forecasts.append(fc.assign(model=model))
         models.append({"store_id": s.store_id, "sku": s.sku, "model": model, "backtest_rmsse": rmsse_value,
-                       "backtest_windows": len(c.windows[uid]), "dispersion": dispersion, "promotion_lift": s.lift,
+                       "backtest_windows": len(c.windows[uid]), "dispersion": dispersion, "level_dispersion": level_dispersion,
+                       "promotion_lift": s.lift,
                        "censored_days": int(s.censored.sum()), **series_profile(s.observed)})
     if not forecasts:
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(c.rejected, columns=["store_id", "sku", "problem"])

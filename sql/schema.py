@@ -202,6 +202,8 @@ forecast_models = Table(
     Column("backtest_rmsse", Float, nullable=True),
     Column("backtest_windows", Integer, nullable=False),
     Column("dispersion", Float, nullable=False),  # negative-binomial 1/k of daily demand
+    # the part of it that is level error, shared by every day of the horizon (migration 0012)
+    Column("level_dispersion", Float, nullable=False, server_default=text("0")),
     Column("promotion_lift", Float, nullable=False),
     Column("censored_days", Integer, nullable=False),
     Column("demand_class", String(16), nullable=False),

@@ -115,7 +115,7 @@ def promotions(world: World) -> pd.DataFrame:
 def fit_forecast(world: World, day: int, engine_settings: EngineSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The forecast a run at 00:00 UTC of `day` would have: fitted on the sales before it."""
     result = forecast(long_sales(world, 0, day, with_stockout=True), engine_settings, promotions(world))
-    return result.forecast, result.models[["store_id", "sku", "dispersion"]]
+    return result.forecast, result.models[["store_id", "sku", "dispersion", "level_dispersion"]]
 
 
 def deliveries_as_of(world: World, day: int, as_of_ns: int, midnight: np.ndarray) -> pd.DataFrame:
@@ -360,6 +360,16 @@ def score_shelf_empty(replay: Replay, empty_units: float, events: pd.DataFrame) 
     seen = first["seen"].notna() & (first["seen"] <= refill_limit)
     delay = (first.loc[seen, "seen"] - first.loc[seen, "onset"]) / 3.6e12
     return TypeScore(SHELF_EMPTY, empty_units, len(said_empty), right, len(sensed), int(seen.sum()), delay.to_numpy())
+
+
+def perfect_at_precision(perfect: list[TypeScore], precision: float) -> TypeScore | None:
+    """The perfect forecaster's row to compare with at `precision`: its best recall among thresholds
+    at least that precise (its most precise row when none is)."""
+    rows = [p for p in perfect if p.precision == p.precision]
+    if not rows:
+        return None
+    precise = [p for p in rows if p.precision >= precision]
+    return max(precise, key=lambda p: p.recall) if precise else max(rows, key=lambda p: p.precision)
 
 
 def score_replay(replay: Replay, stockout_thresholds, phantom_thresholds, empty_units: float = 0.5, keep_ratio: float = 0.5) -> list[TypeScore]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from shelfwatch.forecasting.classify import series_profile
 from shelfwatch.forecasting.engine import KEY_SEP, EngineSettings, forecast, series_key
-from shelfwatch.forecasting.distribution import nb_cdf
+from shelfwatch.forecasting.distribution import inside_interval, moment_dispersion, nb_cdf, sum_variance, window_sums
 from shelfwatch.forecasting.metrics import naive_scale, rmsse
 from shelfwatch.core.domain import CLOSE_HOUR
 
@@ -158,16 +158,20 @@ class ForecastOf:
     model: str
     mean: np.ndarray
     dispersion: float
+    level_dispersion: float = 0.0
 
 
 def shelfwatch_decisions(result) -> dict:
     """The engine's forecast per series with the dispersion it stored: what alerts read."""
-    dispersion = {series_key(a, b): d for a, b, d in zip(result.models["store_id"], result.models["sku"], result.models["dispersion"], strict=True)}
+    m = result.models
+    level = m["level_dispersion"] if "level_dispersion" in m else pd.Series(0.0, index=m.index)
+    dispersion = {series_key(a, b): (d, v) for a, b, d, v in zip(m["store_id"], m["sku"], m["dispersion"], level, strict=True)}
     fc = result.forecast.sort_values(["store_id", "sku", "date"])
     out = {}
     for (store_id, sku), g in fc.groupby(["store_id", "sku"], sort=False):
         uid = series_key(store_id, sku)
-        out[uid] = ForecastOf(str(g["model"].iloc[0]), g["mean"].to_numpy(float), float(dispersion.get(uid, 0.0)))
+        d, v = dispersion.get(uid, (0.0, 0.0))
+        out[uid] = ForecastOf(str(g["model"].iloc[0]), g["mean"].to_numpy(float), float(d), float(v))
     return out
 
 
@@ -217,8 +221,13 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
             t0 = time.perf_counter()
             if method in ("shelfwatch", "shelfwatch_without_prices"):
                 result = forecast(history, settings, promotions=promotions, prices=prices if method == "shelfwatch" else None)
-                s = interval_scores(truth_arrays(actual, history), shelfwatch_decisions(result)).drop(columns="model")
-                ours = result.forecast if method == "shelfwatch" else ours
+                decisions = shelfwatch_decisions(result)
+                s = interval_scores(truth_arrays(actual, history), decisions).drop(columns="model")
+                if method == "shelfwatch":
+                    ours = result.forecast
+                    independent = {u: replace(d, level_dispersion=0.0) for u, d in decisions.items()}
+                    scores.append(interval_scores(truth_arrays(actual, history), independent).drop(columns="model")
+                                  .assign(method=DAYS_INDEPENDENT, cutoff=cutoff).merge(classes, on=["store_id", "sku"], how="left"))
             else:
                 if method in HINDSIGHT:
                     fc = hindsight_level(actual, ours, flat=method == "hindsight_flat_level")
@@ -237,10 +246,10 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
             log(f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}  {method:<18} mean RMSSE {s['rmsse'].mean():.3f}  {seconds[method]:.1f}s")
     detail = pd.concat(scores, ignore_index=True)
     out = []
-    for method in methods:
+    for method in [*methods, *([DAYS_INDEPENDENT] if "shelfwatch" in methods else [])]:
         d = detail[detail["method"] == method]
         n = len(sample) if (method in SLOW_BASELINES and sample is not None) else len(keys)
-        out.append(MethodScore(method, n, float(d["rmsse"].mean()), coverage(d, "covered", "days"), seconds[method] / windows,
+        out.append(MethodScore(method, n, float(d["rmsse"].mean()), coverage(d, "covered", "days"), seconds.get(method, float("nan")) / windows,
                                coverage(d, "covered7", "weeks")))
     if sample is not None and any(m in methods for m in SLOW_BASELINES):
         d = detail[detail["method"] == "shelfwatch"].merge(sample, on=["store_id", "sku"])
@@ -253,6 +262,9 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
 # not forecasts, but what a perfect 28-day level is worth on the data, flat or with Shelfwatch's shape.
 # On spiky data where they sit close to the forecasts, the rest of the error is day-to-day noise.
 HINDSIGHT = ("hindsight_flat_level", "shelfwatch_at_hindsight_level")
+# Shelfwatch's forecast with its days taken as independent (no shared level error): the lead-time
+# distribution before issue 17, scored on the same forecasts.
+DAYS_INDEPENDENT = "shelfwatch_days_independent"
 
 
 def hindsight_level(actual: pd.DataFrame, ours: pd.DataFrame, flat: bool) -> pd.DataFrame:
@@ -276,6 +288,21 @@ def coverage(detail: pd.DataFrame, covered: str, days: str) -> float:
         return float("nan")
     d = detail[detail[covered].notna()]
     return float(d[covered].sum() / d[days].sum()) if d[days].sum() else float("nan")
+
+
+def lead_time_table(detail: pd.DataFrame, method: str = "shelfwatch") -> pd.DataFrame:
+    """80 % interval coverage of demand summed over 1, 2, 3, 5, 7 days (columns), per demand class
+    and for all series (rows), and the PIT histogram of all series (rows "PIT bin b": the share of
+    sums whose PIT falls in bin b; 1/PIT_BINS each when calibrated)."""
+    d = detail[detail["method"] == method]
+    if d.empty or "sums_h1" not in d:
+        return pd.DataFrame()
+    rows = {}
+    for name, g in [*d.groupby("demand_class"), ("all", d)]:
+        rows[name] = {f"{h} d": g[f"covered_h{h}"].sum() / g[f"sums_h{h}"].sum() if g[f"sums_h{h}"].sum() else np.nan for h in LEAD_DAYS}
+    for b in range(PIT_BINS):
+        rows[f"PIT bin {b + 1}/{PIT_BINS}"] = {f"{h} d": d[f"pit_h{h}_{b}"].sum() / max(d[f"sums_h{h}"].sum(), 1) for h in LEAD_DAYS}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def class_table(detail: pd.DataFrame) -> pd.DataFrame:
@@ -375,39 +402,51 @@ def truth_arrays(actual: pd.DataFrame, history: pd.DataFrame) -> dict[str, tuple
     return out
 
 
-def interval_scores(truth: dict, decisions: dict) -> pd.DataFrame:
-    """Per series: RMSSE of the mean, days inside the 80 % interval of daily demand, and 7-day sums
-    inside the 80 % interval of the sum (the distribution alerts use: `lead_time_demand`). A week with
-    a censored day is not scored. `decisions`: key -> object with `model`, `mean`, `dispersion`.
+LEAD_DAYS = (1, 2, 3, 5, 7)  # lead times whose cumulative demand the bench checks
+PIT_BINS = 5
 
-    Inside the interval [q10, q90] of the (interpolated) negative binomial means 0.1 <= F(y) and
-    (y = 0 or F(y) <= 0.9), which needs no quantile grid and so runs on 10,000 series at once."""
+
+def sum_scores(y, mean, censored, disp, level, h: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per series and h-day sum: inside the 80 % interval, scored (no censored day), and the mid PIT
+    value (F(y-1) + F(y)) / 2 of the sum under the distribution the alerts use."""
+    ys, ms = window_sums(y, h, step), window_sums(mean, h, step)
+    qs = window_sums(mean**2, h, step)
+    scored = window_sums(censored.astype(float), h, step) == 0
+    d = moment_dispersion(ms, sum_variance(ms, qs, disp[:, None], level[:, None]))
+    mid = (nb_cdf(np.floor(ys) - 1, ms, d) + nb_cdf(np.floor(ys), ms, d)) / 2
+    return inside_interval(ys, ms, d) & scored, scored, mid
+
+
+def interval_scores(truth: dict, decisions: dict) -> pd.DataFrame:
+    """Per series: RMSSE of the mean, days inside the 80 % interval of daily demand, and the demand
+    summed over h days inside the 80 % interval of its distribution (what alerts use: the days share
+    the forecast's level error, `distribution.sum_variance`): non-overlapping weeks (`covered7`,
+    `weeks`) and every h-day stretch of the horizon for h in LEAD_DAYS (`covered_h{h}`, `sums_h{h}`),
+    with a histogram of their PIT values (`pit_h{h}_{b}`, PIT_BINS bins; flat when calibrated).
+    Stretches with a censored day are not scored. `decisions`: key -> ForecastOf."""
+    lead_columns = [f"{c}_h{h}" for h in LEAD_DAYS for c in ("covered", "sums")] + [f"pit_h{h}_{b}" for h in LEAD_DAYS for b in range(PIT_BINS)]
     uids = [u for u in decisions if u in truth and len(truth[u][0]) == len(decisions[u].mean)]
     if not uids:
-        return pd.DataFrame(columns=["store_id", "sku", "model", "rmsse", "covered", "days", "covered7", "weeks"])
+        return pd.DataFrame(columns=["store_id", "sku", "model", "rmsse", "covered", "days", "covered7", "weeks", *lead_columns])
     y = np.stack([truth[u][0] for u in uids])
     censored = np.stack([truth[u][1] for u in uids])
     scale = np.array([truth[u][2] for u in uids])
     mean = np.maximum(np.stack([decisions[u].mean for u in uids]), 0.0)
     disp = np.array([decisions[u].dispersion for u in uids])
+    level = np.array([getattr(decisions[u], "level_dispersion", 0.0) for u in uids])
     ok = ~censored
     sq = np.where(ok, (y - mean) ** 2, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
     rmsse_values = np.where((scale > 0) & ok.any(axis=1), np.sqrt(sq / np.where(scale > 0, scale, 1.0)), np.nan)
-
-    def inside(values, mu, dispersion):
-        f = nb_cdf(np.floor(values), mu, dispersion)
-        return (f >= 0.1) & ((values < 1) | (f <= 0.9))
-
-    daily = inside(y, mean, np.broadcast_to(disp[:, None], mean.shape)) & ok
-    weeks = y.shape[1] // 7
-    yw = y[:, : weeks * 7].reshape(len(uids), weeks, 7).sum(axis=2)
-    mw = mean[:, : weeks * 7].reshape(len(uids), weeks, 7)
-    total = mw.sum(axis=2)
-    var = (mw + disp[:, None, None] * mw**2).sum(axis=2)
-    disp_w = np.where(total > 0, np.maximum(var - total, 0.0) / np.maximum(total, 1e-9) ** 2, 0.0)
-    scored_w = ~censored[:, : weeks * 7].reshape(len(uids), weeks, 7).any(axis=2)
-    weekly = inside(yw, total, disp_w) & scored_w
+    daily = inside_interval(y, mean, np.broadcast_to(disp[:, None], mean.shape)) & ok
+    weekly, scored_w, _ = sum_scores(y, mean, censored, disp, level, 7, 7)
     keys = [u.split(KEY_SEP, 1) for u in uids]
-    return pd.DataFrame({"store_id": [k[0] for k in keys], "sku": [k[1] for k in keys], "model": [decisions[u].model for u in uids],
-                         "rmsse": rmsse_values, "covered": daily.sum(axis=1), "days": ok.sum(axis=1),
-                         "covered7": weekly.sum(axis=1), "weeks": scored_w.sum(axis=1)})
+    out = {"store_id": [k[0] for k in keys], "sku": [k[1] for k in keys], "model": [decisions[u].model for u in uids],
+           "rmsse": rmsse_values, "covered": daily.sum(axis=1), "days": ok.sum(axis=1),
+           "covered7": weekly.sum(axis=1), "weeks": scored_w.sum(axis=1)}
+    for h in LEAD_DAYS:
+        inside, scored, pit = sum_scores(y, mean, censored, disp, level, h, 1)
+        out[f"covered_h{h}"], out[f"sums_h{h}"] = inside.sum(axis=1), scored.sum(axis=1)
+        bins = np.minimum((pit * PIT_BINS).astype(int), PIT_BINS - 1)
+        for b in range(PIT_BINS):
+            out[f"pit_h{h}_{b}"] = ((bins == b) & scored).sum(axis=1)
+    return pd.DataFrame(out)

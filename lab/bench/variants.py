@@ -42,7 +42,7 @@ def fixed_decision(windows: list[WindowResult], final: dict[str, np.ndarray], me
     members = [m for m in members if m in final]
     if not members:
         return None
-    name, _, mean, dispersion = mean_of(windows, final, members, np.full(len(members), 1.0 / len(members)))
+    name, _, mean, dispersion, _ = mean_of(windows, final, members, np.full(len(members), 1.0 / len(members)))
     return SeriesDecision(name, mean, dispersion)
 
 
@@ -60,7 +60,7 @@ def variant_decisions(c, variant: str) -> dict[str, SeriesDecision]:
         elif variant.startswith(COMBINATION_PREFIX):
             d = fixed_decision(w, final, variant[len(COMBINATION_PREFIX):].split("+"))
         else:
-            name, _, mean, dispersion = decide(w, final, variant, c.pooled_for(uid))
+            name, _, mean, dispersion, _ = decide(w, final, variant, c.pooled_for(uid))
             d = SeriesDecision(name, mean, dispersion) if name else None
         if d is not None:
             out[uid] = d

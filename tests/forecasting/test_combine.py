@@ -39,7 +39,7 @@ def test_members_are_the_k_best_by_backtest_error():
 
 
 def test_equal_mean_of_the_best_two_with_its_own_backtest_error():
-    name, rmsse, mean, dispersion = decide(windows_of(ACTUAL, PREDS), FINAL, "top2")
+    name, rmsse, mean, dispersion, _ = decide(windows_of(ACTUAL, PREDS), FINAL, "top2")
     assert name == "mean:good,fair"
     np.testing.assert_allclose(mean, 11.0)  # (10 + 12) / 2, the poor model left out
     # the combination's own errors in the windows: |9.75-10|, |12.25-12|, |7.75-8| = 0.25 each
@@ -48,18 +48,18 @@ def test_equal_mean_of_the_best_two_with_its_own_backtest_error():
 
 
 def test_weighted_mean_leans_on_the_better_member():
-    _, _, mean, _ = decide(windows_of(ACTUAL, PREDS), FINAL, "top2w")
+    _, _, mean, _, _ = decide(windows_of(ACTUAL, PREDS), FINAL, "top2w")
     good, fair = 1 / (2 / 3) ** 2, 1 / (3.5 / 3) ** 2
     np.testing.assert_allclose(mean, (good * 10 + fair * 12) / (good + fair))
     assert 10 < mean[0] < 11
 
 
 def test_select_keeps_the_single_best_and_nothing_to_decide_gives_none():
-    name, rmsse, mean, _ = decide(windows_of(ACTUAL, PREDS), FINAL, "select")
+    name, rmsse, mean, _, _ = decide(windows_of(ACTUAL, PREDS), FINAL, "select")
     assert name == "good" and rmsse == pytest.approx(2 / 3) and (mean == 10).all()
     assert decide([], FINAL, "top3")[0] is None
 
 
 def test_a_member_without_a_final_forecast_is_skipped():
-    name, _, mean, _ = decide(windows_of(ACTUAL, PREDS), {"fair": FINAL["fair"], "poor": FINAL["poor"]}, "top2")
+    name, _, mean, _, _ = decide(windows_of(ACTUAL, PREDS), {"fair": FINAL["fair"], "poor": FINAL["poor"]}, "top2")
     assert name == "fair" and (mean == 12).all()

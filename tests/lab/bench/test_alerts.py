@@ -69,3 +69,18 @@ def test_bench_alerts_cli_prints_its_tables(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     for text in ("predicted_stockout over 3x30 seed 4", "phantom_stockout", "shelf_empty on arrival (SQLite", "per world"):
         assert text in result.output
+
+
+def test_our_threshold_is_compared_with_the_perfect_forecaster_at_the_same_precision():
+    import numpy as np
+
+    from shelfwatch.lab.bench.alerts import TypeScore, perfect_at_precision
+
+    def row(threshold, true_alerts, caught):
+        return TypeScore("predicted_stockout", threshold, 100, true_alerts, 200, caught, np.array([30.0]))
+
+    perfect = [row(0.2, 60, 180), row(0.4, 72, 150), row(0.6, 85, 120)]
+    assert perfect_at_precision(perfect, 0.7).threshold == 0.4  # at least as precise, the best recall
+    assert perfect_at_precision(perfect, 0.5).threshold == 0.2
+    assert perfect_at_precision(perfect, 0.9).threshold == 0.6  # none that precise: its most precise
+    assert perfect_at_precision([], 0.5) is None

@@ -67,7 +67,8 @@ def test_run_bench_scores_every_method_on_the_same_windows():
                        for i in range(3)])
     scores, detail = run_bench(sales, windows=2, workers=1, methods=("shelfwatch", "ma28", "adida", "simple_combination"), log=lambda m: None)
     by = {s.method: s for s in scores}
-    assert set(by) == {"shelfwatch", "ma28", "adida", "simple_combination", "hindsight_flat_level", "shelfwatch_at_hindsight_level"}
+    assert set(by) == {"shelfwatch", "ma28", "adida", "simple_combination", "hindsight_flat_level", "shelfwatch_at_hindsight_level",
+                       "shelfwatch_days_independent"}
     assert (detail.groupby("method").size() == 6).all()  # 3 series x 2 windows each
     assert by["hindsight_flat_level"].mean_rmsse < by["ma28"].mean_rmsse  # knowing the level helps on level-only noise
     assert 0.5 < by["shelfwatch"].coverage80 <= 1 and 0.5 < by["shelfwatch"].coverage80_7day <= 1
