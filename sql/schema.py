@@ -389,4 +389,32 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("store_id", String(32), ForeignKey("stores.store_id"), nullable=True),  # a store manager's store
     Column("created_at", TS, nullable=False),
+    Column("disabled_at", TS, nullable=True),  # set: the user can't sign in and their sessions are gone (0013)
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # one row per signed-in browser: the signed cookie carries only the id, so logging out, a new
+    # password or disabling the user ends the session on the server at once (migration 0013)
+    Column("session_id", String(64), primary_key=True),
+    Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index("ix_web_sessions_username", "username"),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    # every sign-in attempt, the audit trail the throttle counts on: the name as typed (it may not
+    # exist), the client address, and whether it succeeded (never the password) (migration 0013)
+    Column("attempt_id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("attempted_at", TS, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Column("throttled", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_login_attempts_username_at", "username", "attempted_at"),
+    Index("ix_login_attempts_client_at", "client", "attempted_at"),
 )

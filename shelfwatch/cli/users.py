@@ -19,7 +19,8 @@ def users_add(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (else: prompt)."),
     db: Optional[str] = DbOption,
 ) -> None:
-    """Create a user (or reset their password and role); the password is stored as an argon2 hash."""
+    """Create a user (or reset their password and role, which ends their sessions); the password is
+    stored as an argon2 hash."""
     import sys
 
     from shelfwatch import steps
@@ -35,6 +36,24 @@ def users_add(
         error(exc)
         raise typer.Exit(2) from None
     say(f"user {user.username}: {user.role}{' of ' + user.store_id if user.store_id else ''}")
+
+
+@users_app.command("disable")
+def users_disable(
+    username: str = typer.Argument(..., help="Login name."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Disable a user: they can't sign in, and their open sessions end now (`users add` enables again)."""
+    from shelfwatch import steps
+    from shelfwatch.core.db import get_engine
+    from shelfwatch.web.auth import disable_user
+
+    settings = settings_for(db)
+    steps.migrate_database(settings)
+    if not disable_user(get_engine(settings.db_url), username):
+        error(f"unknown user {username}")
+        raise typer.Exit(2)
+    say(f"user {username}: disabled; their sessions have ended")
 
 
 def mount(app: typer.Typer) -> None:

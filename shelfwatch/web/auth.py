@@ -7,12 +7,13 @@ member data), cx (member data and contact lists), admin (everything).
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from shelfwatch.core.db import upsert
 from shelfwatch.sql import schema
@@ -49,7 +50,8 @@ class User:
 
 
 def add_user(engine: Engine, username: str, password: str, role: str, store_id: str | None = None) -> User:
-    """Create or update a user (the password is stored as an argon2 hash only)."""
+    """Create or update a user (the password is stored as an argon2 hash only). Setting a password
+    ends the user's sessions everywhere and enables a disabled user again."""
     if role not in ROLES:
         raise UserError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     if (role == "store_manager") != bool(store_id):
@@ -60,15 +62,27 @@ def add_user(engine: Engine, username: str, password: str, role: str, store_id: 
         if store_id and conn.execute(select(schema.stores.c.store_id).where(schema.stores.c.store_id == store_id)).first() is None:
             raise UserError(f"unknown store {store_id}")
         upsert(conn, schema.users, [{"username": username, "password_hash": _hasher.hash(password), "role": role, "store_id": store_id,
-                                     "created_at": datetime.now(timezone.utc)}])
+                                     "created_at": datetime.now(timezone.utc), "disabled_at": None}])
+        conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
     return User(username, role, store_id)
 
 
+def disable_user(engine: Engine, username: str) -> bool:
+    """The user can't sign in any more and every session of theirs ends now; False if unknown."""
+    with engine.begin() as conn:
+        found = conn.execute(update(schema.users).where(schema.users.c.username == username)
+                             .values(disabled_at=datetime.now(timezone.utc))).rowcount
+        conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
+    return bool(found)
+
+
 def authenticate(engine: Engine, username: str, password: str) -> User | None:
+    """The user if the password is theirs and they are not disabled. An unknown user costs the same
+    hashing work as a wrong password, so timing does not tell which usernames exist."""
     u = schema.users
     with engine.connect() as conn:
         row = conn.execute(select(u).where(u.c.username == username)).first()
-    if row is None:
+    if row is None or row.disabled_at is not None:
         _hasher.hash(password)  # same work either way: timing does not tell which usernames exist
         return None
     try:
@@ -78,10 +92,70 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
     return User(row.username, row.role, row.store_id)
 
 
-def load_user(engine: Engine, username: str | None) -> User | None:
-    if not username:
+SESSION_HOURS = 12
+
+
+def start_session(engine: Engine, username: str, hours: float = SESSION_HOURS) -> str:
+    """A new server-side session for a signed-in user; its id is what the signed cookie carries."""
+    now = datetime.now(timezone.utc)
+    session_id = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.expires_at < now))  # expired ones go as new ones come
+        conn.execute(insert(schema.web_sessions).values(session_id=session_id, username=username, created_at=now,
+                                                        expires_at=now + timedelta(hours=hours)))
+    return session_id
+
+
+def end_session(engine: Engine, session_id: str | None) -> None:
+    if session_id:
+        with engine.begin() as conn:
+            conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.session_id == session_id))
+
+
+def session_user(engine: Engine, session_id: str | None) -> User | None:
+    """The user of a live session (known, not expired, user not disabled), else None."""
+    if not session_id:
         return None
-    u = schema.users
+    u, ws = schema.users, schema.web_sessions
     with engine.connect() as conn:
-        row = conn.execute(select(u.c.username, u.c.role, u.c.store_id).where(u.c.username == username)).first()
+        row = conn.execute(select(u.c.username, u.c.role, u.c.store_id).join(ws, ws.c.username == u.c.username)
+                           .where(ws.c.session_id == session_id, ws.c.expires_at > datetime.now(timezone.utc), u.c.disabled_at.is_(None))).first()
     return None if row is None else User(row.username, row.role, row.store_id)
+
+
+# Login throttle: after FREE_FAILURES failed attempts for a username, or from a client address,
+# within THROTTLE_WINDOW (a success for the username starts its count again), each further attempt
+# waits 2^(n - FREE_FAILURES) s after the last failure, at most MAX_WAIT.
+FREE_FAILURES = 5
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_WAIT = timedelta(minutes=15)
+
+
+def login_wait(engine: Engine, username: str, client: str, now: datetime | None = None) -> float:
+    """Seconds before `username` may try again from `client` (0: now). The same for a user that
+    does not exist, so the answer tells nothing about which usernames do."""
+    now = now or datetime.now(timezone.utc)
+    a = schema.login_attempts
+    since = now - THROTTLE_WINDOW
+    with engine.connect() as conn:
+        last_ok = conn.execute(select(func.max(a.c.attempted_at)).where(a.c.username == username, a.c.succeeded)).scalar()
+        user_since = max(since, _utc(last_ok)) if last_ok is not None else since
+        counts = []
+        for who, start in ((a.c.username == username, user_since), (a.c.client == client, since)):
+            counts.append(conn.execute(select(func.count(), func.max(a.c.attempted_at))
+                                       .where(who, a.c.attempted_at > start, a.c.succeeded.is_(False))).one())
+    failures, last = max(counts, key=lambda c: c[0])
+    if failures < FREE_FAILURES or last is None:
+        return 0.0
+    wait = min(timedelta(seconds=2 ** (failures - FREE_FAILURES)), MAX_WAIT)
+    return max(0.0, (_utc(last) + wait - now).total_seconds())
+
+
+def record_attempt(engine: Engine, username: str, client: str, succeeded: bool, throttled: bool = False) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(schema.login_attempts).values(username=username[:64], client=client[:64], attempted_at=datetime.now(timezone.utc),
+                                                          succeeded=succeeded, throttled=throttled))
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)  # SQLite hands timestamps back naive

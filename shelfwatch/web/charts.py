@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
+
+# Plotly renders titles and hover texts as HTML: text from users or data is escaped first (the
+# pages' plot config, deps.PLOT_CONFIG, offers no link to Plotly's cloud).
 
 
 def series_chart(view: dict, title: str) -> str:
@@ -21,12 +26,12 @@ def series_chart(view: dict, title: str) -> str:
         fig.add_trace(go.Scatter(x=list(dates) + list(dates[::-1]), y=list(forecast["p90"]) + list(forecast["p10"][::-1]), fill="toself",
                                  fillcolor="rgba(230,126,34,0.25)", line={"width": 0}, name="80 % interval", hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=dates, y=forecast["mean"], mode="lines", name="forecast", line={"color": "#e67e22", "width": 3}))
-    fig.update_layout(title=title, height=380, margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h"}, yaxis_title="units/day")
+    fig.update_layout(title=html.escape(title), height=380, margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h"}, yaxis_title="units/day")
     return fig.to_json()
 
 
 def risk_heatmap(heat: pd.DataFrame) -> str:
-    fig = go.Figure(go.Heatmap(z=heat.to_numpy(), x=list(heat.columns), y=list(heat.index), colorscale="OrRd",
+    fig = go.Figure(go.Heatmap(z=heat.to_numpy(), x=[html.escape(str(c)) for c in heat.columns], y=[html.escape(str(i)) for i in heat.index], colorscale="OrRd",
                                colorbar={"title": "shelves at risk"}, hovertemplate="%{y} · %{x}: %{z:.1f}<extra></extra>"))
     fig.update_layout(title="Stock-out risk: stores × categories (sum of open alerts' probabilities)", height=max(300, 22 * len(heat) + 120),
                       margin={"l": 60, "r": 10, "t": 40, "b": 60})

@@ -20,9 +20,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
 from shelfwatch.core.settings import Settings
-from shelfwatch.web.auth import User, load_user
+from shelfwatch.web import auth
+from shelfwatch.web.auth import User
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# Plotly's config on every chart: no "edit in Chart Studio" / cloud link, no logo
+PLOT_CONFIG = {"responsive": True, "displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False}
+TEMPLATES.env.globals["plot_config"] = PLOT_CONFIG
 TEMPLATES.env.filters["ts"] = lambda v: "" if v is None or v is pd.NaT or (isinstance(v, float) and pd.isna(v)) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
 
 
@@ -59,8 +63,8 @@ def check_csrf(request: Request, token: str) -> None:
 
 
 def session_user(request: Request) -> User | None:
-    """The signed-in user, or None."""
-    return load_user(get_engine(request), request.session.get("user"))
+    """The signed-in user of a live server-side session, or None."""
+    return auth.session_user(get_engine(request), request.session.get("sid"))
 
 
 def current_user(request: Request) -> User:
@@ -71,12 +75,23 @@ def current_user(request: Request) -> User:
     return user
 
 
+MAX_ID = 2**31 - 1  # the largest id the databases' integer columns hold
+
+
+def known_id(value: int, what: str = "alert") -> int:
+    """An id from a URL that can exist at all; anything else (0, negative, 20 digits) is a 404, not
+    a database error."""
+    if not 1 <= value <= MAX_ID:
+        raise HTTPException(404, f"{what} {value} does not exist")
+    return value
+
+
 def require_store(user: User, store_id: str) -> None:
     """A store manager sees only their own store."""
     if not user.can_view_store(store_id):
         raise Forbidden(f"{user.username} manages {user.store_id}, not {store_id}")
 
 
-def page(request: Request, template: str, user: User | None, **context) -> HTMLResponse:
+def page(request: Request, template: str, user: User | None, status_code: int = 200, **context) -> HTMLResponse:
     """Render a page with what base.html needs: the user and the session's CSRF token."""
-    return TEMPLATES.TemplateResponse(request, template, {"user": user, "csrf": csrf_token(request), **context})
+    return TEMPLATES.TemplateResponse(request, template, {"user": user, "csrf": csrf_token(request), **context}, status_code=status_code)

@@ -13,9 +13,12 @@ from shelfwatch.web.deps import (
     Forbidden,
     check_csrf,
     current_user,
+    known_id,
     page,
     require_store,
 )
+
+MAX_NOTE = 500  # characters of a resolve note
 
 router = APIRouter()
 
@@ -42,7 +45,7 @@ def inbox(request: Request, engine: EngineDep, store_id: str) -> HTMLResponse:
 @router.get("/alerts/{alert_id}/history", response_class=HTMLResponse)
 def history(request: Request, engine: EngineDep, alert_id: int) -> HTMLResponse:
     user = current_user(request)
-    store_id = queries.alert_store(engine, alert_id)
+    store_id = queries.alert_store(engine, known_id(alert_id))
     if store_id is None:
         raise HTTPException(404, f"alert {alert_id} does not exist")
     require_store(user, store_id)
@@ -53,7 +56,9 @@ def history(request: Request, engine: EngineDep, alert_id: int) -> HTMLResponse:
 def act(request: Request, engine: EngineDep, alert_id: int, action: str, csrf: str = Form(""), note: str = Form("")) -> Response:
     check_csrf(request, csrf)
     user = current_user(request)
-    store_id = queries.alert_store(engine, alert_id)
+    if len(note) > MAX_NOTE:
+        raise HTTPException(400, f"the note has {len(note)} characters; at most {MAX_NOTE}")
+    store_id = queries.alert_store(engine, known_id(alert_id))
     if store_id is None:
         raise HTTPException(404, f"alert {alert_id} does not exist")
     if not (user.acts_on_alerts and user.can_view_store(store_id)):

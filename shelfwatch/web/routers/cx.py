@@ -17,6 +17,7 @@ from shelfwatch.web.deps import (
     SettingsDep,
     check_csrf,
     current_user,
+    known_id,
     page,
 )
 
@@ -31,7 +32,10 @@ def cx(request: Request, engine: EngineDep, settings: SettingsDep, alert: int | 
     alerts = queries.cx_alerts(engine)
     members = None
     if alert is not None:
-        members = members_for_alert(engine, alert, datetime.now(timezone.utc), settings.member_contact_cap_days, record=False)
+        try:
+            members = members_for_alert(engine, known_id(alert), datetime.now(timezone.utc), settings.member_contact_cap_days, record=False)
+        except NotifyError as exc:
+            raise HTTPException(404, str(exc)) from None
         members = members.drop(columns=["contact_address"]).to_dict("records")  # addresses only in the export file
     return page(request, "cx.html", user, alerts=alerts.to_dict("records"), selected=alert, members=members)
 
@@ -43,7 +47,7 @@ def cx_export(request: Request, engine: EngineDep, settings: SettingsDep, alert_
     if not user.sees_member_data:
         raise Forbidden("member data is for the CX team")
     try:
-        frame = members_for_alert(engine, alert_id, datetime.now(timezone.utc), settings.member_contact_cap_days)
+        frame = members_for_alert(engine, known_id(alert_id), datetime.now(timezone.utc), settings.member_contact_cap_days)
     except NotifyError as exc:
         raise HTTPException(404, str(exc)) from None
     buffer = io.StringIO()
