@@ -78,7 +78,7 @@ class Settings:
         default=7, metadata={"env": "SHELFWATCH_MEMBER_CONTACT_CAP_DAYS", "doc": "A member is put on at most one stock-out contact list per this many days."}
     )
     alert_probability_threshold: float = field(
-        default=0.4, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this (0.4: the lowest with precision >= 0.6 in `shelfwatch bench alerts`)."}
+        default=0.4, metadata={"env": "SHELFWATCH_ALERT_THRESHOLD", "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this (0.4: the lowest with precision >= 0.6 and recall >= 0.9 x the perfect forecaster's at that precision in `shelfwatch bench alerts`)."}
     )
     alert_keep_ratio: float = field(
         default=0.5, metadata={"env": "SHELFWATCH_ALERT_KEEP_RATIO", "doc": "An open predicted_stockout stays open while its probability is at least this share of the threshold (hysteresis: no flapping between runs)."}
