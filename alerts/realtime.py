@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Connection, func, select, tuple_
 
@@ -20,16 +20,11 @@ from shelfwatch.alerts.lifecycle import ACTIVE, DETECTOR, record_event, transiti
 from shelfwatch.alerts.notify import message_row
 from shelfwatch.core.domain import ALERT_TYPES, SHELF_EMPTY
 from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import insert_ignore
+from shelfwatch.core.db import as_utc as utc, insert_ignore
 from shelfwatch.sql import schema
 
 SHELF_KINDS = ("shelf_units", "shelf_weight_g")
 RESTOCKED = ALERT_TYPES[SHELF_EMPTY].closes_when
-
-
-def utc(ts: datetime) -> datetime:
-    """Device times compare alike whether the driver returns them naive (SQLite, stored as UTC) or aware."""
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
 def newest_shelf_readings(readings: list[dict]) -> dict[tuple[str, str], dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,3 +99,9 @@ def insert_rows(conn, table, frame, chunk: int = 10000) -> int:
 def bulk_writer(conn):
     """How to write many rows on this connection: COPY on PostgreSQL, batched INSERTs elsewhere."""
     return copy_rows if conn.dialect.name == "postgresql" else insert_rows
+
+
+def as_utc(ts: datetime) -> datetime:
+    """A timestamp read back from either database as an aware UTC one: SQLite returns them naive
+    (stored as UTC), PostgreSQL aware."""
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)

@@ -14,7 +14,7 @@ quarantined (`quarantine_rows`, `quarantine_entry`).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,7 @@ from sqlalchemy import Engine, Select, func, select
 
 from shelfwatch.alerts.members import contactable
 from shelfwatch.alerts.notify import write_csv_atomic
+from shelfwatch.core.db import as_utc
 from shelfwatch.core.domain import QUARANTINE_CHANNELS, STOCKOUT_TYPES
 from shelfwatch.core.settings import Settings
 from shelfwatch.sql import schema
@@ -67,7 +68,7 @@ def quarantine_filter(stmt: Select, channel: str | None, since: datetime | None)
             raise ValueError(f"unknown quarantine channel {channel!r}: expected one of {', '.join(QUARANTINE_CHANNELS)}")
         stmt = stmt.where(q.c.channel == channel)
     if since is not None:
-        since = since.replace(tzinfo=timezone.utc) if since.tzinfo is None else since.astimezone(timezone.utc)
+        since = as_utc(since)
         stmt = stmt.where(q.c.quarantined_at >= since)
     return stmt
 
@@ -103,7 +104,7 @@ def quarantine_entry(engine: Engine, quarantine_id: int) -> dict | None:
         return None
     entry = row._asdict()
     at = entry["quarantined_at"]
-    entry["quarantined_at"] = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    entry["quarantined_at"] = as_utc(at)
     return entry
 
 

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from shelfwatch.core.db import upsert
+from shelfwatch.core.db import as_utc, upsert
 from shelfwatch.sql import schema
 
 ROLES = ("planner", "store_manager", "cx", "admin")
@@ -139,7 +139,7 @@ def login_wait(engine: Engine, username: str, client: str, now: datetime | None 
     since = now - THROTTLE_WINDOW
     with engine.connect() as conn:
         last_ok = conn.execute(select(func.max(a.c.attempted_at)).where(a.c.username == username, a.c.succeeded)).scalar()
-        user_since = max(since, _utc(last_ok)) if last_ok is not None else since
+        user_since = max(since, as_utc(last_ok)) if last_ok is not None else since
         counts = []
         for who, start in ((a.c.username == username, user_since), (a.c.client == client, since)):
             counts.append(conn.execute(select(func.count(), func.max(a.c.attempted_at))
@@ -148,7 +148,7 @@ def login_wait(engine: Engine, username: str, client: str, now: datetime | None 
     if failures < FREE_FAILURES or last is None:
         return 0.0
     wait = min(timedelta(seconds=2 ** (failures - FREE_FAILURES)), MAX_WAIT)
-    return max(0.0, (_utc(last) + wait - now).total_seconds())
+    return max(0.0, (as_utc(last) + wait - now).total_seconds())
 
 
 def record_attempt(engine: Engine, username: str, client: str, succeeded: bool, throttled: bool = False) -> None:
@@ -156,6 +156,3 @@ def record_attempt(engine: Engine, username: str, client: str, succeeded: bool, 
         conn.execute(insert(schema.login_attempts).values(username=username[:64], client=client[:64], attempted_at=datetime.now(timezone.utc),
                                                           succeeded=succeeded, throttled=throttled))
 
-
-def _utc(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)  # SQLite hands timestamps back naive
