@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, create_engine, event
 
@@ -105,3 +106,19 @@ def as_utc(ts: datetime) -> datetime:
     """A timestamp read back from either database as an aware UTC one: SQLite returns them naive
     (stored as UTC), PostgreSQL aware."""
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+
+def local_time(ts, zone: str | None, with_zone: bool = True) -> str:
+    """A stored time as a person in the store reads it: "2026-11-30 18:00 CET" in the store's own
+    zone (UTC when the zone is unknown), always labelled; "" for no time. Accepts datetimes (pandas
+    timestamps too) and ISO strings (evidence JSON); naive ones are UTC, as stored."""
+    if ts is None or ts == "" or ts != ts:  # None, empty, NaN/NaT
+        return ""
+    stamp = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
+    try:
+        zone_info = ZoneInfo(zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):  # an unknown zone name in the reference data: UTC, labelled
+        zone_info = ZoneInfo("UTC")
+    local = as_utc(stamp).astimezone(zone_info)
+    return local.strftime("%Y-%m-%d %H:%M %Z" if with_zone else "%Y-%m-%d %H:%M")

@@ -19,15 +19,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
+from shelfwatch.core.db import local_time
 from shelfwatch.core.settings import Settings
-from shelfwatch.web import auth
+from shelfwatch.web import auth, queries
 from shelfwatch.web.auth import User
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 # Plotly's config on every chart: no "edit in Chart Studio" / cloud link, no logo
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False}
 TEMPLATES.env.globals["plot_config"] = PLOT_CONFIG
-TEMPLATES.env.filters["ts"] = lambda v: "" if v is None or v is pd.NaT or (isinstance(v, float) and pd.isna(v)) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
+# every time a person reads is in a store's own zone, labelled: {{ a.opened_at|local(zone) }}
+TEMPLATES.env.filters["local"] = local_time
 
 
 class Forbidden(HTTPException):
@@ -93,5 +95,13 @@ def require_store(user: User, store_id: str) -> None:
 
 
 def page(request: Request, template: str, user: User | None, status_code: int = 200, **context) -> HTMLResponse:
-    """Render a page with what base.html needs: the user and the session's CSRF token."""
-    return TEMPLATES.TemplateResponse(request, template, {"user": user, "csrf": csrf_token(request), **context}, status_code=status_code)
+    """Render a page with what base.html needs: the user, the session's CSRF token, the time zone
+    times are shown in (`zone`: the page's store, else the user's store, else UTC; `zones` maps every
+    store) and the "data as of" stamp."""
+    extra = {}
+    if user is not None:
+        engine = get_engine(request)
+        zones = queries.store_zones(engine)
+        store = context.get("store_id") or user.store_id
+        extra = {"zones": zones, "zone": zones.get(store, "UTC"), "data_as_of": queries.data_as_of(engine)}
+    return TEMPLATES.TemplateResponse(request, template, {"user": user, "csrf": csrf_token(request), **extra, **context}, status_code=status_code)

@@ -22,6 +22,26 @@ def stores_and_products(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
     return stores, products
 
 
+def store_zones(engine: Engine) -> dict[str, str]:
+    """Each store's time zone (IANA name): every time a person reads is shown in it."""
+    with engine.connect() as conn:
+        return dict(conn.execute(select(schema.stores.c.store_id, schema.stores.c.timezone)).all())
+
+
+def data_as_of(engine: Engine) -> dict:
+    """How fresh what a page shows is: the newest sensor reading stored (by arrival), the last sales
+    day loaded, and when the newest forecast and the last alert detection ran. Index lookups only."""
+    s = schema
+    with engine.connect() as conn:
+        newest = select(func.max(s.sensor_readings.c.reading_id)).scalar_subquery()
+        return {
+            "sensor reading": conn.execute(select(s.sensor_readings.c.received_at).where(s.sensor_readings.c.reading_id == newest)).scalar(),
+            "sales day": conn.execute(select(func.max(s.sales_daily.c.date))).scalar(),
+            "forecast": conn.execute(select(func.max(s.forecast_runs.c.created_at))).scalar(),
+            "alerts": conn.execute(select(func.max(s.alerts.c.updated_at))).scalar(),
+        }
+
+
 def latest_run(conn) -> str | None:
     r = schema.forecast_runs
     return conn.execute(select(r.c.run_id).order_by(r.c.created_at.desc()).limit(1)).scalar()
