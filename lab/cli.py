@@ -304,6 +304,13 @@ def bench_alerts(
             table.add_row(fmt(o.threshold, "g"), f"{o.alerts:,}", fmt(o.precision), f"{o.events:,}", fmt(o.recall), fmt(o.median_hours, ".1f"),
                           fmt(p.precision), fmt(p.recall), fmt(p.median_hours, ".1f"))
     Console(width=max(console.width, 140)).print(table)
+    table = Table("threshold", "cause", "events", "recall", "median lead h", "perfect: recall", "perfect: lead h",
+                  title="predicted_stockout by the cause of the stock-out (the same alerts; recall and lead on that cause's events)")
+    for o, p in zip(ours, perfect, strict=True):
+        if o.alert_type.startswith(PREDICTED_STOCKOUT + ":"):
+            table.add_row(fmt(o.threshold, "g"), o.alert_type.partition(":")[2], f"{o.events:,}", fmt(o.recall), fmt(o.median_hours, ".1f"),
+                          fmt(p.recall), fmt(p.median_hours, ".1f"))
+    Console(width=max(console.width, 140)).print(table)
     table = Table("threshold", "alerts", "precision", "phantom shelves", "recall", "median hours after emptying", title=PHANTOM_STOCKOUT)
     for o in ours:
         if o.alert_type == PHANTOM_STOCKOUT:

@@ -184,6 +184,7 @@ def promotion_lift(spec: WorldSpec, n_days: int, n_stores: int, products: pd.Dat
     return lift, calendar
 
 
+SURGE_DAYS_BEFORE_NOW = 3  # an unannounced local demand surge (incidents.spike) starts this many days before now
 PRICE_STREAM = 16  # prices draw from their own random stream: every other draw of a seed is unchanged
 
 
@@ -263,6 +264,9 @@ class World:
     promotions: list  # (sku index, first day index), chain-wide, PROMO_DAYS long
     expected_demand: np.ndarray  # (days, stores, skus): the true mean demand, anonymous + favourite members
     price_rows: list = field(default_factory=list)  # (sku index, first day index, price), chain-wide
+    # the mean demand a forecaster could know at best: expected_demand without the unannounced surges
+    # (incidents.spike), which nobody can see coming; None = no surges
+    planned_demand: np.ndarray | None = None
 
 
 def build_world(spec: WorldSpec) -> World:
@@ -281,7 +285,8 @@ def build_world(spec: WorldSpec) -> World:
     rates, promo_calendar = demand_rates(spec, stores, products, dates, rng)
     price_effect, price_rows = price_calendar(spec, products, n_days)
     rates = rates * price_effect[:, None, :]
-    spike_from = n_hist - 3
+    planned_rates = rates.copy()
+    spike_from = n_hist - SURGE_DAYS_BEFORE_NOW
     rates[spike_from:] = np.where(incidents.spike, rates[spike_from:] * 3.0 + 1.0, rates[spike_from:])
     anon_demand = sample_demand(rates, products["dispersion"].to_numpy()[None, None, :], rng)
 
@@ -357,6 +362,7 @@ def build_world(spec: WorldSpec) -> World:
     return World(
         stores, products, members, favourites, sensors, dates, n_hist, sold, shelf_open, shelf_close, empty_at,
         book_close, deliveries, lines, incidents, promo_calendar, (rates + member_rate[None]).astype(np.float32), price_rows,
+        (planned_rates + member_rate[None]).astype(np.float32),
     )
 
 

@@ -24,7 +24,7 @@ while each daily run raises it, and resolves at the first run that does not):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -33,9 +33,10 @@ from shelfwatch.alerts.detect import DetectionInputs, stock_risks
 from shelfwatch.forecasting.engine import EngineSettings, forecast
 from shelfwatch.core.settings import Settings
 from shelfwatch.core.domain import CLOSE_HOUR, DELIVERY_HOUR, OPEN_HOUR, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SHELF_EMPTY
-from shelfwatch.lab.simulator import World, WorldSpec, build_world, shelf_units_at
+from shelfwatch.lab.simulator import SURGE_DAYS_BEFORE_NOW, World, WorldSpec, build_world, shelf_units_at
 
 HOUR = pd.Timedelta(hours=1)
+FORECASTABLE, SURGE = "forecastable", "surge"  # stock-out events by cause (stockout_events)
 HISTORY_DAYS = 60  # sales each run reads: phantom runs use the 28 days before the run
 
 
@@ -303,7 +304,9 @@ def episode_precision(opened: np.ndarray, last: np.ndarray, truth: np.ndarray) -
 
 def stockout_events(replay: Replay) -> pd.DataFrame:
     """The shelf emptying during trading hours (customers turned away), within the replay's days;
-    phantom shelves apart (theirs is a different event)."""
+    phantom shelves apart (theirs is a different event). `cause`: "surge" while an unannounced local
+    demand surge runs on the shelf (no forecast can see it coming; only the shelf's readings can show
+    it), else "forecastable" (demand as planned: promotions, prices, seasons; late trucks included)."""
     w = replay.world
     days = slice(replay.first_day, w.n_hist)
     hours = w.empty_at_hour[days]
@@ -311,7 +314,8 @@ def stockout_events(replay: Replay) -> pd.DataFrame:
     d, s, k = np.nonzero(onset)
     d = d + replay.first_day
     t = at_hour(replay.midnight, s, d, w.empty_at_hour[d, s, k])
-    return pd.DataFrame({"day": d, "s": s, "k": k, "at": t})
+    surge = w.incidents.spike[s, k] & (d >= w.n_hist - SURGE_DAYS_BEFORE_NOW)
+    return pd.DataFrame({"day": d, "s": s, "k": k, "at": t, "cause": np.where(surge, SURGE, FORECASTABLE)})
 
 
 def score_predicted(replay: Replay, threshold: float, truth: np.ndarray, events: pd.DataFrame, keep_ratio: float = 0.5) -> TypeScore:
@@ -376,17 +380,25 @@ def score_replay(replay: Replay, stockout_thresholds, phantom_thresholds, empty_
     truth = predicted_truth(replay)
     events = stockout_events(replay)
     scores = [score_predicted(replay, t, truth, events, keep_ratio) for t in stockout_thresholds]
+    for cause in (FORECASTABLE, SURGE):  # the same alerts (precision), recall and lead on one cause's events
+        for t in stockout_thresholds:
+            score = score_predicted(replay, t, truth, events[events["cause"] == cause], keep_ratio)
+            scores.append(replace(score, alert_type=f"{PREDICTED_STOCKOUT}:{cause}"))
     scores += [score_phantom(replay, t) for t in phantom_thresholds]
     scores.append(score_shelf_empty(replay, empty_units, events))
     return scores
 
 
 def oracle_forecast(world: World, day: int, horizon: int = 28) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The simulator's true demand distribution from `day` on: what a perfect forecaster would say.
-    It bounds what any detector fed by a forecast can reach on this world."""
+    """The simulator's true demand distribution from `day` on, as far as it can be known ahead: what a
+    perfect forecaster would say. It knows levels, seasons, promotions and prices exactly, but not the
+    unannounced surges (`planned_demand`), as it knows no late truck or phantom stock either: those
+    reach it, as they reach Shelfwatch, only through the shelf's readings and records. It bounds what
+    any detector fed by a forecast can reach on this world."""
     stores, skus = world.stores["store_id"].to_numpy(), world.products["sku"].to_numpy()
     last = min(day + horizon, len(world.dates))
-    mean = world.expected_demand[day:last].astype(float)
+    known = world.planned_demand if world.planned_demand is not None else world.expected_demand
+    mean = known[day:last].astype(float)
     d, s, k = np.meshgrid(np.arange(day, last), np.arange(len(stores)), np.arange(len(skus)), indexing="ij")
     fc = pd.DataFrame({"store_id": stores[s.ravel()], "sku": skus[k.ravel()], "date": world.dates[d.ravel()], "mean": mean.ravel()})
     fc["p10"] = fc["p90"] = fc["mean"]

@@ -67,7 +67,7 @@ def test_bench_alerts_cli_prints_its_tables(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["bench", "alerts", "--worlds", "3x30:4", "--days", "3", "--runs-per-day", "2", "--latency-readings", "2",
                                       "--thresholds", "0.3,0.5", "--phantom-thresholds", "0.01", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    for text in ("predicted_stockout over 3x30 seed 4", "phantom_stockout", "shelf_empty on arrival (SQLite", "per world"):
+    for text in ("predicted_stockout over 3x30 seed 4", "by the cause of the stock-out", "phantom_stockout", "shelf_empty on arrival (SQLite", "per world"):
         assert text in result.output
 
 
@@ -84,3 +84,37 @@ def test_our_threshold_is_compared_with_the_perfect_forecaster_at_the_same_preci
     assert perfect_at_precision(perfect, 0.5).threshold == 0.2
     assert perfect_at_precision(perfect, 0.9).threshold == 0.6  # none that precise: its most precise
     assert perfect_at_precision([], 0.5) is None
+
+
+def test_the_perfect_forecaster_knows_the_plan_but_not_unannounced_surges():
+    """A surge (incidents.spike) is in the world's demand, not in what a forecaster could know: the
+    oracle's forecast is the planned demand, and stock-out events during a surge are scored apart."""
+    from types import SimpleNamespace
+
+    from shelfwatch.lab.bench.alerts import FORECASTABLE, SURGE, local_midnights, oracle_forecast, stockout_events
+    from shelfwatch.lab.simulator import SURGE_DAYS_BEFORE_NOW, build_world
+
+    spec = WorldSpec(stores=4, skus=60, days=150, members=300, seed=21, lookahead_days=9, incident_share=0.1)
+    w = build_world(spec)
+    s, k = np.nonzero(w.incidents.spike)
+    assert len(s) > 0
+    surge_day = w.n_hist - SURGE_DAYS_BEFORE_NOW
+    assert np.all(w.expected_demand[surge_day, s, k] > 2.5 * w.planned_demand[surge_day, s, k])  # 3x + 1
+    assert np.array_equal(w.expected_demand[:surge_day], w.planned_demand[:surge_day])
+    fc, _ = oracle_forecast(w, surge_day, horizon=2)
+    row = fc[(fc["store_id"] == w.stores["store_id"][s[0]]) & (fc["sku"] == w.products["sku"][k[0]])].iloc[0]
+    assert row["mean"] == pytest.approx(float(w.planned_demand[surge_day, s[0], k[0]]), rel=1e-6)
+
+    days = SimpleNamespace(world=w, first_day=w.n_hist - 6, midnight=local_midnights(w))  # what stockout_events reads of a replay
+    events = stockout_events(days)
+    surged = w.incidents.spike[events["s"], events["k"]] & (events["day"] >= surge_day)
+    assert set(events["cause"]) <= {FORECASTABLE, SURGE}
+    assert (events["cause"] == SURGE).tolist() == surged.tolist() and surged.any()
+
+
+def test_scores_by_cause_share_the_alerts_and_split_the_events(oracle_replay):
+    scores = score_replay(oracle_replay, [0.3], [0.01])
+    whole, forecastable, surge = (next(s for s in scores if s.alert_type == t)
+                                  for t in ("predicted_stockout", "predicted_stockout:forecastable", "predicted_stockout:surge"))
+    assert forecastable.events + surge.events == whole.events and forecastable.caught + surge.caught == whole.caught
+    assert forecastable.alerts == surge.alerts == whole.alerts and forecastable.precision == whole.precision
