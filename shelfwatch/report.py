@@ -22,7 +22,7 @@ from sqlalchemy import Engine, Select, func, select
 
 from shelfwatch.alerts.members import contactable
 from shelfwatch.alerts.notify import write_csv_atomic
-from shelfwatch.core.db import as_utc
+from shelfwatch.core.db import as_utc, local_time
 from shelfwatch.core.domain import QUARANTINE_CHANNELS, STOCKOUT_TYPES
 from shelfwatch.core.settings import Settings
 from shelfwatch.sql import schema
@@ -35,14 +35,16 @@ STATUS_FILTERS = {
 
 
 def list_alerts(engine: Engine, status: str = "active", store: str | None = None) -> pd.DataFrame:
-    """Alerts with product names and affected-member counts, most severe first."""
+    """Alerts with product names, affected-member counts and the store's time zone (`timezone`: what
+a person reads is in it), most severe first."""
     if status not in STATUS_FILTERS:
         raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUS_FILTERS)}")
-    a, am, p = schema.alerts, schema.alert_members, schema.products
+    a, am, p, st = schema.alerts, schema.alert_members, schema.products, schema.stores
     counts = select(am.c.alert_id, func.count().label("members_affected")).group_by(am.c.alert_id).subquery()
     stmt = (
-        select(a, p.c.name.label("product"), p.c.category, func.coalesce(counts.c.members_affected, 0).label("members_affected"))
+        select(a, p.c.name.label("product"), p.c.category, func.coalesce(counts.c.members_affected, 0).label("members_affected"), st.c.timezone)
         .join(p, p.c.sku == a.c.sku)
+        .outerjoin(st, st.c.store_id == a.c.store_id)
         .outerjoin(counts, counts.c.alert_id == a.c.alert_id)
         .where(a.c.status.in_(STATUS_FILTERS[status]))
         .order_by(a.c.severity.desc(), a.c.alert_id)
@@ -173,11 +175,11 @@ def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: d
     lines = ["# Shelfwatch report", "", f"Open alerts: **{len(alerts)}** "]
     lines.append(", ".join(f"{t}: {n}" for t, n in alerts["alert_type"].value_counts().sort_index().items()) or "none")
     lines += ["", f"## Top {min(top_n, len(alerts))} alerts (store managers)", ""]
-    lines.append("| # | store | sku | product | type | P(empty) | expected empty (UTC) | members affected | contactable |")
+    lines.append("| # | store | sku | product | type | P(empty) | expected empty (store time) | members affected | contactable |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
     contact_counts = contacts.groupby("alert_id").size()
     for i, r in enumerate(alerts.head(top_n).itertuples(), 1):
-        when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if pd.notna(r.expected_empty_at) else "now / unknown"
+        when = local_time(r.expected_empty_at, r.timezone) or "now / unknown"
         lines.append(
             f"| {i} | {r.store_id} | {r.sku} | {r.product} | {r.alert_type} | {r.probability:.2f} | {when} | "
             f"{r.members_affected} | {int(contact_counts.get(r.alert_id, 0))} |"

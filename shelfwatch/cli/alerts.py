@@ -44,7 +44,7 @@ def alerts_list(
         error(exc)
         raise typer.Exit(2) from None
     if format == "json":
-        cols = ["alert_id", "store_id", "sku", "product", "alert_type", "status", "probability", "expected_empty_at", "severity",
+        cols = ["alert_id", "store_id", "timezone", "sku", "product", "alert_type", "status", "probability", "expected_empty_at", "severity",
                 "members_affected", "opened_at", "acknowledged_at", "acknowledged_by", "escalated_at", "resolved_at", "resolved_by"]
         records = json.loads(frame[cols].to_json(orient="records", date_format="iso"))
         for record, evidence in zip(records, frame["evidence"], strict=True):
@@ -54,9 +54,11 @@ def alerts_list(
     import pandas as pd
     from rich.table import Table
 
-    table = Table("id", "store", "sku", "product", "type", "status", "P(empty)", "expected empty (UTC)", "members", "escalated")
+    from shelfwatch.core.db import local_time
+
+    table = Table("id", "store", "sku", "product", "type", "status", "P(empty)", "expected empty (store time)", "members", "escalated")
     for r in frame.itertuples():
-        when = r.expected_empty_at.strftime("%Y-%m-%d %H:%M") if pd.notna(r.expected_empty_at) else "-"
+        when = local_time(r.expected_empty_at, r.timezone) or "-"
         table.add_row(str(r.alert_id), escape(r.store_id), escape(r.sku), escape(r.product), escape(r.alert_type), escape(r.status), f"{r.probability:.2f}", when,
                       str(r.members_affected), "yes" if pd.notna(r.escalated_at) else "")
     console.print(table)

@@ -116,6 +116,39 @@ def test_cli_lists_acknowledges_and_resolves(world_engine, small_world, tmp_path
     assert runner.invoke(app, ["alerts", "list", "--format", "xml", *db]).exit_code == 2
 
 
+def test_people_read_alert_times_in_the_store_s_zone_labelled(world_engine, small_world, tmp_path):  # noqa: F811
+    """The CLI table and the report's markdown show expected-empty times in each store's own zone with
+    the zone named; JSON keeps UTC for machines and names the store's zone beside it."""
+    from shelfwatch.core.db import local_time
+    from shelfwatch.report import list_alerts, summary_markdown
+
+    run_forecast(world_engine, EngineSettings(horizon=14, workers=1))
+    detect_alerts(world_engine, Settings(database_url=str(world_engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
+    with world_engine.begin() as conn:
+        conn.execute(schema.stores.update().values(timezone="Europe/Berlin"))
+    alerts = list_alerts(world_engine)
+    timed = alerts[alerts["expected_empty_at"].notna()].iloc[0]
+    berlin = local_time(timed.expected_empty_at, "Europe/Berlin")
+    assert berlin.endswith((" CET", " CEST")) and berlin[11:16] != timed.expected_empty_at.strftime("%H:%M")
+    report = summary_markdown(alerts.loc[[timed.name]], pd.DataFrame({"alert_id": pd.Series(dtype=int), "member_id": pd.Series(dtype=int)}), None)
+    assert "expected empty (store time)" in report and berlin in report
+    db = ["--db", str(world_engine.url.render_as_string(hide_password=False))]
+    table = CliRunner().invoke(app, ["alerts", "list", *db], env={"COLUMNS": "250"})
+    assert table.exit_code == 0 and "(store time)" in table.output and (" CET" in table.output or " CEST" in table.output)
+    listed = json.loads(CliRunner().invoke(app, ["alerts", "list", "--format", "json", *db]).output)
+    assert {a["timezone"] for a in listed} == {"Europe/Berlin"}
+
+
+def test_local_time_labels_the_zone_and_takes_every_stored_form():
+    from shelfwatch.core.db import local_time
+
+    assert local_time(pd.Timestamp("2026-11-30 16:00", tz="UTC"), "Europe/Berlin") == "2026-11-30 17:00 CET"
+    assert local_time("2026-07-01T16:00:00+00:00", "Europe/Berlin") == "2026-07-01 18:00 CEST"  # evidence JSON
+    assert local_time(datetime(2026, 7, 1, 16), "America/New_York") == "2026-07-01 12:00 EDT"  # SQLite: naive = UTC
+    assert local_time(datetime(2026, 7, 1, 16), "Not/AZone") == "2026-07-01 16:00 UTC"  # unknown zone: UTC, said so
+    assert local_time(None, "UTC") == local_time(pd.NaT, "UTC") == local_time(float("nan"), "UTC") == ""
+
+
 def test_severity_ranks_urgent_and_loved_items_first():
     from shelfwatch.alerts.detect import severity
 
