@@ -24,10 +24,15 @@ demo: install
 web: install
 	$(BIN)/shelfwatch web
 
-test: install
+# axe-core for the accessibility tests, from package-lock.json (skipped where npm is missing; CI has it)
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $(AXE); fi
+
+test: install $(AXE)
 	$(BIN)/python -m pytest
 
-test-fast: install
+test-fast: install $(AXE)
 	$(BIN)/python -m pytest -m "not slow"
 
 # The production topology of docker-compose.yml as local processes under supervisord (no Docker):
