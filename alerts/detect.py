@@ -19,10 +19,13 @@ from shelfwatch.alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expi
 from shelfwatch.alerts.notify import queue_notifications
 from shelfwatch.alerts.members import favourite_members
 from shelfwatch.alerts.risk import (
+    NOWCAST_HOURS,
     books_now,
     demand_moments,
     latest_readings,
     next_deliveries,
+    nowcast_moments,
+    observed_demand_ratio,
     predicted_stockouts,
     readings_from_latest,
     stock_positions,
@@ -90,6 +93,19 @@ def recent_readings(conn: Connection, since: pd.Timestamp) -> pd.DataFrame:
     return readings_from_latest(pd.read_sql(select(latest).where(latest.c.last_device_ts >= since), conn), since)
 
 
+def reading_history(conn: Connection, as_of: pd.Timestamp, hours: float = NOWCAST_HOURS) -> pd.DataFrame:
+    """Every trusted reading of the last `hours` up to `as_of`, for the selling rate the readings show
+    (risk.observed_demand_ratio). Reached from latest_sensor_readings through the (store_id, sku,
+    device_ts) index: a few rows per recently heard sensor, never a scan of the readings."""
+    r, latest = schema.sensor_readings, schema.latest_sensor_readings
+    since = as_of - pd.Timedelta(hours=hours)
+    key = (r.c.store_id == latest.c.store_id) & (r.c.sku == latest.c.sku) & (r.c.sensor_id == latest.c.sensor_id) & (r.c.kind == latest.c.kind)
+    stmt = (select(r.c.store_id, r.c.sku, r.c.sensor_id, r.c.kind, r.c.units, r.c.seq, r.c.device_ts, r.c.clock_skew)
+            .join(latest, key).where(latest.c.last_device_ts >= since, r.c.device_ts >= since, r.c.device_ts <= as_of, r.c.clock_skew.is_(False)))
+    history = pd.read_sql(stmt, conn)
+    return history.assign(device_ts=_utc(history["device_ts"]), clock_skew=False)
+
+
 def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120, read_readings=recent_readings) -> DetectionInputs:
     """What detection reads; `read_readings(conn, since)` reads the sensor readings (the scale
     benchmark passes the raw-table query of the design before latest_sensor_readings)."""
@@ -112,6 +128,9 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120, re
                                    s.forecast_models.c.level_dispersion)
                             .where(s.forecast_models.c.run_id == run_id)),
         )
+        history = reading_history(conn, as_of)
+    # the newest reading per sensor (positions, silence) and, beside it, the last hours' readings (selling rate)
+    frames["readings"] = pd.concat([frames["readings"], history], ignore_index=True) if len(history) else frames["readings"]
     frames["readings"]["device_ts"] = _utc(frames["readings"]["device_ts"])
     for col in ("expected_at", "received_at"):
         frames["deliveries"][col] = _utc(frames["deliveries"][col])
@@ -126,7 +145,8 @@ def stock_risks(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     """Every store x SKU's position and what each stock detector makes of it, before any threshold.
 
     Columns: the stock position (on_shelf, source, reading, book units, deliveries), `p_stockout` and
-    its window (predicted_stockout), `zero_sales_days`, `usual_daily_units` and `p_zero_run`
+    its window (predicted_stockout) with the readings' selling rate behind it (`observed_units`, `expected_units`,
+    `demand_ratio`: NaN without two recent readings), `zero_sales_days`, `usual_daily_units` and `p_zero_run`
     (phantom_stockout; NaN where the records/sensor claim no stock or the run is shorter than 2 days),
     `shelf_empty`, and `daily_mean` (forecast, else the last 28 days' sales).
     """
@@ -138,8 +158,10 @@ def stock_risks(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     for own, store in (("next_delivery_at", "store_next_delivery_at"), ("following_delivery_at", "store_following_delivery_at")):
         positions[own] = positions[own].fillna(positions[store])
     moments = demand_moments(inp.forecast.assign(date=pd.to_datetime(inp.forecast["date"])), inp.dispersion)
+    ratios = observed_demand_ratio(inp.readings, inp.deliveries, moments, tz, inp.as_of)
+    moments = nowcast_moments(moments, ratios)
     predicted = predicted_stockouts(positions, moments, inp.as_of, tz).rename(columns={"probability": "p_stockout"})
-    positions = positions.merge(predicted, on=["store_id", "sku"], how="left")
+    positions = positions.merge(predicted, on=["store_id", "sku"], how="left").merge(ratios, on=["store_id", "sku"], how="left")
     upcoming = moments[moments["date"] >= pd.Timestamp(inp.as_of.date())].sort_values("date")
     forecast_daily = upcoming.groupby(["store_id", "sku"]).head(7).groupby(["store_id", "sku"])["mean"].mean().rename("daily_mean")
     positions = positions.merge(forecast_daily, on=["store_id", "sku"], how="left")
@@ -198,6 +220,10 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
                 "zero_sales_days": int(pos.zero_sales_days), "usual_daily_units": round(float(pos.usual_daily_units), 2), "p_zero_run": float(pos.p_zero_run)}),
             PREDICTED_STOCKOUT: (float(pos.p_stockout), pos.expected_empty_at, {
                 "expected_demand_until_delivery": round(float(pos.expected_demand), 2),
+                # the readings' selling rate against the forecast (risk.observed_demand_ratio), when they show one
+                "readings_demand_ratio": None if pd.isna(pos.demand_ratio) else round(float(pos.demand_ratio), 2),
+                "readings_units_gone": None if pd.isna(pos.observed_units) else round(float(pos.observed_units), 1),
+                "forecast_units_then": None if pd.isna(pos.expected_units) else round(float(pos.expected_units), 1),
                 "days_of_cover": None if np.isinf(pos.days_of_cover) else round(float(pos.days_of_cover), 2)}),
         }
         for alert_type in found:

@@ -135,6 +135,81 @@ def demand_moments(forecast: pd.DataFrame, dispersion: pd.DataFrame | None = Non
     return forecast.assign(var=var, level=level)
 
 
+NOWCAST_HOURS = 30  # readings this recent show today's selling rate (4-5 six-hourly readings)
+NOWCAST_PRIOR_UNITS = 3.0  # the forecast counts as this many units of evidence against the readings'
+SURGE_EVIDENCE_P = 0.001  # the readings override the forecast only when it gives what they show this little chance
+REFILL_RISE_UNITS = 1.0  # a rise of more than this between two readings is a refill, not a miscount
+
+
+def observed_demand_ratio(readings: pd.DataFrame, deliveries: pd.DataFrame, moments: pd.DataFrame, store_tz: dict[str, str],
+                          as_of: pd.Timestamp, hours: float = NOWCAST_HOURS, prior_units: float = NOWCAST_PRIOR_UNITS,
+                          evidence_p: float = SURGE_EVIDENCE_P) -> pd.DataFrame:
+    """How fast a watched shelf is selling today against its forecast, from its recent readings.
+
+    A local surge (a heatwave, an event next door) is in no forecast; the shelf's readings show it
+    within hours. Consecutive readings of a sensor in the last `hours` give the units gone over the
+    trading hours between them (a pair the shelf was refilled in, by a received delivery or a rise,
+    is skipped), where the forecast expected its daily mean x the share of trading hours. A busy day
+    is what the forecast's own spread is for, so the readings count only when the forecast gives
+    what they show less than `evidence_p` (its negative binomial over those hours): then
+    `demand_ratio` = (gone + prior) / (expected + prior), the forecast weighing as `prior_units`
+    units of evidence; else 1. Only shelves with at least one such pair are returned:
+    store_id, sku, observed_units, expected_units, p_value, demand_ratio.
+    """
+    cols = ["store_id", "sku", "observed_units", "expected_units", "p_value", "demand_ratio"]
+    shelf = readings[readings["kind"].isin(["shelf_units", "shelf_weight_g"]) & readings["units"].notna()]
+    if "clock_skew" in shelf.columns:
+        shelf = shelf[~shelf["clock_skew"].astype(bool)]
+    shelf = shelf[(shelf["device_ts"] > as_of - pd.Timedelta(hours=hours)) & (shelf["device_ts"] <= as_of)]
+    if shelf.empty or moments.empty:
+        return pd.DataFrame(columns=cols)
+    shelf = shelf.sort_values(["sensor_id", "device_ts", "seq"], kind="stable").drop_duplicates(["sensor_id", "device_ts"], keep="last")
+    prev = shelf.groupby("sensor_id")[["units", "device_ts"]].shift()
+    pairs = shelf.assign(prev_units=prev["units"], prev_ts=prev["device_ts"]).dropna(subset=["prev_ts"])
+    pairs = pairs[pairs["units"] <= pairs["prev_units"] + REFILL_RISE_UNITS].reset_index(drop=True)
+    if pairs.empty:
+        return pd.DataFrame(columns=cols)
+    received = deliveries[deliveries["received_at"].notna()][["store_id", "sku", "received_at"]]
+    refilled = pairs.reset_index().merge(received, on=["store_id", "sku"])
+    refilled = refilled.loc[(refilled["received_at"] > refilled["prev_ts"]) & (refilled["received_at"] <= refilled["device_ts"]), "index"]
+    pairs = pairs.drop(index=refilled.unique())
+    tz = pairs["store_id"].map(store_tz).fillna("UTC")
+    date0, hour0 = local_parts(pairs["prev_ts"], tz)
+    span = (pd.to_datetime(pairs["device_ts"], utc=True) - pd.to_datetime(pairs["prev_ts"], utc=True)).dt.total_seconds() / 3600
+    h0, h1 = hour0.to_numpy(), hour0.to_numpy() + span.to_numpy()
+    trading = sum(np.clip(np.minimum(h1 - 24 * d, CLOSE_HOUR) - np.maximum(h0 - 24 * d, OPEN_HOUR), 0, None) for d in range(int(np.ceil(hours / 24)) + 1))
+    # the forecast of the reading's day; a day before the forecast's first (yesterday evening's
+    # readings, today's run) takes the series' usual day: the mean of its first week
+    days = moments.assign(date=pd.to_datetime(moments["date"])).sort_values("date", kind="stable")
+    first_week = days.groupby(["store_id", "sku"]).head(7).groupby(["store_id", "sku"])
+    usual = pd.concat([first_week["mean"].mean().rename("usual"), first_week["var"].mean().rename("usual_var")], axis=1)
+    daily = pairs[["store_id", "sku"]].assign(date=date0.to_numpy()).merge(days[["store_id", "sku", "date", "mean", "var"]], on=["store_id", "sku", "date"], how="left")
+    daily = daily.merge(usual, on=["store_id", "sku"], how="left")
+    mean, var = daily["mean"].fillna(daily["usual"]).to_numpy(float), daily["var"].fillna(daily["usual_var"]).to_numpy(float)
+    share = trading / (CLOSE_HOUR - OPEN_HOUR)
+    pairs = pairs.assign(gone=pairs["prev_units"] - pairs["units"], expected=np.nan_to_num(mean) * share, trading=trading,
+                         dispersion=np.nan_to_num(np.maximum(var - mean, 0.0) / np.where(mean > 0, mean, 1.0) ** 2))
+    pairs = pairs[pairs["trading"] > 0]
+    out = pairs.groupby(["store_id", "sku"], as_index=False).agg(observed_units=("gone", "sum"), expected_units=("expected", "sum"),
+                                                                 dispersion=("dispersion", "max"))
+    out["observed_units"] = out["observed_units"].clip(lower=0.0)
+    e = out["expected_units"].to_numpy(float)
+    out["p_value"] = cumulative_exceedance(e, e + out["dispersion"].to_numpy(float) * e**2, out["observed_units"].to_numpy(float))
+    strong = (out["p_value"] < evidence_p) & (out["observed_units"] > out["expected_units"])
+    out["demand_ratio"] = np.where(strong, (out["observed_units"] + prior_units) / (out["expected_units"] + prior_units), 1.0)
+    return out[cols]
+
+
+def nowcast_moments(moments: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
+    """The forecast's days scaled by what the readings show (`demand_ratio`, upwards only: a shelf
+    that sells less than forecast may be empty or hidden, which is what the alerts are for)."""
+    if ratios.empty:
+        return moments
+    ratio = moments[["store_id", "sku"]].merge(ratios[["store_id", "sku", "demand_ratio"]], on=["store_id", "sku"], how="left")["demand_ratio"]
+    r = np.maximum(np.nan_to_num(ratio.to_numpy(float), nan=1.0), 1.0)
+    return moments.assign(mean=moments["mean"].to_numpy(float) * r, var=moments["var"].to_numpy(float) * r**2)
+
+
 def cumulative_exceedance(mean, var, units):
     """P(cumulative demand >= units), elementwise: a negative binomial matched to (mean, var), Poisson
     where var <= mean; 1 when nothing is left, 0 when nothing is expected."""

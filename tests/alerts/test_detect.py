@@ -258,3 +258,81 @@ def test_cli_as_of_overrides_and_a_bad_one_is_refused(engine, small_world, tmp_p
     assert '"as_of": "2026-11-23T00:00:00+00:00"' in ok.output
     bad = runner.invoke(app, ["alerts", "detect", "--db", str(engine.url.render_as_string(hide_password=False)), "--as-of", "23-11-2026"])
     assert bad.exit_code == 2 and "is not an ISO time" in bad.output and bad.exception is None or isinstance(bad.exception, SystemExit)
+
+
+def test_readings_show_a_surge_the_forecast_cannot():
+    """Two shelves forecast to sell 7 a day (0.5 an hour of trading). A's readings lose 12 units in
+    the 6 trading hours between 12:00 and 18:00 (4x the forecast); B's lose 3, as forecast. A's
+    forecast is scaled up by the readings' evidence, shrunk by the forecast's weight; B's is not; a
+    refill between readings, a Berlin-time trading day and a shelf with no pair are handled."""
+    from shelfwatch.alerts.risk import NOWCAST_PRIOR_UNITS, nowcast_moments, observed_demand_ratio
+
+    berlin = {"S1": "Europe/Berlin"}
+    at = lambda hour: pd.Timestamp(f"2026-11-23 {hour:02d}:00", tz="Europe/Berlin").tz_convert("UTC")  # noqa: E731
+    readings = pd.DataFrame({
+        "store_id": "S1", "sku": ["A", "A", "B", "B", "C"], "sensor_id": ["a", "a", "b", "b", "c"], "kind": "shelf_units",
+        "units": [20.0, 8.0, 20.0, 17.0, 5.0], "seq": 0, "device_ts": [at(12), at(18), at(12), at(18), at(18)],
+    })
+    moments = pd.DataFrame({"store_id": "S1", "sku": ["A", "B", "C"], "date": pd.Timestamp("2026-11-23"), "mean": 7.0, "var": 9.0})
+    no_deliveries = pd.DataFrame({"store_id": pd.Series(dtype=str), "sku": pd.Series(dtype=str), "received_at": pd.Series(dtype="datetime64[ns, UTC]")})
+    ratios = observed_demand_ratio(readings, no_deliveries, moments, berlin, at(19)).set_index("sku")
+    assert list(ratios.index) == ["A", "B"]  # C has a single reading: no evidence
+    assert ratios.loc["A", "expected_units"] == pytest.approx(3.0) and ratios.loc["A", "observed_units"] == 12.0
+    assert ratios.loc["A", "demand_ratio"] == pytest.approx((12 + NOWCAST_PRIOR_UNITS) / (3 + NOWCAST_PRIOR_UNITS))
+    assert ratios.loc["B", "demand_ratio"] == pytest.approx(1.0)
+    scaled = nowcast_moments(moments, ratios.reset_index()).set_index("sku")
+    assert scaled.loc["A", "mean"] == pytest.approx(7.0 * ratios.loc["A", "demand_ratio"]) and scaled.loc["B", "mean"] == 7.0
+    assert scaled.loc["C", "mean"] == 7.0
+    # a delivery received between A's readings: that pair says nothing about demand
+    received = pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "received_at": [at(14)]})
+    assert "A" not in set(observed_demand_ratio(readings, received, moments, berlin, at(19))["sku"])
+    # readings older than the window, or from after "now", are not used
+    assert observed_demand_ratio(readings, no_deliveries, moments, berlin, at(18) + pd.Timedelta(hours=40)).empty
+    assert "A" not in set(observed_demand_ratio(readings, no_deliveries, moments, berlin, at(17))["sku"])
+
+
+def test_detection_reads_the_last_hours_of_readings_and_a_surge_raises_the_risk(engine, small_world, tmp_path):
+    """On both databases: reading_history returns a sensor's trusted readings of the last hours only,
+    and readings that show a shelf selling far faster than forecast raise its stock-out probability."""
+    from datetime import timedelta
+
+    from shelfwatch.alerts.detect import load_inputs, reading_history, stock_risks
+    from shelfwatch.forecasting.engine import EngineSettings
+    from shelfwatch.forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+    as_of = pd.Timestamp(WORLD_AS_OF)
+    with engine.begin() as conn:
+        sensor = conn.execute(select(schema.sensors).order_by(schema.sensors.c.sensor_id).limit(1)).first()
+        conn.execute(schema.sensor_readings.delete().where(schema.sensor_readings.c.sensor_id == sensor.sensor_id))
+        insert_ignore(conn, schema.sensor_readings, [{
+            "sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku, "kind": "shelf_units", "value": 80.0, "units": 80.0,
+            "seq": 1, "battery": 0.9, "device_ts": (as_of - timedelta(hours=9)).to_pydatetime(), "received_at": datetime.now(timezone.utc)}])
+    before = stock_risks(load_inputs(engine, as_of), Settings()).set_index(["store_id", "sku"]).loc[(sensor.store_id, sensor.sku)]
+    with engine.begin() as conn:
+        rows = [{"sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku, "kind": "shelf_units", "value": units,
+                 "units": units, "seq": 10**6 + i, "battery": 0.9, "device_ts": (as_of - timedelta(hours=hours)).to_pydatetime(),
+                 "received_at": datetime.now(timezone.utc)}
+                for i, (hours, units) in enumerate([(40, 90.0), (3, 50.0)])]  # 30 units gone in the 6 hours after the 80 above
+        insert_ignore(conn, schema.sensor_readings, rows)
+        history = reading_history(conn, as_of)
+    mine = history[history["sensor_id"] == sensor.sensor_id].sort_values("device_ts")
+    assert mine["units"].tolist() == [80.0, 50.0]  # 40 hours ago is outside the window
+    assert str(mine["device_ts"].dt.tz) == "UTC"
+    after = stock_risks(load_inputs(engine, as_of), Settings()).set_index(["store_id", "sku"]).loc[(sensor.store_id, sensor.sku)]
+    assert after["expected_demand"] > before["expected_demand"]
+
+
+def test_readings_from_before_the_forecast_s_first_day_use_the_usual_day():
+    """Yesterday evening's readings against a forecast that starts today: expected from the series'
+    usual day, never from nothing (which would read any sale as a surge)."""
+    from shelfwatch.alerts.risk import observed_demand_ratio
+
+    at = lambda day, hour: pd.Timestamp(f"2026-11-{day} {hour:02d}:00", tz="UTC")  # noqa: E731
+    readings = pd.DataFrame({"store_id": "S1", "sku": "A", "sensor_id": "a", "kind": "shelf_units", "units": [20.0, 17.0], "seq": 0,
+                             "device_ts": [at(22, 12), at(22, 18)]})
+    moments = pd.DataFrame({"store_id": "S1", "sku": "A", "date": pd.date_range("2026-11-23", periods=3), "mean": [7.0, 7.0, 7.0], "var": 9.0})
+    none = pd.DataFrame({"store_id": pd.Series(dtype=str), "sku": pd.Series(dtype=str), "received_at": pd.Series(dtype="datetime64[ns, UTC]")})
+    ratio = observed_demand_ratio(readings, none, moments, {"S1": "UTC"}, at(23, 1)).iloc[0]
+    assert ratio["expected_units"] == pytest.approx(3.0) and ratio["demand_ratio"] == pytest.approx(1.0)
