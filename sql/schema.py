@@ -283,6 +283,8 @@ alerts = Table(
         sqlite_where=text("status IN ('open', 'acknowledged')"),
         postgresql_where=text("status IN ('open', 'acknowledged')"),
     ),
+    # the inbox's "closed in the last 7 days", newest first, per store: no scan of every alert ever
+    Index("ix_alerts_store_resolved_at", "store_id", "resolved_at"),
 )
 
 alert_events = Table(
@@ -336,6 +338,20 @@ member_contacts = Table(
     Column("alert_id", Integer, ForeignKey("alerts.alert_id"), primary_key=True),
     Column("kind", String(32), primary_key=True),  # stockout_notice | back_in_stock
     Column("at", TS, nullable=False),
+)
+
+cx_exports = Table(
+    "cx_exports",
+    metadata,
+    # every export of an alert's contact list (CX page or `members export`): who, when, how many
+    # members. Never which members or their contact details: those stay in members (migration 0014)
+    Column("export_id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.alert_id"), nullable=False),
+    Column("exported_by", String(64), nullable=False),  # a web user's name, or "cli:<os user>"
+    Column("exported_at", TS, nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Index("ix_cx_exports_alert_at", "alert_id", "exported_at"),
+    Index("ix_cx_exports_at", "exported_at"),
 )
 
 quarantine = Table(

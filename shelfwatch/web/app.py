@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from shelfwatch.core.db import get_engine
 from shelfwatch.core.settings import Settings
 from shelfwatch.web.deps import TEMPLATES, Forbidden, csrf_token, session_user
-from shelfwatch.web.routers import alerts, auth, cx, forecasts, operations
+from shelfwatch.web.routers import admin, alerts, auth, cx, forecasts, operations
 
 
 async def forbidden(request: Request, exc: Forbidden) -> HTMLResponse:
@@ -57,6 +57,6 @@ def create_app(settings: Settings) -> FastAPI:
                        https_only=settings.web_secure_cookies, same_site="lax", max_age=12 * 3600)
     app.add_exception_handler(Forbidden, forbidden)
     # no path is shared across routers; inside alerts, GET .../history stays ahead of POST .../{action}
-    for module in (auth, forecasts, alerts, cx, operations):
+    for module in (auth, forecasts, alerts, cx, operations, admin):
         app.include_router(module.router)
     return app

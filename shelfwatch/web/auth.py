@@ -7,6 +7,7 @@ member data), cx (member data and contact lists), admin (everything).
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -49,18 +50,37 @@ class User:
         return {"planner": "/forecast", "store_manager": f"/stores/{self.store_id}/alerts", "cx": "/cx", "admin": "/health"}[self.role]
 
 
-def add_user(engine: Engine, username: str, password: str, role: str, store_id: str | None = None) -> User:
-    """Create or update a user (the password is stored as an argon2 hash only). Setting a password
-    ends the user's sessions everywhere and enables a disabled user again."""
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # what fits users.username, and reads plainly in logs and pages
+MIN_PASSWORD = 8
+
+
+def check_username(username: str) -> None:
+    if not USERNAME.fullmatch(username):
+        raise UserError("a username is 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+
+
+def check_role(conn, role: str, store_id: str | None) -> None:
+    """A known role; a store for a store manager only, and a store that exists."""
     if role not in ROLES:
         raise UserError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     if (role == "store_manager") != bool(store_id):
         raise UserError("a store manager needs --store, and only a store manager has one")
-    if len(password) < 8:
-        raise UserError("the password needs at least 8 characters")
+    if store_id and conn.execute(select(schema.stores.c.store_id).where(schema.stores.c.store_id == store_id)).first() is None:
+        raise UserError(f"unknown store {store_id}")
+
+
+def add_user(engine: Engine, username: str, password: str, role: str, store_id: str | None = None) -> User:
+    """Create or update a user (the password is stored as an argon2 hash only). Setting a password
+    ends the user's sessions everywhere and enables a disabled user again."""
+    check_username(username)
+    check_password(password)
     with engine.begin() as conn:
-        if store_id and conn.execute(select(schema.stores.c.store_id).where(schema.stores.c.store_id == store_id)).first() is None:
-            raise UserError(f"unknown store {store_id}")
+        check_role(conn, role, store_id)
         upsert(conn, schema.users, [{"username": username, "password_hash": _hasher.hash(password), "role": role, "store_id": store_id,
                                      "created_at": datetime.now(timezone.utc), "disabled_at": None}])
         conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
@@ -74,6 +94,62 @@ def disable_user(engine: Engine, username: str) -> bool:
                              .values(disabled_at=datetime.now(timezone.utc))).rowcount
         conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
     return bool(found)
+
+
+def create_user(engine: Engine, username: str, password: str, role: str, store_id: str | None = None) -> User:
+    """A new user (the admin page's "add"): `add_user`'s rules, and the name must not be taken, so
+    adding never changes someone else's password or role."""
+    check_username(username)
+    with engine.connect() as conn:
+        if conn.execute(select(schema.users.c.username).where(schema.users.c.username == username)).first() is not None:
+            raise UserError(f"user {username} exists already: change their role or reset their password instead")
+    return add_user(engine, username, password, role, store_id)
+
+
+def _known(conn, username: str):
+    row = conn.execute(select(schema.users).where(schema.users.c.username == username)).first()
+    if row is None:
+        raise UserError(f"unknown user {username}")
+    return row
+
+
+def reset_password(engine: Engine, username: str, password: str) -> None:
+    """A new password (argon2 hash); every session of the user ends now. A disabled user stays
+    disabled (`enable_user` is separate)."""
+    check_password(password)
+    with engine.begin() as conn:
+        _known(conn, username)
+        conn.execute(update(schema.users).where(schema.users.c.username == username).values(password_hash=_hasher.hash(password)))
+        conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
+
+
+def set_role(engine: Engine, username: str, role: str, store_id: str | None = None) -> User:
+    """Change a user's role and store (`add_user`'s rules). Open sessions stay, and have the new role
+    from their next request: the role is read from users on every request (`session_user`)."""
+    with engine.begin() as conn:
+        _known(conn, username)
+        check_role(conn, role, store_id)
+        conn.execute(update(schema.users).where(schema.users.c.username == username).values(role=role, store_id=store_id))
+    return User(username, role, store_id)
+
+
+def enable_user(engine: Engine, username: str) -> None:
+    """A disabled user may sign in again (with their existing password)."""
+    with engine.begin() as conn:
+        _known(conn, username)
+        conn.execute(update(schema.users).where(schema.users.c.username == username).values(disabled_at=None))
+
+
+def list_users(engine: Engine) -> list[dict]:
+    """Every user, by name: role, store, when created and disabled, and their last successful
+    sign-in (from login_attempts; None if never, or not since the audit trail began). No hashes."""
+    u, a = schema.users, schema.login_attempts
+    last = (select(a.c.username, func.max(a.c.attempted_at).label("last_sign_in")).where(a.c.succeeded)
+            .group_by(a.c.username).subquery())
+    with engine.connect() as conn:
+        rows = conn.execute(select(u.c.username, u.c.role, u.c.store_id, u.c.created_at, u.c.disabled_at, last.c.last_sign_in)
+                            .outerjoin(last, last.c.username == u.c.username).order_by(u.c.username)).all()
+    return [r._asdict() for r in rows]
 
 
 def authenticate(engine: Engine, username: str, password: str) -> User | None:

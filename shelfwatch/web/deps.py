@@ -13,7 +13,6 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
