@@ -1,16 +1,19 @@
-"""The CX team's pages: members to contact about an alert and their CSV export. Member data is for
-CX and admins only; contact addresses appear only in the export file."""
+"""The CX team's pages: members to contact about an alert, why linked favourites are not all on the
+list (the contact funnel), their CSV export, and the history of exports. Member data is for CX and
+admins only; contact addresses appear only in the export file, and the history keeps counts only."""
 
 from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
+from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from shelfwatch.alerts.notify import NotifyError, members_for_alert
+from shelfwatch.alerts.notify import NotifyError, contact_funnel, members_for_alert, record_cx_export, record_member_contacts
 from shelfwatch.web import queries
+from shelfwatch.web.auth import User
 from shelfwatch.web.deps import (
     EngineDep,
     Forbidden,
@@ -21,36 +24,85 @@ from shelfwatch.web.deps import (
     page,
 )
 
+PER_PAGE = 50  # alerts a page: the list is paged, never cut off
+MAX_PAGE = 10**6  # a page number past this is not one anyone reached by clicking
+HISTORY_ROWS = 20  # newest exports shown
+
 router = APIRouter()
 
 
-@router.get("/cx", response_class=HTMLResponse)
-def cx(request: Request, engine: EngineDep, settings: SettingsDep, alert: int | None = None) -> HTMLResponse:
-    user = current_user(request)
+def require_cx(user: User) -> None:
     if not user.sees_member_data:
         raise Forbidden(f"member data is for the CX team; {user.username} is a {user.role.replace('_', ' ')}")
-    alerts = queries.cx_alerts(engine)
-    members = None
+
+
+def list_params(stores: dict, store: str, status: str, sort: str, page_no: str) -> tuple[dict, list[str]]:
+    """The alert list's GET parameters, checked: each bad one is reported and replaced by its default,
+    so a hand-edited URL gets a 400 page that still works, never a 500."""
+    errors = []
+    if store and store not in stores:
+        errors.append(f"unknown store {store[:40]!r}")
+        store = ""
+    if status not in queries.CX_STATUSES:
+        errors.append(f"unknown status {status[:40]!r}: one of {', '.join(s for s in queries.CX_STATUSES if s)}")
+        status = ""
+    sort = sort or "severity"
+    if sort not in queries.CX_SORTS:
+        errors.append(f"unknown order {sort[:40]!r}: one of {', '.join(queries.CX_SORTS)}")
+        sort = "severity"
+    number = 1
+    if page_no:
+        if page_no.isdigit() and 1 <= int(page_no) <= MAX_PAGE:
+            number = int(page_no)
+        else:
+            errors.append(f"page {page_no[:20]!r} is not a page number")
+    return {"store": store, "status": status, "sort": sort, "page": number}, errors
+
+
+@router.get("/cx", response_class=HTMLResponse)
+def cx(request: Request, engine: EngineDep, settings: SettingsDep, alert: int | None = None, store: str = "", status: str = "",
+       sort: str = "severity", page_no: Annotated[str, Query(alias="page")] = "") -> HTMLResponse:
+    user = current_user(request)
+    require_cx(user)
+    members = funnel = None
     if alert is not None:
+        now = datetime.now(timezone.utc)
         try:
-            members = members_for_alert(engine, known_id(alert), datetime.now(timezone.utc), settings.member_contact_cap_days, record=False)
+            members = members_for_alert(engine, known_id(alert), now, settings.member_contact_cap_days, record=False)
+            funnel = contact_funnel(engine, alert, now, settings.member_contact_cap_days)
         except NotifyError as exc:
             raise HTTPException(404, str(exc)) from None
         members = members.drop(columns=["contact_address"]).to_dict("records")  # addresses only in the export file
-    return page(request, "cx.html", user, alerts=alerts.to_dict("records"), selected=alert, members=members)
+    zones = queries.store_zones(engine)
+    params, errors = list_params(zones, store, status, sort, page_no)
+    alerts, total, number = queries.cx_alerts(engine, params["store"] or None, params["status"], params["sort"], params["page"], PER_PAGE)
+    params["page"] = number
+    history, history_total = queries.cx_export_history(engine, None, HISTORY_ROWS)
+    alert_history = queries.cx_export_history(engine, alert, HISTORY_ROWS)[0] if alert is not None else []
+    # what the list's links keep: the filters, order and page (empty ones left out)
+    keep = {k: v for k, v in params.items() if v and not (k == "sort" and v == "severity") and not (k == "page" and v == 1)}
+    return page(request, "cx.html", user, status_code=400 if errors else 200, errors=errors, alerts=alerts.to_dict("records"),
+                total=total, pages=max(1, -(-total // PER_PAGE)), per_page=PER_PAGE, params=params, keep=keep,
+                stores=sorted(zones), statuses=[s for s in queries.CX_STATUSES if s], sorts=queries.CX_SORTS,
+                cap_days=settings.member_contact_cap_days, selected=alert, members=members, funnel=funnel, history=history,
+                history_total=history_total, alert_history=alert_history)
 
 
 @router.post("/cx/{alert_id}/export")
 def cx_export(request: Request, engine: EngineDep, settings: SettingsDep, alert_id: int, csrf: str = Form("")) -> Response:
+    """The contact list as CSV (with contact details); the contacts count toward the frequency cap and
+    the export goes into the history (who, when, how many) once the file is made."""
     check_csrf(request, csrf)
     user = current_user(request)
-    if not user.sees_member_data:
-        raise Forbidden("member data is for the CX team")
+    require_cx(user)
+    now = datetime.now(timezone.utc)
     try:
-        frame = members_for_alert(engine, known_id(alert_id), datetime.now(timezone.utc), settings.member_contact_cap_days)
+        frame = members_for_alert(engine, known_id(alert_id), now, settings.member_contact_cap_days, record=False)
     except NotifyError as exc:
         raise HTTPException(404, str(exc)) from None
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
+    record_member_contacts(engine, alert_id, frame["member_id"], now)
+    record_cx_export(engine, alert_id, user.username, len(frame), now)
     return Response(buffer.getvalue(), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="members_alert_{alert_id}.csv"', "Cache-Control": "no-store"})
