@@ -23,12 +23,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from shelfwatch.alerts.members import contactable
+from shelfwatch.alerts.shelves import shelf_lines
+from shelfwatch.core.db import insert_ignore, local_time
 from shelfwatch.core.domain import is_stockout
 from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import insert_ignore
 from shelfwatch.sql import schema
 
 log = logging.getLogger(__name__)
@@ -70,30 +71,63 @@ def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> di
 # ------------------------------------------------------------------------------------------ CX export
 
 
+def alert_audience(conn: Connection, alert_id: int, now: datetime, cap_days: int) -> tuple:
+    """What the contact rules look at for one alert: the alert (store, SKU, product), its linked
+    favourites (member_id, score), those members' rows, and the members the frequency cap holds back
+    (put on another alert's list within `cap_days`, and not already on this alert's own)."""
+    a, am, m, c, p = schema.alerts, schema.alert_members, schema.members, schema.member_contacts, schema.products
+    alert = conn.execute(select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product")).join(p, p.c.sku == a.c.sku)
+                         .where(a.c.alert_id == alert_id)).first()
+    if alert is None:
+        raise NotifyError(f"alert {alert_id} does not exist")
+    links = pd.read_sql(select(am.c.member_id, am.c.score).where(am.c.alert_id == alert_id), conn)
+    members = pd.read_sql(select(m).where(m.c.member_id.in_(links["member_id"].tolist())), conn)
+    recent = conn.execute(select(c.c.member_id).where(
+        c.c.kind == "stockout_notice", c.c.alert_id != alert_id, c.c.at > now - timedelta(days=cap_days))).scalars().all()
+    already = set(conn.execute(select(c.c.member_id).where(c.c.alert_id == alert_id, c.c.kind == "stockout_notice")).scalars().all())
+    return alert, links, members, set(recent) - already
+
+
 def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: int, record: bool = True) -> pd.DataFrame:
     """The members CX may contact about one alert: favourites of the alert's SKU at its store, with
     marketing consent, not opted out, and not put on another alert's list within `cap_days`.
     `record=True` records the contacts (`record_member_contacts`) once the list is made, so a
     re-export of the same alert gives the same list; `record=False` only looks (the CX page's preview,
     and `export_members_csv`, which records only after the file is in place)."""
-    a, am, m, c, p = schema.alerts, schema.alert_members, schema.members, schema.member_contacts, schema.products
     with engine.connect() as conn:
-        alert = conn.execute(select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product")).join(p, p.c.sku == a.c.sku)
-                             .where(a.c.alert_id == alert_id)).first()
-        if alert is None:
-            raise NotifyError(f"alert {alert_id} does not exist")
-        links = pd.read_sql(select(am.c.member_id, am.c.score).where(am.c.alert_id == alert_id), conn)
-        members = pd.read_sql(select(m).where(m.c.member_id.in_(links["member_id"].tolist())), conn)
-        recent = conn.execute(select(c.c.member_id).where(
-            c.c.kind == "stockout_notice", c.c.alert_id != alert_id, c.c.at > now - timedelta(days=cap_days))).scalars().all()
-        already = set(conn.execute(select(c.c.member_id).where(c.c.alert_id == alert_id, c.c.kind == "stockout_notice")).scalars().all())
+        alert, links, members, held = alert_audience(conn, alert_id, now, cap_days)
     allowed = contactable(links, members)
-    allowed = allowed[~allowed["member_id"].isin(set(recent) - already)]
+    allowed = allowed[~allowed["member_id"].isin(held)]
     out = allowed.assign(alert_id=alert_id, store_id=alert.store_id, sku=alert.sku, product=alert.product)
     out = out[MEMBER_EXPORT_COLUMNS].sort_values(["score", "member_id"], ascending=[False, True]).reset_index(drop=True)
     if record:
         record_member_contacts(engine, alert_id, out["member_id"], now)
     return out
+
+
+def contact_funnel(engine: Engine, alert_id: int, now: datetime, cap_days: int) -> dict:
+    """Why linked favourites are not all on the contact list: of `linked`, `no_consent` lack marketing
+    consent (or their consent is unknown), `opted_out` gave it but opted out, `recently_contacted`
+    are held back by the frequency cap, and `may_contact` remain, the length of `members_for_alert`.
+    Each member counts once, under the first rule they fail, and the rules are those of
+    `contactable` and `members_for_alert` themselves: consent is `contactable` with opt-outs set
+    aside, opt-out the rest of it. Counts and the alert's store, SKU and product: no member ids or
+    contact details."""
+    with engine.connect() as conn:
+        alert, links, members, held = alert_audience(conn, alert_id, now, cap_days)
+    linked = set(links["member_id"])
+    consented = set(contactable(links, members.assign(opted_out=False))["member_id"])
+    allowed = set(contactable(links, members)["member_id"])
+    return {"linked": len(linked), "no_consent": len(linked - consented), "opted_out": len(consented - allowed),
+            "recently_contacted": len(allowed & held), "may_contact": len(allowed - held), "cap_days": cap_days,
+            "alert_id": alert_id, "store_id": alert.store_id, "sku": alert.sku, "product": alert.product}
+
+
+def record_cx_export(engine: Engine, alert_id: int, exported_by: str, member_count: int, now: datetime) -> None:
+    """One export of an alert's contact list in the history (cx_exports): who, when and how many
+    members; never who they are or how to reach them."""
+    with engine.begin() as conn:
+        conn.execute(insert(schema.cx_exports).values(alert_id=alert_id, exported_by=exported_by[:64], exported_at=now, member_count=member_count))
 
 
 def record_member_contacts(engine: Engine, alert_id: int, member_ids, now: datetime) -> int:
@@ -126,10 +160,11 @@ def write_csv_atomic(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def export_members_csv(engine: Engine, alert_id: int, now: datetime, cap_days: int, path: Path) -> pd.DataFrame:
-    """`members_for_alert` written to the CSV `path`, then recorded: contacts count toward the cap only
-    once CX has the file. A missing folder or a failed write raises NotifyError and records nothing;
-    if recording fails, the file is removed again, so file and record never disagree."""
+def export_members_csv(engine: Engine, alert_id: int, now: datetime, cap_days: int, path: Path, exported_by: str = "cli") -> pd.DataFrame:
+    """`members_for_alert` written to the CSV `path`, then recorded (the contacts, and the export in
+    the history as `exported_by`): contacts count toward the cap only once CX has the file. A missing
+    folder or a failed write raises NotifyError and records nothing; if recording fails, the file is
+    removed again, so file and record never disagree."""
     frame = members_for_alert(engine, alert_id, now, cap_days, record=False)
     try:
         write_csv_atomic(frame, path)
@@ -137,6 +172,7 @@ def export_members_csv(engine: Engine, alert_id: int, now: datetime, cap_days: i
         raise NotifyError(f"could not write {path}: {exc.strerror or exc}; nothing exported, no contact recorded") from None
     try:
         record_member_contacts(engine, alert_id, frame["member_id"], now)
+        record_cx_export(engine, alert_id, exported_by, len(frame), now)
     except BaseException:
         Path(path).unlink(missing_ok=True)
         raise
@@ -166,7 +202,7 @@ def claim(engine: Engine, message_id: int, now: datetime) -> bool:
 def alert_context(conn: Connection, alert_id: int) -> dict:
     a, p, s, am = schema.alerts, schema.products, schema.stores, schema.alert_members
     row = conn.execute(
-        select(a, p.c.name.label("product"), s.c.manager_email, s.c.name.label("store_name"))
+        select(a, p.c.name.label("product"), p.c.unit_price, s.c.manager_email, s.c.name.label("store_name"), s.c.timezone)
         .join(p, p.c.sku == a.c.sku).join(s, s.c.store_id == a.c.store_id).where(a.c.alert_id == alert_id)
     ).first()._asdict()
     row["members_affected"] = conn.execute(select(func.count()).select_from(am).where(am.c.alert_id == alert_id)).scalar_one()
@@ -174,16 +210,20 @@ def alert_context(conn: Connection, alert_id: int) -> dict:
 
 
 def alert_text(ctx: dict, escalated: bool) -> tuple[str, str]:
-    """Subject and body for the store manager: evidence and a member count, never member details."""
+    """Subject and body for the store manager: why in plain words (alerts.shelves), times in the
+    store's own zone, labelled, and a member count; never member details."""
     evidence = json.loads(ctx["evidence"])
-    when = ctx["expected_empty_at"].strftime("%Y-%m-%d %H:%M UTC") if ctx["expected_empty_at"] else "now"
+    line = shelf_lines(pd.DataFrame([{**ctx, "status": "open", "evidence": evidence}]), ctx.get("timezone")).iloc[0]
+    when = local_time(ctx["expected_empty_at"], ctx.get("timezone")) or "now"
     prefix = "ESCALATED: " if escalated else ""
     subject = f"[Shelfwatch] {prefix}{ctx['alert_type']} at {ctx['store_id']}: {ctx['product']} ({ctx['sku']})"
     lines = [
         f"{ctx['product']} ({ctx['sku']}) at {ctx['store_name']} ({ctx['store_id']}): {ctx['alert_type'].replace('_', ' ')}.",
-        f"Probability {ctx['probability']:.2f}; expected empty: {when}; severity {ctx['severity']:.2f}.",
+        f"Why: {line['reason']}.",
+        f"Expected empty: {when}; probability {ctx['probability']:.0%}.",
+        f"At stake: {line['impact']}.",
         f"Loyal members for whom this is a favourite: {ctx['members_affected']}.",
-        f"Evidence: {json.dumps(evidence, sort_keys=True)}",
+        f"Evidence (times in UTC): {json.dumps(evidence, sort_keys=True)}",
         f"Acknowledge: shelfwatch alerts ack {ctx['alert_id']} --by YOUR-NAME",
     ]
     return subject, "\n".join(lines)

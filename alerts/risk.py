@@ -170,7 +170,7 @@ def observed_demand_ratio(readings: pd.DataFrame, deliveries: pd.DataFrame, mome
     if pairs.empty:
         return pd.DataFrame(columns=cols)
     received = deliveries[deliveries["received_at"].notna()][["store_id", "sku", "received_at"]]
-    refilled = pairs.reset_index().merge(received, on=["store_id", "sku"])
+    refilled = pairs[["store_id", "sku", "prev_ts", "device_ts"]].reset_index().merge(received, on=["store_id", "sku"])
     refilled = refilled.loc[(refilled["received_at"] > refilled["prev_ts"]) & (refilled["received_at"] <= refilled["device_ts"]), "index"]
     pairs = pairs.drop(index=refilled.unique())
     tz = pairs["store_id"].map(store_tz).fillna("UTC")

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, Select, func, select
 
 from shelfwatch.alerts.members import contactable
 from shelfwatch.alerts.notify import write_csv_atomic
+from shelfwatch.alerts.shelves import shelf_lines
 from shelfwatch.core.db import as_utc, local_time
 from shelfwatch.core.domain import QUARANTINE_CHANNELS, STOCKOUT_TYPES
 from shelfwatch.core.settings import Settings
@@ -42,7 +43,8 @@ a person reads is in it), most severe first."""
     a, am, p, st = schema.alerts, schema.alert_members, schema.products, schema.stores
     counts = select(am.c.alert_id, func.count().label("members_affected")).group_by(am.c.alert_id).subquery()
     stmt = (
-        select(a, p.c.name.label("product"), p.c.category, func.coalesce(counts.c.members_affected, 0).label("members_affected"), st.c.timezone)
+        select(a, p.c.name.label("product"), p.c.category, p.c.unit_price, func.coalesce(counts.c.members_affected, 0).label("members_affected"),
+               st.c.timezone)
         .join(p, p.c.sku == a.c.sku)
         .outerjoin(st, st.c.store_id == a.c.store_id)
         .outerjoin(counts, counts.c.alert_id == a.c.alert_id)
@@ -172,18 +174,22 @@ def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_day
 
 
 def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: dict | None, top_n: int = 20) -> str:
+    """The report: one line per shelf (its alerts' evidence folded by alerts.shelves, times in the
+    store's zone), then what CX may send, then the check against a simulated world's truth."""
     lines = ["# Shelfwatch report", "", f"Open alerts: **{len(alerts)}** "]
     lines.append(", ".join(f"{t}: {n}" for t, n in alerts["alert_type"].value_counts().sort_index().items()) or "none")
-    lines += ["", f"## Top {min(top_n, len(alerts))} alerts (store managers)", ""]
-    lines.append("| # | store | sku | product | type | P(empty) | expected empty (store time) | members affected | contactable |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    zones = dict(zip(alerts["store_id"], alerts["timezone"].fillna("UTC"), strict=True)) if "timezone" in alerts else {}
+    shelves = shelf_lines(alerts, zones)
+    lines += ["", f"## Top {min(top_n, len(shelves))} of {len(shelves)} shelves (store managers)", ""]
+    lines.append("| # | store | sku | product | what is wrong | act | expected empty (store time) | why | at stake | contactable |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     contact_counts = contacts.groupby("alert_id").size()
-    for i, r in enumerate(alerts.head(top_n).itertuples(), 1):
-        when = local_time(r.expected_empty_at, r.timezone) or "now / unknown"
-        lines.append(
-            f"| {i} | {r.store_id} | {r.sku} | {r.product} | {r.alert_type} | {r.probability:.2f} | {when} | "
-            f"{r.members_affected} | {int(contact_counts.get(r.alert_id, 0))} |"
-        )
+    cell = lambda text: str(text).replace("|", "/").replace("\n", " ")  # noqa: E731  (a product name must not break the table)
+    for i, r in enumerate(shelves.head(top_n).itertuples(), 1):
+        when = local_time(r.expected_empty_at, zones.get(r.store_id)) or "now / unknown"
+        contactable = sum(int(contact_counts.get(a, 0)) for a in r.alert_ids)
+        lines.append(f"| {i} | {r.store_id} | {r.sku} | {cell(r.product)} | {', '.join(r.type_labels)} | {r.priority} | {when} | {cell(r.reason)} | "
+                     f"{cell(r.impact)} | {contactable} |")
     lines += ["", "## CX", "", f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see `members_to_contact.csv`."]
     if evaluation:
         lines += ["", "## Against the simulated ground truth", "", f"precision {evaluation['precision']}, recall {evaluation['recall']} "

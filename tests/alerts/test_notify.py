@@ -21,6 +21,7 @@ from shelfwatch.alerts.detect import persist_alerts
 from shelfwatch.alerts.notify import NotifyError, members_for_alert, queue_notifications, send_pending
 from shelfwatch.cli.app import app
 from shelfwatch.core.settings import Settings
+from shelfwatch.core.db import local_time
 from shelfwatch.sql import schema
 from tests.alerts.test_lifecycle import AS_OF, candidate
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
@@ -120,6 +121,10 @@ def test_store_email_and_webhook_are_sent_once_even_when_rerun(engine, small_wor
     assert rcpt == [manager] and sku in mail["Subject"] and mail["Message-ID"] == f"<alert.{alert_id}.store_email.opened@shelfwatch>"
     body = mail.get_payload()
     assert "Loyal members for whom this is a favourite: 4" in body and "@example.org" not in body  # counts, not people
+    with engine.connect() as conn:  # times in the store's own zone, labelled; the reason in words
+        zone = conn.execute(select(schema.stores.c.timezone).where(schema.stores.c.store_id == store)).scalar()
+        empty_at = conn.execute(select(schema.alerts.c.expected_empty_at).where(schema.alerts.c.alert_id == alert_id)).scalar()
+    assert f"Expected empty: {local_time(empty_at, zone) or 'now'};" in body and "Why: " in body and "At stake: " in body
     key, payload = received[0]
     assert key == f"alert:{alert_id}:store_webhook:opened" and payload["alert_id"] == alert_id and sku in payload["text"]
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("alerts", "shelfwatch", "iot_ingest", "forecasting"))

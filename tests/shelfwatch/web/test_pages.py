@@ -172,6 +172,8 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
     page.click("#show")
     page.wait_for_selector("#series .main-svg")
     assert page.locator("#heat .main-svg").count() >= 1 and page.inner_text("#model") != "no forecast yet"
+    assert page.locator("#forecast-table tbody tr").count() == 14 and page.locator("#csv").is_visible()  # horizon 14: the numbers as a table
+    assert page.locator("#heat-table a").count() >= 1  # the heat map's links, for the keyboard
     shot(page, "planner-forecast")
     page.goto(f"{base}/health")
     assert page.locator("#runs tr").count() == 6
@@ -179,18 +181,21 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
     page.goto(f"{base}/cx")
     assert "Not allowed" in page.content()
 
-    # store manager: own inbox; acknowledge the top alert and see it move; another store is 403
+    # store manager: own inbox, one line per shelf; acknowledge the top shelf and see it move, resolve it
+    # with a typed note; another store is 403
     page = browser_login(browser, base, "store_manager")
     assert page.url.endswith("/stores/S001/alerts")
     shot(page, "manager-inbox")
-    first = page.locator("#active tr[data-alert]").first
-    alert_id = first.get_attribute("data-alert")
-    first.locator("button.ack").click()
-    page.wait_for_load_state("networkidle")
-    row = page.locator(f'#active tr[data-alert="{alert_id}"] td.status')
-    assert row.inner_text().startswith("acknowledged by bob")
-    page.locator(f'#active tr[data-alert="{alert_id}"] button.resolve').click()
-    page.wait_for_load_state("networkidle")
+    first = page.locator("#active tr.shelf").first
+    sku, alert_id = first.get_attribute("data-sku"), first.get_attribute("data-alerts").split()[0]
+    with page.expect_navigation():
+        first.locator("button.ack").click()
+    line = page.locator(f'#active tr.shelf[data-sku="{sku}"]')
+    assert line.locator("td.status").inner_text().startswith("acknowledged by bob")
+    line.locator("summary").click()
+    line.locator("textarea[name=note]").fill("refilled from the backroom")
+    with page.expect_navigation():
+        line.locator("button.resolve").click()
     assert page.locator(f'#closed tr[data-alert="{alert_id}"]').count() == 1  # moved to closed
     shot(page, "manager-after-resolve")
     page.goto(f"{base}/alerts/{alert_id}/history")
@@ -212,7 +217,7 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
 
     # admin: everything
     page = browser_login(browser, base, "admin")
-    for path in ("/health", "/forecast", "/cx", "/stores/S002/alerts"):
+    for path in ("/health", "/forecast", "/cx", "/admin/users", "/stores/S002/alerts"):
         assert page.goto(f"{base}{path}").status == 200
     shot(page, "admin-alerts-S002")
     page.click("#logout")
