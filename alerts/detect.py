@@ -128,8 +128,9 @@ def load_inputs(engine: Engine, as_of: pd.Timestamp, history_days: int = 120, re
                                    s.forecast_models.c.level_dispersion)
                             .where(s.forecast_models.c.run_id == run_id)),
         )
-        history = reading_history(conn, as_of)
-    # the newest reading per sensor (positions, silence) and, beside it, the last hours' readings (selling rate)
+        # latest_sensor_readings holds one row per sensor: the last hours' readings (selling rate) are
+        # read beside it; a reader of the raw readings (the scale bench's 0006 design) already has them
+        history = reading_history(conn, as_of) if read_readings is recent_readings else frames["readings"].iloc[0:0]
     frames["readings"] = pd.concat([frames["readings"], history], ignore_index=True) if len(history) else frames["readings"]
     frames["readings"]["device_ts"] = _utc(frames["readings"]["device_ts"])
     for col in ("expected_at", "received_at"):
