@@ -16,11 +16,10 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from shelfwatch.core.db import as_utc, local_time
+from shelfwatch.core.db import as_utc, local_time, store_zone
 from shelfwatch.core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, SHELF_EMPTY
 
 ACTIVE = ("open", "acknowledged")  # worst first: a shelf with one open alert is open
@@ -33,15 +32,6 @@ SEVERITY_MADE_OF = "ranked by likelihood × urgency × (daily sales value + 2 pe
 LINE_COLUMNS = ["store_id", "sku", "product", "alert_ids", "alert_types", "type_labels", "status", "open_alerts", "severity",
                 "probability", "expected_empty_at", "opened_at", "members", "evidence", "priority", "reason", "units_short",
                 "value_at_risk", "impact", "escalated", "acknowledged_by"]
-
-
-def _zone(zone: str | None) -> ZoneInfo:
-    """The store's zone; an unknown name reads as UTC (as core.db.local_time does), so a bad reference
-    row never breaks a page."""
-    try:
-        return ZoneInfo(zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def _stamp(ts) -> datetime | None:
@@ -61,7 +51,7 @@ def when(ts, zone: str | None, now: datetime | None = None) -> str:
         return ""
     if now is None:
         return local_time(stamp, zone)
-    tz = _zone(zone)
+    tz = store_zone(zone)
     local = stamp.astimezone(tz)
     days = (local.date() - as_utc(now).astimezone(tz).date()).days
     day = {-1: "yesterday", 0: "today", 1: "tomorrow"}.get(days)

@@ -109,6 +109,15 @@ def as_utc(ts: datetime) -> datetime:
 
 
 
+def store_zone(zone: str | None) -> ZoneInfo:
+    """A store's time zone; an unknown name in the reference data reads as UTC (and is labelled so
+    wherever a time is shown), so one bad row never breaks a page, report or e-mail."""
+    try:
+        return ZoneInfo(zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def local_time(ts, zone: str | None, with_zone: bool = True) -> str:
     """A stored time as a person in the store reads it: "2026-11-30 18:00 CET" in the store's own
     zone (UTC when the zone is unknown), always labelled; "" for no time. Accepts datetimes (pandas
@@ -116,9 +125,5 @@ def local_time(ts, zone: str | None, with_zone: bool = True) -> str:
     if ts is None or ts == "" or ts != ts:  # None, empty, NaN/NaT
         return ""
     stamp = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
-    try:
-        zone_info = ZoneInfo(zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):  # an unknown zone name in the reference data: UTC, labelled
-        zone_info = ZoneInfo("UTC")
-    local = as_utc(stamp).astimezone(zone_info)
+    local = as_utc(stamp).astimezone(store_zone(zone))
     return local.strftime("%Y-%m-%d %H:%M %Z" if with_zone else "%Y-%m-%d %H:%M")
