@@ -92,6 +92,9 @@ class Settings:
     as_of: str = field(
         default="", metadata={"env": "SHELFWATCH_AS_OF", "doc": "\"Now\" for every step that depends on it (detection, forecasting), ISO time, UTC unless it has an offset; empty: the wall clock. Set it to replay history or run a simulated world; `--as-of` overrides it per command."}
     )
+    service_level: float = field(
+        default=0.95, metadata={"env": "SHELFWATCH_SERVICE_LEVEL", "doc": "Target chance that the shelf lasts until the next regular delivery: a recommended transfer or emergency order covers the demand's quantile at this level, and a donor store keeps its own."}
+    )
     sensor_stale_hours: float = field(
         default=12.0, metadata={"env": "SHELFWATCH_SENSOR_STALE_HOURS", "doc": "A sensor with no reading (device time) for this long raises sensor_stale (routed to operations)."}
     )

@@ -159,6 +159,13 @@ REFERENCE_FILES: dict[str, FileSpec] = {f.name: f for f in (
         ColumnSpec("timezone", ZONE, "The store's IANA time zone: its days, its trading hours and any time written without an offset.",
                    "Europe/Amsterdam", max_length=64),
         ColumnSpec("manager_email", TEXT, "Where the store's alert e-mails go.", "manager.s001@stores.example", max_length=200, personal=True),
+        ColumnSpec("chain", TEXT, "The chain or region the store belongs to: a recommended transfer comes only from stores of the same "
+                   "chain. Empty: the store is in the one unnamed chain.", "Shelfwatch North", max_length=64, required=False),
+        ColumnSpec("latitude", NUMBER, "Where the store is (WGS84): transfers come from the nearest stores first. Empty: unknown "
+                   "(such stores come after those whose distance is known).", "52.0907", unit="degrees", minimum=-90, maximum=90,
+                   required=False),
+        ColumnSpec("longitude", NUMBER, "Where the store is (WGS84), east positive.", "5.1214", unit="degrees", minimum=-180,
+                   maximum=180, required=False),
     ), ("store_id",)),
     FileSpec("products", "reference", "products", "One row per product (SKU), the same in every store.", (
         _id("sku", "The product's id, as the POS files and the shelf sensors name it.", "SKU00001"),
@@ -168,6 +175,8 @@ REFERENCE_FILES: dict[str, FileSpec] = {f.name: f for f in (
         ColumnSpec("unit_weight_g", NUMBER, "Weight of one unit: a weight sensor's grams are divided by it.", "800", unit="g",
                    minimum=0, strict_minimum=True),
         ColumnSpec("shelf_capacity", WHOLE, "Units that fit on the shelf.", "24", unit="units", minimum=1, maximum=INT_MAX),
+        ColumnSpec("vegetarian", FLAG, "Whether the product is vegetarian: a vegetarian favourite is never given a non-vegetarian "
+                   "substitute. Empty: unknown.", "yes", required=False),
     ), ("sku",)),
     FileSpec("members", "reference", "members", "Loyalty members who may be told when a favourite product is back. Personal data: "
              "Shelfwatch never prints or logs a value of this file; a refused row is kept only in the quarantine table.", (

@@ -561,7 +561,7 @@ def good_rows(frame: pd.DataFrame, table: RawTable, bad: set[int]) -> list[dict]
             continue  # left out: the database keeps what it has (or the column's default)
         values = frame[f"{col.name}__value"].to_numpy(dtype=object)[keep].tolist()
         if col.type == FLAG:
-            values = [FLAG_SPELLINGS[v] for v in values]
+            values = [None if v is None else FLAG_SPELLINGS[v] for v in values]  # an optional flag left empty: unknown
         elif col.type == WHOLE:
             values = [int(v) for v in values]
         elif col.type == NUMBER:

@@ -42,6 +42,10 @@ stores = Table(
     Column("name", String(120), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("manager_email", String(200), nullable=False),
+    # optional (migration 0016): transfers come from stores of the same chain, nearest first
+    Column("chain", String(64), nullable=True),
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
 )
 
 products = Table(
@@ -53,6 +57,7 @@ products = Table(
     Column("unit_price", Float, nullable=False),
     Column("unit_weight_g", Float, nullable=False),
     Column("shelf_capacity", Integer, nullable=False),
+    Column("vegetarian", Boolean, nullable=True),  # optional (0016): substitutes keep it; None = unknown
 )
 
 members = Table(
@@ -338,6 +343,40 @@ member_contacts = Table(
     Column("alert_id", Integer, ForeignKey("alerts.alert_id"), primary_key=True),
     Column("kind", String(32), primary_key=True),  # stockout_notice | back_in_stock
     Column("at", TS, nullable=False),
+)
+
+alert_substitutes = Table(
+    "alert_substitutes",
+    metadata,
+    # up to three in-stock products per member linked to an alert (alerts.substitutes), refreshed by
+    # each detection run while the alert is active (migration 0016)
+    Column("alert_id", Integer, ForeignKey("alerts.alert_id"), primary_key=True),
+    Column("member_id", String(32), ForeignKey("members.member_id"), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("sku", String(32), ForeignKey("products.sku"), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+member_risk = Table(
+    "member_risk",
+    metadata,
+    # the ranked "members at risk" list (alerts.at_risk), replaced whole by each refresh (migration 0016):
+    # counts and a reason in words, never contact details
+    Column("member_id", String(32), ForeignKey("members.member_id"), primary_key=True),
+    Column("as_of", TS, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("favourites", Integer, nullable=False),
+    Column("favourites_out_30", Integer, nullable=False),
+    Column("out_days_30", Float, nullable=False),
+    Column("favourites_out_90", Integer, nullable=False),
+    Column("out_days_90", Float, nullable=False),
+    Column("missed_visits_30", Float, nullable=False),
+    Column("days_since_last_visit", Integer, nullable=True),
+    Column("usual_interval_days", Float, nullable=True),
+    Column("reason", Text, nullable=False),
+    Index("ix_member_risk_rank", "rank"),
 )
 
 cx_exports = Table(
