@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from shelfwatch.alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expire_stale_predictions, record_event, transition, utc_now
 from shelfwatch.alerts.notify import queue_notifications
+from shelfwatch.alerts.actions import action_evidence, recommend_actions
 from shelfwatch.alerts.members import favourite_members
 from shelfwatch.alerts.risk import (
     NOWCAST_HOURS,
@@ -198,6 +199,10 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     }
     opens = (risks["p_stockout"] >= settings.alert_probability_threshold).to_numpy(bool)
     any_raised = np.logical_or.reduce(list(raised.values()))
+    targets = risks.loc[any_raised, ["store_id", "sku"]].assign(shelf_empty_now=(raised[SHELF_EMPTY] | raised[PHANTOM_STOCKOUT])[any_raised])
+    capacity = dict(zip(inp.products["sku"], inp.products["shelf_capacity"], strict=True)) if "shelf_capacity" in inp.products else None
+    actions = recommend_actions(targets, risks, inp.stores, settings.service_level, capacity)
+    action_of = {(a["store_id"], a["sku"]): action_evidence(a) for a in actions.to_dict("records")}
     rows = []
     for i in np.flatnonzero(any_raised):
         pos = risks.iloc[i]
@@ -214,6 +219,8 @@ def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
             "next_delivery_at": pos.next_delivery_at.isoformat() if pd.notna(pos.next_delivery_at) else None,
             "late_delivery_since": pos.late_since.isoformat() if pd.notna(pos.late_since) else None,
             "detectors": sorted(found),
+            # what to do about it (alerts.actions), from the same demand until the next delivery
+            "action": action_of.get((pos.store_id, pos.sku)),
         }
         specific = {
             SHELF_EMPTY: (1.0, pos.reading_ts, {}),

@@ -221,12 +221,13 @@ def alert_text(ctx: dict, escalated: bool) -> tuple[str, str]:
         f"{ctx['product']} ({ctx['sku']}) at {ctx['store_name']} ({ctx['store_id']}): {ctx['alert_type'].replace('_', ' ')}.",
         f"Why: {line['reason']}.",
         f"Expected empty: {when}; probability {ctx['probability']:.0%}.",
+        f"What to do: {line['action']}." if line["action"] else "",
         f"At stake: {line['impact']}.",
         f"Loyal members for whom this is a favourite: {ctx['members_affected']}.",
         f"Evidence (times in UTC): {json.dumps(evidence, sort_keys=True)}",
         f"Acknowledge: shelfwatch alerts ack {ctx['alert_id']} --by YOUR-NAME",
     ]
-    return subject, "\n".join(lines)
+    return subject, "\n".join(x for x in lines if x)
 
 
 def send_email(settings: Settings, to: str, subject: str, body: str, key: str) -> None:

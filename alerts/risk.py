@@ -242,9 +242,10 @@ def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: p
     (deliveries land before trading starts). When the next delivery lands before any trading would
     happen, its units are added and the window runs to the following delivery, so a delivery day is
     never a blind spot. Without a known delivery the whole forecast horizon counts.
-    Returns: store_id, sku, probability, expected_empty_at, expected_demand, days_of_cover, window_days.
+    Returns: store_id, sku, probability, expected_empty_at, expected_demand (and its variance,
+    demand_var), days_of_cover, window_days.
     """
-    cols = ["store_id", "sku", "probability", "expected_empty_at", "expected_demand", "days_of_cover", "window_days"]
+    cols = ["store_id", "sku", "probability", "expected_empty_at", "expected_demand", "demand_var", "days_of_cover", "window_days"]
     moments = moments[pd.to_datetime(moments["date"]) >= pd.Timestamp(as_of.date())]
     if moments.empty or positions.empty:
         return pd.DataFrame(columns=cols)
@@ -300,7 +301,7 @@ def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: p
     empty_at = empty_at.where(position > 0, as_of)
     return pd.DataFrame({
         "store_id": pos["store_id"], "sku": pos["sku"], "probability": probability, "expected_empty_at": empty_at,
-        "expected_demand": total_mean, "days_of_cover": np.where(daily > 0, position / np.where(daily > 0, daily, 1.0), np.inf),
+        "expected_demand": total_mean, "demand_var": total_var, "days_of_cover": np.where(daily > 0, position / np.where(daily > 0, daily, 1.0), np.inf),
         "window_days": window_days,
     })
 

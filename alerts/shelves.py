@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from shelfwatch.alerts.actions import ACTION_LABELS, action_text
 from shelfwatch.core.db import as_utc, local_time, store_zone
 from shelfwatch.core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, SHELF_EMPTY
 
@@ -31,7 +32,7 @@ TYPE_LABELS = {SHELF_EMPTY: "shelf empty", PHANTOM_STOCKOUT: "phantom stock", PR
 SEVERITY_MADE_OF = "ranked by likelihood × urgency × (daily sales value + 2 per favourite member + their loyalty scores)"
 LINE_COLUMNS = ["store_id", "sku", "product", "alert_ids", "alert_types", "type_labels", "status", "open_alerts", "severity",
                 "probability", "expected_empty_at", "opened_at", "members", "evidence", "priority", "reason", "units_short",
-                "value_at_risk", "impact", "escalated", "acknowledged_by"]
+                "value_at_risk", "impact", "action_kind", "action", "escalated", "acknowledged_by"]
 
 
 def _stamp(ts) -> datetime | None:
@@ -211,7 +212,8 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
     A line: all its alert ids and types, the worst status, the largest severity and probability, the
     earliest expected empty and opening times, the combined evidence, `reason` (plain language),
     `priority` (Act now / Today / Soon / Check sensor), `units_short`, `value_at_risk` (units short x
-    unit price, None when unknown) and `impact` (the severity in words).
+    unit price, None when unknown), `impact` (the severity in words), and the recommended action
+    (alerts.actions) as `action_kind` (its label) and `action` (in words, with the numbers).
 
     The frame is prepared once (times parsed, alerts ordered by claim) and the shelves folded in plain
     Python: a page of lines costs about a millisecond, not a pandas call per shelf.
@@ -239,6 +241,8 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
         urgent = priority(types, empty_at, now)
         short, over = units_short(types, ev, empty_now=urgent == "Act now")
         said, value = impact(members, short, over, price)
+        store_zone_name = zone.get(store_id) if isinstance(zone, Mapping) else zone
+        action = ev.get("action") if isinstance(ev.get("action"), dict) else None
         acknowledged = list(dict.fromkeys(r["acknowledged_by"] for r in rows if r.get("acknowledged_by")))
         n_open = sum(r["status"] == "open" for r in rows)
         lines.append({
@@ -248,7 +252,9 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
             "status": "open" if n_open else "acknowledged", "open_alerts": n_open,
             "severity": max(float(r["severity"]) for r in rows), "probability": probability, "expected_empty_at": empty_at,
             "opened_at": _earliest(r["opened_at"] for r in rows), "members": members, "evidence": ev, "priority": urgent,
-            "reason": reason(types, ev, probability, empty_at, zone.get(store_id) if isinstance(zone, Mapping) else zone, now), "units_short": short, "value_at_risk": value, "impact": said,
+            "reason": reason(types, ev, probability, empty_at, store_zone_name, now), "units_short": short, "value_at_risk": value, "impact": said,
+            "action_kind": ACTION_LABELS.get(action["kind"]) if action else None,
+            "action": action_text(action, when(action.get("until"), store_zone_name, now)) if action else "",
             "escalated": any(r.get("escalated_at") is not None and not pd.isna(r["escalated_at"]) for r in rows),
             "acknowledged_by": ", ".join(acknowledged) or None,
         })

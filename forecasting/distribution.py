@@ -41,6 +41,18 @@ def nb_cdf(x: np.ndarray, mean: np.ndarray, dispersion: np.ndarray) -> np.ndarra
     return np.where(poisson, stats.poisson.cdf(x, mean), nb)
 
 
+def nb_ppf(level: float, mean: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
+    """The smallest whole number of units q with P(Y <= q) >= level, for NB(mean, 1/k = dispersion);
+    Poisson where dispersion is 0, and 0 where nothing is expected."""
+    mean = np.asarray(mean, float)
+    safe = np.maximum(mean, MIN_MEAN)
+    dispersion = np.broadcast_to(np.asarray(dispersion, float), safe.shape)
+    poisson = dispersion <= 1e-9
+    size = np.where(poisson, 1.0, 1.0 / np.where(poisson, 1.0, dispersion))
+    q = np.where(poisson, stats.poisson.ppf(level, safe), stats.nbinom.ppf(level, size, size / (size + safe)))
+    return np.where(mean > 0, q, 0.0)
+
+
 def nb_quantiles(mean: np.ndarray, dispersion: np.ndarray, levels, max_units: int | None = None) -> np.ndarray:
     """Quantiles (rows = days, columns = levels) of the count linearly interpolated between integers."""
     mean = np.asarray(mean, float)

@@ -181,15 +181,15 @@ def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: d
     zones = dict(zip(alerts["store_id"], alerts["timezone"].fillna("UTC"), strict=True)) if "timezone" in alerts else {}
     shelves = shelf_lines(alerts, zones)
     lines += ["", f"## Top {min(top_n, len(shelves))} of {len(shelves)} shelves (store managers)", ""]
-    lines.append("| # | store | sku | product | what is wrong | act | expected empty (store time) | why | at stake | contactable |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("| # | store | sku | product | what is wrong | act | expected empty (store time) | why | what to do | at stake | contactable |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     contact_counts = contacts.groupby("alert_id").size()
     cell = lambda text: str(text).replace("|", "/").replace("\n", " ")  # noqa: E731  (a product name must not break the table)
     for i, r in enumerate(shelves.head(top_n).itertuples(), 1):
         when = local_time(r.expected_empty_at, zones.get(r.store_id)) or "now / unknown"
         contactable = sum(int(contact_counts.get(a, 0)) for a in r.alert_ids)
         lines.append(f"| {i} | {r.store_id} | {r.sku} | {cell(r.product)} | {', '.join(r.type_labels)} | {r.priority} | {when} | {cell(r.reason)} | "
-                     f"{cell(r.impact)} | {contactable} |")
+                     f"{cell(r.action)} | {cell(r.impact)} | {contactable} |")
     lines += ["", "## CX", "", f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see `members_to_contact.csv`."]
     if evaluation:
         lines += ["", "## Against the simulated ground truth", "", f"precision {evaluation['precision']}, recall {evaluation['recall']} "

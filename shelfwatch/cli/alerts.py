@@ -31,8 +31,10 @@ def alerts_list(
     status: str = typer.Option("active", help="active (open + acknowledged), open, acknowledged, resolved, expired or all."),
     format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
-    """Alerts, most severe first, with member counts (never member contact data)."""
-    from shelfwatch.core.db import get_engine
+    """Alerts, most severe first, with member counts (never member contact data) and what to do about
+    each (refill, transfer, emergency order or nothing, with the numbers)."""
+    from shelfwatch.alerts.actions import action_text
+    from shelfwatch.core.db import get_engine, local_time
     from shelfwatch.report import list_alerts
 
     if format not in ("table", "json"):
@@ -49,18 +51,21 @@ def alerts_list(
         records = json.loads(frame[cols].to_json(orient="records", date_format="iso"))
         for record, evidence in zip(records, frame["evidence"], strict=True):
             record["evidence"] = json.loads(evidence)
+            action = record["evidence"].get("action")
+            record["action"] = action_text(action, local_time(action.get("until"), record["timezone"])) if action else None
         typer.echo(json.dumps(records, indent=1))
         return
     import pandas as pd
     from rich.table import Table
 
-    from shelfwatch.core.db import local_time
-
-    table = Table("id", "store", "sku", "product", "type", "status", "P(empty)", "expected empty (store time)", "members", "escalated")
+    table = Table("id", "store", "sku", "product", "type", "status", "P(empty)", "expected empty (store time)", "members", "escalated",
+                  "what to do (times: store)")
     for r in frame.itertuples():
         when = local_time(r.expected_empty_at, r.timezone) or "-"
+        action = json.loads(r.evidence).get("action")
+        todo = action_text(action, local_time(action.get("until"), r.timezone)) if action else ""
         table.add_row(str(r.alert_id), escape(r.store_id), escape(r.sku), escape(r.product), escape(r.alert_type), escape(r.status), f"{r.probability:.2f}", when,
-                      str(r.members_affected), "yes" if pd.notna(r.escalated_at) else "")
+                      str(r.members_affected), "yes" if pd.notna(r.escalated_at) else "", escape(todo))
     console.print(table)
 
 

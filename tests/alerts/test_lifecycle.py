@@ -137,6 +137,19 @@ def test_people_read_alert_times_in_the_store_s_zone_labelled(world_engine, smal
     assert table.exit_code == 0 and "(store time)" in table.output and (" CET" in table.output or " CEST" in table.output)
     listed = json.loads(CliRunner().invoke(app, ["alerts", "list", "--format", "json", *db]).output)
     assert {a["timezone"] for a in listed} == {"Europe/Berlin"}
+    # what to do about each stock-out alert, with the numbers, in the table, the JSON, the report and the e-mail
+    stockouts = [a for a in listed if a["alert_type"] != "sensor_stale"]
+    assert stockouts and all(a["evidence"]["action"]["kind"] in ("refill", "transfer", "emergency_order", "nothing") for a in stockouts)
+    acting = next(a for a in stockouts if a["evidence"]["action"]["kind"] != "nothing")
+    assert f"{acting['evidence']['action']['short_units']} units short of the" in acting["action"] and "95 % chance" in acting["action"]
+    assert "what to do" in table.output and "units short of the" in table.output
+    shelf = alerts[alerts["alert_id"] == acting["alert_id"]]
+    report = summary_markdown(shelf, pd.DataFrame({"alert_id": pd.Series(dtype=int), "member_id": pd.Series(dtype=int)}), None)
+    assert "| what to do |" in report and acting["action"] in report
+    from shelfwatch.alerts.notify import alert_context, alert_text
+    with world_engine.connect() as conn:
+        _, body = alert_text(alert_context(conn, acting["alert_id"]), escalated=False)
+    assert f"What to do: {acting['action']}." in body
 
 
 def test_local_time_labels_the_zone_and_takes_every_stored_form():

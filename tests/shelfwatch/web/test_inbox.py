@@ -71,6 +71,10 @@ def test_the_inbox_shows_one_line_per_shelf_with_its_reason_and_stakes_in_words(
     assert re.search(r"Sensor reads 0 units \(last reading yesterday \d\d:00 GMT\); next delivery today 06:00 GMT, \d+ units", text)  # S001: London
     assert "No sales for 4 days although the books show 12 units (usually 3.1/day): check the shelf (phantom stock)" in text
     assert re.search(r"\d+ favourite members affected; about 8 units \(worth [\d.,]+ at shelf price\) short before the next delivery", text)
+    # what to do (alerts.actions), from the world's own detection: the steps and the numbers behind them
+    assert re.search(r"What to do .*(Emergency order|Transfer from another store|Refill from the backroom) "
+                     r"(Refill \d+ from the backroom|Transfer \d+ from S\d+|Emergency order of \d+)[^.]*: \d+ units short of the \d+ needed "
+                     r"until the delivery (today|tomorrow|\w{3} \d\d \w{3}) \d\d:\d\d GMT \(95 % chance; 0 on the shelf\)", text), text
     assert "131.4" not in text and "500.0" not in text  # the rank key is never shown as a bare number
     assert "@" not in text and "@" not in re.sub(r"<[^>]+>", "", page.text)  # counts only: no member contact details on a manager's page
     # the per-alert history still works, with store-local times and a link back to the inbox
