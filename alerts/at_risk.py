@@ -2,8 +2,14 @@
 
 A favourite here is a store x SKU the member bought on at least `min_purchase_days` days of the last
 `favourite_days`, recent or not: a member who stopped buying because the shelf was empty is exactly
-who we look for. The score is the expected number of visits in the last 30 days on which the member
-met an empty favourite (recent ones weigh more), plus a little for visits that are overdue.
+who we look for. The score is the member's favourite outage-days, each weighted by the share of the
+day's trading hours the shelf stood empty: those of the last 30 days, plus a third of those of the
+last 90 (a shelf that keeps running out will do it again), plus a little for overdue visits.
+
+Why this and not more: on the simulated world (`shelfwatch bench actions`, whose members leave after
+repeated empty favourites) weighting each outage by how often the member buys the product (even by
+their true rate), or by how recent it is, ranked no better than these plain counts; the simpler score
+is the one a CX agent can check by hand.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import pandas as pd
 
 SCORE_WINDOW_DAYS = 30  # the score and the reason look at the last 30 days
 LIST_WINDOW_DAYS = 90  # members with no favourite out in this many days are left off the list
-HALF_LIFE_DAYS = 10.0  # an empty favourite's weight halves every 10 days back: last week's outage counts most
-BEHAVIOUR_WEIGHT = 0.25  # a missed usual visit counts as a quarter of an empty-shelf encounter (absences have many causes)
+PERSISTENCE_WEIGHT = 1 / 3  # each outage-day of the last 90 days adds a third: shelves that keep running out
+BEHAVIOUR_WEIGHT = 0.05  # a missed usual visit counts as a twentieth of an outage-day: a tie-breaker (absences have many causes)
 MAX_MISSED_VISITS = 4.0  # ...and at most four of them count: a member who moved away should not top the list
 
 COLUMNS = ["member_id", "favourites", "favourites_out_30", "out_days_30", "favourites_out_90", "out_days_90",
@@ -71,18 +77,18 @@ def favourite_outages(favourites: pd.DataFrame, outages: pd.DataFrame, as_of, wi
     return out.fillna(0).astype(int).reset_index()
 
 
-def empty_encounters(favourites: pd.DataFrame, outages: pd.DataFrame, as_of, days: int = SCORE_WINDOW_DAYS,
-                     half_life_days: float = HALF_LIFE_DAYS) -> pd.Series:
-    """Expected visits on which a member met an empty favourite in the last `days`: over favourites and
-    their outage days, empty share x the member's daily purchase rate of it x 0.5^(days ago / half-life).
+def empty_exposure(favourites: pd.DataFrame, outages: pd.DataFrame, as_of) -> pd.Series:
+    """The member's favourite outage-days weighted by how much of the day the shelf stood empty: the
+    last SCORE_WINDOW_DAYS days in full, the last LIST_WINDOW_DAYS days x PERSISTENCE_WEIGHT.
     Indexed by member_id (members with none are absent)."""
     if favourites.empty or outages.empty:
-        return pd.Series(dtype=float, name="encounters")
-    daily = daily_outages(outages, as_of, days)
-    met = favourites[["member_id", "store_id", "sku", "rate"]].merge(daily, on=["store_id", "sku"])
-    ago = (_day(as_of) - met["date"]).dt.days.to_numpy(float)
-    weight = met["empty_share"].to_numpy(float) * met["rate"].to_numpy(float) * 0.5 ** (ago / half_life_days)
-    return pd.Series(weight, index=met["member_id"].to_numpy()).groupby(level=0).sum().rename("encounters")
+        return pd.Series(dtype=float, name="exposure")
+    keys = favourites[["member_id", "store_id", "sku"]]
+    parts = []
+    for days, weight in ((SCORE_WINDOW_DAYS, 1.0), (LIST_WINDOW_DAYS, PERSISTENCE_WEIGHT)):
+        met = keys.merge(daily_outages(outages, as_of, days), on=["store_id", "sku"])
+        parts.append(pd.Series(met["empty_share"].to_numpy(float) * weight, index=met["member_id"].to_numpy()))
+    return pd.concat(parts).groupby(level=0).sum().rename("exposure")
 
 
 def visit_rhythm(lines: pd.DataFrame, as_of, days: int = 180) -> pd.DataFrame:
@@ -116,7 +122,7 @@ def members_at_risk(lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite
 
     `lines`: store_id, sku, date, member_id(, units); `outages`: store_id, sku, date, empty_share
     (share of the day's trading hours the shelf was empty; 1 when unknown). Only data before `as_of`'s
-    day counts. score = empty_encounters + BEHAVIOUR_WEIGHT x min(missed_visits_30, MAX_MISSED_VISITS);
+    day counts. score = empty_exposure + BEHAVIOUR_WEIGHT x min(missed_visits_30, MAX_MISSED_VISITS);
     ties by member_id. Columns: COLUMNS.
     """
     favourites = standing_favourites(lines, as_of, favourite_days, min_purchase_days)
@@ -125,10 +131,10 @@ def members_at_risk(lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite
     if counts.empty:
         return pd.DataFrame(columns=COLUMNS)
     risk = counts.merge(visit_rhythm(lines, as_of, favourite_days), on="member_id", how="left")
-    risk = risk.join(empty_encounters(favourites, outages, as_of), on="member_id")
+    risk = risk.join(empty_exposure(favourites, outages, as_of), on="member_id")
     risk["missed_visits_30"] = np.round(missed_visits(risk["days_since_last_visit"], risk["usual_interval_days"]), 1)
     behaviour = BEHAVIOUR_WEIGHT * np.minimum(risk["missed_visits_30"], MAX_MISSED_VISITS)
-    risk["score"] = (risk["encounters"].fillna(0.0) + behaviour).round(4)
+    risk["score"] = (risk["exposure"].fillna(0.0) + behaviour).round(4)
     risk = risk.sort_values(["score", "member_id"], ascending=[False, True], ignore_index=True)
     risk["rank"] = np.arange(1, len(risk) + 1)
     return risk.assign(reason=risk_reasons(risk))[COLUMNS]

@@ -8,6 +8,30 @@ negative-binomial noise (a share of slow, intermittent movers); the shelf is rep
 schedule; **sales are limited by the stock on the shelf** (an empty shelf
 sells nothing). The world runs `lookahead_days` past "now" so the ground truth can say which shelves
 really run empty before their next delivery; the files written describe only the past.
+
+Stores, chains, products (issue 19). Every store has a `chain` (WorldSpec.chains: one chain
+"Shelfwatch", or stores alternating between "Shelfwatch North" / "Shelfwatch South" / ... ) and
+coordinates (`latitude`, `longitude`, 4 decimals: the city of its time zone, jittered by a few km),
+written to stores.csv as the contract's optional columns. Every product has a `vegetarian` flag
+(world.products: bool; products.csv: "yes"/"no"; every "vegetarian" product is, most produce,
+bakery, snacks, drinks and household ones are, dairy is mixed, frozen about half) and a hidden
+`taste_group` (2-4 groups per category), which only the world object and product_truth.json know.
+These draw from their own random streams (LOCATION_STREAM, PRODUCT_STREAM), so every other file of a
+seed is unchanged.
+
+Members who substitute and leave (WorldSpec.member_behaviour, off by default: with it off every
+sale is the same as before). A favourite purchase the shelf cannot serve makes the member pick one
+product of the same category at that store, with probability proportional to
+`substitute_acceptance` (the world's truth of which substitutes members accept), and buy one unit of
+it when the pick is accepted (a uniform draw below the acceptance) and its shelf holds a unit: a
+purchase line of that member, counted in `sold`. Each unserved favourite visit (a day with at least
+one unserved favourite) may make the member leave: with k the unserved visits in the last
+DEFECT_WINDOW_DAYS days, this one included, they leave with probability defect_probability(k) =
+min(DEFECT_MAX, DEFECT_PER_MISS * (k - 1)): one miss never makes anyone leave. A member who left
+never buys again. These draws use their own stream (MEMBER_STREAM); the main stream's draws keep
+their shapes, so the anonymous demand, sensors and incidents are those of the same seed without
+behaviour. The truth is in world.demand (the uncapped demand, accepted substitutions included),
+world.defections, world.substitutions and world.missed_visits, and in member_truth.json.
 """
 
 from __future__ import annotations
@@ -37,6 +61,21 @@ CATEGORIES = {
 }
 PROMO_DAYS = 7
 DELIVERY_PATTERNS = [(0, 2, 4), (1, 3, 5), (0, 3), (1, 4), (0, 2, 5)]  # weekdays (Mon=0)
+# each time zone's city (latitude, longitude): stores stand within a few km of it
+CITY_COORDINATES = {
+    "Europe/London": (51.5074, -0.1278),
+    "Europe/Amsterdam": (52.3676, 4.9041),
+    "Europe/Berlin": (52.5200, 13.4050),
+    "Europe/Madrid": (40.4168, -3.7038),
+    "Europe/Paris": (48.8566, 2.3522),
+    "Europe/Dublin": (53.3498, -6.2603),
+}
+STORE_JITTER_DEGREES = (0.06, 0.09)  # standard deviation of a store's (latitude, longitude) around its city
+CHAIN_NAMES = ("North", "South", "East", "West")  # "Shelfwatch <name>"; beyond four, "Shelfwatch <n>"
+# share of each category's products that are vegetarian
+VEGETARIAN_SHARE = {"produce": 0.95, "dairy": 0.6, "bakery": 0.9, "frozen": 0.5, "vegetarian": 1.0, "drinks": 0.9,
+                    "snacks": 0.85, "household": 0.95}
+TASTE_GROUPS = (2, 4)  # each category's products fall into this many taste groups (inclusive), hidden
 
 
 @dataclass(frozen=True)
@@ -57,6 +96,9 @@ class WorldSpec:
     promo_share: float = 0.3
     price_change_share: float = 0.3  # of SKUs whose shelf price changes (every 60-150 days)
     incident_share: float = 0.04  # of store x SKU pairs, per incident kind
+    chains: int = 1  # stores alternate between this many chains (CHAIN_NAMES); 1: one chain "Shelfwatch"
+    shelf_cover_days: float = 5.5  # shelves hold about this many days of typical demand (tighter: more stock-outs)
+    member_behaviour: bool = False  # members substitute for an empty favourite and leave after repeated misses
 
     @property
     def now(self) -> datetime:
@@ -85,8 +127,32 @@ def make_stores(spec: WorldSpec, rng: np.random.Generator) -> pd.DataFrame:
             "manager_email": [f"manager.{i.lower()}@stores.example" for i in ids],
             "size_factor": rng.uniform(0.6, 1.5, spec.stores).round(3),
             "delivery_days": [DELIVERY_PATTERNS[i % len(DELIVERY_PATTERNS)] for i in range(spec.stores)],
+            **store_locations(spec),
         }
     )
+
+
+def chain_name(chain: int, chains: int) -> str:
+    """The name of chain number `chain` (from 0) of `chains`."""
+    if chains <= 1:
+        return "Shelfwatch"
+    return f"Shelfwatch {CHAIN_NAMES[chain]}" if chains <= len(CHAIN_NAMES) else f"Shelfwatch {chain + 1}"
+
+
+def store_locations(spec: WorldSpec) -> dict[str, list]:
+    """Each store's chain (stores alternate between the spec's chains) and coordinates: its time
+    zone's city, jittered (own stream: the seed's other draws are unchanged)."""
+    if spec.chains < 1:
+        raise ValueError("chains must be at least 1")
+    rng = np.random.default_rng([spec.seed, LOCATION_STREAM])
+    city = np.array([CITY_COORDINATES[TIMEZONES[i % len(TIMEZONES)]] for i in range(spec.stores)]).reshape(-1, 2)
+    lat = city[:, 0] + rng.normal(0.0, STORE_JITTER_DEGREES[0], spec.stores)
+    lon = city[:, 1] + rng.normal(0.0, STORE_JITTER_DEGREES[1], spec.stores)
+    return {
+        "chain": [chain_name(i % spec.chains, spec.chains) for i in range(spec.stores)],
+        "latitude": np.clip(lat, -90.0, 90.0).round(4),
+        "longitude": np.clip(lon, -180.0, 180.0).round(4),
+    }
 
 
 def make_products(spec: WorldSpec, rng: np.random.Generator) -> pd.DataFrame:
@@ -108,8 +174,21 @@ def make_products(spec: WorldSpec, rng: np.random.Generator) -> pd.DataFrame:
             "yearly_amplitude": rng.uniform(0.0, 0.35, spec.skus),
             "yearly_phase": rng.uniform(0, 365.25, spec.skus),
             "dispersion": np.where(slow, 1.0, rng.uniform(3.0, 12.0, spec.skus)),
+            **product_attributes(spec, category),
         }
     )
+
+
+def product_attributes(spec: WorldSpec, category: np.ndarray) -> dict[str, np.ndarray]:
+    """`vegetarian` (bool, VEGETARIAN_SHARE of each category) and the hidden `taste_group` (0-3: each
+    category has 2-4 groups), from their own stream: the seed's other draws are unchanged."""
+    rng = np.random.default_rng([spec.seed, PRODUCT_STREAM])
+    category = np.asarray(category)
+    vegetarian = rng.random(len(category)) < np.array([VEGETARIAN_SHARE[c] for c in category], dtype=float)
+    groups = {c: int(rng.integers(TASTE_GROUPS[0], TASTE_GROUPS[1] + 1)) for c in CATEGORIES}
+    draw = rng.random(len(category))
+    taste_group = np.array([int(u * groups[c]) for u, c in zip(draw, category, strict=True)], dtype=int)
+    return {"vegetarian": vegetarian, "taste_group": taste_group}
 
 
 def make_members(spec: WorldSpec, stores: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -186,6 +265,46 @@ def promotion_lift(spec: WorldSpec, n_days: int, n_stores: int, products: pd.Dat
 
 SURGE_DAYS_BEFORE_NOW = 3  # an unannounced local demand surge (incidents.spike) starts this many days before now
 PRICE_STREAM = 16  # prices draw from their own random stream: every other draw of a seed is unchanged
+LOCATION_STREAM = 17  # stores' coordinates (own stream, as PRICE_STREAM)
+PRODUCT_STREAM = 18  # products' vegetarian flag and taste group
+MEMBER_STREAM = 19  # member behaviour: substitutes, defections (and the served subset after "now")
+
+# substitute_acceptance: the world's truth of which substitute a member accepts
+ACCEPT_BASE = 0.10
+ACCEPT_SAME_TASTE = 0.45  # added when the candidate is in the favourite's taste group
+ACCEPT_SAME_VEGETARIAN = 0.15  # added when both are vegetarian, or both are not
+ACCEPT_MAX = 0.9
+# defection: after an unserved favourite visit, with k unserved visits in the last DEFECT_WINDOW_DAYS
+# days (this one included), a member leaves with probability min(DEFECT_MAX, DEFECT_PER_MISS * (k - 1))
+DEFECT_WINDOW_DAYS = 30
+DEFECT_PER_MISS = 0.12
+DEFECT_MAX = 0.6
+
+
+def substitute_acceptance(products: pd.DataFrame, favourite_idx, candidate_idx) -> np.ndarray:
+    """The world's truth: the probability that a member whose favourite product f (row index into
+    `products`) is missing accepts product c instead; vectorised over (f, c) pairs (broadcast).
+
+    0 when c is in another category or is f itself, and 0 for a non-vegetarian c when f is vegetarian.
+    Otherwise (ACCEPT_BASE 0.10 + ACCEPT_SAME_TASTE 0.45 x [same taste group] + ACCEPT_SAME_VEGETARIAN
+    0.15 x [both vegetarian or both not]) x exp(-|ln(size_c / size_f)|) with size = unit_weight_g (1 for
+    equal sizes, 1/2 for double or half), capped to [0, ACCEPT_MAX 0.9]. Needs the columns category,
+    taste_group, vegetarian (bool) and unit_weight_g."""
+    f, c = np.broadcast_arrays(np.asarray(favourite_idx, dtype=int), np.asarray(candidate_idx, dtype=int))
+    category = products["category"].to_numpy()
+    group = products["taste_group"].to_numpy()
+    veg = products["vegetarian"].to_numpy(dtype=bool)
+    size = products["unit_weight_g"].to_numpy(dtype=float)
+    score = ACCEPT_BASE + ACCEPT_SAME_TASTE * (group[f] == group[c]) + ACCEPT_SAME_VEGETARIAN * (veg[f] == veg[c])
+    score = score * np.exp(-np.abs(np.log(size[c] / size[f])))
+    allowed = (category[f] == category[c]) & (f != c) & ~(veg[f] & ~veg[c])
+    return np.clip(np.where(allowed, score, 0.0), 0.0, ACCEPT_MAX)
+
+
+def defect_probability(k) -> np.ndarray:
+    """The chance a member leaves after an unserved favourite visit, with k unserved visits in the
+    last DEFECT_WINDOW_DAYS days (this one included): min(DEFECT_MAX, DEFECT_PER_MISS * (k - 1))."""
+    return np.clip(DEFECT_PER_MISS * (np.asarray(k, dtype=float) - 1.0), 0.0, DEFECT_MAX)
 
 
 def price_calendar(spec: WorldSpec, products: pd.DataFrame, n_days: int) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
@@ -214,10 +333,10 @@ def sample_demand(rates: np.ndarray, dispersion: np.ndarray, rng) -> np.ndarray:
     return rng.poisson(rng.gamma(shape, rates / shape)).astype(float)
 
 
-def shelf_capacity(products: pd.DataFrame, stores: pd.DataFrame) -> np.ndarray:
-    """Facings sized for about a week of typical demand, so promotions and bursts can empty a shelf."""
+def shelf_capacity(products: pd.DataFrame, stores: pd.DataFrame, cover_days: float = 5.5) -> np.ndarray:
+    """Facings sized for about a week of typical demand (`cover_days`), so promotions and bursts can empty a shelf."""
     mean_rate = products["base_rate"].to_numpy() * stores["size_factor"].mean()
-    return np.clip(np.ceil(mean_rate * 5.5 * 1.3 + 2.0), 3, 400).astype(int)
+    return np.clip(np.ceil(mean_rate * cover_days * 1.3 + 2.0), 3, 400).astype(int)
 
 
 @dataclass
@@ -244,6 +363,11 @@ def choose_incidents(spec: WorldSpec, has_sensor: np.ndarray, n_hist: int, rng) 
     )
 
 
+DEFECTION_COLUMNS = ["member_id", "day", "date"]  # date: YYYY-MM-DD, the last day the member bought anything
+SUBSTITUTION_COLUMNS = ["member_id", "store_id", "favourite_sku", "substitute_sku", "day"]  # bought substitutes
+MISSED_COLUMNS = ["member_id", "store_id", "sku", "day"]  # every unserved favourite buy
+
+
 @dataclass
 class World:
     stores: pd.DataFrame
@@ -267,6 +391,15 @@ class World:
     # the mean demand a forecaster could know at best: expected_demand without the unannounced surges
     # (incidents.spike), which nobody can see coming; None = no surges
     planned_demand: np.ndarray | None = None
+    # the true demand per day (days, stores, skus), before the shelf cap: anonymous + favourite buys (of
+    # members who have not left) + accepted substitutes (member_behaviour); sold <= demand
+    demand: np.ndarray | None = None
+    # favourite buys the shelf could not serve (days, stores, skus)
+    unserved_member_buys: np.ndarray | None = None
+    # member_behaviour's truth (empty without it); `day` indexes dates (day >= n_hist: after "now")
+    defections: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DEFECTION_COLUMNS))
+    substitutions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SUBSTITUTION_COLUMNS))
+    missed_visits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MISSED_COLUMNS))
 
 
 def build_world(spec: WorldSpec) -> World:
@@ -290,7 +423,7 @@ def build_world(spec: WorldSpec) -> World:
     rates[spike_from:] = np.where(incidents.spike, rates[spike_from:] * 3.0 + 1.0, rates[spike_from:])
     anon_demand = sample_demand(rates, products["dispersion"].to_numpy()[None, None, :], rng)
 
-    capacity = shelf_capacity(products, stores)
+    capacity = shelf_capacity(products, stores, spec.shelf_cover_days)
     delivery_day = np.zeros((n_days, n_stores), dtype=bool)
     for s, days in enumerate(stores["delivery_days"]):
         delivery_day[:, s] = np.isin(dates.dayofweek.to_numpy(), days)
@@ -312,6 +445,9 @@ def build_world(spec: WorldSpec) -> World:
     pending: dict[tuple[int, int], list] = {}  # late deliveries in transit: (store, sku) -> [day_due, qty]
     was_late: set[tuple[int, int]] = set()
     mean_rate = rates.mean(axis=0)
+    true_demand = np.zeros(sold.shape, dtype=np.float32)
+    unserved = np.zeros(sold.shape, dtype=np.int32)
+    behaviour = MemberBehaviour(spec, members, products, favourites, stores, dates) if spec.member_behaviour else None
 
     for d in range(n_days):
         # 1. deliveries at 06:00: order-up-to capacity, placed the evening before
@@ -338,7 +474,8 @@ def build_world(spec: WorldSpec) -> World:
         shelf_open[d] = shelf
 
         # 2. trading: anonymous and member demand, capped by the shelf
-        buys = rng.random(len(fav_p)) < fav_p
+        drawn = rng.random(len(fav_p)) < fav_p
+        buys = behaviour.still_buying(drawn) if behaviour else drawn  # members who left buy nothing
         member_demand = np.zeros((n_stores, n_skus))
         np.add.at(member_demand, (fav_store[buys], fav_sku[buys]), 1.0)
         demand = anon_demand[d] + member_demand
@@ -348,37 +485,171 @@ def build_world(spec: WorldSpec) -> World:
         emptied = (demand >= shelf) & (shelf_open[d] > 0) & (demand > 0)
         empty_at[d] = np.where(emptied, OPEN_HOUR + np.clip(frac, 0, 1) * (CLOSE_HOUR - OPEN_HOUR), np.nan)
         empty_at[d] = np.where(shelf_open[d] <= 0, OPEN_HOUR, empty_at[d])
-        sold[d] = sold_today
+        true_demand[d] = demand
+        unserved[d] = member_demand - np.minimum(member_demand, sold_today)
         shelf = shelf - sold_today
         book = book - sold_today
+        if d < n_hist or behaviour:
+            # after "now" only the behaviour needs who was served: drawn from its own stream
+            kept = served_member_buys(buys, fav_store, fav_sku, sold_today, member_demand, rng if d < n_hist else behaviour.rng, drawn,
+                                      demand_today=demand if behaviour else None)
+            lines_today = lines_frame(d, favourites.index.to_numpy()[kept], fav_store[kept], fav_sku[kept])
+            served = np.zeros((n_stores, n_skus))
+            np.add.at(served, (fav_store[kept], fav_sku[kept]), 1.0)
+            unserved[d] = member_demand - served
+            if behaviour:
+                missed = np.setdiff1d(np.flatnonzero(buys), kept)
+                subs = behaviour.substitute(d, missed, fav_store, fav_sku, shelf, true_demand[d])
+                for s, k in zip(subs["store_idx"], subs["sku_idx"], strict=True):
+                    sold_today[s, k] += 1.0
+                    shelf[s, k] -= 1.0
+                    book[s, k] -= 1.0
+                    if shelf[s, k] <= 0 and np.isnan(empty_at[d, s, k]):
+                        empty_at[d, s, k] = CLOSE_HOUR  # the substitute took the last unit
+                lines_today = pd.concat([lines_today, subs], ignore_index=True) if len(subs) else lines_today
+                behaviour.defect(d, missed, fav_store, fav_sku)
+            if d < n_hist:
+                line_rows.append(lines_today)
+        sold[d] = sold_today
         shelf_close[d] = shelf
         book_close[d] = book
-        if d < n_hist:
-            line_rows.append(member_lines(d, buys, fav_store, fav_sku, favourites, sold_today, member_demand, rng))
 
     deliveries = pd.DataFrame(delivery_rows, columns=["store_idx", "sku_idx", "expected_day", "units", "arrival_day"])
     lines = pd.concat(line_rows, ignore_index=True) if line_rows else pd.DataFrame()
     sensors = make_sensors(stores, products, has_sensor, rng)
-    return World(
+    member_expected = member_rate[None]
+    if behaviour:  # a member who left adds no expected demand from the day after
+        member_expected = behaviour.expected_member_rate(member_rate, fav_store, fav_sku, fav_p, n_days)
+    world = World(
         stores, products, members, favourites, sensors, dates, n_hist, sold, shelf_open, shelf_close, empty_at,
-        book_close, deliveries, lines, incidents, promo_calendar, (rates + member_rate[None]).astype(np.float32), price_rows,
-        (planned_rates + member_rate[None]).astype(np.float32),
+        book_close, deliveries, lines, incidents, promo_calendar, (rates + member_expected).astype(np.float32), price_rows,
+        (planned_rates + member_expected).astype(np.float32), true_demand, unserved,
     )
+    if behaviour:
+        world.defections, world.substitutions, world.missed_visits = behaviour.frames()
+    return world
 
 
-def member_lines(d, buys, fav_store, fav_sku, favourites, sold_today, member_demand, rng) -> pd.DataFrame:
-    """Which member purchases were served: on a short shelf, a random subset as large as the sales allow."""
+def served_member_buys(buys, fav_store, fav_sku, sold_today, member_demand, rng, drawn=None, demand_today=None) -> np.ndarray:
+    """Which member purchases (favourites rows) were served: on a short shelf, a random subset as
+    large as the sales allow. `drawn`: the buys before members who left were masked out; the random
+    draw keeps their shape, so masking does not move the stream. With `demand_today` (the day's whole
+    demand: member_behaviour) members come in among the other shoppers, so a short shelf serves them
+    in the same proportion as everyone (sold / demand) rather than first."""
     idx = np.flatnonzero(buys)
+    if drawn is None or drawn is buys:
+        noise = rng.random(len(idx))
+    else:
+        all_idx = np.flatnonzero(drawn)
+        noise = rng.random(len(all_idx))[np.searchsorted(all_idx, idx)]
     cell = fav_store[idx] * 10**6 + fav_sku[idx]
-    order = np.lexsort((rng.random(len(idx)), cell))
+    order = np.lexsort((noise, cell))
     idx, cell = idx[order], cell[order]
     first = np.r_[0, np.flatnonzero(np.diff(cell)) + 1]
     rank = np.arange(len(idx)) - np.repeat(first, np.diff(np.r_[first, len(idx)]))
-    servable = np.minimum(member_demand, sold_today)[fav_store[idx], fav_sku[idx]]
-    kept = idx[rank < servable]
-    return pd.DataFrame(
-        {"day": d, "member_idx": favourites.index.to_numpy()[kept], "store_idx": fav_store[kept], "sku_idx": fav_sku[kept]}
-    )
+    servable = np.minimum(member_demand, sold_today)
+    if demand_today is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(demand_today > 0, np.minimum(sold_today / demand_today, 1.0), 1.0)
+        servable = np.floor(member_demand * share + 0.5)
+    return idx[rank < servable[fav_store[idx], fav_sku[idx]]]
+
+
+def lines_frame(d: int, member_idx, store_idx, sku_idx) -> pd.DataFrame:
+    """Purchase lines of day d; member_idx is a favourites row (its member_id names the member)."""
+    return pd.DataFrame({"day": d, "member_idx": member_idx, "store_idx": store_idx, "sku_idx": sku_idx})
+
+
+def member_lines(d, buys, fav_store, fav_sku, favourites, sold_today, member_demand, rng) -> pd.DataFrame:
+    """Which member purchases were served, as purchase lines of day d."""
+    kept = served_member_buys(buys, fav_store, fav_sku, sold_today, member_demand, rng)
+    return lines_frame(d, favourites.index.to_numpy()[kept], fav_store[kept], fav_sku[kept])
+
+
+class MemberBehaviour:
+    """WorldSpec.member_behaviour: substitutes for unserved favourites, and defection after repeated
+    unserved visits (see the module docstring). Every draw comes from MEMBER_STREAM."""
+
+    def __init__(self, spec: WorldSpec, members, products, favourites, stores, dates):
+        self.rng = np.random.default_rng([spec.seed, MEMBER_STREAM])
+        self.products, self.favourites, self.stores, self.dates = products, favourites, stores, dates
+        self.member_ids = members["member_id"].to_numpy()
+        self.fav_member = pd.Index(members["member_id"]).get_indexer(favourites["member_id"])
+        self.left = np.zeros(len(members), dtype=bool)
+        self.misses: dict[int, list[int]] = {}  # member -> days of unserved visits in the window
+        self.category = products["category"].to_numpy()
+        self._candidates: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.defection_rows: list[tuple] = []
+        self.substitution_rows: list[tuple] = []
+        self.missed_rows: list[np.ndarray] = []
+
+    def still_buying(self, drawn: np.ndarray) -> np.ndarray:
+        return drawn & ~self.left[self.fav_member]
+
+    def candidates(self, f: int):
+        """Same-category products with their acceptance for favourite f, and its cumulative share."""
+        if f not in self._candidates:
+            cands = np.flatnonzero(self.category == self.category[f])
+            acc = substitute_acceptance(self.products, f, cands)
+            cands, acc = cands[acc > 0], acc[acc > 0]
+            self._candidates[f] = (cands, acc, np.cumsum(acc) / acc.sum() if len(acc) else acc)
+        return self._candidates[f]
+
+    def substitute(self, d: int, missed, fav_store, fav_sku, shelf, demand_today) -> pd.DataFrame:
+        """Each unserved favourite buy picks a candidate in proportion to its acceptance; an accepted
+        pick is demand, and a sale when its shelf holds a unit (taken off `shelf` by the caller).
+        Adds accepted picks to `demand_today`; returns the bought substitutes as purchase lines."""
+        pick, accept = self.rng.random(len(missed)), self.rng.random(len(missed))
+        out, taken = [], {}
+        for i, u_pick, u_accept in zip(missed, pick, accept, strict=True):
+            s, f = int(fav_store[i]), int(fav_sku[i])
+            cands, acc, cum = self.candidates(f)
+            if not len(cands):
+                continue
+            j = min(int(np.searchsorted(cum, u_pick, side="right")), len(cands) - 1)
+            c = int(cands[j])
+            if u_accept >= acc[j]:
+                continue
+            demand_today[s, c] += 1.0
+            if shelf[s, c] - taken.get((s, c), 0) >= 1.0:
+                taken[(s, c)] = taken.get((s, c), 0) + 1
+                out.append((d, int(self.favourites.index[i]), s, c))
+                self.substitution_rows.append((self.member_ids[self.fav_member[i]], self.stores["store_id"].iloc[s],
+                                               self.products["sku"].iloc[f], self.products["sku"].iloc[c], d))
+        frame = pd.DataFrame(out, columns=["day", "member_idx", "store_idx", "sku_idx"])
+        return frame.astype({"member_idx": int, "store_idx": int, "sku_idx": int}) if len(frame) else frame
+
+    def defect(self, d: int, missed, fav_store, fav_sku) -> None:
+        """Each member with an unserved favourite today (one visit) may leave: defect_probability(k)."""
+        if len(missed):
+            self.missed_rows.append(np.column_stack([self.fav_member[missed], fav_store[missed], fav_sku[missed], np.full(len(missed), d)]))
+        members = np.unique(self.fav_member[missed])
+        draws = self.rng.random(len(members))
+        for m, u in zip(members, draws, strict=True):
+            window = [day for day in self.misses.get(int(m), []) if day > d - DEFECT_WINDOW_DAYS] + [d]
+            self.misses[int(m)] = window
+            if u < defect_probability(len(window)):
+                self.left[m] = True
+                self.defection_rows.append((self.member_ids[m], d, self.dates[d].strftime("%Y-%m-%d")))
+
+    def expected_member_rate(self, member_rate, fav_store, fav_sku, fav_p, n_days) -> np.ndarray:
+        """The members' expected demand per day (days, stores, skus): without those who left, from the
+        day after they left."""
+        rate = np.repeat(member_rate[None], n_days, axis=0)
+        left_on = {m: d for m, d in zip(pd.Index(self.member_ids).get_indexer([r[0] for r in self.defection_rows]),
+                                        [r[1] for r in self.defection_rows], strict=True)}
+        for i, m in enumerate(self.fav_member):
+            if m in left_on:
+                rate[left_on[m] + 1:, fav_store[i], fav_sku[i]] -= fav_p[i]
+        return np.maximum(rate, 0.0)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        defections = pd.DataFrame(self.defection_rows, columns=DEFECTION_COLUMNS)
+        substitutions = pd.DataFrame(self.substitution_rows, columns=SUBSTITUTION_COLUMNS)
+        missed = np.concatenate(self.missed_rows) if self.missed_rows else np.zeros((0, 4), dtype=int)
+        missed_visits = pd.DataFrame({"member_id": self.member_ids[missed[:, 0]], "store_id": self.stores["store_id"].to_numpy()[missed[:, 1]],
+                                      "sku": self.products["sku"].to_numpy()[missed[:, 2]], "day": missed[:, 3]})
+        return defections, substitutions, missed_visits
 
 
 def make_sensors(stores: pd.DataFrame, products: pd.DataFrame, has_sensor: np.ndarray, rng) -> pd.DataFrame:
@@ -532,11 +803,11 @@ def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     (out_dir / "sales").mkdir(exist_ok=True)
     n = world.n_hist
     stores, products = world.stores, world.products
-    stores[["store_id", "name", "timezone", "manager_email"]].to_csv(out_dir / "stores.csv", index=False)
-    capacity = shelf_capacity(products, stores)
-    products.assign(shelf_capacity=capacity)[["sku", "name", "category", "unit_price", "unit_weight_g", "shelf_capacity"]].to_csv(
-        out_dir / "products.csv", index=False
-    )
+    stores[["store_id", "name", "timezone", "manager_email", "chain", "latitude", "longitude"]].to_csv(out_dir / "stores.csv", index=False)
+    capacity = shelf_capacity(products, stores, spec.shelf_cover_days)
+    products.assign(shelf_capacity=capacity, vegetarian=np.where(products["vegetarian"], "yes", "no"))[
+        ["sku", "name", "category", "unit_price", "unit_weight_g", "shelf_capacity", "vegetarian"]
+    ].to_csv(out_dir / "products.csv", index=False)
     world.members.to_csv(out_dir / "members.csv", index=False)
     world.sensors[["sensor_id", "store_id", "sku", "kind", "tare_g"]].to_csv(out_dir / "sensors.csv", index=False)
     deliveries_frame(world).to_csv(out_dir / "deliveries.csv", index=False)
@@ -604,6 +875,18 @@ def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     spec_dict = {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(spec).items()}
     (out_dir / "ground_truth.json").write_text(json.dumps({"now": spec.now.isoformat(), "incidents": truth}, indent=1))
     (out_dir / "world.json").write_text(json.dumps({"spec": spec_dict, "now": spec.now.isoformat()}, indent=1))
+    write_truth_files(world, spec, out_dir)
+
+
+def write_truth_files(world: World, spec: WorldSpec, out_dir: Path) -> None:
+    """The hidden truth the actions benchmark scores against, as JSON (a .csv at the top would be read
+    as an unknown reference file): member_truth.json (every defection, member_id, day index and date,
+    after "now" too; empty without member_behaviour) and product_truth.json (each product's taste group)."""
+    defections = [{"member_id": str(m), "day": int(d), "date": str(dt)} for m, d, dt in world.defections[DEFECTION_COLUMNS].itertuples(index=False)]
+    (out_dir / "member_truth.json").write_text(json.dumps({"now": spec.now.isoformat(), "member_behaviour": spec.member_behaviour,
+                                                           "defections": defections}, indent=1))
+    groups = [{"sku": str(k), "taste_group": int(g)} for k, g in zip(world.products["sku"], world.products["taste_group"], strict=True)]
+    (out_dir / "product_truth.json").write_text(json.dumps({"products": groups}, indent=1))
 
 
 def load_world_meta(world_dir: Path) -> dict:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from shelfwatch.alerts.at_risk import (
-    BEHAVIOUR_WEIGHT, COLUMNS, HALF_LIFE_DAYS, count_baseline_score, empty_encounters, favourite_outages,
+    BEHAVIOUR_WEIGHT, COLUMNS, PERSISTENCE_WEIGHT, count_baseline_score, empty_exposure, favourite_outages,
     members_at_risk, standing_favourites,
 )
 
@@ -40,16 +40,16 @@ def test_more_outages_rank_higher():
     assert baseline[["member_id", "score"]].values.tolist() == [["A", 5.0], ["B", 1.0]]
 
 
-def test_recent_outages_weigh_more():
+def test_the_last_30_days_count_in_full_and_the_90_days_before_for_a_third():
     lines = lines_of(visits("A", ["X"]), visits("B", ["Y"]))
-    risk = members_at_risk(lines, outages_of(out("X", 25), out("Y", 2)), AS_OF)
-    assert risk["member_id"].tolist() == ["B", "A"]
+    risk = members_at_risk(lines, outages_of(out("X", 45, 50)), AS_OF)
+    assert risk["member_id"].tolist() == ["A"]  # B's favourite never ran out
     fav = standing_favourites(lines, AS_OF)
-    met = empty_encounters(fav, outages_of(out("X", 25), out("Y", 2, share=0.5)), AS_OF)
-    rate = fav.set_index("member_id").loc["A", "rate"]
-    assert rate == pytest.approx(30 / 180)  # 30 purchase days in the 180-day window
-    assert met["A"] == pytest.approx(rate * 0.5 ** (25 / HALF_LIFE_DAYS))
-    assert met["B"] == pytest.approx(rate * 0.5 * 0.5 ** (2 / HALF_LIFE_DAYS))
+    exposure = empty_exposure(fav, outages_of(out("X", 45, 50), out("Y", 2, share=0.5), out("Y", 20)), AS_OF)
+    assert exposure["A"] == pytest.approx(2 * PERSISTENCE_WEIGHT)  # two whole days, 45 and 50 days ago
+    assert exposure["B"] == pytest.approx((0.5 + 1.0) * (1 + PERSISTENCE_WEIGHT))  # half a day and a whole day, this month
+    ranked = members_at_risk(lines, outages_of(out("X", 45, 50), out("Y", 2, share=0.5), out("Y", 20)), AS_OF)
+    assert ranked["member_id"].tolist() == ["B", "A"]
 
 
 def test_a_member_who_stopped_buying_still_counts():
@@ -88,7 +88,7 @@ def test_members_without_outages_in_90_days_are_left_out():
     risk = members_at_risk(lines, outages_of(out("X", 60), out("Y", 5), out("Z", 95)), AS_OF).set_index("member_id")
     assert list(risk.index) == ["B", "A"]
     assert risk.loc["A", "favourites_out_30"] == 0 and risk.loc["A", "favourites_out_90"] == 1
-    assert risk.loc["A", "score"] == 0.0  # still visiting: nothing in the last 30 days
+    assert risk.loc["A", "score"] == pytest.approx(PERSISTENCE_WEIGHT, abs=1e-4)  # still visiting: one outage 60 days ago, for a third
     assert risk.loc["A", "reason"].startswith("1 of their 1 favourite out once in 90 days")
 
 
@@ -98,7 +98,7 @@ def test_duplicate_outage_days_count_once_with_the_larger_share():
     twice = outages_of(out("X", 3, share=0.25), out("X", 3, share=0.75))
     counts = favourite_outages(fav, twice, AS_OF).set_index("member_id")
     assert counts.loc["A", "out_days_30"] == 1
-    assert empty_encounters(fav, twice, AS_OF)["A"] == pytest.approx(30 / 180 * 0.75 * 0.5 ** 0.3)
+    assert empty_exposure(fav, twice, AS_OF)["A"] == pytest.approx(0.75 * (1 + PERSISTENCE_WEIGHT))
 
 
 def test_overdue_visits_add_to_the_risk_and_reason_in_words():
