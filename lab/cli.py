@@ -28,12 +28,16 @@ def simulate(
     members: int = typer.Option(2000, min=0),
     seed: int = typer.Option(42),
     incident_share: float = typer.Option(0.04, min=0.0, max=1.0, help="Share of store x SKU pairs per injected incident kind."),
+    chains: int = typer.Option(1, min=1, help="Chains the stores alternate between (transfers stay within a chain)."),
+    member_behaviour: bool = typer.Option(False, help="Members take substitutes for an empty favourite and leave after repeated misses "
+                                                      "(member_truth.json says who left when)."),
 ) -> None:
     """Simulate a retail world (deterministic by seed) with ground-truth incidents."""
     from shelfwatch.lab.simulator import simulate_world
 
     with console.status("simulating"):
-        simulate_world(out, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share)
+        simulate_world(out, stores=stores, skus=skus, days=days, members=members, seed=seed, incident_share=incident_share, chains=chains,
+                       member_behaviour=member_behaviour)
     console.print(f"world written to [bold]{escape(str(out))}[/bold] (ground truth: {escape(str(out / 'ground_truth.json'))})")
 
 

@@ -1,5 +1,7 @@
 """The command line as users call it: simulate, forecast from a CSV, alerts list."""
 
+import json
+
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -12,6 +14,12 @@ def test_simulate_writes_a_world(tmp_path):
     result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "w"), "--stores", "1", "--skus", "3", "--days", "60", "--members", "10"])
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "w" / "sales" / "sales_daily.csv")) == 3 * 60
+    behaving = runner.invoke(app, ["simulate", "--out", str(tmp_path / "b"), "--stores", "4", "--skus", "20", "--days", "200", "--members", "300",
+                                   "--chains", "2", "--member-behaviour"])
+    assert behaving.exit_code == 0, behaving.output
+    stores = pd.read_csv(tmp_path / "b" / "stores.csv")
+    assert stores["chain"].nunique() == 2 and stores[["latitude", "longitude"]].notna().all().all()
+    assert json.loads((tmp_path / "b" / "member_truth.json").read_text())["member_behaviour"] is True
 
 
 def test_forecast_csv_contract(tmp_path):
