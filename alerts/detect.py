@@ -19,6 +19,8 @@ from shelfwatch.alerts.lifecycle import ACTIVE, DETECTOR, escalate_overdue, expi
 from shelfwatch.alerts.notify import queue_notifications
 from shelfwatch.alerts.actions import action_evidence, recommend_actions
 from shelfwatch.alerts.members import favourite_members
+from shelfwatch.alerts.substitutes import COLUMNS as SUBSTITUTE_COLUMNS
+from shelfwatch.alerts.substitutes import shelves_in_stock, suggest_substitutes
 from shelfwatch.alerts.risk import (
     NOWCAST_HOURS,
     books_now,
@@ -34,7 +36,16 @@ from shelfwatch.alerts.risk import (
     zero_run_length,
     zero_run_probability,
 )
-from shelfwatch.core.domain import ALERT_TYPES, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, SHELF_EMPTY, is_stale, silent_hours
+from shelfwatch.core.domain import (
+    ALERT_TYPES,
+    PHANTOM_STOCKOUT,
+    PREDICTED_STOCKOUT,
+    SENSOR_STALE,
+    SHELF_EMPTY,
+    STOCKOUT_TYPES,
+    is_stale,
+    silent_hours,
+)
 from shelfwatch.core.settings import Settings
 from shelfwatch.core.db import NoDataYet, insert_ignore
 from shelfwatch.sql import schema
@@ -42,6 +53,7 @@ from shelfwatch.sql import schema
 ALERT_FIELDS = ["alert_type", "probability", "expected_empty_at", "severity", "evidence"]
 log = logging.getLogger(__name__)
 READINGS_WINDOW = pd.Timedelta(days=14)  # a sensor with no reading for this long counts as never read
+ID_CHUNK = 500  # alert ids per IN (...) list when substitutes are replaced
 
 
 @dataclass
@@ -188,9 +200,11 @@ def stock_risks(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     return positions.drop(columns=["recent_daily"])
 
 
-def alert_candidates(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
-    """One row per store x SKU x alert type that needs attention, with probability and evidence."""
-    risks = stock_risks(inp, settings)
+def alert_candidates(inp: DetectionInputs, settings: Settings, risks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per store x SKU x alert type that needs attention, with probability and evidence.
+    `risks` is `stock_risks(inp, settings)` when the caller has it already (detection reuses it for
+    the substitutes' shelves)."""
+    risks = stock_risks(inp, settings) if risks is None else risks
     price = dict(zip(inp.products["sku"], inp.products["unit_price"], strict=True))
     raised = {
         SHELF_EMPTY: risks["shelf_empty"].to_numpy(bool),
@@ -296,13 +310,15 @@ def detect_alerts(engine: Engine, settings: Settings, as_of: pd.Timestamp | None
     for warning in warnings:
         log.warning("detection as of %s: %s", as_of.isoformat(), warning)
     inp = load_inputs(engine, as_of, history_days=max(120, settings.favourite_window_days + 1), read_readings=read_readings)
-    candidates = alert_candidates(inp, settings)
+    risks = stock_risks(inp, settings)
+    candidates = alert_candidates(inp, settings, risks)
     favourites = favourite_members(
         inp.lines, as_of, settings.favourite_window_days, settings.favourite_min_purchase_days, settings.favourite_max_days_since
     )
     if len(candidates):
         candidates["severity"] = severity(candidates, favourites, as_of)
     result = persist_alerts(engine, candidates, favourites, as_of, settings)
+    result["substitutes"] = persist_substitutes(engine, inp, risks)
     result["queued"] = queue_notifications(engine, settings, utc_now())
     result["warnings"] = warnings
     return result
@@ -367,3 +383,42 @@ def persist_alerts(engine: Engine, candidates: pd.DataFrame, favourites: pd.Data
         total_open = conn.execute(select(func.count()).select_from(a).where(a.c.status == "open")).scalar_one()
     return {"as_of": as_of.isoformat(), "opened": opened, "updated": updated, "resolved": resolved, "escalated": len(escalated),
             "expired": len(expired), "members_linked": linked, "open_alerts": total_open}
+
+
+def _substitute_rows(frame: pd.DataFrame) -> dict:
+    """An alert's substitutes as a comparable value: alert_id -> sorted (member, rank, sku, score, reason)."""
+    return {int(alert_id): sorted(zip(g["member_id"], g["rank"].astype(int), g["sku"], g["score"].astype(float).round(4), g["reason"], strict=True))
+            for alert_id, g in frame.groupby("alert_id")}
+
+
+def changed_substitutes(old: pd.DataFrame, new: pd.DataFrame, alert_ids) -> list[int]:
+    """The alerts among `alert_ids` whose substitutes differ between `old` and `new` (either may have
+    none): only these are rewritten, so a re-run on the same data writes nothing."""
+    before, after = _substitute_rows(old), _substitute_rows(new)
+    return sorted(a for a in {int(i) for i in alert_ids} if before.get(a, []) != after.get(a, []))
+
+
+def persist_substitutes(engine: Engine, inp: DetectionInputs, risks: pd.DataFrame) -> int:
+    """Up to three substitutes (alerts.substitutes) per member linked to each active stock-out alert,
+    from the shelves stocked now with no alert of their own; run after persist_alerts, so the alerts
+    are this run's. An alert's rows are replaced (one transaction) only where they changed; a resolved
+    alert keeps its last ones, which the CX effect report reads. Returns the rows written."""
+    a, am, sub = schema.alerts, schema.alert_members, schema.alert_substitutes
+    stockout = (a.c.status.in_(ACTIVE), a.c.alert_type.in_(STOCKOUT_TYPES))
+    with engine.begin() as conn:
+        alerted = pd.read_sql(select(a.c.store_id, a.c.sku).where(a.c.status.in_(ACTIVE)).distinct(), conn)
+        affected = pd.read_sql(select(am.c.alert_id, am.c.member_id, a.c.store_id, a.c.sku)
+                               .join(a, a.c.alert_id == am.c.alert_id).where(*stockout), conn)
+        if affected.empty:
+            return 0
+        old = pd.read_sql(select(sub).join(a, a.c.alert_id == sub.c.alert_id).where(*stockout), conn)
+        new = suggest_substitutes(affected, inp.products, shelves_in_stock(risks, alerted), inp.lines)
+        changed = changed_substitutes(old, new, affected["alert_id"].unique())
+        rows = new[new["alert_id"].isin(changed)][SUBSTITUTE_COLUMNS]
+        for start in range(0, len(changed), ID_CHUNK):
+            conn.execute(sub.delete().where(sub.c.alert_id.in_(changed[start:start + ID_CHUNK])))
+        records = [{"alert_id": int(r.alert_id), "member_id": r.member_id, "rank": int(r.rank), "sku": r.sku, "score": float(r.score),
+                    "reason": r.reason} for r in rows.itertuples(index=False)]
+        if records:
+            conn.execute(sub.insert(), records)
+    return len(records)

@@ -25,15 +25,18 @@ from urllib.parse import urlparse
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from shelfwatch.alerts.lifecycle import ACTIVE
 from shelfwatch.alerts.members import contactable
 from shelfwatch.alerts.shelves import shelf_lines
+from shelfwatch.alerts.substitutes import substitute_slots
 from shelfwatch.core.db import insert_ignore, local_time
 from shelfwatch.core.domain import is_stockout
 from shelfwatch.core.settings import Settings
 from shelfwatch.sql import schema
 
 log = logging.getLogger(__name__)
-MEMBER_EXPORT_COLUMNS = ["alert_id", "store_id", "sku", "product", "member_id", "score", "contact_channel", "contact_address"]
+SUBSTITUTE_SLOTS = ["substitute_1", "substitute_2", "substitute_3"]  # "meanwhile try X": "Name (SKU)", best first
+MEMBER_EXPORT_COLUMNS = ["alert_id", "store_id", "sku", "product", "member_id", "score", "contact_channel", "contact_address", *SUBSTITUTE_SLOTS]
 
 
 class NotifyError(ValueError):
@@ -88,16 +91,28 @@ def alert_audience(conn: Connection, alert_id: int, now: datetime, cap_days: int
     return alert, links, members, set(recent) - already
 
 
+def alert_substitutes_now(conn: Connection, alert_id: int, store_id: str) -> pd.DataFrame:
+    """The alert's members' substitutes as export columns (member_id, substitute_1..3), read now:
+    a substitute whose SKU has an active alert of its own at the store is left out and the next moves up."""
+    s, a, p = schema.alert_substitutes, schema.alerts, schema.products
+    rows = pd.read_sql(select(s.c.member_id, s.c.rank, s.c.sku, p.c.name).join(p, p.c.sku == s.c.sku).where(s.c.alert_id == alert_id), conn)
+    blocked = conn.execute(select(a.c.sku).where(a.c.store_id == store_id, a.c.status.in_(ACTIVE))).scalars().all()
+    return substitute_slots(rows, blocked, len(SUBSTITUTE_SLOTS))
+
+
 def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: int, record: bool = True) -> pd.DataFrame:
     """The members CX may contact about one alert: favourites of the alert's SKU at its store, with
-    marketing consent, not opted out, and not put on another alert's list within `cap_days`.
+    marketing consent, not opted out, and not put on another alert's list within `cap_days`; each
+    with up to three substitutes to offer meanwhile (`alert_substitutes_now`, "" where none).
     `record=True` records the contacts (`record_member_contacts`) once the list is made, so a
     re-export of the same alert gives the same list; `record=False` only looks (the CX page's preview,
     and `export_members_csv`, which records only after the file is in place)."""
     with engine.connect() as conn:
         alert, links, members, held = alert_audience(conn, alert_id, now, cap_days)
+        substitutes = alert_substitutes_now(conn, alert_id, alert.store_id)
     allowed = contactable(links, members)
-    allowed = allowed[~allowed["member_id"].isin(held)]
+    allowed = allowed[~allowed["member_id"].isin(held)].merge(substitutes, on="member_id", how="left")
+    allowed[SUBSTITUTE_SLOTS] = allowed[SUBSTITUTE_SLOTS].fillna("")
     out = allowed.assign(alert_id=alert_id, store_id=alert.store_id, sku=alert.sku, product=alert.product)
     out = out[MEMBER_EXPORT_COLUMNS].sort_values(["score", "member_id"], ascending=[False, True]).reset_index(drop=True)
     if record:
@@ -270,8 +285,10 @@ def deliver(engine: Engine, settings: Settings, message) -> str:
             return "cancelled"  # consent withdrawn since the list was made: never notify
         if member.contact_channel != "email":
             return "handed_to_cx"  # sms/app notices go out through CX's tools (see `members export`)
+        # the follow-up of the stock-out notice (whose "meanwhile try X" is in the CX export): the
+        # favourite itself is back, so nothing about substitutes here
         send_email(settings, member.contact_address, f"{ctx['product']} is back on the shelf",
-                   f"Good news: {ctx['product']} is back in stock at {ctx['store_name']}.", message.idempotency_key)
+                   f"Good news: your {ctx['product']} is back at {ctx['store_name']}.", message.idempotency_key)
     else:
         raise ValueError(f"unknown message kind {message.kind!r}")
     return "sent"

@@ -172,3 +172,30 @@ def substitute_reasons(rows: pd.DataFrame) -> list[str]:
             parts.append(f"they bought it themselves on {r.own_days} day{'s' if r.own_days != 1 else ''}")
         reasons.append("; ".join(parts))
     return reasons
+
+
+def shelves_in_stock(risks: pd.DataFrame, alerted: pd.DataFrame) -> pd.DataFrame:
+    """Store x SKU a substitute may come from: at least one unit on the shelf (`risks`' on_shelf) and
+    no active alert of any kind (`alerted`: store_id, sku), as a silent sensor's shelf is not known
+    to be stocked either. Columns: store_id, sku."""
+    on_shelf = pd.to_numeric(risks["on_shelf"], errors="coerce") >= 1 if len(risks) else pd.Series(dtype=bool)
+    shelf = risks.loc[on_shelf, ["store_id", "sku"]].drop_duplicates() if len(risks) else pd.DataFrame(columns=["store_id", "sku"])
+    keys = set(zip(alerted["store_id"], alerted["sku"], strict=True)) if len(alerted) else set()
+    free = [key not in keys for key in zip(shelf["store_id"], shelf["sku"], strict=True)]
+    return shelf[free].reset_index(drop=True)
+
+
+def substitute_slots(substitutes: pd.DataFrame, blocked_skus, slots: int = 3) -> pd.DataFrame:
+    """Each member's substitutes as the CX export's columns substitute_1..`slots`, "Name (SKU)", best
+    first, leaving out `blocked_skus` (those with an alert of their own at the store now) and moving
+    the rest up; "" where there is none. `substitutes`: member_id, rank, sku, name. Columns:
+    member_id, substitute_1..substitute_<slots>."""
+    cols = [f"substitute_{i}" for i in range(1, slots + 1)]
+    kept = substitutes[~substitutes["sku"].isin(set(blocked_skus))].sort_values(["member_id", "rank"])
+    if kept.empty:
+        return pd.DataFrame(columns=["member_id", *cols])
+    kept = kept.assign(slot=kept.groupby("member_id").cumcount() + 1, label=kept["name"] + " (" + kept["sku"] + ")")
+    wide = kept[kept["slot"] <= slots].pivot(index="member_id", columns="slot", values="label")
+    wide = wide.reindex(columns=range(1, slots + 1)).fillna("")
+    wide.columns = cols
+    return wide.reset_index()

@@ -75,6 +75,13 @@ def shelfwatch_pipeline():
         return steps.detect_alerts(settings())
 
     @task
+    def refresh_member_risk() -> dict:
+        """Members whose favourites keep running out, ranked for CX (the report lists them)."""
+        from shelfwatch import steps
+
+        return steps.refresh_member_risk(settings())
+
+    @task
     def write_report() -> dict:
         """Summary for store managers, CX contact list, forecast plots."""
         from shelfwatch import steps
@@ -87,6 +94,7 @@ def shelfwatch_pipeline():
         [ingest_sales(), ingest_sensor_readings()],
         forecast(),
         detect_alerts(),
+        refresh_member_risk(),
         write_report(),
     )
 

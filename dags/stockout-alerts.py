@@ -1,6 +1,7 @@
 """stockout_alerts: every 15 minutes, and when forecasts or sensor readings are new: detect stock-out
-risks, empty shelves and phantom stock-outs, link the favourite members, queue notifications; then
-dispatch the outbox (store-manager e-mails, webhook, members' back-in-stock notices).
+risks, empty shelves and phantom stock-outs, link the favourite members and their substitutes, queue
+notifications; then dispatch the outbox (store-manager e-mails, webhook, members' back-in-stock
+notices) and refresh the members-at-risk list.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ def stockout_alerts():
 
         return send_notifications(settings())
 
-    detect() >> notify()
+    @task
+    def refresh_member_risk() -> dict:
+        """Re-rank the members whose favourites keep running out, from this run's alerts (skipped with
+        detection)."""
+        from shelfwatch.steps import refresh_member_risk
+
+        return run_step(refresh_member_risk, settings())
+
+    detected = detect()
+    detected >> notify()
+    detected >> refresh_member_risk()
 
 
 stockout_alerts()

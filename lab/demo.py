@@ -104,6 +104,7 @@ def run_demo(
         timer.run("publish + ingest sensor readings (MQTT)", publish_and_ingest, mqtt_settings, world_dir, console)
     timer.run("forecast (model per series)", forecast_with_progress, settings, console, stores * skus)
     timer.run("detect alerts", steps.detect_alerts, settings)
+    timer.run("members at risk", steps.refresh_member_risk, settings)
     report = timer.run("write report", steps.write_report, settings, world_dir)
     console.print(timer.table())
     console.print(f"Report: [bold]{escape(str(report['report_dir']))}/summary.md[/bold]  (CX list: members_to_contact.csv, plots/)")

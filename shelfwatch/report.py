@@ -3,7 +3,8 @@
 - `summary.md`: store managers' view — open alerts ranked by severity, with probability, expected
   empty time and how many favourite members are affected (counts only, no personal data);
 - `members_to_contact.csv`: CX view — per alert, the members who may be contacted (consent given,
-  not opted out), with their channel;
+  not opted out), with their channel; `summary.md` adds the members at risk (ids, reasons and
+  whether they may be contacted, never contact details) and whether notices worked;
 - `plots/*.png`: planners' view — history, forecast and 80 % interval for the top-risk SKUs;
 - `evaluation.json`: alerts scored against a simulated world's ground truth (when there is one).
 
@@ -20,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, Select, func, select
 
+from shelfwatch.alerts.effect_report import cx_effect
+from shelfwatch.alerts.member_risk import at_risk_list
 from shelfwatch.alerts.members import contactable
 from shelfwatch.alerts.notify import write_csv_atomic
 from shelfwatch.alerts.shelves import shelf_lines
@@ -173,9 +176,12 @@ def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_day
     return paths
 
 
-def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: dict | None, top_n: int = 20) -> str:
+def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: dict | None, top_n: int = 20,
+                     at_risk: pd.DataFrame | None = None, effect: str | None = None) -> str:
     """The report: one line per shelf (its alerts' evidence folded by alerts.shelves, times in the
-    store's zone), then what CX may send, then the check against a simulated world's truth."""
+    store's zone), then what CX may send, the members at risk (`at_risk`: member_risk.at_risk_list's
+    top rows) and whether notices worked (`effect`: the effect report's sentence), then the check
+    against a simulated world's truth."""
     lines = ["# Shelfwatch report", "", f"Open alerts: **{len(alerts)}** "]
     lines.append(", ".join(f"{t}: {n}" for t, n in alerts["alert_type"].value_counts().sort_index().items()) or "none")
     zones = dict(zip(alerts["store_id"], alerts["timezone"].fillna("UTC"), strict=True)) if "timezone" in alerts else {}
@@ -191,6 +197,15 @@ def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: d
         lines.append(f"| {i} | {r.store_id} | {r.sku} | {cell(r.product)} | {', '.join(r.type_labels)} | {r.priority} | {when} | {cell(r.reason)} | "
                      f"{cell(r.action)} | {cell(r.impact)} | {contactable} |")
     lines += ["", "## CX", "", f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see `members_to_contact.csv`."]
+    if effect:
+        lines += ["", f"Did notices work? {effect}"]
+    if at_risk is not None:
+        lines += ["", f"## Members at risk (top {min(top_n, len(at_risk))})", ""]
+        if at_risk.empty:
+            lines.append("No member at risk (or the list was never made: `shelfwatch members at-risk --refresh`).")
+        else:
+            lines += ["| # | member | why | contactable |", "|---|---|---|---|"]
+            lines += [f"| {r.rank} | {cell(r.member_id)} | {cell(r.reason)} | {'yes' if r.contactable else 'no'} |" for r in at_risk.head(top_n).itertuples()]
     if evaluation:
         lines += ["", "## Against the simulated ground truth", "", f"precision {evaluation['precision']}, recall {evaluation['recall']} "
                   f"({evaluation['true_alerts']} of {evaluation['alerts']} alerts true; {evaluation['incidents']} incidents)", "", "```", json.dumps(evaluation, indent=1), "```"]
@@ -209,7 +224,9 @@ def write_report(engine: Engine, settings: Settings, world_dir: Path | None = No
         evaluation = evaluate_against_truth(alerts, truth)
         (out / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
     plots = plot_forecasts(engine, alerts.head(top_plots), out / "plots")
-    (out / "summary.md").write_text(summary_markdown(alerts, contacts, evaluation))
+    at_risk, _ = at_risk_list(engine, limit=20)
+    effect = cx_effect(engine, settings.clock())
+    (out / "summary.md").write_text(summary_markdown(alerts, contacts, evaluation, at_risk=at_risk, effect=effect["sentence"]))
     alerts.drop(columns=["evidence"]).to_csv(out / "alerts.csv", index=False)
     return {
         "report_dir": str(out),
@@ -219,4 +236,6 @@ def write_report(engine: Engine, settings: Settings, world_dir: Path | None = No
         "plots": len(plots),
         "precision": evaluation["precision"] if evaluation else None,
         "recall": evaluation["recall"] if evaluation else None,
+        "members_at_risk_listed": len(at_risk),
+        "notice_effect": effect["effect"],
     }

@@ -238,6 +238,14 @@ def detect_alerts(settings: Settings, as_of: datetime | None = None) -> dict:
     return detect(get_engine(settings.db_url), settings, as_of=None if as_of is None else pd.Timestamp(as_of))
 
 
+def refresh_member_risk(settings: Settings, as_of: datetime | None = None) -> dict:
+    """Rank the members whose favourites keep running out at `as_of` (default `settings.clock()`) and
+    replace the at-risk list CX reads (member_risk); running it again changes nothing."""
+    from shelfwatch.alerts.member_risk import refresh_member_risk as refresh
+
+    return refresh(get_engine(settings.db_url), as_of if as_of is not None else settings.clock(), settings)
+
+
 def send_notifications(settings: Settings, limit: int = 1000) -> dict:
     """Deliver at most `limit` of what the outbox holds that is due (e-mail, webhook, members' notices);
     nothing is sent twice."""

@@ -133,21 +133,72 @@ def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
     settings = Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF)
     first = detect_alerts(engine, settings)
-    assert first["opened"] > 0 and first["members_linked"] > 0
+    assert first["opened"] > 0 and first["members_linked"] > 0 and first["substitutes"] > 0
     with engine.connect() as conn:
         alerts_before = conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all()
         links_before = conn.execute(select(func.count()).select_from(schema.alert_members)).scalar()
+        substitutes_before = substitute_rows(conn)
+    assert len(substitutes_before) == first["substitutes"]
     second = detect_alerts(engine, settings)
-    assert second["opened"] == second["updated"] == second["resolved"] == second["members_linked"] == 0
+    assert second["opened"] == second["updated"] == second["resolved"] == second["members_linked"] == second["substitutes"] == 0
     with engine.connect() as conn:
         assert conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all() == alerts_before
         assert conn.execute(select(func.count()).select_from(schema.alert_members)).scalar() == links_before
+        assert substitute_rows(conn) == substitutes_before
         per_key = conn.execute(
             select(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type, func.count())
             .where(schema.alerts.c.status == "open")
             .group_by(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type).having(func.count() > 1)
         ).all()
     assert per_key == []  # one open alert per store x SKU x type
+
+
+def substitute_rows(conn) -> list[tuple]:
+    sub = schema.alert_substitutes
+    return conn.execute(select(sub).order_by(sub.c.alert_id, sub.c.member_id, sub.c.rank)).all()
+
+
+def test_detection_suggests_in_stock_substitutes_and_replaces_only_what_changed(engine, small_world, tmp_path):
+    """Every active stock-out alert's linked members get up to three substitutes of the same category
+    at the same store, none with an active alert of its own; a changed alert's rows are replaced,
+    the others are left alone, and a resolved alert keeps its rows."""
+    from shelfwatch.alerts import lifecycle
+    from shelfwatch.forecasting.engine import EngineSettings
+    from shelfwatch.forecasting.runs import run_forecast
+
+    load_world_directly(engine, small_world)
+    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+    settings = Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF)
+    detect_alerts(engine, settings)
+    a, am, sub, p = schema.alerts, schema.alert_members, schema.alert_substitutes, schema.products
+    with engine.connect() as conn:
+        subs = pd.read_sql(select(sub, a.c.store_id, a.c.sku.label("fav_sku"), a.c.status, a.c.alert_type).join(a, a.c.alert_id == sub.c.alert_id), conn)
+        links = {tuple(r) for r in conn.execute(select(am.c.alert_id, am.c.member_id))}
+        category = dict(conn.execute(select(p.c.sku, p.c.category)).all())
+        alerted = {tuple(r) for r in conn.execute(select(a.c.store_id, a.c.sku).where(a.c.status.in_(("open", "acknowledged"))))}
+    assert len(subs) > 0 and set(subs["status"]) == {"open"} and set(subs["alert_type"]) <= {"shelf_empty", "predicted_stockout", "phantom_stockout"}
+    assert all((r.alert_id, r.member_id) in links for r in subs.itertuples())  # only members linked to the alert
+    assert all(category[r.sku] == category[r.fav_sku] and r.sku != r.fav_sku for r in subs.itertuples())
+    assert not any((r.store_id, r.sku) in alerted for r in subs.itertuples())  # never a product with an alert of its own
+    assert subs.groupby(["alert_id", "member_id"])["rank"].max().le(3).all() and subs["reason"].str.startswith("same category").all()
+
+    # one alert's rows go stale: the next run rewrites that alert's rows only
+    stale = int(subs["alert_id"].iloc[0])
+    with engine.begin() as conn:
+        conn.execute(sub.update().where(sub.c.alert_id == stale).values(score=0.0))
+        others = [r for r in substitute_rows(conn) if r.alert_id != stale]
+    again = detect_alerts(engine, settings)
+    assert again["substitutes"] == int((subs["alert_id"] == stale).sum())
+    with engine.connect() as conn:
+        assert [r for r in substitute_rows(conn) if r.alert_id != stale] == others
+        assert min(r.score for r in substitute_rows(conn) if r.alert_id == stale) > 0
+
+    # a resolved alert keeps its substitutes (history the effect report reads)
+    lifecycle.resolve(engine, stale, "manager", note="refilled")
+    detect_alerts(engine, settings)
+    with engine.connect() as conn:
+        kept = conn.execute(select(func.count()).select_from(sub).where(sub.c.alert_id == stale)).scalar()
+    assert kept == int((subs["alert_id"] == stale).sum())
 
 
 def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):

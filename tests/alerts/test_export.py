@@ -1,5 +1,6 @@
 """The CX export on both databases: the CSV is in place (written whole, renamed into place) before any
-contact is recorded, so a failed export never counts toward the 7-day contact cap."""
+contact is recorded, so a failed export never counts toward the 7-day contact cap; each member's row
+carries the substitutes to offer meanwhile, read at export time."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -9,11 +10,12 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from shelfwatch.alerts import notify
+from shelfwatch.alerts import lifecycle, notify
 from shelfwatch.alerts.notify import NotifyError, export_members_csv, members_for_alert, record_member_contacts, write_csv_atomic
 from shelfwatch.cli.app import app
 from shelfwatch.sql import schema
 from tests.alerts.test_detect import small_world  # noqa: F401  (fixture)
+from tests.alerts.test_lifecycle import candidate
 from tests.alerts.test_notify import NOW, open_alert_with_members
 
 runner = CliRunner()
@@ -120,3 +122,49 @@ def test_write_csv_atomic_replaces_whole_files(tmp_path):
     assert pd.read_csv(path).equals(frame.head(1)) and leftovers(tmp_path) == []
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_csv_atomic(frame, tmp_path / "missing" / "out.csv")
+
+
+def give_substitutes(engine, alert_id: int) -> dict[str, str]:
+    """Substitutes for M1 (three), M2 (opted out: never exported) and M4 (one); returns sku -> product name."""
+    with engine.begin() as conn:
+        skus = conn.execute(select(schema.products.c.sku).order_by(schema.products.c.sku).offset(1).limit(3)).scalars().all()
+        rows = [("M1", 1, skus[0]), ("M1", 2, skus[1]), ("M1", 3, skus[2]), ("M2", 1, skus[0]), ("M4", 1, skus[1])]
+        conn.execute(schema.alert_substitutes.insert(), [{"alert_id": alert_id, "member_id": m, "rank": r, "sku": sku, "score": 0.5,
+                                                          "reason": "same category"} for m, r, sku in rows])
+        return dict(conn.execute(select(schema.products.c.sku, schema.products.c.name).where(schema.products.c.sku.in_(skus))).all())
+
+
+def test_export_offers_substitutes_without_alerts_of_their_own_now(engine, small_world, tmp_path):  # noqa: F811
+    alert_id, store, favourite = open_alert_with_members(engine, small_world)
+    names = give_substitutes(engine, alert_id)
+    s1, s2, s3 = sorted(names)
+    label = {sku: f"{name} ({sku})" for sku, name in names.items()}
+    frame = export_members_csv(engine, alert_id, NOW, 7, tmp_path / "cx.csv")
+    written = pd.read_csv(tmp_path / "cx.csv", keep_default_na=False)
+    assert list(written.columns) == notify.MEMBER_EXPORT_COLUMNS and written.equals(frame)
+    by_member = written.set_index("member_id")[notify.SUBSTITUTE_SLOTS]
+    assert by_member.loc["M1"].tolist() == [label[s1], label[s2], label[s3]]
+    assert by_member.loc["M4"].tolist() == [label[s2], "", ""]
+    assert "M2" not in by_member.index  # opted out: no substitutes either
+
+    # the second substitute runs out too (an alert of its own at this store): left out, the third moves up
+    from shelfwatch.alerts.detect import persist_alerts
+
+    persist_alerts(engine, pd.DataFrame([candidate(store=store, sku=favourite), candidate(store=store, sku=s2, alert_type="shelf_empty", probability=1.0)]),
+                   pd.DataFrame(columns=["store_id", "sku", "member_id", "score"]), pd.Timestamp(NOW))
+    later = members_for_alert(engine, alert_id, NOW, cap_days=7, record=False).set_index("member_id")[notify.SUBSTITUTE_SLOTS]
+    assert later.loc["M1"].tolist() == [label[s1], label[s3], ""] and later.loc["M4"].tolist() == ["", "", ""]
+    # the shelf is refilled: it may be offered again
+    with engine.connect() as conn:
+        other = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.sku == s2)).scalar()
+    lifecycle.resolve(engine, other, "manager", at=NOW)
+    again = members_for_alert(engine, alert_id, NOW, cap_days=7, record=False).set_index("member_id")[notify.SUBSTITUTE_SLOTS]
+    assert again.loc["M1"].tolist() == [label[s1], label[s2], label[s3]]
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.alerts.c.status).where(schema.alerts.c.alert_id == alert_id)).scalar() == "open"
+
+
+def test_export_without_substitutes_has_empty_columns(engine, small_world):  # noqa: F811
+    alert_id, _, _ = open_alert_with_members(engine, small_world)
+    frame = members_for_alert(engine, alert_id, NOW, cap_days=7, record=False)
+    assert list(frame.columns) == notify.MEMBER_EXPORT_COLUMNS and (frame[notify.SUBSTITUTE_SLOTS] == "").all().all()

@@ -179,8 +179,13 @@ def test_cx_export_respects_consent_and_cap_and_back_in_stock_follows(engine, sm
     assert queued["back_in_stock"] == 2
     stats = send_pending(engine, settings, NOW)
     assert stats.handed_to_cx == 1
-    notices = [(rcpt, m["Subject"]) for rcpt, m in inbox.messages if "back on the shelf" in m["Subject"]]
-    assert notices == [(["m1@example.org"], notices[0][1])]
+    notices = [(rcpt, m["Subject"], m.get_payload()) for rcpt, m in inbox.messages if "back on the shelf" in m["Subject"]]
+    assert [rcpt for rcpt, _, _ in notices] == [["m1@example.org"]]
+    with engine.connect() as conn:
+        product = conn.execute(select(schema.products.c.name).where(schema.products.c.sku == sku)).scalar_one()
+        store_name = conn.execute(select(schema.stores.c.name).where(schema.stores.c.store_id == store)).scalar_one()
+    assert notices[0][1] == f"{product} is back on the shelf"
+    assert f"your {product} is back at {store_name}" in notices[0][2] and "try" not in notices[0][2]  # the favourite itself: no substitutes
     assert queue_notifications(engine, settings, NOW)["back_in_stock"] == 0
     send_pending(engine, settings, NOW + timedelta(hours=1))
     assert len([1 for _, m in inbox.messages if "back on the shelf" in m["Subject"]]) == 1

@@ -6,7 +6,7 @@ import pytest
 
 from shelfwatch.alerts.substitutes import (
     CO_PURCHASE_WEIGHT, COLUMNS, OWN_HISTORY_WEIGHT, PRICE_WEIGHT, PRIOR_MEMBERS, SIZE_WEIGHT, UNKNOWN_VEGETARIAN_FACTOR,
-    co_purchase_shares, suggest_substitutes,
+    co_purchase_shares, shelves_in_stock, substitute_slots, suggest_substitutes,
 )
 
 PRODUCTS = pd.DataFrame([
@@ -124,3 +124,22 @@ def test_empty_inputs():
     assert suggest_substitutes(affected(), PRODUCTS, IN_STOCK, lines_of()).empty
     assert list(suggest_substitutes(affected("M1"), PRODUCTS, IN_STOCK.iloc[:0], lines_of()).columns) == COLUMNS
     assert co_purchase_shares(lines_of()).empty
+
+
+def test_shelves_in_stock_need_a_unit_and_no_alert_of_their_own():
+    risks = pd.DataFrame({"store_id": ["S1", "S1", "S1", "S1", "S2"], "sku": ["A", "B", "C", "D", "A"],
+                          "on_shelf": [3.0, 0.4, None, 5.0, 2.0]})
+    alerted = pd.DataFrame({"store_id": ["S1", "S2"], "sku": ["D", "B"]})  # D has an alert at S1 (any kind); B's alert is elsewhere
+    assert sorted(map(tuple, shelves_in_stock(risks, alerted).to_numpy())) == [("S1", "A"), ("S2", "A")]
+    assert len(shelves_in_stock(risks, alerted.iloc[0:0])) == 3
+    assert shelves_in_stock(risks.iloc[0:0], alerted).empty
+
+
+def test_substitute_slots_skip_blocked_skus_and_move_the_rest_up():
+    subs = pd.DataFrame([("M1", 1, "V2", "Bean burger"), ("M1", 2, "V7", "Lentil burger"), ("M1", 3, "V5", "Tofu family pack"),
+                         ("M2", 1, "V7", "Lentil burger")], columns=["member_id", "rank", "sku", "name"])
+    slots = substitute_slots(subs, blocked_skus=["V7"]).set_index("member_id")
+    assert slots.loc["M1"].tolist() == ["Bean burger (V2)", "Tofu family pack (V5)", ""]
+    assert "M2" not in slots.index  # its only substitute has an alert of its own now
+    assert substitute_slots(subs, []).set_index("member_id").loc["M2"].tolist() == ["Lentil burger (V7)", "", ""]
+    assert list(substitute_slots(subs.iloc[0:0], []).columns) == ["member_id", "substitute_1", "substitute_2", "substitute_3"]

@@ -34,14 +34,15 @@ UPSTREAM = {
     "ingest_sensor_readings": ["load_reference"],
     "forecast": ["ingest_sales", "ingest_sensor_readings"],
     "detect_alerts": ["forecast"],
-    "write_report": ["detect_alerts"],
+    "refresh_member_risk": ["detect_alerts"],
+    "write_report": ["refresh_member_risk"],
 }
 DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py"))
 PRODUCTION_UPSTREAM = {
     "sales_ingest": {"load_new_files": [], "quarantine_gate": ["load_new_files"]},
     "iot_ingest": {"check_ingest_health": [], "publish_new_readings": ["check_ingest_health"]},
     "demand_forecast": {"plan_shards": [], "forecast_shard": ["plan_shards"], "publish": ["forecast_shard"]},
-    "stockout_alerts": {"detect": [], "notify": ["detect"]},
+    "stockout_alerts": {"detect": [], "notify": ["detect"], "refresh_member_risk": ["detect"]},
     "housekeeping": {"ensure_reading_partitions": [], "apply_retention": ["ensure_reading_partitions"], "maintain_database": ["apply_retention"]},
 }
 # Parsing the DAG files must import none of these: the tasks import them when they run. (The DAGs'

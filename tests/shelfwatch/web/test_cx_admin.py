@@ -1,6 +1,7 @@
 """CX and admin pages (issue 18): the members of a chosen alert first, the contact funnel from the
 member rules, the alert list paged past 200 with checked filters, the export history (cx_exports,
-migration 0014), the admins' users page, and the health page in human units; over HTTP (TestClient)
+migration 0014), the admins' users page, and the health page in human units; (issue 19) each
+member's substitutes, the members at risk paged, and whether notices worked; over HTTP (TestClient)
 on both databases, and in real headless Chromium with screenshots."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import delete, func, inspect, insert, select
 
-from shelfwatch.alerts.notify import contact_funnel, members_for_alert
+from shelfwatch.alerts.effect_report import cx_effect
+from shelfwatch.alerts.member_risk import at_risk_list
+from shelfwatch.alerts.notify import MEMBER_EXPORT_COLUMNS, contact_funnel, members_for_alert
 from shelfwatch.core.db import local_time
 from shelfwatch.sql import schema
 from shelfwatch.sql.migrate import alembic_config, migrate
@@ -187,6 +190,95 @@ def test_the_alert_list_pages_past_200_and_checks_its_parameters(web_db):
         assert 'id="cx-alerts"' in answer.text and "<script>x" not in answer.text and 'id="errors"' in answer.text
     assert cx.get("/cx?status=&sort=&page=&store=").status_code == 200  # empty: the defaults
     assert cx.get("/cx?alert=abc").status_code == 422  # not an id at all: FastAPI's answer, not a 500
+
+
+def test_alert_members_show_their_substitutes_without_alerted_ones(web_db):
+    engine, settings = web_db
+    alert_id, store = constructed_audience(engine)
+    a, p = schema.alerts, schema.products
+    with engine.begin() as conn:
+        alerted = set(conn.execute(select(a.c.sku).where(a.c.store_id == store, a.c.status.in_(("open", "acknowledged")))).scalars())
+        names = dict(conn.execute(select(p.c.sku, p.c.name)).all())
+        free = sorted(set(names) - alerted)[:2]
+        blocked = sorted(alerted)[0]
+        conn.execute(insert(schema.alert_substitutes), [
+            {"alert_id": alert_id, "member_id": "T-A", "rank": r, "sku": sku, "score": 0.5, "reason": "same category"}
+            for r, sku in ((1, free[0]), (2, blocked), (3, free[1]))])
+    page = client_for(settings, "cx").get(f"/cx?alert={alert_id}")
+    row = re.search(r'<tr data-member="T-A">(.*?)</tr>', page.text, re.S).group(1)
+    subs = re.findall(r"<li>(.*?)</li>", re.search(r'<td class="subs">(.*?)</td>', row, re.S).group(1))
+    assert [s.replace("&#39;", "'") for s in subs] == [f"{names[free[0]]} ({free[0]})", f"{names[free[1]]} ({free[1]})"]  # the alerted one left out
+    assert "none suggested" in re.search(r'<tr data-member="T-B">(.*?)</tr>', page.text, re.S).group(1)
+    assert "suggested substitutes" in page.text and "@members.example" not in page.text
+
+
+def test_members_at_risk_are_ranked_and_paged_without_contact_details(web_db):
+    engine, settings = web_db
+    full, total = at_risk_list(engine, limit=None)
+    assert total > 50  # the small world has more than a page of them
+    cx = client_for(settings, "cx")
+    first = cx.get("/cx")
+    assert first.status_code == 200 and int(re.search(r'id="risk-total">(\d+)<', first.text).group(1)) == total
+    section = first.text[first.text.index('id="risk-section"'):first.text.index('id="effect-section"')]
+    rows = re.findall(r'<tr data-risk="([^"]+)"><td>(\d+)</td><td>[^<]+</td><td>([^<]+)</td><td>([^<]+)</td>\s*<td class="contactable">(yes|no)</td>', section)
+    assert [int(r[1]) for r in rows] == list(range(1, 51))
+    expected = full.set_index("member_id")
+    for member, _, reason, home, contactable in rows:
+        assert reason.replace("&#39;", "'") == expected.loc[member, "reason"] and home == expected.loc[member, "home_store_id"]
+        assert contactable == ("yes" if expected.loc[member, "contactable"] else "no")
+    assert f"Page 1 of {-(-total // 50)} · {total} members" in text_of(section)
+    with engine.connect() as conn:
+        addresses = conn.execute(select(schema.members.c.contact_address)).scalars().all()
+    assert not any(address in first.text for address in addresses)  # no contact details, on any part of the page
+
+    second = cx.get("/cx?risk_page=2&sort=newest")
+    ranks = [int(x) for x in re.findall(r'<tr data-risk="[^"]+"><td>(\d+)</td>', second.text)]
+    assert ranks[0] == 51 and 'href="/cx?sort=newest&amp;risk_page=1#risk-section"' in second.text  # paging keeps the alert list's order
+    assert re.search(r'href="/cx\?sort=newest&amp;risk_page=2&amp;alert=\d+"', second.text)  # ...and an alert's link keeps this page
+    last = -(-total // 50)
+    assert re.findall(r'<tr data-risk="', cx.get("/cx?risk_page=999").text) == re.findall(r'<tr data-risk="', cx.get(f"/cx?risk_page={last}").text)
+    bad = cx.get("/cx?risk_page=abc")
+    assert bad.status_code == 400 and "at-risk page &#39;abc&#39; is not a page number" in bad.text and 'id="at-risk"' in bad.text
+    assert client_for(settings, "planner").get("/cx").status_code == 403 and client_for(settings, "store_manager").get("/cx").status_code == 403
+
+
+def told_members(engine) -> None:
+    """Two resolved alerts at S001 a month before as-of, each with two members CX listed (consent) and
+    two it could not contact (no consent); some of them buy the product in the fortnight after."""
+    from datetime import date
+
+    a, m = schema.alerts, schema.members
+    with engine.begin() as conn:
+        skus = conn.execute(select(schema.products.c.sku).order_by(schema.products.c.sku).limit(2)).scalars().all()
+        yes = conn.execute(select(m.c.member_id).where(m.c.marketing_consent.is_(True), m.c.opted_out.is_(False)).order_by(m.c.member_id).limit(2)).scalars().all()
+        no = conn.execute(select(m.c.member_id).where(m.c.marketing_consent.is_(False)).order_by(m.c.member_id).limit(2)).scalars().all()
+        opened = datetime(2026, 10, 20, 9, tzinfo=timezone.utc)
+        for i, sku in enumerate(skus):
+            alert_id = conn.execute(insert(a).values(store_id="S001", sku=sku, alert_type="shelf_empty", status="resolved", probability=1.0, severity=1.0,
+                                                     evidence="{}", opened_at=opened, updated_at=opened, resolved_at=opened + timedelta(days=2))
+                                    .returning(a.c.alert_id)).scalar_one()
+            conn.execute(insert(schema.alert_members), [{"alert_id": alert_id, "member_id": x, "score": 1.0} for x in yes + no])
+            conn.execute(insert(schema.member_contacts), [{"member_id": x, "alert_id": alert_id, "kind": "stockout_notice", "at": opened + timedelta(days=1)}
+                                                          for x in yes])
+            conn.execute(insert(schema.purchase_lines), [{"store_id": "S001", "receipt_id": f"TOLD-{i}-{x}", "line_no": 1, "sku": sku,
+                                                          "date": date(2026, 10, 25), "member_id": x, "units": 1.0} for x in yes + no[:i]])
+
+
+def test_did_notices_work_says_so_in_words(web_db):
+    engine, settings = web_db
+    cx = client_for(settings, "cx")
+    before = text_of(cx.get("/cx").text)
+    assert "Did notices work?" in before and "Not enough data yet to tell whether notices work" in before
+    told_members(engine)
+    page = cx.get("/cx").text
+    effect = cx_effect(engine, settings.clock(), 14, n_boot=1000)
+    assert effect["effect"] is not None and effect["treated_n"] == 4 and effect["control_n"] == 4
+    sentence = text_of(re.search(r'<p id="effect-sentence">(.*?)</p>', page, re.S).group(1)).strip()
+    assert sentence == effect["sentence"] and sentence.startswith("Notified members bought the product or a substitute within 14 days ")
+    assert "% of comparable members we could not contact: " in sentence and "(95 % interval " in sentence
+    rows = {g: text_of(r) for g, r in re.findall(r'<tr data-group="(\w+)">(.*?)</tr>', page, re.S)}
+    assert rows["notified"].split()[-4:] == ["4", str(effect["treated_bought"]), f"{effect['treated_rate'] * 100:.0f}", "%"]
+    assert rows["control"].split()[-4:] == ["4", str(effect["control_bought"]), f"{effect['control_rate'] * 100:.0f}", "%"]
 
 
 # -------------------------------------------------------------------------------------------- admin
@@ -383,7 +475,7 @@ def test_cx_members_first_and_admin_disables_a_user_in_chromium(live_server, bro
     with page.expect_download() as download:
         page.click("#export")
     rows = download.value.path().read_text().splitlines()
-    assert rows[0] == "alert_id,store_id,sku,product,member_id,score,contact_channel,contact_address" and len(rows) == 5
+    assert rows[0] == ",".join(MEMBER_EXPORT_COLUMNS) and len(rows) == 5
     page.reload()
     assert page.locator("#exports tbody tr[data-export]").count() == 1 and page.inner_text("#exports tbody tr td.by") == "cyd"
     assert "by cyd (4 members)" in page.inner_text("#alert-exports")

@@ -28,6 +28,7 @@ SCREENSHOTS = REPO_ROOT / "out" / "screenshots"
 def web_db(engine, small_world, tmp_path):  # noqa: F811
     """The small world loaded, forecast, alerts detected, one user per role."""
     from shelfwatch.alerts.detect import detect_alerts
+    from shelfwatch.alerts.member_risk import refresh_member_risk
     from shelfwatch.forecasting.engine import EngineSettings
     from shelfwatch.forecasting.runs import run_forecast
 
@@ -35,6 +36,7 @@ def web_db(engine, small_world, tmp_path):  # noqa: F811
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
     settings = Settings(database_url=str(engine.url), output_dir=tmp_path, web_secret="test-secret", as_of=WORLD_AS_OF)
     detect_alerts(engine, settings)
+    refresh_member_risk(engine, settings.clock(), settings)  # what the alerts DAG does after detection
     for role, (name, store) in ROLES.items():
         add_user(engine, name, PASSWORD, role, store)
     return engine, settings
@@ -213,7 +215,7 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
         page.click("#export")
     path = download.value.path()
     header = Path(path).read_text().splitlines()[0]
-    assert header == "alert_id,store_id,sku,product,member_id,score,contact_channel,contact_address"
+    assert header == "alert_id,store_id,sku,product,member_id,score,contact_channel,contact_address,substitute_1,substitute_2,substitute_3"
 
     # admin: everything
     page = browser_login(browser, base, "admin")
