@@ -49,9 +49,9 @@ def stock_split(risks: pd.DataFrame) -> pd.DataFrame:
     Columns: store_id, sku, shelf_units, backroom_units, stock_units."""
     shelf = pd.to_numeric(risks["on_shelf"], errors="coerce").fillna(0.0).clip(lower=0.0)
     book = pd.to_numeric(risks["book_units"], errors="coerce")
-    backroom = np.where((risks["source"] == "sensor") & book.notna(), (book - shelf).clip(lower=0.0), 0.0)
+    backroom = np.floor(np.nan_to_num(np.where((risks["source"] == "sensor") & book.notna(), (book - shelf).clip(lower=0.0), 0.0)))
     return pd.DataFrame({"store_id": risks["store_id"], "sku": risks["sku"], "shelf_units": shelf.to_numpy(),
-                         "backroom_units": np.floor(np.nan_to_num(backroom)), "stock_units": shelf.to_numpy() + np.floor(np.nan_to_num(backroom))})
+                         "backroom_units": backroom, "stock_units": shelf.to_numpy() + backroom})
 
 
 def distance_km(lat1, lon1, lat2, lon2) -> float:
@@ -102,7 +102,7 @@ def recommend_actions(targets: pd.DataFrame, risks: pd.DataFrame, stores: pd.Dat
             "order_units", "backroom_units", "expected_demand", "next_delivery_at", "service_level"]
     if targets.empty:
         return pd.DataFrame(columns=cols)
-    risks = risks.reset_index(drop=True)
+    risks = risks[RISK_COLUMNS].reset_index(drop=True)
     split = stock_split(risks)
     need = demand_quantile(risks["expected_demand"], risks["demand_var"], service_level)
     # the window's demand is NaN where no forecast reaches the shelf: nothing known to cover
@@ -118,7 +118,7 @@ def recommend_actions(targets: pd.DataFrame, risks: pd.DataFrame, stores: pd.Dat
             continue
         known_empty = bool(t.get("shelf_empty_now", False))
         shelf = 0.0 if known_empty else float(split.at[i, "shelf_units"])
-        backroom = 0.0 if known_empty and risks.at[i, "source"] != "sensor" else float(split.at[i, "backroom_units"])
+        backroom = float(split.at[i, "backroom_units"])  # known only where a sensor reads the shelf (stock_split)
         demand = risks.at[i, "expected_demand"]
         need_i = float(need[i]) if pd.notna(demand) else math.nan
         short = max(math.ceil(need_i - shelf), 0) if pd.notna(demand) else 0
