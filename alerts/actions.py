@@ -23,14 +23,27 @@ import math
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.distribution import nb_ppf
+from forecasting.distribution import nb_ppf
 
 REFILL, TRANSFER, ORDER, NOTHING = "refill", "transfer", "emergency_order", "nothing"
-ACTION_LABELS = {REFILL: "Refill from the backroom", TRANSFER: "Transfer from another store", ORDER: "Emergency order",
-                 NOTHING: "Nothing to do"}
+ACTION_LABELS = {
+    REFILL: "Refill from the backroom",
+    TRANSFER: "Transfer from another store",
+    ORDER: "Emergency order",
+    NOTHING: "Nothing to do",
+}
 MAX_DONORS = 2  # a transfer plan names at most this many stores: more trips cost more than an order
 EARTH_RADIUS_KM = 6371.0
-RISK_COLUMNS = ["store_id", "sku", "on_shelf", "source", "book_units", "expected_demand", "demand_var", "next_delivery_at"]
+RISK_COLUMNS = [
+    "store_id",
+    "sku",
+    "on_shelf",
+    "source",
+    "book_units",
+    "expected_demand",
+    "demand_var",
+    "next_delivery_at",
+]
 
 
 def demand_quantile(mean, var, level: float) -> np.ndarray:
@@ -49,9 +62,18 @@ def stock_split(risks: pd.DataFrame) -> pd.DataFrame:
     Columns: store_id, sku, shelf_units, backroom_units, stock_units."""
     shelf = pd.to_numeric(risks["on_shelf"], errors="coerce").fillna(0.0).clip(lower=0.0)
     book = pd.to_numeric(risks["book_units"], errors="coerce")
-    backroom = np.floor(np.nan_to_num(np.where((risks["source"] == "sensor") & book.notna(), (book - shelf).clip(lower=0.0), 0.0)))
-    return pd.DataFrame({"store_id": risks["store_id"], "sku": risks["sku"], "shelf_units": shelf.to_numpy(),
-                         "backroom_units": backroom, "stock_units": shelf.to_numpy() + backroom})
+    backroom = np.floor(
+        np.nan_to_num(np.where((risks["source"] == "sensor") & book.notna(), (book - shelf).clip(lower=0.0), 0.0))
+    )
+    return pd.DataFrame(
+        {
+            "store_id": risks["store_id"],
+            "sku": risks["sku"],
+            "shelf_units": shelf.to_numpy(),
+            "backroom_units": backroom,
+            "stock_units": shelf.to_numpy() + backroom,
+        }
+    )
 
 
 def distance_km(lat1, lon1, lat2, lon2) -> float:
@@ -80,14 +102,23 @@ def donor_order(stores: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
         for o in rows:
             if o["store_id"] == r["store_id"] or o["chain"] != r["chain"]:
                 continue
-            km = distance_km(lat, lon, pd.to_numeric(o["latitude"], errors="coerce"), pd.to_numeric(o["longitude"], errors="coerce"))
+            km = distance_km(
+                lat, lon, pd.to_numeric(o["latitude"], errors="coerce"), pd.to_numeric(o["longitude"], errors="coerce")
+            )
             others.append((o["store_id"], km))
-        order[r["store_id"]] = sorted(others, key=lambda sk: (math.isnan(sk[1]), 0.0 if math.isnan(sk[1]) else sk[1], sk[0]))
+        order[r["store_id"]] = sorted(
+            others, key=lambda sk: (math.isnan(sk[1]), 0.0 if math.isnan(sk[1]) else sk[1], sk[0])
+        )
     return order
 
 
-def recommend_actions(targets: pd.DataFrame, risks: pd.DataFrame, stores: pd.DataFrame, service_level: float,
-                      capacity: dict[str, float] | None = None) -> pd.DataFrame:
+def recommend_actions(
+    targets: pd.DataFrame,
+    risks: pd.DataFrame,
+    stores: pd.DataFrame,
+    service_level: float,
+    capacity: dict[str, float] | None = None,
+) -> pd.DataFrame:
     """One recommended action per target shelf.
 
     `targets`: store_id, sku, and `shelf_empty_now` (True where the shelf is known empty whatever the
@@ -98,16 +129,34 @@ def recommend_actions(targets: pd.DataFrame, risks: pd.DataFrame, stores: pd.Dat
     shelf_units, short_units, refill_units, transfers (list of {store_id, units, km}),
     transfer_units, order_units, expected_demand, next_delivery_at, service_level.
     """
-    cols = ["store_id", "sku", "action", "need_units", "shelf_units", "short_units", "refill_units", "transfers", "transfer_units",
-            "order_units", "backroom_units", "expected_demand", "next_delivery_at", "service_level"]
+    cols = [
+        "store_id",
+        "sku",
+        "action",
+        "need_units",
+        "shelf_units",
+        "short_units",
+        "refill_units",
+        "transfers",
+        "transfer_units",
+        "order_units",
+        "backroom_units",
+        "expected_demand",
+        "next_delivery_at",
+        "service_level",
+    ]
     if targets.empty:
         return pd.DataFrame(columns=cols)
     risks = risks[RISK_COLUMNS].reset_index(drop=True)
     split = stock_split(risks)
     need = demand_quantile(risks["expected_demand"], risks["demand_var"], service_level)
     # the window's demand is NaN where no forecast reaches the shelf: nothing known to cover
-    spare = pd.Series(np.floor(split["stock_units"].to_numpy() - np.where(np.isnan(risks["expected_demand"].astype(float)), np.inf, need)),
-                      index=pd.MultiIndex.from_frame(risks[["store_id", "sku"]]))
+    spare = pd.Series(
+        np.floor(
+            split["stock_units"].to_numpy() - np.where(np.isnan(risks["expected_demand"].astype(float)), np.inf, need)
+        ),
+        index=pd.MultiIndex.from_frame(risks[["store_id", "sku"]]),
+    )
     at = {k: i for i, k in enumerate(zip(risks["store_id"], risks["sku"], strict=True))}
     donors = donor_order(stores)
     capacity = capacity or {}
@@ -137,10 +186,24 @@ def recommend_actions(targets: pd.DataFrame, risks: pd.DataFrame, stores: pd.Dat
                 left -= give
         order = int(max(left, 0))
         action = REFILL if refill else TRANSFER if moved else ORDER if order else NOTHING
-        out.append({"store_id": t["store_id"], "sku": t["sku"], "action": action, "need_units": need_i, "shelf_units": shelf,
-                    "short_units": short, "refill_units": refill, "transfers": transfers, "transfer_units": moved, "order_units": order,
-                    "backroom_units": backroom, "expected_demand": None if pd.isna(demand) else float(demand),
-                    "next_delivery_at": risks.at[i, "next_delivery_at"], "service_level": service_level})
+        out.append(
+            {
+                "store_id": t["store_id"],
+                "sku": t["sku"],
+                "action": action,
+                "need_units": need_i,
+                "shelf_units": shelf,
+                "short_units": short,
+                "refill_units": refill,
+                "transfers": transfers,
+                "transfer_units": moved,
+                "order_units": order,
+                "backroom_units": backroom,
+                "expected_demand": None if pd.isna(demand) else float(demand),
+                "next_delivery_at": risks.at[i, "next_delivery_at"],
+                "service_level": service_level,
+            }
+        )
     return pd.DataFrame(out, columns=cols)
 
 
@@ -148,9 +211,15 @@ def action_evidence(row: dict) -> dict:
     """The action as the alert's evidence keeps it (JSON-able, small): what to do and the numbers."""
     nxt = row.get("next_delivery_at")
     return {
-        "kind": row["action"], "need_units": None if row["need_units"] is None or pd.isna(row["need_units"]) else round(float(row["need_units"]), 1),
-        "shelf_units": round(float(row["shelf_units"]), 1), "short_units": int(row["short_units"]),
-        "refill_units": int(row["refill_units"]), "transfers": row["transfers"], "order_units": int(row["order_units"]),
+        "kind": row["action"],
+        "need_units": None
+        if row["need_units"] is None or pd.isna(row["need_units"])
+        else round(float(row["need_units"]), 1),
+        "shelf_units": round(float(row["shelf_units"]), 1),
+        "short_units": int(row["short_units"]),
+        "refill_units": int(row["refill_units"]),
+        "transfers": row["transfers"],
+        "order_units": int(row["order_units"]),
         "backroom_units": round(float(row["backroom_units"]), 1),
         "expected_demand": None if row["expected_demand"] is None else round(float(row["expected_demand"]), 1),
         "until": pd.Timestamp(nxt).isoformat() if nxt is not None and pd.notna(nxt) else None,
@@ -180,5 +249,7 @@ def action_text(action: dict | None, until_text: str = "") -> str:
         steps.append(f"emergency order of {action['order_units']}")
     text = ", ".join(steps)
     text = text[:1].upper() + text[1:]
-    return (f"{text}: {action['short_units']} units short of the {action['need_units']:g} needed until {until} "
-            f"({level} chance; {action['shelf_units']:g} on the shelf)")
+    return (
+        f"{text}: {action['short_units']} units short of the {action['need_units']:g} needed until {until} "
+        f"({level} chance; {action['shelf_units']:g} on the shelf)"
+    )

@@ -20,11 +20,25 @@ import pandas as pd
 SCORE_WINDOW_DAYS = 30  # the score and the reason look at the last 30 days
 LIST_WINDOW_DAYS = 90  # members with no favourite out in this many days are left off the list
 PERSISTENCE_WEIGHT = 1 / 3  # each outage-day of the last 90 days adds a third: shelves that keep running out
-BEHAVIOUR_WEIGHT = 0.05  # a missed usual visit counts as a twentieth of an outage-day: a tie-breaker (absences have many causes)
+BEHAVIOUR_WEIGHT = (
+    0.05  # a missed usual visit counts as a twentieth of an outage-day: a tie-breaker (absences have many causes)
+)
 MAX_MISSED_VISITS = 4.0  # ...and at most four of them count: a member who moved away should not top the list
 
-COLUMNS = ["member_id", "favourites", "favourites_out_30", "out_days_30", "favourites_out_90", "out_days_90",
-           "missed_visits_30", "days_since_last_visit", "usual_interval_days", "score", "rank", "reason"]
+COLUMNS = [
+    "member_id",
+    "favourites",
+    "favourites_out_30",
+    "out_days_30",
+    "favourites_out_90",
+    "out_days_90",
+    "missed_visits_30",
+    "days_since_last_visit",
+    "usual_interval_days",
+    "score",
+    "rank",
+    "reason",
+]
 
 
 def _day(as_of) -> pd.Timestamp:
@@ -39,7 +53,9 @@ def _before(frame: pd.DataFrame, today: pd.Timestamp, days: int) -> pd.DataFrame
     return frame.assign(date=day)[(day >= today - pd.Timedelta(days=days)) & (day < today)]
 
 
-def standing_favourites(lines: pd.DataFrame, as_of, favourite_days: int = 180, min_purchase_days: int = 3) -> pd.DataFrame:
+def standing_favourites(
+    lines: pd.DataFrame, as_of, favourite_days: int = 180, min_purchase_days: int = 3
+) -> pd.DataFrame:
     """Store x SKU a member bought on >= `min_purchase_days` distinct days of the `favourite_days` before
     `as_of`, however long ago the last one. Columns: member_id, store_id, sku, purchase_days, rate
     (purchase days per day of the window: the chance they buy it on a given day)."""
@@ -67,12 +83,18 @@ def favourite_outages(favourites: pd.DataFrame, outages: pd.DataFrame, as_of, wi
     favourites_out_<w>, out_days_<w> for each window w."""
     count = favourites.groupby("member_id").size().rename("favourites")
     out = count.to_frame()
-    daily = daily_outages(outages, as_of, max(windows)) if len(outages) else pd.DataFrame(columns=["store_id", "sku", "date"])
+    daily = (
+        daily_outages(outages, as_of, max(windows))
+        if len(outages)
+        else pd.DataFrame(columns=["store_id", "sku", "date"])
+    )
     met = favourites[["member_id", "store_id", "sku"]].merge(daily[["store_id", "sku", "date"]], on=["store_id", "sku"])
     today = _day(as_of)
     for w in windows:
         within = met[met["date"] >= today - pd.Timedelta(days=w)]
-        out[f"favourites_out_{w}"] = within.drop_duplicates(["member_id", "store_id", "sku"]).groupby("member_id").size()
+        out[f"favourites_out_{w}"] = (
+            within.drop_duplicates(["member_id", "store_id", "sku"]).groupby("member_id").size()
+        )
         out[f"out_days_{w}"] = within.groupby("member_id").size()
     return out.fillna(0).astype(int).reset_index()
 
@@ -99,8 +121,11 @@ def visit_rhythm(lines: pd.DataFrame, as_of, days: int = 180) -> pd.DataFrame:
     visits = _before(lines.dropna(subset=["member_id"]), today, days)[["member_id", "date"]].drop_duplicates()
     visits = visits.sort_values(["member_id", "date"])
     gap = visits.groupby("member_id")["date"].diff().dt.days
-    rhythm = visits.assign(gap=gap).groupby("member_id").agg(last=("date", "max"), usual_interval_days=("gap", "median"),
-                                                              gaps=("gap", "count"))
+    rhythm = (
+        visits.assign(gap=gap)
+        .groupby("member_id")
+        .agg(last=("date", "max"), usual_interval_days=("gap", "median"), gaps=("gap", "count"))
+    )
     rhythm["usual_interval_days"] = rhythm["usual_interval_days"].where(rhythm["gaps"] >= 2)
     rhythm["days_since_last_visit"] = (today - rhythm["last"]).dt.days
     return rhythm.reset_index()[["member_id", "days_since_last_visit", "usual_interval_days"]]
@@ -116,8 +141,9 @@ def missed_visits(days_since_last_visit, usual_interval_days, days: int = SCORE_
     return np.clip(np.nan_to_num(missed), 0.0, None)
 
 
-def members_at_risk(lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite_days: int = 180,
-                    min_purchase_days: int = 3) -> pd.DataFrame:
+def members_at_risk(
+    lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite_days: int = 180, min_purchase_days: int = 3
+) -> pd.DataFrame:
     """The ranked list of members whose favourites ran out in the last 90 days, most at risk first.
 
     `lines`: store_id, sku, date, member_id(, units); `outages`: store_id, sku, date, empty_share
@@ -140,8 +166,9 @@ def members_at_risk(lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite
     return risk.assign(reason=risk_reasons(risk))[COLUMNS]
 
 
-def count_baseline_score(lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite_days: int = 180,
-                         min_purchase_days: int = 3) -> pd.DataFrame:
+def count_baseline_score(
+    lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite_days: int = 180, min_purchase_days: int = 3
+) -> pd.DataFrame:
     """The naive benchmark: favourite outage-days in the last 30 days, unweighted, for the same members
     members_at_risk lists. Columns: member_id, score, rank."""
     favourites = standing_favourites(lines, as_of, favourite_days, min_purchase_days)
@@ -160,8 +187,11 @@ def risk_reasons(risk: pd.DataFrame) -> list[str]:
     """Why each member is on the list, in words: the outages met, then the visit rhythm."""
     reasons = []
     for r in risk.itertuples(index=False):
-        w, out, n = ((SCORE_WINDOW_DAYS, r.favourites_out_30, r.out_days_30) if r.favourites_out_30 > 0
-                     else (LIST_WINDOW_DAYS, r.favourites_out_90, r.out_days_90))
+        w, out, n = (
+            (SCORE_WINDOW_DAYS, r.favourites_out_30, r.out_days_30)
+            if r.favourites_out_30 > 0
+            else (LIST_WINDOW_DAYS, r.favourites_out_90, r.out_days_90)
+        )
         text = f"{out} of their {r.favourites} favourite{'s' if r.favourites != 1 else ''} out {_times(int(n))} in {w} days"
         if pd.notna(r.days_since_last_visit):
             text += f"; last visit {int(r.days_since_last_visit)} day{'s' if r.days_since_last_visit != 1 else ''} ago"

@@ -40,7 +40,9 @@ def control_units(linked: pd.DataFrame, members: pd.DataFrame, notices: pd.DataF
     return pairs.assign(start=_day(pairs["reference_at"]))[[*UNIT_KEY, "store_id", "sku", "start"]]
 
 
-def bought_within(units: pd.DataFrame, lines: pd.DataFrame, substitutes: pd.DataFrame | None, window_days: int) -> np.ndarray:
+def bought_within(
+    units: pd.DataFrame, lines: pd.DataFrame, substitutes: pd.DataFrame | None, window_days: int
+) -> np.ndarray:
     """Whether each unit's member bought the alert's SKU or one of their substitutes at the alert's store
     in the `window_days` days after its start day. The start day itself is left out: daily lines cannot
     tell a purchase before the notice from one after it."""
@@ -52,7 +54,9 @@ def bought_within(units: pd.DataFrame, lines: pd.DataFrame, substitutes: pd.Data
         extra = targets.drop(columns="sku").merge(substitutes[[*UNIT_KEY, "sku"]].drop_duplicates(), on=UNIT_KEY)
         targets = pd.concat([targets, extra], ignore_index=True)
     bought = lines[lines["member_id"].isin(units["member_id"])][["store_id", "sku", "member_id", "date"]]
-    hits = targets.merge(bought.assign(date=pd.to_datetime(bought["date"]).dt.normalize()), on=["store_id", "sku", "member_id"])
+    hits = targets.merge(
+        bought.assign(date=pd.to_datetime(bought["date"]).dt.normalize()), on=["store_id", "sku", "member_id"]
+    )
     after = (hits["date"] > hits["start"]) & (hits["date"] <= hits["start"] + pd.Timedelta(days=window_days))
     return np.isin(units["unit"].to_numpy(), hits.loc[after, "unit"].to_numpy())
 
@@ -66,19 +70,28 @@ def compare_groups(treated: pd.DataFrame, control: pd.DataFrame, n_boot: int = 2
     """Treated and control counts and rates over the comparable alerts, their difference (`effect`, in
     rate units: 0.6 = 60 percentage points) and its 95 % cluster-bootstrap interval (percentile).
     Both frames: alert_id, bought."""
-    per_alert = pd.concat([
-        treated.groupby("alert_id")["bought"].agg(n_t="size", b_t="sum"),
-        control.groupby("alert_id")["bought"].agg(n_c="size", b_c="sum"),
-    ], axis=1).fillna(0)
+    per_alert = pd.concat(
+        [
+            treated.groupby("alert_id")["bought"].agg(n_t="size", b_t="sum"),
+            control.groupby("alert_id")["bought"].agg(n_c="size", b_c="sum"),
+        ],
+        axis=1,
+    ).fillna(0)
     comparable = per_alert[(per_alert["n_t"] > 0) & (per_alert["n_c"] > 0)].sort_index()
     n_t, b_t, n_c, b_c = (comparable[c].to_numpy(float) for c in ("n_t", "b_t", "n_c", "b_c"))
     out = {
-        "treated_n": int(n_t.sum()), "treated_bought": int(b_t.sum()),
+        "treated_n": int(n_t.sum()),
+        "treated_bought": int(b_t.sum()),
         "treated_rate": float(b_t.sum() / n_t.sum()) if n_t.sum() else None,
-        "control_n": int(n_c.sum()), "control_bought": int(b_c.sum()),
+        "control_n": int(n_c.sum()),
+        "control_bought": int(b_c.sum()),
         "control_rate": float(b_c.sum() / n_c.sum()) if n_c.sum() else None,
-        "effect": None, "ci_low": None, "ci_high": None,
-        "alerts": len(comparable), "alerts_left_out": len(per_alert) - len(comparable), "note": None,
+        "effect": None,
+        "ci_low": None,
+        "ci_high": None,
+        "alerts": len(comparable),
+        "alerts_left_out": len(per_alert) - len(comparable),
+        "note": None,
     }
     if comparable.empty:
         out["note"] = "no alert has both notified and control members"
@@ -87,14 +100,30 @@ def compare_groups(treated: pd.DataFrame, control: pd.DataFrame, n_boot: int = 2
     if len(comparable) < 2:
         out["note"] = "one comparable alert: too few to resample for an interval"
         return out
-    boot = stats.bootstrap((n_t, b_t, n_c, b_c), _rate_difference, n_resamples=n_boot, batch=BOOTSTRAP_BATCH,
-                           vectorized=True, paired=True, method="percentile", rng=np.random.default_rng(seed))
+    boot = stats.bootstrap(
+        (n_t, b_t, n_c, b_c),
+        _rate_difference,
+        n_resamples=n_boot,
+        batch=BOOTSTRAP_BATCH,
+        vectorized=True,
+        paired=True,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     out["ci_low"], out["ci_high"] = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
     return out
 
 
-def notice_effect(notices: pd.DataFrame, linked: pd.DataFrame, members: pd.DataFrame, lines: pd.DataFrame,
-                  substitutes: pd.DataFrame | None = None, window_days: int = 14, n_boot: int = 2000, seed: int = 0) -> dict:
+def notice_effect(
+    notices: pd.DataFrame,
+    linked: pd.DataFrame,
+    members: pd.DataFrame,
+    lines: pd.DataFrame,
+    substitutes: pd.DataFrame | None = None,
+    window_days: int = 14,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict:
     """Purchase rate of notified members against uncontactable members of the same alerts.
 
     `notices`: member_id, alert_id, kind, at (UTC). `linked`: alert_id, member_id, store_id, sku,
@@ -110,7 +139,11 @@ def notice_effect(notices: pd.DataFrame, linked: pd.DataFrame, members: pd.DataF
     control = control.assign(bought=bought_within(control, lines, substitutes, window_days))
 
     def measured(kind=None):
-        treated = treated_units(notices, linked, kind) if len(notices) and len(linked) else pd.DataFrame(columns=[*UNIT_KEY, "start"])
+        treated = (
+            treated_units(notices, linked, kind)
+            if len(notices) and len(linked)
+            else pd.DataFrame(columns=[*UNIT_KEY, "start"])
+        )
         treated = treated.assign(bought=bought_within(treated, lines, substitutes, window_days))
         return compare_groups(treated, control, n_boot, seed)
 

@@ -7,12 +7,12 @@ the detector is the actor "detector" when it opens, updates, auto-resolves, expi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, select
 
-from shelfwatch.core.domain import PREDICTED_STOCKOUT
-from shelfwatch.sql import schema
+from core.domain import PREDICTED_STOCKOUT
+from sql import schema
 
 DETECTOR = "detector"
 ACTIVE = ("open", "acknowledged")
@@ -31,15 +31,29 @@ class AlertStateError(ValueError):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def record_event(conn: Connection, alert_id: int, at: datetime, actor: str, event: str, from_status: str | None, to_status: str, note: str | None = None) -> None:
-    conn.execute(schema.alert_events.insert().values(
-        alert_id=alert_id, at=at, actor=actor, event=event, from_status=from_status, to_status=to_status, note=note))
+def record_event(
+    conn: Connection,
+    alert_id: int,
+    at: datetime,
+    actor: str,
+    event: str,
+    from_status: str | None,
+    to_status: str,
+    note: str | None = None,
+) -> None:
+    conn.execute(
+        schema.alert_events.insert().values(
+            alert_id=alert_id, at=at, actor=actor, event=event, from_status=from_status, to_status=to_status, note=note
+        )
+    )
 
 
-def transition(conn: Connection, alert_id: int, to_status: str, actor: str, at: datetime, note: str | None = None) -> dict:
+def transition(
+    conn: Connection, alert_id: int, to_status: str, actor: str, at: datetime, note: str | None = None
+) -> dict:
     """Move one alert to `to_status`, stamping who and when, and record the event."""
     a = schema.alerts
     row = conn.execute(select(a.c.alert_id, a.c.status).where(a.c.alert_id == alert_id)).first()
@@ -70,7 +84,13 @@ def resolve(engine: Engine, alert_id: int, actor: str, at: datetime | None = Non
 def escalate_overdue(conn: Connection, now: datetime, after: timedelta) -> list[int]:
     """Open alerts nobody acknowledged within `after`: stamped and recorded once."""
     a = schema.alerts
-    due = conn.execute(select(a.c.alert_id).where(a.c.status == "open", a.c.escalated_at.is_(None), a.c.opened_at <= now - after)).scalars().all()
+    due = (
+        conn.execute(
+            select(a.c.alert_id).where(a.c.status == "open", a.c.escalated_at.is_(None), a.c.opened_at <= now - after)
+        )
+        .scalars()
+        .all()
+    )
     for alert_id in due:
         conn.execute(a.update().where(a.c.alert_id == alert_id).values(escalated_at=now))
         record_event(conn, alert_id, now, DETECTOR, "escalated", "open", "open", f"not acknowledged within {after}")
@@ -80,11 +100,27 @@ def escalate_overdue(conn: Connection, now: datetime, after: timedelta) -> list[
 def expire_stale_predictions(conn: Connection, now: datetime, after: timedelta) -> list[int]:
     """Predicted stock-outs whose expected empty time is long past and that nothing else confirmed."""
     a = schema.alerts
-    due = conn.execute(select(a.c.alert_id).where(
-        a.c.status.in_(ACTIVE), a.c.alert_type == PREDICTED_STOCKOUT, a.c.expected_empty_at.is_not(None),
-        a.c.expected_empty_at <= now - after)).scalars().all()
+    due = (
+        conn.execute(
+            select(a.c.alert_id).where(
+                a.c.status.in_(ACTIVE),
+                a.c.alert_type == PREDICTED_STOCKOUT,
+                a.c.expected_empty_at.is_not(None),
+                a.c.expected_empty_at <= now - after,
+            )
+        )
+        .scalars()
+        .all()
+    )
     for alert_id in due:
-        transition(conn, alert_id, "expired", DETECTOR, now, f"expected to empty more than {after} ago; no sensor or sales evidence since")
+        transition(
+            conn,
+            alert_id,
+            "expired",
+            DETECTOR,
+            now,
+            f"expected to empty more than {after} ago; no sensor or sales evidence since",
+        )
     return list(due)
 
 

@@ -14,17 +14,32 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, func, insert, or_, select
 
-from shelfwatch.alerts.at_risk import COLUMNS, LIST_WINDOW_DAYS, members_at_risk
-from shelfwatch.core.db import store_zone
-from shelfwatch.core.domain import PHANTOM_STOCKOUT, SHELF_EMPTY
-from shelfwatch.core.settings import Settings
-from shelfwatch.sql import schema
+from alerts.at_risk import COLUMNS, LIST_WINDOW_DAYS, members_at_risk
+from core.db import store_zone
+from core.domain import PHANTOM_STOCKOUT, SHELF_EMPTY
+from core.settings import Settings
+from sql import schema
 
 FAVOURITE_DAYS = 180  # purchase history read: favourites are what a member bought over half a year
 TRADING_OPENS, TRADING_CLOSES = 8.0, 22.0  # store-local trading hours the empty share is a share of
 OUTAGE_COLUMNS = ["store_id", "sku", "date", "empty_share"]
-LIST_COLUMNS = ["rank", "member_id", "score", "reason", "home_store_id", "contactable", "favourites", "favourites_out_30", "out_days_30",
-                "favourites_out_90", "out_days_90", "missed_visits_30", "days_since_last_visit", "usual_interval_days", "as_of"]
+LIST_COLUMNS = [
+    "rank",
+    "member_id",
+    "score",
+    "reason",
+    "home_store_id",
+    "contactable",
+    "favourites",
+    "favourites_out_30",
+    "out_days_30",
+    "favourites_out_90",
+    "out_days_90",
+    "missed_visits_30",
+    "days_since_last_visit",
+    "usual_interval_days",
+    "as_of",
+]
 
 
 def _utc(as_of) -> pd.Timestamp:
@@ -68,13 +83,24 @@ def load_risk_inputs(engine: Engine, as_of, favourite_days: int = FAVOURITE_DAYS
     outages_from = today - timedelta(days=LIST_WINDOW_DAYS + 1)
     pl, sd, a, st = schema.purchase_lines, schema.stockout_days, schema.alerts, schema.stores
     with engine.connect() as conn:
-        lines = pd.read_sql(select(pl.c.store_id, pl.c.sku, pl.c.date, pl.c.member_id)
-                            .where(pl.c.member_id.is_not(None), pl.c.date >= lines_from, pl.c.date <= today), conn)
+        lines = pd.read_sql(
+            select(pl.c.store_id, pl.c.sku, pl.c.date, pl.c.member_id).where(
+                pl.c.member_id.is_not(None), pl.c.date >= lines_from, pl.c.date <= today
+            ),
+            conn,
+        )
         days = pd.read_sql(select(sd).where(sd.c.date >= outages_from, sd.c.date <= today), conn)
-        alerts = pd.read_sql(select(a.c.store_id, a.c.sku, a.c.opened_at, a.c.resolved_at)
-                             .where(a.c.alert_type.in_((SHELF_EMPTY, PHANTOM_STOCKOUT)), a.c.opened_at <= now.to_pydatetime(),
-                                    or_(a.c.resolved_at.is_(None), a.c.resolved_at >= (now - pd.Timedelta(days=LIST_WINDOW_DAYS + 1)).to_pydatetime())),
-                             conn)
+        alerts = pd.read_sql(
+            select(a.c.store_id, a.c.sku, a.c.opened_at, a.c.resolved_at).where(
+                a.c.alert_type.in_((SHELF_EMPTY, PHANTOM_STOCKOUT)),
+                a.c.opened_at <= now.to_pydatetime(),
+                or_(
+                    a.c.resolved_at.is_(None),
+                    a.c.resolved_at >= (now - pd.Timedelta(days=LIST_WINDOW_DAYS + 1)).to_pydatetime(),
+                ),
+            ),
+            conn,
+        )
         zones = dict(conn.execute(select(st.c.store_id, st.c.timezone)).all())
     for col in ("opened_at", "resolved_at"):
         alerts[col] = pd.to_datetime(alerts[col], utc=True)
@@ -107,8 +133,12 @@ def refresh_member_risk(engine: Engine, as_of=None, settings: Settings | None = 
         conn.execute(delete(schema.member_risk))
         if rows:
             conn.execute(insert(schema.member_risk), rows)
-    return {"as_of": now.isoformat(), "members_at_risk": len(rows), "outage_days": int(len(outages)),
-            "top_score": float(risk["score"].iloc[0]) if len(risk) else None}
+    return {
+        "as_of": now.isoformat(),
+        "members_at_risk": len(rows),
+        "outage_days": int(len(outages)),
+        "top_score": float(risk["score"].iloc[0]) if len(risk) else None,
+    }
 
 
 def at_risk_count(engine: Engine) -> int:
@@ -123,10 +153,28 @@ def at_risk_list(engine: Engine, limit: int | None = 50, offset: int = 0) -> tup
     contact details. Columns: LIST_COLUMNS."""
     r, m = schema.member_risk, schema.members
     contactable = (m.c.marketing_consent.is_(True) & m.c.opted_out.is_(False)).label("contactable")
-    stmt = (select(r.c.rank, r.c.member_id, r.c.score, r.c.reason, m.c.home_store_id, contactable, r.c.favourites, r.c.favourites_out_30,
-                   r.c.out_days_30, r.c.favourites_out_90, r.c.out_days_90, r.c.missed_visits_30, r.c.days_since_last_visit,
-                   r.c.usual_interval_days, r.c.as_of)
-            .join(m, m.c.member_id == r.c.member_id).order_by(r.c.rank).offset(offset))
+    stmt = (
+        select(
+            r.c.rank,
+            r.c.member_id,
+            r.c.score,
+            r.c.reason,
+            m.c.home_store_id,
+            contactable,
+            r.c.favourites,
+            r.c.favourites_out_30,
+            r.c.out_days_30,
+            r.c.favourites_out_90,
+            r.c.out_days_90,
+            r.c.missed_visits_30,
+            r.c.days_since_last_visit,
+            r.c.usual_interval_days,
+            r.c.as_of,
+        )
+        .join(m, m.c.member_id == r.c.member_id)
+        .order_by(r.c.rank)
+        .offset(offset)
+    )
     if limit is not None:
         stmt = stmt.limit(limit)
     total = at_risk_count(engine)

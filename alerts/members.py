@@ -23,7 +23,11 @@ def favourite_members(
     day = pd.to_datetime(lines["date"])
     today = pd.Timestamp(as_of.date()) if hasattr(as_of, "date") else pd.Timestamp(as_of)
     recent = lines[(day > today - pd.Timedelta(days=window_days)) & (day < today)].assign(date=day)
-    agg = recent.groupby(["store_id", "sku", "member_id"]).agg(purchase_days=("date", "nunique"), last=("date", "max")).reset_index()
+    agg = (
+        recent.groupby(["store_id", "sku", "member_id"])
+        .agg(purchase_days=("date", "nunique"), last=("date", "max"))
+        .reset_index()
+    )
     agg["days_since_last"] = (today - agg["last"]).dt.days
     fav = agg[(agg["purchase_days"] >= min_days) & (agg["days_since_last"] <= max_days_since)].copy()
     fav["score"] = (fav["purchase_days"] * np.exp(-fav["days_since_last"] / 30.0)).round(4)

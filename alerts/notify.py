@@ -25,18 +25,28 @@ from urllib.parse import urlparse
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from shelfwatch.alerts.lifecycle import ACTIVE
-from shelfwatch.alerts.members import contactable
-from shelfwatch.alerts.shelves import shelf_lines
-from shelfwatch.alerts.substitutes import substitute_slots
-from shelfwatch.core.db import insert_ignore, local_time
-from shelfwatch.core.domain import is_stockout
-from shelfwatch.core.settings import Settings
-from shelfwatch.sql import schema
+from alerts.lifecycle import ACTIVE
+from alerts.members import contactable
+from alerts.shelves import shelf_lines
+from alerts.substitutes import substitute_slots
+from core.db import insert_ignore, local_time
+from core.domain import is_stockout
+from core.settings import Settings
+from sql import schema
 
 log = logging.getLogger(__name__)
 SUBSTITUTE_SLOTS = ["substitute_1", "substitute_2", "substitute_3"]  # "meanwhile try X": "Name (SKU)", best first
-MEMBER_EXPORT_COLUMNS = ["alert_id", "store_id", "sku", "product", "member_id", "score", "contact_channel", "contact_address", *SUBSTITUTE_SLOTS]
+MEMBER_EXPORT_COLUMNS = [
+    "alert_id",
+    "store_id",
+    "sku",
+    "product",
+    "member_id",
+    "score",
+    "contact_channel",
+    "contact_address",
+    *SUBSTITUTE_SLOTS,
+]
 
 
 class NotifyError(ValueError):
@@ -47,8 +57,16 @@ class NotifyError(ValueError):
 
 
 def message_row(key: str, kind: str, alert_id: int, now: datetime, member_id: str | None = None) -> dict:
-    return {"idempotency_key": key, "kind": kind, "alert_id": alert_id, "member_id": member_id, "status": "pending",
-            "attempts": 0, "next_attempt_at": now, "created_at": now}
+    return {
+        "idempotency_key": key,
+        "kind": kind,
+        "alert_id": alert_id,
+        "member_id": member_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> dict:
@@ -56,18 +74,30 @@ def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> di
     a, c = schema.alerts, schema.member_contacts
     rows: dict[str, list[dict]] = {"store_email": [], "store_webhook": [], "back_in_stock": []}
     with engine.begin() as conn:
-        for alert in conn.execute(select(a.c.alert_id, a.c.alert_type, a.c.escalated_at).where(a.c.status.in_(("open", "acknowledged")))):
+        for alert in conn.execute(
+            select(a.c.alert_id, a.c.alert_type, a.c.escalated_at).where(a.c.status.in_(("open", "acknowledged")))
+        ):
             events = ["opened"] + (["escalated"] if alert.escalated_at is not None else [])
             # sensor_stale is a data problem: operations' webhook only, not the store manager's inbox
-            kinds = (["store_email"] if is_stockout(alert.alert_type) else []) + (["store_webhook"] if settings.webhook_url else [])
+            kinds = (["store_email"] if is_stockout(alert.alert_type) else []) + (
+                ["store_webhook"] if settings.webhook_url else []
+            )
             for kind in kinds:
-                rows[kind] += [message_row(f"alert:{alert.alert_id}:{kind}:{event}", kind, alert.alert_id, now) for event in events]
+                rows[kind] += [
+                    message_row(f"alert:{alert.alert_id}:{kind}:{event}", kind, alert.alert_id, now) for event in events
+                ]
         # members told about a stock-out hear when it is back (their conversation, not a new one)
         told = conn.execute(
-            select(c.c.alert_id, c.c.member_id).join(a, a.c.alert_id == c.c.alert_id)
+            select(c.c.alert_id, c.c.member_id)
+            .join(a, a.c.alert_id == c.c.alert_id)
             .where(c.c.kind == "stockout_notice", a.c.status == "resolved")
         ).all()
-        rows["back_in_stock"] = [message_row(f"alert:{r.alert_id}:back_in_stock:{r.member_id}", "back_in_stock", r.alert_id, now, r.member_id) for r in told]
+        rows["back_in_stock"] = [
+            message_row(
+                f"alert:{r.alert_id}:back_in_stock:{r.member_id}", "back_in_stock", r.alert_id, now, r.member_id
+            )
+            for r in told
+        ]
         return {kind: insert_ignore(conn, schema.outbox, batch) for kind, batch in rows.items()}
 
 
@@ -79,15 +109,29 @@ def alert_audience(conn: Connection, alert_id: int, now: datetime, cap_days: int
     favourites (member_id, score), those members' rows, and the members the frequency cap holds back
     (put on another alert's list within `cap_days`, and not already on this alert's own)."""
     a, am, m, c, p = schema.alerts, schema.alert_members, schema.members, schema.member_contacts, schema.products
-    alert = conn.execute(select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product")).join(p, p.c.sku == a.c.sku)
-                         .where(a.c.alert_id == alert_id)).first()
+    alert = conn.execute(
+        select(a.c.alert_id, a.c.store_id, a.c.sku, p.c.name.label("product"))
+        .join(p, p.c.sku == a.c.sku)
+        .where(a.c.alert_id == alert_id)
+    ).first()
     if alert is None:
         raise NotifyError(f"alert {alert_id} does not exist")
     links = pd.read_sql(select(am.c.member_id, am.c.score).where(am.c.alert_id == alert_id), conn)
     members = pd.read_sql(select(m).where(m.c.member_id.in_(links["member_id"].tolist())), conn)
-    recent = conn.execute(select(c.c.member_id).where(
-        c.c.kind == "stockout_notice", c.c.alert_id != alert_id, c.c.at > now - timedelta(days=cap_days))).scalars().all()
-    already = set(conn.execute(select(c.c.member_id).where(c.c.alert_id == alert_id, c.c.kind == "stockout_notice")).scalars().all())
+    recent = (
+        conn.execute(
+            select(c.c.member_id).where(
+                c.c.kind == "stockout_notice", c.c.alert_id != alert_id, c.c.at > now - timedelta(days=cap_days)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    already = set(
+        conn.execute(select(c.c.member_id).where(c.c.alert_id == alert_id, c.c.kind == "stockout_notice"))
+        .scalars()
+        .all()
+    )
     return alert, links, members, set(recent) - already
 
 
@@ -95,7 +139,10 @@ def alert_substitutes_now(conn: Connection, alert_id: int, store_id: str) -> pd.
     """The alert's members' substitutes as export columns (member_id, substitute_1..3), read now:
     a substitute whose SKU has an active alert of its own at the store is left out and the next moves up."""
     s, a, p = schema.alert_substitutes, schema.alerts, schema.products
-    rows = pd.read_sql(select(s.c.member_id, s.c.rank, s.c.sku, p.c.name).join(p, p.c.sku == s.c.sku).where(s.c.alert_id == alert_id), conn)
+    rows = pd.read_sql(
+        select(s.c.member_id, s.c.rank, s.c.sku, p.c.name).join(p, p.c.sku == s.c.sku).where(s.c.alert_id == alert_id),
+        conn,
+    )
     blocked = conn.execute(select(a.c.sku).where(a.c.store_id == store_id, a.c.status.in_(ACTIVE))).scalars().all()
     return substitute_slots(rows, blocked, len(SUBSTITUTE_SLOTS))
 
@@ -133,16 +180,29 @@ def contact_funnel(engine: Engine, alert_id: int, now: datetime, cap_days: int) 
     linked = set(links["member_id"])
     consented = set(contactable(links, members.assign(opted_out=False))["member_id"])
     allowed = set(contactable(links, members)["member_id"])
-    return {"linked": len(linked), "no_consent": len(linked - consented), "opted_out": len(consented - allowed),
-            "recently_contacted": len(allowed & held), "may_contact": len(allowed - held), "cap_days": cap_days,
-            "alert_id": alert_id, "store_id": alert.store_id, "sku": alert.sku, "product": alert.product}
+    return {
+        "linked": len(linked),
+        "no_consent": len(linked - consented),
+        "opted_out": len(consented - allowed),
+        "recently_contacted": len(allowed & held),
+        "may_contact": len(allowed - held),
+        "cap_days": cap_days,
+        "alert_id": alert_id,
+        "store_id": alert.store_id,
+        "sku": alert.sku,
+        "product": alert.product,
+    }
 
 
 def record_cx_export(engine: Engine, alert_id: int, exported_by: str, member_count: int, now: datetime) -> None:
     """One export of an alert's contact list in the history (cx_exports): who, when and how many
     members; never who they are or how to reach them."""
     with engine.begin() as conn:
-        conn.execute(insert(schema.cx_exports).values(alert_id=alert_id, exported_by=exported_by[:64], exported_at=now, member_count=member_count))
+        conn.execute(
+            insert(schema.cx_exports).values(
+                alert_id=alert_id, exported_by=exported_by[:64], exported_at=now, member_count=member_count
+            )
+        )
 
 
 def record_member_contacts(engine: Engine, alert_id: int, member_ids, now: datetime) -> int:
@@ -175,7 +235,9 @@ def write_csv_atomic(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def export_members_csv(engine: Engine, alert_id: int, now: datetime, cap_days: int, path: Path, exported_by: str = "cli") -> pd.DataFrame:
+def export_members_csv(
+    engine: Engine, alert_id: int, now: datetime, cap_days: int, path: Path, exported_by: str = "cli"
+) -> pd.DataFrame:
     """`members_for_alert` written to the CSV `path`, then recorded (the contacts, and the export in
     the history as `exported_by`): contacts count toward the cap only once CX has the file. A missing
     folder or a failed write raises NotifyError and records nothing; if recording fails, the file is
@@ -184,7 +246,9 @@ def export_members_csv(engine: Engine, alert_id: int, now: datetime, cap_days: i
     try:
         write_csv_atomic(frame, path)
     except OSError as exc:
-        raise NotifyError(f"could not write {path}: {exc.strerror or exc}; nothing exported, no contact recorded") from None
+        raise NotifyError(
+            f"could not write {path}: {exc.strerror or exc}; nothing exported, no contact recorded"
+        ) from None
     try:
         record_member_contacts(engine, alert_id, frame["member_id"], now)
         record_cx_export(engine, alert_id, exported_by, len(frame), now)
@@ -210,17 +274,36 @@ def claim(engine: Engine, message_id: int, now: datetime) -> bool:
     """pending -> sending, atomically: only one sender wins a message."""
     o = schema.outbox
     with engine.begin() as conn:
-        result = conn.execute(o.update().where(o.c.message_id == message_id, o.c.status == "pending").values(status="sending", next_attempt_at=now))
+        result = conn.execute(
+            o.update()
+            .where(o.c.message_id == message_id, o.c.status == "pending")
+            .values(status="sending", next_attempt_at=now)
+        )
     return result.rowcount == 1
 
 
 def alert_context(conn: Connection, alert_id: int) -> dict:
     a, p, s, am = schema.alerts, schema.products, schema.stores, schema.alert_members
-    row = conn.execute(
-        select(a, p.c.name.label("product"), p.c.unit_price, s.c.manager_email, s.c.name.label("store_name"), s.c.timezone)
-        .join(p, p.c.sku == a.c.sku).join(s, s.c.store_id == a.c.store_id).where(a.c.alert_id == alert_id)
-    ).first()._asdict()
-    row["members_affected"] = conn.execute(select(func.count()).select_from(am).where(am.c.alert_id == alert_id)).scalar_one()
+    row = (
+        conn.execute(
+            select(
+                a,
+                p.c.name.label("product"),
+                p.c.unit_price,
+                s.c.manager_email,
+                s.c.name.label("store_name"),
+                s.c.timezone,
+            )
+            .join(p, p.c.sku == a.c.sku)
+            .join(s, s.c.store_id == a.c.store_id)
+            .where(a.c.alert_id == alert_id)
+        )
+        .first()
+        ._asdict()
+    )
+    row["members_affected"] = conn.execute(
+        select(func.count()).select_from(am).where(am.c.alert_id == alert_id)
+    ).scalar_one()
     return row
 
 
@@ -258,8 +341,12 @@ def send_email(settings: Settings, to: str, subject: str, body: str, key: str) -
 
 
 def send_webhook(settings: Settings, payload: dict, key: str) -> None:
-    request = urllib.request.Request(settings.webhook_url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Idempotency-Key": key})
+    request = urllib.request.Request(
+        settings.webhook_url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         if response.status >= 300:
             raise RuntimeError(f"webhook answered HTTP {response.status}")
@@ -278,8 +365,18 @@ def deliver(engine: Engine, settings: Settings, message) -> str:
         send_email(settings, ctx["manager_email"], subject, body, message.idempotency_key)
     elif message.kind == "store_webhook":
         subject, body = alert_text(ctx, escalated)
-        send_webhook(settings, {"text": f"*{subject}*\n{body}", "alert_id": ctx["alert_id"], "store_id": ctx["store_id"],
-                                "sku": ctx["sku"], "alert_type": ctx["alert_type"], "escalated": escalated}, message.idempotency_key)
+        send_webhook(
+            settings,
+            {
+                "text": f"*{subject}*\n{body}",
+                "alert_id": ctx["alert_id"],
+                "store_id": ctx["store_id"],
+                "sku": ctx["sku"],
+                "alert_type": ctx["alert_type"],
+                "escalated": escalated,
+            },
+            message.idempotency_key,
+        )
     elif message.kind == "back_in_stock":
         if member is None or not member.marketing_consent or member.opted_out:
             return "cancelled"  # consent withdrawn since the list was made: never notify
@@ -287,8 +384,13 @@ def deliver(engine: Engine, settings: Settings, message) -> str:
             return "handed_to_cx"  # sms/app notices go out through CX's tools (see `members export`)
         # the follow-up of the stock-out notice (whose "meanwhile try X" is in the CX export): the
         # favourite itself is back, so nothing about substitutes here
-        send_email(settings, member.contact_address, f"{ctx['product']} is back on the shelf",
-                   f"Good news: your {ctx['product']} is back at {ctx['store_name']}.", message.idempotency_key)
+        send_email(
+            settings,
+            member.contact_address,
+            f"{ctx['product']} is back on the shelf",
+            f"Good news: your {ctx['product']} is back at {ctx['store_name']}.",
+            message.idempotency_key,
+        )
     else:
         raise ValueError(f"unknown message kind {message.kind!r}")
     return "sent"
@@ -299,7 +401,9 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, limit: int =
     o = schema.outbox
     stats = Delivery()
     with engine.connect() as conn:
-        due = conn.execute(select(o).where(o.c.status == "pending", o.c.next_attempt_at <= now).order_by(o.c.message_id).limit(limit)).all()
+        due = conn.execute(
+            select(o).where(o.c.status == "pending", o.c.next_attempt_at <= now).order_by(o.c.message_id).limit(limit)
+        ).all()
     for message in due:
         if not claim(engine, message.message_id, now):
             continue
@@ -308,18 +412,44 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, limit: int =
         except Exception as exc:  # noqa: BLE001 - any delivery failure is retried, with its reason kept
             attempts = message.attempts + 1
             final = attempts >= settings.notify_max_attempts
-            values = {"status": "failed" if final else "pending", "attempts": attempts, "last_error": f"{type(exc).__name__}: {exc}"[:500],
-                      "next_attempt_at": now + timedelta(minutes=2 ** (attempts - 1))}
+            values = {
+                "status": "failed" if final else "pending",
+                "attempts": attempts,
+                "last_error": f"{type(exc).__name__}: {exc}"[:500],
+                "next_attempt_at": now + timedelta(minutes=2 ** (attempts - 1)),
+            }
             with engine.begin() as conn:
                 conn.execute(o.update().where(o.c.message_id == message.message_id).values(**values))
-            log.warning("message %s (%s, alert %s) failed attempt %s: %s", message.message_id, message.kind, message.alert_id, attempts, type(exc).__name__)
+            log.warning(
+                "message %s (%s, alert %s) failed attempt %s: %s",
+                message.message_id,
+                message.kind,
+                message.alert_id,
+                attempts,
+                type(exc).__name__,
+            )
             stats.failed += final
             stats.retried += not final
             continue
         with engine.begin() as conn:
-            conn.execute(o.update().where(o.c.message_id == message.message_id).values(status=status, attempts=message.attempts + 1, sent_at=now))
+            conn.execute(
+                o.update()
+                .where(o.c.message_id == message.message_id)
+                .values(status=status, attempts=message.attempts + 1, sent_at=now)
+            )
             if status == "sent" and message.kind == "back_in_stock":
-                insert_ignore(conn, schema.member_contacts, [{"member_id": message.member_id, "alert_id": message.alert_id, "kind": "back_in_stock", "at": now}])
+                insert_ignore(
+                    conn,
+                    schema.member_contacts,
+                    [
+                        {
+                            "member_id": message.member_id,
+                            "alert_id": message.alert_id,
+                            "kind": "back_in_stock",
+                            "at": now,
+                        }
+                    ],
+                )
         setattr(stats, status, getattr(stats, status) + 1)
         log.info("message %s (%s, alert %s) %s", message.message_id, message.kind, message.alert_id, status)
     return stats
@@ -330,6 +460,3 @@ def outbox_counts(engine: Engine) -> dict:
     with engine.connect() as conn:
         rows = conn.execute(select(o.c.kind, o.c.status, func.count()).group_by(o.c.kind, o.c.status)).all()
     return {f"{kind}/{status}": n for kind, status, n in rows}
-
-
-

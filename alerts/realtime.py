@@ -16,12 +16,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select, tuple_
 
-from shelfwatch.alerts.lifecycle import ACTIVE, DETECTOR, record_event, transition
-from shelfwatch.alerts.notify import message_row
-from shelfwatch.core.domain import ALERT_TYPES, SHELF_EMPTY
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import as_utc as utc, insert_ignore
-from shelfwatch.sql import schema
+from alerts.lifecycle import ACTIVE, DETECTOR, record_event, transition
+from alerts.notify import message_row
+from core.db import as_utc as utc
+from core.db import insert_ignore
+from core.domain import ALERT_TYPES, SHELF_EMPTY
+from core.settings import Settings
+from sql import schema
 
 SHELF_KINDS = ("shelf_units", "shelf_weight_g")
 RESTOCKED = ALERT_TYPES[SHELF_EMPTY].closes_when
@@ -45,16 +46,23 @@ def apply_shelf_readings(conn: Connection, readings: list[dict], settings: Setti
     if not newest:
         return {"opened": 0, "resolved": 0}
     a = schema.alerts
-    active = {(row.store_id, row.sku): row.alert_id for row in conn.execute(
-        select(a.c.store_id, a.c.sku, a.c.alert_id).where(
-            a.c.alert_type == SHELF_EMPTY, a.c.status.in_(ACTIVE), tuple_(a.c.store_id, a.c.sku).in_(list(newest))))}
+    active = {
+        (row.store_id, row.sku): row.alert_id
+        for row in conn.execute(
+            select(a.c.store_id, a.c.sku, a.c.alert_id).where(
+                a.c.alert_type == SHELF_EMPTY, a.c.status.in_(ACTIVE), tuple_(a.c.store_id, a.c.sku).in_(list(newest))
+            )
+        )
+    }
     empty = settings.empty_shelf_units
     to_open = [k for k, r in newest.items() if r["units"] <= empty and k not in active]
     to_resolve = [k for k, r in newest.items() if r["units"] > empty and k in active]
     if not to_open and not to_resolve:
         return {"opened": 0, "resolved": 0}
     latest = latest_device_times(conn, to_open + to_resolve)
-    current = [k for k in to_open + to_resolve if utc(newest[k]["device_ts"]) >= latest.get(k, utc(newest[k]["device_ts"]))]
+    current = [
+        k for k in to_open + to_resolve if utc(newest[k]["device_ts"]) >= latest.get(k, utc(newest[k]["device_ts"]))
+    ]
     opened = [open_shelf_empty(conn, newest[k], settings, now) for k in to_open if k in current]
     for k in to_resolve:
         if k in current:
@@ -78,26 +86,54 @@ def open_shelf_empty(conn: Connection, reading: dict, settings: Settings, now: d
     """One shelf_empty alert from one reading, its audit event and the store manager's outbox rows."""
     a, sales, products = schema.alerts, schema.sales_daily, schema.products
     price = conn.execute(select(products.c.unit_price).where(products.c.sku == reading["sku"])).scalar() or 0.0
-    recent = select(sales.c.units).where(sales.c.store_id == reading["store_id"], sales.c.sku == reading["sku"]).order_by(sales.c.date.desc()).limit(28).subquery()
+    recent = (
+        select(sales.c.units)
+        .where(sales.c.store_id == reading["store_id"], sales.c.sku == reading["sku"])
+        .order_by(sales.c.date.desc())
+        .limit(28)
+        .subquery()
+    )
     daily = conn.execute(select(func.avg(recent.c.units))).scalar() or 0.0
     revenue = round(float(daily) * float(price), 2)
-    evidence = {"source": "sensor", "sensor_id": reading["sensor_id"], "last_reading_at": utc(reading["device_ts"]).isoformat(),
-                "last_reading_units": round(float(reading["units"]), 2), "on_shelf": round(max(float(reading["units"]), 0.0), 2),
-                "detectors": [SHELF_EMPTY], "raised_on_arrival": True}
-    alert_id = conn.execute(a.insert().values(
-        store_id=reading["store_id"], sku=reading["sku"], alert_type=SHELF_EMPTY, status="open", probability=1.0,
-        expected_empty_at=utc(reading["device_ts"]), severity=revenue, evidence=json.dumps(evidence, sort_keys=True),
-        opened_at=now, updated_at=now,
-    ).returning(a.c.alert_id)).scalar_one()
-    record_event(conn, alert_id, now, DETECTOR, "opened", None, "open", f"reading of sensor {reading['sensor_id']} on arrival")
+    evidence = {
+        "source": "sensor",
+        "sensor_id": reading["sensor_id"],
+        "last_reading_at": utc(reading["device_ts"]).isoformat(),
+        "last_reading_units": round(float(reading["units"]), 2),
+        "on_shelf": round(max(float(reading["units"]), 0.0), 2),
+        "detectors": [SHELF_EMPTY],
+        "raised_on_arrival": True,
+    }
+    alert_id = conn.execute(
+        a.insert()
+        .values(
+            store_id=reading["store_id"],
+            sku=reading["sku"],
+            alert_type=SHELF_EMPTY,
+            status="open",
+            probability=1.0,
+            expected_empty_at=utc(reading["device_ts"]),
+            severity=revenue,
+            evidence=json.dumps(evidence, sort_keys=True),
+            opened_at=now,
+            updated_at=now,
+        )
+        .returning(a.c.alert_id)
+    ).scalar_one()
+    record_event(
+        conn, alert_id, now, DETECTOR, "opened", None, "open", f"reading of sensor {reading['sensor_id']} on arrival"
+    )
     kinds = ["store_email"] + (["store_webhook"] if settings.webhook_url else [])
-    insert_ignore(conn, schema.outbox, [message_row(f"alert:{alert_id}:{kind}:opened", kind, alert_id, now) for kind in kinds])
+    insert_ignore(
+        conn, schema.outbox, [message_row(f"alert:{alert_id}:{kind}:opened", kind, alert_id, now) for kind in kinds]
+    )
     return alert_id
 
 
 def shelf_empty_on_stored(settings: Settings) -> Callable[[Connection, list[dict], datetime], dict]:
     """The ingest's `on_stored` hook: shelf_empty opened and resolved in the transaction that stores
     the readings."""
+
     def on_stored(conn: Connection, readings: list[dict], now: datetime) -> dict:
         return apply_shelf_readings(conn, readings, settings, now)
 

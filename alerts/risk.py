@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.distribution import nb_cdf
-from shelfwatch.core.domain import CLOSE_HOUR, OPEN_HOUR
+from core.domain import CLOSE_HOUR, OPEN_HOUR
+from forecasting.distribution import nb_cdf
 
 Z90 = 1.2815515655446004  # standard-normal 90th percentile: p90 - p10 = 2 * Z90 * sigma
 
@@ -30,11 +30,17 @@ def readings_from_latest(latest: pd.DataFrame, since: pd.Timestamp) -> pd.DataFr
     sensor's newest trusted reading and, where a skewed clock's reading is newer, that one's device time
     flagged `clock_skew` (it keeps the sensor from counting as silent, but is no stock level).
     Columns: store_id, sku, sensor_id, kind, units, seq, device_ts, clock_skew."""
-    device_ts, last_device_ts = pd.to_datetime(latest["device_ts"], utc=True), pd.to_datetime(latest["last_device_ts"], utc=True)
+    device_ts, last_device_ts = (
+        pd.to_datetime(latest["device_ts"], utc=True),
+        pd.to_datetime(latest["last_device_ts"], utc=True),
+    )
     key = latest[["store_id", "sku", "sensor_id", "kind"]]
-    trusted = key.assign(units=latest["units"], seq=latest["seq"], device_ts=device_ts, clock_skew=False)[device_ts >= since]
+    trusted = key.assign(units=latest["units"], seq=latest["seq"], device_ts=device_ts, clock_skew=False)[
+        device_ts >= since
+    ]
     skewed = key.assign(units=np.nan, seq=np.nan, device_ts=last_device_ts, clock_skew=True)[
-        (last_device_ts >= since) & ~(device_ts >= last_device_ts)]
+        (last_device_ts >= since) & ~(device_ts >= last_device_ts)
+    ]
     return pd.concat([trusted, skewed], ignore_index=True)
 
 
@@ -51,10 +57,16 @@ def books_now(records: pd.DataFrame, deliveries: pd.DataFrame, as_of: pd.Timesta
     received = deliveries[deliveries["received_at"].notna() & (deliveries["received_at"] <= as_of)]
     since = received.merge(records[["store_id", "sku", "as_of"]], on=["store_id", "sku"])
     since = since[since["received_at"] > since["as_of"]]
-    units = since["received_units"].fillna(since["expected_units"]) if "received_units" in since else since["expected_units"]
+    units = (
+        since["received_units"].fillna(since["expected_units"])
+        if "received_units" in since
+        else since["expected_units"]
+    )
     added = since.assign(units=units).groupby(["store_id", "sku"])["units"].sum().rename("received_since")
     out = records.merge(added, on=["store_id", "sku"], how="left")
-    return out.assign(book_units=out["book_units"] + pd.to_numeric(out["received_since"]).fillna(0.0)).drop(columns="received_since")
+    return out.assign(book_units=out["book_units"] + pd.to_numeric(out["received_since"]).fillna(0.0)).drop(
+        columns="received_since"
+    )
 
 
 def stock_positions(
@@ -69,7 +81,8 @@ def stock_positions(
     sales = sales.assign(date=pd.to_datetime(sales["date"]))
     pos = records[["store_id", "sku", "book_units"]].merge(latest, on=["store_id", "sku"], how="outer")
     local = [
-        ts.tz_convert(store_tz.get(s, "UTC")) if pd.notna(ts) else pd.NaT for s, ts in zip(pos["store_id"], pos["device_ts"], strict=True)
+        ts.tz_convert(store_tz.get(s, "UTC")) if pd.notna(ts) else pd.NaT
+        for s, ts in zip(pos["store_id"], pos["device_ts"], strict=True)
     ]
     pos["reading_date"] = pd.to_datetime([t.date() if pd.notna(t) else pd.NaT for t in local])
     hour = pd.Series([t.hour + t.minute / 60 if pd.notna(t) else np.nan for t in local], index=pos.index)
@@ -77,7 +90,7 @@ def stock_positions(
     merged = sales.merge(pos[["store_id", "sku", "reading_date", "after_frac"]], on=["store_id", "sku"])
     merged = merged[merged["reading_date"].notna() & (merged["date"] >= merged["reading_date"])]
     weight = np.where(merged["date"] == merged["reading_date"], merged["after_frac"], 1.0)
-    sold_since = (merged.assign(w=merged["units"] * weight).groupby(["store_id", "sku"])["w"].sum().rename("sold_since"))
+    sold_since = merged.assign(w=merged["units"] * weight).groupby(["store_id", "sku"])["w"].sum().rename("sold_since")
     pos = pos.merge(sold_since, on=["store_id", "sku"], how="left").fillna({"sold_since": 0.0})
     has_sensor = pos["units"].notna()
     pos["on_shelf"] = np.where(has_sensor, (pos["units"] - pos["sold_since"]).clip(lower=0.0), pos["book_units"])
@@ -99,20 +112,32 @@ def next_deliveries(deliveries: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFra
     rank = upcoming.groupby(["store_id", "sku"]).cumcount()
     nxt = upcoming[rank == 0].set_index(["store_id", "sku"])[["expected_at", "expected_units"]]
     following = upcoming[rank == 1].set_index(["store_id", "sku"])["expected_at"].rename("following_delivery_at")
-    late = pending[pending["expected_at"] <= as_of].groupby(["store_id", "sku"])["expected_at"].min().rename("late_since")
-    out = nxt.rename(columns={"expected_at": "next_delivery_at", "expected_units": "next_delivery_units"}).join([following, late], how="outer")
+    late = (
+        pending[pending["expected_at"] <= as_of].groupby(["store_id", "sku"])["expected_at"].min().rename("late_since")
+    )
+    out = nxt.rename(columns={"expected_at": "next_delivery_at", "expected_units": "next_delivery_units"}).join(
+        [following, late], how="outer"
+    )
     return out.reset_index()
 
 
 def store_deliveries(deliveries: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Each store's next and following truck after `as_of` (any SKU): the fallback schedule."""
-    trucks = deliveries[deliveries["received_at"].isna() & (deliveries["expected_at"] > as_of)][["store_id", "expected_at"]]
+    trucks = deliveries[deliveries["received_at"].isna() & (deliveries["expected_at"] > as_of)][
+        ["store_id", "expected_at"]
+    ]
     trucks = trucks.drop_duplicates().sort_values("expected_at", kind="stable")
     rank = trucks.groupby("store_id").cumcount()
-    return pd.DataFrame({
-        "store_next_delivery_at": trucks[rank == 0].set_index("store_id")["expected_at"],
-        "store_following_delivery_at": trucks[rank == 1].set_index("store_id")["expected_at"],
-    }).rename_axis("store_id").reset_index()
+    return (
+        pd.DataFrame(
+            {
+                "store_next_delivery_at": trucks[rank == 0].set_index("store_id")["expected_at"],
+                "store_following_delivery_at": trucks[rank == 1].set_index("store_id")["expected_at"],
+            }
+        )
+        .rename_axis("store_id")
+        .reset_index()
+    )
 
 
 def demand_moments(forecast: pd.DataFrame, dispersion: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -141,9 +166,16 @@ SURGE_EVIDENCE_P = 0.001  # the readings override the forecast only when it give
 REFILL_RISE_UNITS = 1.0  # a rise of more than this between two readings is a refill, not a miscount
 
 
-def observed_demand_ratio(readings: pd.DataFrame, deliveries: pd.DataFrame, moments: pd.DataFrame, store_tz: dict[str, str],
-                          as_of: pd.Timestamp, hours: float = NOWCAST_HOURS, prior_units: float = NOWCAST_PRIOR_UNITS,
-                          evidence_p: float = SURGE_EVIDENCE_P) -> pd.DataFrame:
+def observed_demand_ratio(
+    readings: pd.DataFrame,
+    deliveries: pd.DataFrame,
+    moments: pd.DataFrame,
+    store_tz: dict[str, str],
+    as_of: pd.Timestamp,
+    hours: float = NOWCAST_HOURS,
+    prior_units: float = NOWCAST_PRIOR_UNITS,
+    evidence_p: float = SURGE_EVIDENCE_P,
+) -> pd.DataFrame:
     """How fast a watched shelf is selling today against its forecast, from its recent readings.
 
     A local surge (a heatwave, an event next door) is in no forecast; the shelf's readings show it
@@ -163,7 +195,9 @@ def observed_demand_ratio(readings: pd.DataFrame, deliveries: pd.DataFrame, mome
     shelf = shelf[(shelf["device_ts"] > as_of - pd.Timedelta(hours=hours)) & (shelf["device_ts"] <= as_of)]
     if shelf.empty or moments.empty:
         return pd.DataFrame(columns=cols)
-    shelf = shelf.sort_values(["sensor_id", "device_ts", "seq"], kind="stable").drop_duplicates(["sensor_id", "device_ts"], keep="last")
+    shelf = shelf.sort_values(["sensor_id", "device_ts", "seq"], kind="stable").drop_duplicates(
+        ["sensor_id", "device_ts"], keep="last"
+    )
     prev = shelf.groupby("sensor_id")[["units", "device_ts"]].shift()
     pairs = shelf.assign(prev_units=prev["units"], prev_ts=prev["device_ts"]).dropna(subset=["prev_ts"])
     pairs = pairs[pairs["units"] <= pairs["prev_units"] + REFILL_RISE_UNITS].reset_index(drop=True)
@@ -171,32 +205,55 @@ def observed_demand_ratio(readings: pd.DataFrame, deliveries: pd.DataFrame, mome
         return pd.DataFrame(columns=cols)
     received = deliveries[deliveries["received_at"].notna()][["store_id", "sku", "received_at"]]
     refilled = pairs[["store_id", "sku", "prev_ts", "device_ts"]].reset_index().merge(received, on=["store_id", "sku"])
-    refilled = refilled.loc[(refilled["received_at"] > refilled["prev_ts"]) & (refilled["received_at"] <= refilled["device_ts"]), "index"]
+    refilled = refilled.loc[
+        (refilled["received_at"] > refilled["prev_ts"]) & (refilled["received_at"] <= refilled["device_ts"]), "index"
+    ]
     pairs = pairs.drop(index=refilled.unique())
     tz = pairs["store_id"].map(store_tz).fillna("UTC")
     date0, hour0 = local_parts(pairs["prev_ts"], tz)
-    span = (pd.to_datetime(pairs["device_ts"], utc=True) - pd.to_datetime(pairs["prev_ts"], utc=True)).dt.total_seconds() / 3600
+    span = (
+        pd.to_datetime(pairs["device_ts"], utc=True) - pd.to_datetime(pairs["prev_ts"], utc=True)
+    ).dt.total_seconds() / 3600
     h0, h1 = hour0.to_numpy(), hour0.to_numpy() + span.to_numpy()
-    trading = sum(np.clip(np.minimum(h1 - 24 * d, CLOSE_HOUR) - np.maximum(h0 - 24 * d, OPEN_HOUR), 0, None) for d in range(int(np.ceil(hours / 24)) + 1))
+    trading = sum(
+        np.clip(np.minimum(h1 - 24 * d, CLOSE_HOUR) - np.maximum(h0 - 24 * d, OPEN_HOUR), 0, None)
+        for d in range(int(np.ceil(hours / 24)) + 1)
+    )
     # the forecast of the reading's day; a day before the forecast's first (yesterday evening's
     # readings, today's run) takes the series' usual day: the mean of its first week
     days = moments.assign(date=pd.to_datetime(moments["date"])).sort_values("date", kind="stable")
     first_week = days.groupby(["store_id", "sku"]).head(7).groupby(["store_id", "sku"])
     usual = pd.concat([first_week["mean"].mean().rename("usual"), first_week["var"].mean().rename("usual_var")], axis=1)
-    daily = pairs[["store_id", "sku"]].assign(date=date0.to_numpy()).merge(days[["store_id", "sku", "date", "mean", "var"]], on=["store_id", "sku", "date"], how="left")
+    daily = (
+        pairs[["store_id", "sku"]]
+        .assign(date=date0.to_numpy())
+        .merge(days[["store_id", "sku", "date", "mean", "var"]], on=["store_id", "sku", "date"], how="left")
+    )
     daily = daily.merge(usual, on=["store_id", "sku"], how="left")
-    mean, var = daily["mean"].fillna(daily["usual"]).to_numpy(float), daily["var"].fillna(daily["usual_var"]).to_numpy(float)
+    mean, var = (
+        daily["mean"].fillna(daily["usual"]).to_numpy(float),
+        daily["var"].fillna(daily["usual_var"]).to_numpy(float),
+    )
     share = trading / (CLOSE_HOUR - OPEN_HOUR)
-    pairs = pairs.assign(gone=pairs["prev_units"] - pairs["units"], expected=np.nan_to_num(mean) * share, trading=trading,
-                         dispersion=np.nan_to_num(np.maximum(var - mean, 0.0) / np.where(mean > 0, mean, 1.0) ** 2))
+    pairs = pairs.assign(
+        gone=pairs["prev_units"] - pairs["units"],
+        expected=np.nan_to_num(mean) * share,
+        trading=trading,
+        dispersion=np.nan_to_num(np.maximum(var - mean, 0.0) / np.where(mean > 0, mean, 1.0) ** 2),
+    )
     pairs = pairs[pairs["trading"] > 0]
-    out = pairs.groupby(["store_id", "sku"], as_index=False).agg(observed_units=("gone", "sum"), expected_units=("expected", "sum"),
-                                                                 dispersion=("dispersion", "max"))
+    out = pairs.groupby(["store_id", "sku"], as_index=False).agg(
+        observed_units=("gone", "sum"), expected_units=("expected", "sum"), dispersion=("dispersion", "max")
+    )
     out["observed_units"] = out["observed_units"].clip(lower=0.0)
     e = out["expected_units"].to_numpy(float)
-    out["p_value"] = cumulative_exceedance(e, e + out["dispersion"].to_numpy(float) * e**2, out["observed_units"].to_numpy(float))
+    out["p_value"] = cumulative_exceedance(
+        e, e + out["dispersion"].to_numpy(float) * e**2, out["observed_units"].to_numpy(float)
+    )
     strong = (out["p_value"] < evidence_p) & (out["observed_units"] > out["expected_units"])
-    out["demand_ratio"] = np.where(strong, (out["observed_units"] + prior_units) / (out["expected_units"] + prior_units), 1.0)
+    out["demand_ratio"] = np.where(
+        strong, (out["observed_units"] + prior_units) / (out["expected_units"] + prior_units), 1.0
+    )
     return out[cols]
 
 
@@ -205,7 +262,9 @@ def nowcast_moments(moments: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame
     that sells less than forecast may be empty or hidden, which is what the alerts are for)."""
     if ratios.empty:
         return moments
-    ratio = moments[["store_id", "sku"]].merge(ratios[["store_id", "sku", "demand_ratio"]], on=["store_id", "sku"], how="left")["demand_ratio"]
+    ratio = moments[["store_id", "sku"]].merge(
+        ratios[["store_id", "sku", "demand_ratio"]], on=["store_id", "sku"], how="left"
+    )["demand_ratio"]
     r = np.maximum(np.nan_to_num(ratio.to_numpy(float), nan=1.0), 1.0)
     return moments.assign(mean=moments["mean"].to_numpy(float) * r, var=moments["var"].to_numpy(float) * r**2)
 
@@ -232,7 +291,9 @@ def local_parts(times: pd.Series, tz_of_row: pd.Series) -> tuple[pd.Series, pd.S
     return dates, hours
 
 
-def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: pd.Timestamp, store_tz: dict[str, str]) -> pd.DataFrame:
+def predicted_stockouts(
+    positions: pd.DataFrame, moments: pd.DataFrame, as_of: pd.Timestamp, store_tz: dict[str, str]
+) -> pd.DataFrame:
     """P(the shelf empties before the next delivery refills it), for every store x SKU at once.
 
     `positions`: store_id, sku, on_shelf, reading_ts, next_delivery_at, next_delivery_units,
@@ -245,19 +306,36 @@ def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: p
     Returns: store_id, sku, probability, expected_empty_at, expected_demand (and its variance,
     demand_var), days_of_cover, window_days.
     """
-    cols = ["store_id", "sku", "probability", "expected_empty_at", "expected_demand", "demand_var", "days_of_cover", "window_days"]
+    cols = [
+        "store_id",
+        "sku",
+        "probability",
+        "expected_empty_at",
+        "expected_demand",
+        "demand_var",
+        "days_of_cover",
+        "window_days",
+    ]
     moments = moments[pd.to_datetime(moments["date"]) >= pd.Timestamp(as_of.date())]
     if moments.empty or positions.empty:
         return pd.DataFrame(columns=cols)
     mean = moments.pivot_table(index=["store_id", "sku"], columns="date", values="mean", aggfunc="sum")
     var = moments.pivot_table(index=["store_id", "sku"], columns="date", values="var", aggfunc="sum").reindex_like(mean)
-    pos = positions.merge(mean.index.to_frame(index=False), on=["store_id", "sku"]).dropna(subset=["on_shelf"]).reset_index(drop=True)
+    pos = (
+        positions.merge(mean.index.to_frame(index=False), on=["store_id", "sku"])
+        .dropna(subset=["on_shelf"])
+        .reset_index(drop=True)
+    )
     if pos.empty:
         return pd.DataFrame(columns=cols)
     rows = mean.index.get_indexer(pd.MultiIndex.from_frame(pos[["store_id", "sku"]]))
     grid = pd.to_datetime(mean.columns)
     m, v = np.nan_to_num(mean.to_numpy()[rows]), np.nan_to_num(var.to_numpy()[rows])
-    level = moments.groupby(["store_id", "sku"])["level"].max().reindex(mean.index).to_numpy() if "level" in moments else np.zeros(len(mean))
+    level = (
+        moments.groupby(["store_id", "sku"])["level"].max().reindex(mean.index).to_numpy()
+        if "level" in moments
+        else np.zeros(len(mean))
+    )
     level = np.nan_to_num(level[rows])
     v = np.maximum(v - level[:, None] * m**2, m)  # the day-to-day part; the shared part is added to the sum
     n, horizon = len(pos), len(grid)
@@ -269,7 +347,11 @@ def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: p
     start_hour = np.where(read_date == now_date, np.fmax(read_hour, now_hour), now_hour)
     first = ((now_date - grid[0]).dt.days).to_numpy()
     day = np.arange(horizon)[None, :]
-    weight = np.where(day == first[:, None], trading_fraction_after(pd.Series(start_hour)).to_numpy()[:, None], (day > first[:, None]).astype(float))
+    weight = np.where(
+        day == first[:, None],
+        trading_fraction_after(pd.Series(start_hour)).to_numpy()[:, None],
+        (day > first[:, None]).astype(float),
+    )
 
     position = pos["on_shelf"].to_numpy(float)
     window_end = _days_until(pos["next_delivery_at"], tz, grid[0], horizon)
@@ -296,14 +378,26 @@ def predicted_stockouts(positions: pd.DataFrame, moments: pd.DataFrame, as_of: p
     local = pd.Series(grid[0] + pd.to_timedelta(i, unit="D") + pd.to_timedelta(hours, unit="h"), index=pos.index)
     empty_at = pd.Series(pd.NaT, index=pos.index, dtype="datetime64[ns, UTC]")
     for zone, idx in tz.groupby(tz).groups.items():
-        empty_at.loc[idx] = local.loc[idx].dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC").dt.floor("min")
+        empty_at.loc[idx] = (
+            local.loc[idx]
+            .dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+            .dt.tz_convert("UTC")
+            .dt.floor("min")
+        )
     empty_at = empty_at.where(hit)
     empty_at = empty_at.where(position > 0, as_of)
-    return pd.DataFrame({
-        "store_id": pos["store_id"], "sku": pos["sku"], "probability": probability, "expected_empty_at": empty_at,
-        "expected_demand": total_mean, "demand_var": total_var, "days_of_cover": np.where(daily > 0, position / np.where(daily > 0, daily, 1.0), np.inf),
-        "window_days": window_days,
-    })
+    return pd.DataFrame(
+        {
+            "store_id": pos["store_id"],
+            "sku": pos["sku"],
+            "probability": probability,
+            "expected_empty_at": empty_at,
+            "expected_demand": total_mean,
+            "demand_var": total_var,
+            "days_of_cover": np.where(daily > 0, position / np.where(daily > 0, daily, 1.0), np.inf),
+            "window_days": window_days,
+        }
+    )
 
 
 def _days_until(delivery_at: pd.Series, tz: pd.Series, grid_start: pd.Timestamp, horizon: int) -> np.ndarray:

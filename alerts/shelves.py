@@ -19,20 +19,48 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from shelfwatch.alerts.actions import ACTION_LABELS, action_text
-from shelfwatch.core.db import as_utc, local_time, store_zone
-from shelfwatch.core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, SHELF_EMPTY
+from alerts.actions import ACTION_LABELS, action_text
+from core.db import as_utc, local_time, store_zone
+from core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, SHELF_EMPTY
 
 ACTIVE = ("open", "acknowledged")  # worst first: a shelf with one open alert is open
 # the most concrete claim first: a sensor seeing it empty beats sales that stopped beats a forecast
 TYPE_ORDER = (SHELF_EMPTY, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE)
-TYPE_LABELS = {SHELF_EMPTY: "shelf empty", PHANTOM_STOCKOUT: "phantom stock", PREDICTED_STOCKOUT: "predicted stock-out",
-               SENSOR_STALE: "sensor silent"}
+TYPE_LABELS = {
+    SHELF_EMPTY: "shelf empty",
+    PHANTOM_STOCKOUT: "phantom stock",
+    PREDICTED_STOCKOUT: "predicted stock-out",
+    SENSOR_STALE: "sensor silent",
+}
 # How detection ranks (alerts.detect.severity), said in words where the money or members are unknown.
-SEVERITY_MADE_OF = "ranked by likelihood × urgency × (daily sales value + 2 per favourite member + their loyalty scores)"
-LINE_COLUMNS = ["store_id", "sku", "product", "alert_ids", "alert_types", "type_labels", "status", "open_alerts", "severity",
-                "probability", "expected_empty_at", "opened_at", "members", "evidence", "priority", "reason", "units_short",
-                "value_at_risk", "impact", "action_kind", "action", "escalated", "acknowledged_by"]
+SEVERITY_MADE_OF = (
+    "ranked by likelihood × urgency × (daily sales value + 2 per favourite member + their loyalty scores)"
+)
+LINE_COLUMNS = [
+    "store_id",
+    "sku",
+    "product",
+    "alert_ids",
+    "alert_types",
+    "type_labels",
+    "status",
+    "open_alerts",
+    "severity",
+    "probability",
+    "expected_empty_at",
+    "opened_at",
+    "members",
+    "evidence",
+    "priority",
+    "reason",
+    "units_short",
+    "value_at_risk",
+    "impact",
+    "action_kind",
+    "action",
+    "escalated",
+    "acknowledged_by",
+]
 
 
 def _stamp(ts) -> datetime | None:
@@ -78,10 +106,14 @@ def _num(ev: dict, key: str) -> float | None:
 
 def likelihood(p: float) -> str:
     """A probability in words: people act on "likely", not on 0.72 (the sentence adds the number)."""
-    return "Almost certain" if p >= 0.95 else "Likely" if p >= 0.7 else "More likely than not" if p >= 0.5 else "Possibly"
+    return (
+        "Almost certain" if p >= 0.95 else "Likely" if p >= 0.7 else "More likely than not" if p >= 0.5 else "Possibly"
+    )
 
 
-def reason(types: list[str], ev: dict, probability: float, expected_empty_at, zone: str | None, now: datetime | None = None) -> str:
+def reason(
+    types: list[str], ev: dict, probability: float, expected_empty_at, zone: str | None, now: datetime | None = None
+) -> str:
     """Why the shelf needs attention, in one or two sentences from the shelf's combined evidence (the
     keys alerts.detect.alert_candidates and alerts.realtime write), times store-local."""
     sentences = []
@@ -89,7 +121,9 @@ def reason(types: list[str], ev: dict, probability: float, expected_empty_at, zo
     if SHELF_EMPTY in types:
         units = _num(ev, "last_reading_units")
         read = when(ev.get("last_reading_at"), zone, now)
-        text = f"Sensor reads {_n(units if units is not None else on_shelf or 0)} units" + (f" (last reading {read})" if read else "")
+        text = f"Sensor reads {_n(units if units is not None else on_shelf or 0)} units" + (
+            f" (last reading {read})" if read else ""
+        )
         backroom = _num(ev, "backroom_units")
         if backroom:
             text += f"; the books show {_n(backroom)} more in the backroom: refill from there"
@@ -110,22 +144,36 @@ def reason(types: list[str], ev: dict, probability: float, expected_empty_at, zo
             text = f"{likelihood(probability)} to run empty" + (f" by {by}" if by else " before the next delivery")
             text += f" ({100 * probability:.0f} %" + (f"; {_n(on_shelf)} units left)" if on_shelf is not None else ")")
             sentences.append(text)
-        ratio, gone, then = _num(ev, "readings_demand_ratio"), _num(ev, "readings_units_gone"), _num(ev, "forecast_units_then")
-        if ratio is not None and ratio > 1 and gone is not None and then is not None:  # the readings overrode the forecast
-            sentences.append(f"Selling faster than forecast: the sensor saw {_n(gone)} units go where {_n(then)} were expected")
+        ratio, gone, then = (
+            _num(ev, "readings_demand_ratio"),
+            _num(ev, "readings_units_gone"),
+            _num(ev, "forecast_units_then"),
+        )
+        if (
+            ratio is not None and ratio > 1 and gone is not None and then is not None
+        ):  # the readings overrode the forecast
+            sentences.append(
+                f"Selling faster than forecast: the sensor saw {_n(gone)} units go where {_n(then)} were expected"
+            )
     if SENSOR_STALE in types:
         hours, sensor = _num(ev, "silent_hours"), ev.get("sensor_id") or "of this shelf"
         last = when(ev.get("stale_last_reading_at", ev.get("last_reading_at")), zone, now)
         if hours is None:
             sentences.append(f"Sensor {sensor} has never reported: check it")
         else:
-            sentences.append(f"Sensor {sensor} silent for {_n(hours)} hours" + (f" (last reading {last})" if last else "") + ": check it")
+            sentences.append(
+                f"Sensor {sensor} silent for {_n(hours)} hours"
+                + (f" (last reading {last})" if last else "")
+                + ": check it"
+            )
     deliveries = []
     if ev.get("late_delivery_since"):
         deliveries.append(f"the delivery due {when(ev['late_delivery_since'], zone, now)} has not arrived")
     if ev.get("next_delivery_at") and set(types) - {SENSOR_STALE}:
         units = _num(ev, "next_delivery_units")
-        deliveries.append(f"next delivery {when(ev['next_delivery_at'], zone, now)}" + (f", {_n(units)} units" if units else ""))
+        deliveries.append(
+            f"next delivery {when(ev['next_delivery_at'], zone, now)}" + (f", {_n(units)} units" if units else "")
+        )
     if deliveries and sentences:
         sentences[0] += "; " + "; ".join(deliveries)
     return ". ".join(sentences)
@@ -149,7 +197,11 @@ def impact(members: int, short: float | None, over: str, price: float | None) ->
     """The severity in words: members affected (a count, never who), and units short with their
     value at shelf price; where the money is unknown, what the rank is made of. Returns the text and
     the value at risk (None when unknown)."""
-    parts = [f"{members} favourite member{'' if members == 1 else 's'} affected" if members else "no favourite members affected"]
+    parts = [
+        f"{members} favourite member{'' if members == 1 else 's'} affected"
+        if members
+        else "no favourite members affected"
+    ]
     value = None
     if short is not None and short > 0:
         units = "under 1 unit" if short < 1 else f"about {short:.0f} unit{'' if round(short) == 1 else 's'}"
@@ -223,9 +275,11 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
         return pd.DataFrame(columns=LINE_COLUMNS)
     rank = {t: i for i, t in enumerate(TYPE_ORDER)}
     members_col = next((c for c in ("shelf_members", "members", "members_affected") if c in alerts), None)
-    frame = alerts.assign(_rank=[rank.get(t, len(TYPE_ORDER)) for t in alerts["alert_type"]],
-                          expected_empty_at=pd.to_datetime(alerts["expected_empty_at"], utc=True),
-                          opened_at=pd.to_datetime(alerts["opened_at"], utc=True))
+    frame = alerts.assign(
+        _rank=[rank.get(t, len(TYPE_ORDER)) for t in alerts["alert_type"]],
+        expected_empty_at=pd.to_datetime(alerts["expected_empty_at"], utc=True),
+        opened_at=pd.to_datetime(alerts["opened_at"], utc=True),
+    )
     shelves: dict[tuple, list[dict]] = {}
     for row in frame.sort_values(["_rank", "alert_id"], kind="stable").to_dict("records"):
         shelves.setdefault((row["store_id"], row["sku"]), []).append(row)
@@ -245,18 +299,32 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
         action = ev.get("action") if isinstance(ev.get("action"), dict) else None
         acknowledged = list(dict.fromkeys(r["acknowledged_by"] for r in rows if r.get("acknowledged_by")))
         n_open = sum(r["status"] == "open" for r in rows)
-        lines.append({
-            "store_id": store_id, "sku": sku, "product": rows[0].get("product", sku),
-            "alert_ids": [int(r["alert_id"]) for r in rows], "alert_types": types,
-            "type_labels": [TYPE_LABELS.get(t, t.replace("_", " ")) for t in types],
-            "status": "open" if n_open else "acknowledged", "open_alerts": n_open,
-            "severity": max(float(r["severity"]) for r in rows), "probability": probability, "expected_empty_at": empty_at,
-            "opened_at": _earliest(r["opened_at"] for r in rows), "members": members, "evidence": ev, "priority": urgent,
-            "reason": reason(types, ev, probability, empty_at, store_zone_name, now), "units_short": short, "value_at_risk": value, "impact": said,
-            "action_kind": ACTION_LABELS.get(action["kind"]) if action else None,
-            "action": action_text(action, when(action.get("until"), store_zone_name, now)) if action else "",
-            "escalated": any(r.get("escalated_at") is not None and not pd.isna(r["escalated_at"]) for r in rows),
-            "acknowledged_by": ", ".join(acknowledged) or None,
-        })
+        lines.append(
+            {
+                "store_id": store_id,
+                "sku": sku,
+                "product": rows[0].get("product", sku),
+                "alert_ids": [int(r["alert_id"]) for r in rows],
+                "alert_types": types,
+                "type_labels": [TYPE_LABELS.get(t, t.replace("_", " ")) for t in types],
+                "status": "open" if n_open else "acknowledged",
+                "open_alerts": n_open,
+                "severity": max(float(r["severity"]) for r in rows),
+                "probability": probability,
+                "expected_empty_at": empty_at,
+                "opened_at": _earliest(r["opened_at"] for r in rows),
+                "members": members,
+                "evidence": ev,
+                "priority": urgent,
+                "reason": reason(types, ev, probability, empty_at, store_zone_name, now),
+                "units_short": short,
+                "value_at_risk": value,
+                "impact": said,
+                "action_kind": ACTION_LABELS.get(action["kind"]) if action else None,
+                "action": action_text(action, when(action.get("until"), store_zone_name, now)) if action else "",
+                "escalated": any(r.get("escalated_at") is not None and not pd.isna(r["escalated_at"]) for r in rows),
+                "acknowledged_by": ", ".join(acknowledged) or None,
+            }
+        )
     out = pd.DataFrame(lines, columns=LINE_COLUMNS)
     return out.sort_values(["severity", "sku"], ascending=[False, True], kind="stable").reset_index(drop=True)

@@ -18,7 +18,9 @@ SIZE_WEIGHT = 0.20  # exp(-|ln(size_c / size_f)|): 1 for the same size, 0.5 for 
 PRICE_WEIGHT = 0.15  # exp(-|ln(price_c / price_f)|), the same measure over unit prices
 UNKNOWN_MEASURE = 0.5  # size or price closeness when a size or price is missing or zero
 UNKNOWN_VEGETARIAN_FACTOR = 0.8  # a vegetarian favourite's candidate of unknown kind: allowed, scored lower
-PRIOR_MEMBERS = 5.0  # co-purchase share smoothing: (n_both + a x prior) / (n_fav + a), prior = the product's buyer share
+PRIOR_MEMBERS = (
+    5.0  # co-purchase share smoothing: (n_both + a x prior) / (n_fav + a), prior = the product's buyer share
+)
 FAVOURITE_DAYS = 2  # a member "loves" a product they bought on at least this many days of the window
 SIMILAR = 0.8  # closeness at or above this reads "similar" in the reason
 
@@ -52,8 +54,9 @@ def _fans_and_buyers(days: pd.DataFrame, min_days: int, skus=None, other_skus=No
     return fans, buyers, prior
 
 
-def co_purchase_shares(lines: pd.DataFrame, min_days: int = FAVOURITE_DAYS, skus=None, other_skus=None,
-                       strength: float = PRIOR_MEMBERS) -> pd.DataFrame:
+def co_purchase_shares(
+    lines: pd.DataFrame, min_days: int = FAVOURITE_DAYS, skus=None, other_skus=None, strength: float = PRIOR_MEMBERS
+) -> pd.DataFrame:
     """What members with the same favourite also buy: among members who bought `sku` on >= `min_days`
     days, how many (`n_both`) also bought `other_sku`, and the smoothed share (smoothed_share).
 
@@ -76,7 +79,9 @@ def co_purchase_shares(lines: pd.DataFrame, min_days: int = FAVOURITE_DAYS, skus
 
 def vegetarian_flag(values: pd.Series) -> pd.Series:
     """1.0 vegetarian, 0.0 not, NaN unknown (None, NaN and pd.NA all read as unknown)."""
-    return values.map(lambda v: np.nan if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else float(bool(v)))
+    return values.map(
+        lambda v: np.nan if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else float(bool(v))
+    )
 
 
 def closeness(candidate, favourite) -> np.ndarray:
@@ -103,8 +108,9 @@ def candidate_pairs(affected: pd.DataFrame, products: pd.DataFrame, in_stock: pd
     return pairs[~((pairs["fav_veg"] == 1.0) & (pairs["veg"] == 0.0))].reset_index(drop=True)
 
 
-def suggest_substitutes(affected: pd.DataFrame, products: pd.DataFrame, in_stock: pd.DataFrame, lines: pd.DataFrame,
-                        max_per_member: int = 3) -> pd.DataFrame:
+def suggest_substitutes(
+    affected: pd.DataFrame, products: pd.DataFrame, in_stock: pd.DataFrame, lines: pd.DataFrame, max_per_member: int = 3
+) -> pd.DataFrame:
     """Up to `max_per_member` in-stock substitutes per member linked to an alert, best first.
 
     `affected`: alert_id, store_id, sku (the missing favourite), member_id. `products`: sku, name,
@@ -120,29 +126,45 @@ def suggest_substitutes(affected: pd.DataFrame, products: pd.DataFrame, in_stock
     days = member_purchase_days(lines)
     fans, buyers, prior = _fans_and_buyers(days, FAVOURITE_DAYS, set(pairs["fav_sku"]), set(pairs["sku"]))
     n_fav = fans.groupby("sku").size().rename("n_fav")
-    n_both = (fans.merge(buyers.rename(columns={"sku": "other_sku"}), on="member_id")
-              .groupby(["sku", "other_sku"]).size().rename("n_both"))
+    n_both = (
+        fans.merge(buyers.rename(columns={"sku": "other_sku"}), on="member_id")
+        .groupby(["sku", "other_sku"])
+        .size()
+        .rename("n_both")
+    )
 
     rows = affected[["alert_id", "member_id", "store_id", "sku"]].drop_duplicates().rename(columns={"sku": "fav_sku"})
     rows = rows.merge(pairs, on=["store_id", "fav_sku"])
     member_days = days.set_index(["member_id", "sku"])["days"]
     own = member_days.reindex(pd.MultiIndex.from_arrays([rows["member_id"], rows["sku"]]), fill_value=0).to_numpy(float)
-    fav_own = member_days.reindex(pd.MultiIndex.from_arrays([rows["member_id"], rows["fav_sku"]]), fill_value=0).to_numpy(float)
+    fav_own = member_days.reindex(
+        pd.MultiIndex.from_arrays([rows["member_id"], rows["fav_sku"]]), fill_value=0
+    ).to_numpy(float)
     is_fan = fav_own >= FAVOURITE_DAYS
     fan_count = n_fav.reindex(rows["fav_sku"], fill_value=0).to_numpy(float) - is_fan  # leave the member out
-    both = n_both.reindex(pd.MultiIndex.from_arrays([rows["fav_sku"], rows["sku"]]), fill_value=0).to_numpy(float) - (is_fan & (own > 0))
+    both = n_both.reindex(pd.MultiIndex.from_arrays([rows["fav_sku"], rows["sku"]]), fill_value=0).to_numpy(float) - (
+        is_fan & (own > 0)
+    )
     base = prior.reindex(rows["sku"], fill_value=0.0).to_numpy(float)
 
     co = smoothed_share(both, fan_count, base)
     size = closeness(rows["unit_weight_g"], rows["fav_unit_weight_g"])
     price = closeness(rows["unit_price"], rows["fav_unit_price"])
-    history = 1.0 - 0.5 ** own
+    history = 1.0 - 0.5**own
     unknown_veg = (rows["fav_veg"] == 1.0).to_numpy() & rows["veg"].isna().to_numpy()
-    score = (CO_PURCHASE_WEIGHT * co + OWN_HISTORY_WEIGHT * history + SIZE_WEIGHT * size + PRICE_WEIGHT * price)
-    rows = rows.assign(score=np.round(score * np.where(unknown_veg, UNKNOWN_VEGETARIAN_FACTOR, 1.0), 4),
-                       size_close=size, price_close=price, n_fav=fan_count.astype(int), n_both=both.astype(int), own_days=own.astype(int))
+    score = CO_PURCHASE_WEIGHT * co + OWN_HISTORY_WEIGHT * history + SIZE_WEIGHT * size + PRICE_WEIGHT * price
+    rows = rows.assign(
+        score=np.round(score * np.where(unknown_veg, UNKNOWN_VEGETARIAN_FACTOR, 1.0), 4),
+        size_close=size,
+        price_close=price,
+        n_fav=fan_count.astype(int),
+        n_both=both.astype(int),
+        own_days=own.astype(int),
+    )
 
-    rows = rows.sort_values(["alert_id", "member_id", "score", "sku"], ascending=[True, True, False, True], kind="stable")
+    rows = rows.sort_values(
+        ["alert_id", "member_id", "score", "sku"], ascending=[True, True, False, True], kind="stable"
+    )
     rows["rank"] = rows.groupby(["alert_id", "member_id"]).cumcount() + 1
     top = rows[rows["rank"] <= max_per_member].reset_index(drop=True)
     return top.assign(reason=substitute_reasons(top))[COLUMNS]
@@ -179,7 +201,11 @@ def shelves_in_stock(risks: pd.DataFrame, alerted: pd.DataFrame) -> pd.DataFrame
     no active alert of any kind (`alerted`: store_id, sku), as a silent sensor's shelf is not known
     to be stocked either. Columns: store_id, sku."""
     on_shelf = pd.to_numeric(risks["on_shelf"], errors="coerce") >= 1 if len(risks) else pd.Series(dtype=bool)
-    shelf = risks.loc[on_shelf, ["store_id", "sku"]].drop_duplicates() if len(risks) else pd.DataFrame(columns=["store_id", "sku"])
+    shelf = (
+        risks.loc[on_shelf, ["store_id", "sku"]].drop_duplicates()
+        if len(risks)
+        else pd.DataFrame(columns=["store_id", "sku"])
+    )
     keys = set(zip(alerted["store_id"], alerted["sku"], strict=True)) if len(alerted) else set()
     free = [key not in keys for key in zip(shelf["store_id"], shelf["sku"], strict=True)]
     return shelf[free].reset_index(drop=True)

@@ -1,13 +1,14 @@
-"""Database engines and write helpers: one entry point for SQLite and PostgreSQL (migrations: shelfwatch.sql.migrate)."""
+"""Database engines and write helpers: one entry point for SQLite and PostgreSQL (migrations: sql.migrate)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, create_engine, event
+
 
 class NoDataYet(LookupError):
     """A step found nothing to work on yet (e.g. no sales on a fresh deployment): schedulers skip it
@@ -64,7 +65,9 @@ def upsert(conn, table, rows: list[dict], chunk: int = 5000) -> int:
     for start in range(0, len(rows), chunk):
         stmt = insert(table)
         updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else stmt.on_conflict_do_nothing()
+        stmt = (
+            stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else stmt.on_conflict_do_nothing()
+        )
         total += len(conn.execute(stmt.returning(*table.primary_key.columns), rows[start : start + chunk]).all())
     return total
 
@@ -105,8 +108,7 @@ def bulk_writer(conn):
 def as_utc(ts: datetime) -> datetime:
     """A timestamp read back from either database as an aware UTC one: SQLite returns them naive
     (stored as UTC), PostgreSQL aware."""
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
-
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def store_zone(zone: str | None) -> ZoneInfo:

@@ -1,7 +1,7 @@
 """The domain's facts, each defined once: the alert types, the stores' trading hours and when a sensor
 counts as stale. Imports nothing of the product, so every floor can use them.
 
-A new alert type is one entry in ALERT_TYPES (and the detector that raises it in shelfwatch.alerts).
+A new alert type is one entry in ALERT_TYPES (and the detector that raises it in alerts).
 """
 
 from __future__ import annotations
@@ -29,13 +29,16 @@ class AlertType:
     closes_when: str  # why detection resolves it, recorded in its history
 
 
-ALERT_TYPES: dict[str, AlertType] = {t.name: t for t in (
-    AlertType(SHELF_EMPTY, True, "a sensor shows the shelf stocked again"),
-    AlertType(PHANTOM_STOCKOUT, True, "sales resumed or the records no longer claim stock"),
-    AlertType(PREDICTED_STOCKOUT, True, "no longer likely to empty before the next delivery"),
-    # a data problem, not an empty shelf: routed to operations (webhook), never to members
-    AlertType(SENSOR_STALE, False, "the sensor reports again"),
-)}
+ALERT_TYPES: dict[str, AlertType] = {
+    t.name: t
+    for t in (
+        AlertType(SHELF_EMPTY, True, "a sensor shows the shelf stocked again"),
+        AlertType(PHANTOM_STOCKOUT, True, "sales resumed or the records no longer claim stock"),
+        AlertType(PREDICTED_STOCKOUT, True, "no longer likely to empty before the next delivery"),
+        # a data problem, not an empty shelf: routed to operations (webhook), never to members
+        AlertType(SENSOR_STALE, False, "the sensor reports again"),
+    )
+}
 STOCKOUT_TYPES: tuple[str, ...] = tuple(name for name, t in ALERT_TYPES.items() if t.stockout)
 
 

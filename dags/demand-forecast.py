@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+
 from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, POOL_FORECASTING, SALES, run_step, settings
 
 
@@ -19,8 +20,12 @@ from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, POOL_FORECASTING, SALES, 
     doc_md=__doc__,
     **DAG_ARGS,
     params={
-        "stores": Param([], type="array", items={"type": "string"}, description="Only these stores (one shard); empty = all stores"),
-        "until": Param("", type="string", description="Forecast from the history up to this day (YYYY-MM-DD); empty = all of it"),
+        "stores": Param(
+            [], type="array", items={"type": "string"}, description="Only these stores (one shard); empty = all stores"
+        ),
+        "until": Param(
+            "", type="string", description="Forecast from the history up to this day (YYYY-MM-DD); empty = all of it"
+        ),
     },
 )
 def demand_forecast():
@@ -30,7 +35,12 @@ def demand_forecast():
         params = get_current_context()["params"]
         return [0] if params["stores"] else list(range(settings().forecast_shards))
 
-    @task(pool=POOL_FORECASTING, execution_timeout=timedelta(hours=3), map_index_template="{{ shard_label }}", max_active_tis_per_dag=16)
+    @task(
+        pool=POOL_FORECASTING,
+        execution_timeout=timedelta(hours=3),
+        map_index_template="{{ shard_label }}",
+        max_active_tis_per_dag=16,
+    )
     def forecast_shard(shard: int) -> dict:
         """Forecast one shard of stores (a stable hash of the store id) into the shared run; skipped
         while no sales are loaded."""
@@ -40,13 +50,19 @@ def demand_forecast():
         params = context["params"]
         shards = 1 if params["stores"] else settings().forecast_shards
         context["shard_label"] = ", ".join(params["stores"]) if params["stores"] else f"shard {shard + 1} of {shards}"
-        return run_step(forecast_demand, settings(), shard=(shard, shards), stores=params["stores"], until=params["until"])
+        return run_step(
+            forecast_demand, settings(), shard=(shard, shards), stores=params["stores"], until=params["until"]
+        )
 
     @task(outlets=[FORECASTS])
     def publish(results: list[dict]) -> dict:
         """One summary of the run for the UI; the asset event triggers stockout_alerts."""
         results = list(results)
-        return {"run_id": results[0]["run_id"], "series": sum(r["series"] for r in results), "rejected": sum(r["rejected"] for r in results)}
+        return {
+            "run_id": results[0]["run_id"],
+            "series": sum(r["series"] for r in results),
+            "rejected": sum(r["rejected"] for r in results),
+        }
 
     publish(forecast_shard.expand(shard=plan_shards()))
 

@@ -11,6 +11,7 @@ failing and notifying when not, and publishing the sensor asset when new reading
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
+
 from shelfwatch.dag_wiring import DAG_ARGS, DEFAULT_ARGS, SENSOR_READINGS, settings
 
 
@@ -19,7 +20,9 @@ from shelfwatch.dag_wiring import DAG_ARGS, DEFAULT_ARGS, SENSOR_READINGS, setti
     schedule="*/5 * * * *",
     doc_md=__doc__,
     **{**DAG_ARGS, "default_args": {**DEFAULT_ARGS, "retries": 0}},  # a failing health check should say so now
-    params={"window_minutes": Param(60, type="integer", minimum=1, description="How far back to look at arrivals and lag")},
+    params={
+        "window_minutes": Param(60, type="integer", minimum=1, description="How far back to look at arrivals and lag")
+    },
 )
 def iot_ingest():
     @task

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, task
+
 from shelfwatch.dag_wiring import DAG_ARGS, settings
 
 

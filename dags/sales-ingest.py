@@ -9,6 +9,7 @@ which triggers demand_forecast.
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
+
 from shelfwatch.dag_wiring import DAG_ARGS, POOL_INGEST, SALES, settings
 
 

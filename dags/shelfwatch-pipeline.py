@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, chain, dag, get_current_context, task
+
 from shelfwatch.dag_wiring import DEFAULT_ARGS, settings
 
 
@@ -27,8 +28,12 @@ def param(name: str):
     doc_md=__doc__,
     tags=["shelfwatch"],
     params={
-        "world_dir": Param("", type="string", description="Folder with reference files and sales/; empty = <SHELFWATCH_DATA_DIR>/world"),
-        "until_idle": Param(3.0, type="number", minimum=0.5, description="Stop draining sensor readings after this many idle seconds"),
+        "world_dir": Param(
+            "", type="string", description="Folder with reference files and sales/; empty = <SHELFWATCH_DATA_DIR>/world"
+        ),
+        "until_idle": Param(
+            3.0, type="number", minimum=0.5, description="Stop draining sensor readings after this many idle seconds"
+        ),
     },
 )
 def shelfwatch_pipeline():

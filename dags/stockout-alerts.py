@@ -7,12 +7,15 @@ notices) and refresh the members-at-risk list.
 from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
 from shelfwatch.dag_wiring import DAG_ARGS, FORECASTS, SENSOR_READINGS, run_step, settings
 
 
 @dag(
     dag_id="stockout_alerts",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/15 * * * *", timezone="UTC"), assets=(FORECASTS | SENSOR_READINGS)),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/15 * * * *", timezone="UTC"), assets=(FORECASTS | SENSOR_READINGS)
+    ),
     doc_md=__doc__,
     **DAG_ARGS,
 )

@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 
 
-def impute_masked(units: np.ndarray, masked: np.ndarray, weekday: np.ndarray, weeks: int = 4, at_least_observed: np.ndarray | None = None) -> np.ndarray:
+def impute_masked(
+    units: np.ndarray,
+    masked: np.ndarray,
+    weekday: np.ndarray,
+    weeks: int = 4,
+    at_least_observed: np.ndarray | None = None,
+) -> np.ndarray:
     """Replace masked days by the mean of the last `weeks` unmasked same-weekday days before them
     (then any unmasked day before, then the first unmasked days after). Where `at_least_observed`
     (default: every masked day) the estimate never goes below what was sold: a shelf that emptied at
@@ -40,5 +46,7 @@ def impute_censored(daily: pd.DataFrame, weeks: int = 4) -> pd.DataFrame:
     """`date, units, stockout` (one row per day) -> the same with censored `units` imputed."""
     out = daily.sort_values("date").reset_index(drop=True).copy()
     censored = out["stockout"].astype(bool).to_numpy()
-    out["units"] = impute_masked(out["units"].to_numpy(float), censored, pd.to_datetime(out["date"]).dt.dayofweek.to_numpy(), weeks)
+    out["units"] = impute_masked(
+        out["units"].to_numpy(float), censored, pd.to_datetime(out["date"]).dt.dayofweek.to_numpy(), weeks
+    )
     return out

@@ -28,12 +28,17 @@ def series_profile(units: np.ndarray) -> dict:
     nonzero = np.flatnonzero(units > 0)
     if len(nonzero) == 0:
         return {"adi": np.nan, "cv2": np.nan, "demand_class": "no_demand", "history_days": 0, "mean_units": 0.0}
-    active = units[nonzero[0]:]
+    active = units[nonzero[0] :]
     sizes = active[active > 0]
     adi = len(active) / len(sizes)
     cv2 = float((sizes.std() / sizes.mean()) ** 2) if len(sizes) > 1 else 0.0
-    return {"adi": round(adi, 4), "cv2": round(cv2, 4), "demand_class": demand_class(adi, cv2),
-            "history_days": int(len(active)), "mean_units": float(active.mean())}
+    return {
+        "adi": round(adi, 4),
+        "cv2": round(cv2, 4),
+        "demand_class": demand_class(adi, cv2),
+        "history_days": int(len(active)),
+        "mean_units": float(active.mean()),
+    }
 
 
 def classify_demand(sales: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from shelfwatch.forecasting.distribution import level_evidence, level_share, nb_dispersion
-from shelfwatch.forecasting.metrics import scaled_rmse
+from forecasting.distribution import level_evidence, level_share, nb_dispersion
+from forecasting.metrics import scaled_rmse
 
 COMBINATION_PREFIX = "mean:"
 STRATEGY_PATTERN = re.compile(r"^(?:(select)|(top|class_top|shrink_top)(\d+)(w?)(?:_p(\d+(?:\.\d+)?))?)$")
@@ -39,11 +39,13 @@ class Strategy:
 
 
 def parse_strategy(text: str) -> Strategy:
-    """"select" (the best single candidate), "topK" / "topKw" (mean of the K best), "class_topK",
+    """ "select" (the best single candidate), "topK" / "topKw" (mean of the K best), "class_topK",
     "shrink_topK[_pN]" (see Strategy)."""
     match = STRATEGY_PATTERN.match(text)
     if not match:
-        raise ValueError(f"unknown forecast combination {text!r}: use select, topK, topKw, class_topK or shrink_topK[_pN] (e.g. shrink_top3)")
+        raise ValueError(
+            f"unknown forecast combination {text!r}: use select, topK, topKw, class_topK or shrink_topK[_pN] (e.g. shrink_top3)"
+        )
     if match.group(1):
         return Strategy()
     kind = {"top": "own", "class_top": "class", "shrink_top": "shrink"}[match.group(2)]
@@ -94,7 +96,9 @@ def pooled_scores(windows: dict[str, list[WindowResult]], classes: dict[str, str
     return {c: {m: float(np.mean(v)) for m, v in d.items()} for c, d in per_class.items()}
 
 
-def ranked_for(windows: list[WindowResult], strategy: Strategy, pooled: dict[str, float] | None) -> list[tuple[float, str]]:
+def ranked_for(
+    windows: list[WindowResult], strategy: Strategy, pooled: dict[str, float] | None
+) -> list[tuple[float, str]]:
     """(score, model) best first under the strategy; `pooled` is the series' class's pooled scores."""
     own = ranking(windows)
     if strategy.kind == "own" or not pooled:
@@ -106,7 +110,9 @@ def ranked_for(windows: list[WindowResult], strategy: Strategy, pooled: dict[str
     return sorted(((n * v + prior * pooled[m]) / (n + prior), m) for v, m in own if m in pooled)
 
 
-def decision_members(windows: list[WindowResult], strategy: str | Strategy, pooled: dict[str, float] | None = None) -> list[str]:
+def decision_members(
+    windows: list[WindowResult], strategy: str | Strategy, pooled: dict[str, float] | None = None
+) -> list[str]:
     """The candidates the series' forecast is made of under `strategy`, best first."""
     strategy = parse_strategy(strategy) if isinstance(strategy, str) else strategy
     return [m for _, m in ranked_for(windows, strategy, pooled)[: strategy.members]]
@@ -123,7 +129,9 @@ def combination_name(members: list[str]) -> str:
     return members[0] if len(members) == 1 else COMBINATION_PREFIX + ",".join(members)
 
 
-def with_combination(windows: list[WindowResult], name: str, members: list[str], weights: np.ndarray) -> list[WindowResult]:
+def with_combination(
+    windows: list[WindowResult], name: str, members: list[str], weights: np.ndarray
+) -> list[WindowResult]:
     """The windows with the combination's forecast added (windows lacking a member are left out)."""
     out = []
     for r in windows:
@@ -156,8 +164,12 @@ class Decision(NamedTuple):
 NO_DECISION = Decision(None, float("nan"), None, 0.0)
 
 
-def decide(windows: list[WindowResult], final: dict[str, np.ndarray], strategy: str | Strategy,
-           pooled: dict[str, float] | None = None) -> Decision:
+def decide(
+    windows: list[WindowResult],
+    final: dict[str, np.ndarray],
+    strategy: str | Strategy,
+    pooled: dict[str, float] | None = None,
+) -> Decision:
     """One series' decision. The dispersion, RMSSE and level evidence are the decision's own: the
     combination's errors in the same windows."""
     strategy = parse_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -167,7 +179,9 @@ def decide(windows: list[WindowResult], final: dict[str, np.ndarray], strategy: 
     return mean_of(windows, final, members, member_weights(windows, members, strategy.weighted))
 
 
-def mean_of(windows: list[WindowResult], final: dict[str, np.ndarray], members: list[str], weights: np.ndarray) -> Decision:
+def mean_of(
+    windows: list[WindowResult], final: dict[str, np.ndarray], members: list[str], weights: np.ndarray
+) -> Decision:
     """The weighted mean of `members`, scored on its own errors in the windows."""
     name = combination_name(members)
     scored = with_combination(windows, name, members, weights) if len(members) > 1 else windows
@@ -193,5 +207,9 @@ def level_shares(decisions: dict[str, Decision], classes: dict[str, str]) -> dic
             continue
         for key in {classes.get(uid, ""), ""}:
             pooled.setdefault(key, []).append((d.level, d.dispersion))
-    return {key: level_share(np.concatenate([e for e, _ in parts]), np.concatenate([np.full(len(e), disp) for e, disp in parts]))
-            for key, parts in pooled.items()}
+    return {
+        key: level_share(
+            np.concatenate([e for e, _ in parts]), np.concatenate([np.full(len(e), disp) for e, disp in parts])
+        )
+        for key, parts in pooled.items()
+    }

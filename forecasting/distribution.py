@@ -92,7 +92,9 @@ def lead_time_demand(mean: np.ndarray, dispersion: float, level_dispersion: floa
     total = float(mean.sum())
     if total <= 0:
         return 0.0, 0.0
-    return total, float(moment_dispersion(total, sum_variance(total, float(np.sum(mean**2)), dispersion, level_dispersion)))
+    return total, float(
+        moment_dispersion(total, sum_variance(total, float(np.sum(mean**2)), dispersion, level_dispersion))
+    )
 
 
 def window_sums(a: np.ndarray, h: int, step: int = 1) -> np.ndarray:
@@ -115,11 +117,17 @@ LEVEL_DAYS = 7  # the lead time the level share is calibrated on
 LEVEL_SHARES = np.linspace(0.0, 1.0, 11)
 
 
-def level_evidence(actual: np.ndarray, forecast: np.ndarray, censored: np.ndarray, days: int = LEVEL_DAYS) -> np.ndarray:
+def level_evidence(
+    actual: np.ndarray, forecast: np.ndarray, censored: np.ndarray, days: int = LEVEL_DAYS
+) -> np.ndarray:
     """A backtest window's `days`-day sums (every start day, none with a censored day): rows of
     (actual sum S, forecast sum M, sum of squared daily forecasts Q), what `level_share` calibrates on."""
     ok = window_sums(np.asarray(censored, float), days)[0] == 0
-    parts = [window_sums(actual, days)[0], window_sums(forecast, days)[0], window_sums(np.asarray(forecast, float) ** 2, days)[0]]
+    parts = [
+        window_sums(actual, days)[0],
+        window_sums(forecast, days)[0],
+        window_sums(np.asarray(forecast, float) ** 2, days)[0],
+    ]
     return np.stack(parts, axis=1)[ok] if len(ok) else np.empty((0, 3))
 
 
@@ -134,7 +142,10 @@ def level_share(evidence: np.ndarray, dispersion: np.ndarray, target: float = 0.
     if not scored.any():
         return 0.0
     s, m, q, d = s[scored], m[scored], q[scored], np.asarray(dispersion, float)[scored]
-    misses = [abs(inside_interval(s, m, moment_dispersion(m, sum_variance(m, q, d, share * d))).mean() - target) for share in LEVEL_SHARES]
+    misses = [
+        abs(inside_interval(s, m, moment_dispersion(m, sum_variance(m, q, d, share * d))).mean() - target)
+        for share in LEVEL_SHARES
+    ]
     return float(LEVEL_SHARES[int(np.argmin(misses))])
 
 

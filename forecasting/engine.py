@@ -18,26 +18,40 @@ shards and process counts do not change any result):
 
 from __future__ import annotations
 
+import logging
 import os
 import zlib
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.censoring import impute_masked
-from shelfwatch.forecasting.classify import series_profile
-from shelfwatch.forecasting.combine import WindowResult, decide, decision_members, level_shares, pooled_scores
-from shelfwatch.forecasting.distribution import nb_dispersion, nb_quantiles
-from shelfwatch.forecasting.global_model import GLOBAL_MODEL, fit_global, predict_global
-from shelfwatch.forecasting.metrics import naive_scale
-from shelfwatch.forecasting.parallel import map_in_processes
+from forecasting.censoring import impute_masked
+from forecasting.classify import series_profile
+from forecasting.combine import WindowResult, decide, decision_members, level_shares, pooled_scores
+from forecasting.distribution import nb_dispersion, nb_quantiles
+from forecasting.global_model import GLOBAL_MODEL, fit_global, predict_global
+from forecasting.metrics import naive_scale
+from forecasting.parallel import map_in_processes
 
 KEY_SEP = "|"
 
-MODEL_COLUMNS = ["store_id", "sku", "model", "backtest_rmsse", "backtest_windows", "dispersion", "level_dispersion", "promotion_lift",
-                 "censored_days", "adi", "cv2", "demand_class", "history_days", "mean_units"]
+MODEL_COLUMNS = [
+    "store_id",
+    "sku",
+    "model",
+    "backtest_rmsse",
+    "backtest_windows",
+    "dispersion",
+    "level_dispersion",
+    "promotion_lift",
+    "censored_days",
+    "adi",
+    "cv2",
+    "demand_class",
+    "history_days",
+    "mean_units",
+]
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,9 @@ class EngineSettings:
     weekday_weeks: int = 12  # weeks of history behind a series' weekday profile
     workers: int = 0  # processes; 0 = all cores
     global_model: bool = True  # a LightGBM model across each chunk's series as one more candidate
-    combination: str = "shrink_top2_p6"  # forecasting.combine.parse_strategy: select, topK[w], class_topK, shrink_topK[_pN]
+    combination: str = (
+        "shrink_top2_p6"  # forecasting.combine.parse_strategy: select, topK[w], class_topK, shrink_topK[_pN]
+    )
 
 
 @dataclass
@@ -144,7 +160,9 @@ def price_index(prices: pd.DataFrame | None) -> dict[str, list[tuple[str, int, f
     if prices is None or prices.empty:
         return index
     days = pd.to_datetime(prices["date"]).to_numpy("datetime64[D]").astype(int)
-    for store_id, sku, day, price in zip(prices["store_id"].fillna(""), prices["sku"], days, prices["price"].astype(float), strict=True):
+    for store_id, sku, day, price in zip(
+        prices["store_id"].fillna(""), prices["sku"], days, prices["price"].astype(float), strict=True
+    ):
         index.setdefault(str(sku), []).append((str(store_id), int(day), float(price)))
     return index
 
@@ -158,12 +176,20 @@ def price_path(index: dict, store_id: str, sku: str, first_day: int, n_days: int
         return None
     path = np.full(n_days, rows[0][2])
     for day, _, price in rows:
-        path[max(day - first_day, 0):] = price
+        path[max(day - first_day, 0) :] = price
     return path
 
 
-def series_data(store_id: str, sku: str, day: np.ndarray, units: np.ndarray, stockout: np.ndarray, horizon: int, promos: dict,
-                prices: dict | None = None) -> SeriesData:
+def series_data(
+    store_id: str,
+    sku: str,
+    day: np.ndarray,
+    units: np.ndarray,
+    stockout: np.ndarray,
+    horizon: int,
+    promos: dict,
+    prices: dict | None = None,
+) -> SeriesData:
     """Arrays of one series from its rows (`day` = epoch days, duplicates summed)."""
     first = int(day.min())
     n = int(day.max()) - first + 1
@@ -171,8 +197,15 @@ def series_data(store_id: str, sku: str, day: np.ndarray, units: np.ndarray, sto
     censored = np.zeros(n, dtype=bool)
     censored[day[stockout > 0] - first] = True
     start = pd.Timestamp(np.datetime64(first, "D"))
-    return SeriesData(str(store_id), str(sku), start, per_day, censored, promo_flags(promos, str(store_id), str(sku), first, n + horizon),
-                      price_path(prices or {}, str(store_id), str(sku), first, n + horizon))
+    return SeriesData(
+        str(store_id),
+        str(sku),
+        start,
+        per_day,
+        censored,
+        promo_flags(promos, str(store_id), str(sku), first, n + horizon),
+        price_path(prices or {}, str(store_id), str(sku), first, n + horizon),
+    )
 
 
 PROFILE_PRIOR_UNITS = 10.0  # the prior profile counts as this many units sold on each weekday
@@ -191,7 +224,9 @@ def weekday_profile(units: np.ndarray, weekday: np.ndarray, weeks: int, prior: n
     counts = np.bincount(wd, minlength=7)
     sums = np.bincount(wd, weights=u, minlength=7)
     overall = total / len(u)
-    factors = np.where(counts > 0, (sums + PROFILE_PRIOR_UNITS * prior) / (counts * overall + PROFILE_PRIOR_UNITS), prior)
+    factors = np.where(
+        counts > 0, (sums + PROFILE_PRIOR_UNITS * prior) / (counts * overall + PROFILE_PRIOR_UNITS), prior
+    )
     return factors / factors[wd].mean()
 
 
@@ -244,7 +279,13 @@ def promotion_lift(observed: np.ndarray, baseline: np.ndarray, promo: np.ndarray
     return float((observed[days].sum() + prior) / (base + prior))
 
 
-def prepare_series(data: SeriesData, horizon: int, weekday_weeks: int, n_days: int | None = None, prior_profile: np.ndarray | None = None) -> PreparedSeries:
+def prepare_series(
+    data: SeriesData,
+    horizon: int,
+    weekday_weeks: int,
+    n_days: int | None = None,
+    prior_profile: np.ndarray | None = None,
+) -> PreparedSeries:
     """The series' first `n_days` (default all) with baseline, weekday profile (shrunk toward
     `prior_profile`) and promotion lift computed from those days only, and the `horizon` days after them."""
     n = len(data.units) if n_days is None else n_days
@@ -254,9 +295,19 @@ def prepare_series(data: SeriesData, horizon: int, weekday_weeks: int, n_days: i
     # Baseline: censored days carry no information on demand; promotion days are explained by the lift.
     baseline = impute_masked(observed, censored | promo, weekday, at_least_observed=censored & ~promo)
     return PreparedSeries(
-        data.store_id, data.sku, dates[:n], observed, censored, promo, baseline, weekday,
-        weekday_profile(baseline, weekday, weekday_weeks, prior_profile), promotion_lift(observed, baseline, promo, censored),
-        dates[n:], data.promo[n : n + horizon], relative_price(data.price, n, horizon),
+        data.store_id,
+        data.sku,
+        dates[:n],
+        observed,
+        censored,
+        promo,
+        baseline,
+        weekday,
+        weekday_profile(baseline, weekday, weekday_weeks, prior_profile),
+        promotion_lift(observed, baseline, promo, censored),
+        dates[n:],
+        data.promo[n : n + horizon],
+        relative_price(data.price, n, horizon),
     )
 
 
@@ -268,7 +319,7 @@ def relative_price(price: np.ndarray | None, n: int, horizon: int) -> np.ndarray
     history and the horizon: 0.8 is 20 % cheaper than usual, whatever the currency or the product."""
     if price is None:
         return None
-    reference = float(np.median(price[max(0, n - PRICE_REFERENCE_DAYS):n]))
+    reference = float(np.median(price[max(0, n - PRICE_REFERENCE_DAYS) : n]))
     return price[: n + horizon] / reference if reference > 0 else None
 
 
@@ -298,7 +349,9 @@ def fast_forecasts(series: list[PreparedSeries], horizon: int) -> pd.DataFrame:
     models = fast_models(horizon)
     both = []
     for adjusted in (False, True):
-        sf = StatsForecast(models=[m for m in models if not (adjusted and m.alias in WEEKLY_MODELS)], freq="D", n_jobs=1)
+        sf = StatsForecast(
+            models=[m for m in models if not (adjusted and m.alias in WEEKLY_MODELS)], freq="D", n_jobs=1
+        )
         fc = sf.forecast(df=statsforecast_frame(series, adjusted), h=horizon).set_index(["unique_id", "ds"])
         both.append(fc.add_suffix(ADJUSTED_SUFFIX) if adjusted else fc)
     return pd.concat(both, axis=1)
@@ -306,27 +359,33 @@ def fast_forecasts(series: list[PreparedSeries], horizon: int) -> pd.DataFrame:
 
 def statsforecast_frame(series: list[PreparedSeries], adjusted: bool) -> pd.DataFrame:
     """statsforecast's `unique_id, ds, y` of the baseline (or weekday-adjusted baseline)."""
-    return pd.DataFrame({
-        "unique_id": np.repeat([series_key(s.store_id, s.sku) for s in series], [len(s.dates) for s in series]),
-        "ds": np.concatenate([s.dates.to_numpy() for s in series]),
-        "y": np.concatenate([adjusted_history(s) if adjusted else s.baseline for s in series]),
-    })
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat([series_key(s.store_id, s.sku) for s in series], [len(s.dates) for s in series]),
+            "ds": np.concatenate([s.dates.to_numpy() for s in series]),
+            "y": np.concatenate([adjusted_history(s) if adjusted else s.baseline for s in series]),
+        }
+    )
 
 
-def global_model_frames(series: list[PreparedSeries], horizon: int, holiday_country: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def global_model_frames(
+    series: list[PreparedSeries], horizon: int, holiday_country: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The global model's history (`unique_id, ds, y`, y the baseline, plus the features known ahead)
     and those features over the horizon (`unique_id, ds, ...`), None when there are none. Known
     ahead: `price_ratio` when any series has prices (NaN where one has none), `holiday` (0/1) when a
     holiday country is set."""
     frame = statsforecast_frame(series, adjusted=False)
-    future = pd.DataFrame({
-        "unique_id": np.repeat([series_key(s.store_id, s.sku) for s in series], horizon),
-        "ds": np.concatenate([s.future_dates[:horizon].to_numpy() for s in series]),
-    })
+    future = pd.DataFrame(
+        {
+            "unique_id": np.repeat([series_key(s.store_id, s.sku) for s in series], horizon),
+            "ds": np.concatenate([s.future_dates[:horizon].to_numpy() for s in series]),
+        }
+    )
     if any(s.price_ratio is not None for s in series):
         ratio = [np.full(len(s.dates) + horizon, np.nan) if s.price_ratio is None else s.price_ratio for s in series]
         frame["price_ratio"] = np.concatenate([r[: len(s.dates)] for r, s in zip(ratio, series, strict=True)])
-        future["price_ratio"] = np.concatenate([r[len(s.dates):] for r, s in zip(ratio, series, strict=True)])
+        future["price_ratio"] = np.concatenate([r[len(s.dates) :] for r, s in zip(ratio, series, strict=True)])
     if holiday_country:
         days = public_holidays(holiday_country, frame["ds"].min(), future["ds"].max())
         frame["holiday"] = frame["ds"].isin(days).astype(float)
@@ -351,7 +410,9 @@ def to_demand_units(forecasts: np.ndarray, s: PreparedSeries, model: str) -> np.
     return out
 
 
-def candidate_forecasts(series: list[PreparedSeries], settings: EngineSettings, prophet_keys: set[str], fitted_global=None) -> dict[str, dict[str, np.ndarray]]:
+def candidate_forecasts(
+    series: list[PreparedSeries], settings: EngineSettings, prophet_keys: set[str], fitted_global=None
+) -> dict[str, dict[str, np.ndarray]]:
     """Per series, every candidate's forecast of the `horizon` days after its history, in demand units.
     `fitted_global`: a global model already fitted (on an earlier cut); otherwise it is fitted here."""
     h = settings.horizon
@@ -390,9 +451,13 @@ def prophet_fit_predict(s: PreparedSeries, horizon: int, country: str | None) ->
     from prophet import Prophet
 
     quiet_prophet_logs()
-    train = pd.DataFrame({"ds": s.dates, "y": impute_masked(s.observed, s.censored, s.weekday), "promo": s.promo.astype(float)})
+    train = pd.DataFrame(
+        {"ds": s.dates, "y": impute_masked(s.observed, s.censored, s.weekday), "promo": s.promo.astype(float)}
+    )
     np.random.seed(zlib.crc32(series_key(s.store_id, s.sku).encode()))
-    model = Prophet(weekly_seasonality=True, yearly_seasonality=len(train) >= 365, daily_seasonality=False, uncertainty_samples=0)
+    model = Prophet(
+        weekly_seasonality=True, yearly_seasonality=len(train) >= 365, daily_seasonality=False, uncertainty_samples=0
+    )
     if country:
         model.add_country_holidays(country_name=country)
     use_promo = bool(s.promo.any())
@@ -407,14 +472,18 @@ def prophet_fit_predict(s: PreparedSeries, horizon: int, country: str | None) ->
 
 def prophet_eligible(s: PreparedSeries, settings: EngineSettings) -> bool:
     """Prophet costs ~30x a fast model: try it only where trend, yearly cycle and holidays can matter."""
-    active = s.baseline[np.argmax(s.observed > 0):]
-    return bool(len(active) >= settings.prophet_min_history_days and active[-365:].mean() >= settings.prophet_min_units_per_day)
+    active = s.baseline[np.argmax(s.observed > 0) :]
+    return bool(
+        len(active) >= settings.prophet_min_history_days and active[-365:].mean() >= settings.prophet_min_units_per_day
+    )
 
 
 MIN_TRAIN_DAYS = 28
 
 
-def backtest(data: dict[str, SeriesData], settings: EngineSettings, prophet_keys: set[str]) -> dict[str, list[WindowResult]]:
+def backtest(
+    data: dict[str, SeriesData], settings: EngineSettings, prophet_keys: set[str]
+) -> dict[str, list[WindowResult]]:
     """Rolling origins: for window w each series is cut `w * horizon` days before its end and everything
     (imputation, weekday profile, promotion lift, model fit) is redone on what was known then. The
     global model, the one costly fit, is fitted once at the earliest origin and forecasts the later
@@ -455,7 +524,7 @@ def m5_scale(history: np.ndarray) -> float:
 def short_history_forecast(s: PreparedSeries, horizon: int) -> tuple[np.ndarray, float]:
     """Too short to backtest: the mean of what exists, weekday profile and promotions applied, with the
     dispersion of the history around that mean."""
-    level = float(s.baseline[np.argmax(s.observed > 0):].mean())
+    level = float(s.baseline[np.argmax(s.observed > 0) :].mean())
     mean = to_demand_units(np.full(horizon, level), s, "mean" + ADJUSTED_SUFFIX)
     return mean, nb_dispersion(s.baseline, np.full(len(s.baseline), level))
 
@@ -476,7 +545,9 @@ class ChunkCandidates:
         return self.pooled.get(self.classes.get(uid, ""), {})
 
 
-def chunk_series(sales: pd.DataFrame, promotions, settings: EngineSettings, prices=None) -> tuple[dict[str, SeriesData], list]:
+def chunk_series(
+    sales: pd.DataFrame, promotions, settings: EngineSettings, prices=None
+) -> tuple[dict[str, SeriesData], list]:
     """Arrays per series of a long frame with a `stockout` column, and the series that can't be forecast."""
     promos, price_rows = promotion_index(promotions), price_index(prices)
     rejected, data = [], {}
@@ -496,13 +567,17 @@ def chunk_series(sales: pd.DataFrame, promotions, settings: EngineSettings, pric
     return data, rejected
 
 
-def chunk_candidates(sales: pd.DataFrame, promotions, settings: EngineSettings, final_models: str = "chosen", prices=None) -> ChunkCandidates:
+def chunk_candidates(
+    sales: pd.DataFrame, promotions, settings: EngineSettings, final_models: str = "chosen", prices=None
+) -> ChunkCandidates:
     """Backtest every candidate on every series of the chunk and forecast the horizon with them.
     Prophet's final fit is costly: with `final_models="chosen"` it is only made where the decision can
     use it (Prophet backtested best or among the combination), `"all"` fits it wherever eligible."""
     data, rejected = chunk_series(sales, promotions, settings, prices)
     prior = pooled_weekday_profile(list(data.values()), [len(d.units) for d in data.values()], settings.weekday_weeks)
-    full = {uid: prepare_series(d, settings.horizon, settings.weekday_weeks, prior_profile=prior) for uid, d in data.items()}
+    full = {
+        uid: prepare_series(d, settings.horizon, settings.weekday_weeks, prior_profile=prior) for uid, d in data.items()
+    }
     if not full:
         return ChunkCandidates({}, {}, {}, rejected)
     prophet_keys = {uid for uid, s in full.items() if prophet_eligible(s, settings)}
@@ -510,8 +585,11 @@ def chunk_candidates(sales: pd.DataFrame, promotions, settings: EngineSettings, 
     classes = {uid: series_profile(s.observed)["demand_class"] for uid, s in full.items()}
     pooled = pooled_scores(windows, classes)
     if final_models == "chosen":
-        prophet_keys = {uid for uid in prophet_keys
-                        if "prophet" in decision_members(windows[uid], settings.combination, pooled.get(classes[uid]))}
+        prophet_keys = {
+            uid
+            for uid in prophet_keys
+            if "prophet" in decision_members(windows[uid], settings.combination, pooled.get(classes[uid]))
+        }
     final = candidate_forecasts(list(full.values()), settings, prophet_keys)
     return ChunkCandidates(full, windows, final, rejected, classes, pooled)
 
@@ -535,10 +613,20 @@ def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
         for j, level in enumerate(settings.quantiles):
             fc[quantile_column(level)] = q[:, j]
         forecasts.append(fc.assign(model=model))
-        models.append({"store_id": s.store_id, "sku": s.sku, "model": model, "backtest_rmsse": rmsse_value,
-                       "backtest_windows": len(c.windows[uid]), "dispersion": dispersion, "level_dispersion": level_dispersion,
-                       "promotion_lift": s.lift,
-                       "censored_days": int(s.censored.sum()), **series_profile(s.observed)})
+        models.append(
+            {
+                "store_id": s.store_id,
+                "sku": s.sku,
+                "model": model,
+                "backtest_rmsse": rmsse_value,
+                "backtest_windows": len(c.windows[uid]),
+                "dispersion": dispersion,
+                "level_dispersion": level_dispersion,
+                "promotion_lift": s.lift,
+                "censored_days": int(s.censored.sum()),
+                **series_profile(s.observed),
+            }
+        )
     if not forecasts:
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(c.rejected, columns=["store_id", "sku", "problem"])
     return (
@@ -621,9 +709,22 @@ def forecast(
             progress(len(res[1]) + len(res[2]))
     fc = [r[0] for r in results if len(r[0])]
     columns = ["store_id", "sku", "date", "mean", *[quantile_column(q) for q in settings.quantiles], "model"]
-    empty = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else object if c in ("store_id", "sku", "model") else float) for c in columns})
+    empty = pd.DataFrame(
+        {
+            c: pd.Series(
+                dtype="datetime64[ns]" if c == "date" else object if c in ("store_id", "sku", "model") else float
+            )
+            for c in columns
+        }
+    )
     forecast_frame = pd.concat(fc, ignore_index=True)[columns] if fc else empty
     models = [r[1] for r in results if len(r[1])]
     models = pd.concat(models, ignore_index=True) if models else pd.DataFrame(columns=MODEL_COLUMNS)
-    rejected = pd.concat([r[2] for r in results], ignore_index=True) if results else pd.DataFrame(columns=["store_id", "sku", "problem"])
-    return ForecastResult(forecast_frame.sort_values(["store_id", "sku", "date"]).reset_index(drop=True), models, rejected)
+    rejected = (
+        pd.concat([r[2] for r in results], ignore_index=True)
+        if results
+        else pd.DataFrame(columns=["store_id", "sku", "problem"])
+    )
+    return ForecastResult(
+        forecast_frame.sort_values(["store_id", "sku", "date"]).reset_index(drop=True), models, rejected
+    )

@@ -23,9 +23,22 @@ SCALE_DAYS = 91
 MIN_SCALE = 0.05
 
 LIGHTGBM_PARAMS = dict(
-    objective="tweedie", tweedie_variance_power=1.2, n_estimators=150, learning_rate=0.05, num_leaves=31,
-    min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0, max_bin=63,
-    n_jobs=1, random_state=0, deterministic=True, force_row_wise=True, verbose=-1,
+    objective="tweedie",
+    tweedie_variance_power=1.2,
+    n_estimators=150,
+    learning_rate=0.05,
+    num_leaves=31,
+    min_child_samples=50,
+    subsample=0.8,
+    subsample_freq=1,
+    colsample_bytree=0.8,
+    reg_lambda=1.0,
+    max_bin=63,
+    n_jobs=1,
+    random_state=0,
+    deterministic=True,
+    force_row_wise=True,
+    verbose=-1,
 )
 
 
@@ -33,7 +46,9 @@ def on_own_scale(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Each series divided by its mean over its last SCALE_DAYS: a slow and a fast mover with the same
     dynamics then look alike to the trees, and a store's 30 series teach as much as 500."""
     recent = frame.groupby("unique_id", sort=False).tail(FEATURE_DAYS)
-    scale = recent.groupby("unique_id", sort=False)["y"].apply(lambda y: max(float(y.tail(SCALE_DAYS).mean()), MIN_SCALE))
+    scale = recent.groupby("unique_id", sort=False)["y"].apply(
+        lambda y: max(float(y.tail(SCALE_DAYS).mean()), MIN_SCALE)
+    )
     return recent.assign(y=recent["y"] / recent["unique_id"].map(scale)), scale
 
 
@@ -50,9 +65,12 @@ def fit_global(frame: pd.DataFrame):
         models={GLOBAL_MODEL: lgb.LGBMRegressor(**LIGHTGBM_PARAMS)},
         freq="D",
         lags=[1, 7, 14, 28],
-        lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28), RollingMean(window_size=91)],
-                        7: [SeasonalRollingMean(season_length=7, window_size=4)],
-                        336: [RollingMean(window_size=28)], 364: [RollingMean(window_size=28)]},
+        lag_transforms={
+            1: [RollingMean(window_size=7), RollingMean(window_size=28), RollingMean(window_size=91)],
+            7: [SeasonalRollingMean(season_length=7, window_size=4)],
+            336: [RollingMean(window_size=28)],
+            364: [RollingMean(window_size=28)],
+        },
         date_features=["dayofweek"],
         num_threads=1,
     )
@@ -60,7 +78,9 @@ def fit_global(frame: pd.DataFrame):
     with warnings.catch_warnings():
         # the year-ago features are missing in a series' first year, by design: the trees route them
         warnings.filterwarnings("ignore", message="Found null values", category=UserWarning)
-        features = model.preprocess(data, id_col="unique_id", time_col="ds", target_col="y", static_features=[], dropna=False)
+        features = model.preprocess(
+            data, id_col="unique_id", time_col="ds", target_col="y", static_features=[], dropna=False
+        )
     rows = features.groupby("unique_id", sort=False).tail(FIT_DAYS)
     model.fit_models(rows[model.ts.features_order_], rows["y"].to_numpy())
     return model

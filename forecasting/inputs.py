@@ -49,8 +49,17 @@ def validate_sales(frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     if units.isna().any():
         raise ForecastInputError(f"{source}: units is not a number on {rows_named(units.isna())}")
     if (units < 0).any():
-        raise ForecastInputError(f"{source}: negative units on {rows_named(units < 0)}; returns belong in their own feed")
-    out = pd.DataFrame({"store_id": frame["store_id"].astype(str), "sku": frame["sku"].astype(str), "date": dates.dt.normalize(), "units": units.astype(float)})
+        raise ForecastInputError(
+            f"{source}: negative units on {rows_named(units < 0)}; returns belong in their own feed"
+        )
+    out = pd.DataFrame(
+        {
+            "store_id": frame["store_id"].astype(str),
+            "sku": frame["sku"].astype(str),
+            "date": dates.dt.normalize(),
+            "units": units.astype(float),
+        }
+    )
     if "stockout" in frame.columns:
         flag = pd.to_numeric(frame["stockout"].fillna(0), errors="coerce")
         bad = flag.isna() | ~flag.isin([0, 1])
@@ -62,7 +71,9 @@ def validate_sales(frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
 
 def read_sales_csv(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, dtype={"store_id": str, "sku": str}, keep_default_na=False, na_values={"units": [""], "date": [""]})
+        frame = pd.read_csv(
+            path, dtype={"store_id": str, "sku": str}, keep_default_na=False, na_values={"units": [""], "date": [""]}
+        )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ForecastInputError(f"{path}: not a readable CSV file ({exc})") from exc
     frame = frame.replace({"store_id": {"": None}, "sku": {"": None}})
@@ -74,7 +85,9 @@ def read_promotions_csv(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in PROMOTION_COLUMNS if c not in frame.columns]
     if missing:
-        raise ForecastInputError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(PROMOTION_COLUMNS)}")
+        raise ForecastInputError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(PROMOTION_COLUMNS)}"
+        )
     start = pd.to_datetime(frame["start_date"], errors="coerce")
     end = pd.to_datetime(frame["end_date"], errors="coerce")
     bad = start.isna() | end.isna() | (end < start)
@@ -88,12 +101,16 @@ def read_prices_csv(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
     if missing:
-        raise ForecastInputError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(PRICE_COLUMNS)}")
+        raise ForecastInputError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(PRICE_COLUMNS)}"
+        )
     day = pd.to_datetime(frame["date"], errors="coerce", format="%Y-%m-%d")
     price = pd.to_numeric(frame["price"], errors="coerce")
     bad = day.isna() | price.isna() | ~(price > 0) | (frame["sku"].str.strip() == "")
     if bad.any():
-        raise ForecastInputError(f"{path}: a date (YYYY-MM-DD), a sku and a price above 0 are needed on {rows_named(bad)}")
+        raise ForecastInputError(
+            f"{path}: a date (YYYY-MM-DD), a sku and a price above 0 are needed on {rows_named(bad)}"
+        )
     return frame[["store_id", "sku"]].assign(date=day, price=price.astype(float))
 
 

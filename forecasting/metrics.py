@@ -10,7 +10,7 @@ def naive_scale(history: np.ndarray) -> float:
     on. NaN when there are fewer than two such days."""
     history = np.asarray(history, dtype=float)
     nonzero = np.flatnonzero(history > 0)
-    h = history[nonzero[0]:] if len(nonzero) else history[:0]
+    h = history[nonzero[0] :] if len(nonzero) else history[:0]
     return float(np.mean(np.diff(h) ** 2)) if len(h) >= 2 else float("nan")
 
 

@@ -7,16 +7,15 @@ replaces the same run instead of adding a copy.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from shelfwatch.forecasting.combine import parse_strategy
-from shelfwatch.forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
-from shelfwatch.core.db import NoDataYet, bulk_writer, dialect_insert
-from shelfwatch.sql import schema
-
+from core.db import NoDataYet, bulk_writer, dialect_insert
+from forecasting.combine import parse_strategy
+from forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
+from sql import schema
 
 CLOSING_HOUR = 22  # a shelf that empties at closing time lost no sales
 FORECAST_COLUMNS = [c.name for c in schema.forecasts.columns]
@@ -45,7 +44,15 @@ def engine_settings(settings, horizon: int | None = None, quantiles=(0.1, 0.5, 0
 def read_sales(engine: Engine) -> pd.DataFrame:
     """Daily sales with the `stockout` flag of days the shelf was known to be empty."""
     with engine.connect() as conn:
-        sales = pd.read_sql(select(schema.sales_daily.c.store_id, schema.sales_daily.c.sku, schema.sales_daily.c.date, schema.sales_daily.c.units), conn)
+        sales = pd.read_sql(
+            select(
+                schema.sales_daily.c.store_id,
+                schema.sales_daily.c.sku,
+                schema.sales_daily.c.date,
+                schema.sales_daily.c.units,
+            ),
+            conn,
+        )
         so = schema.stockout_days
         emptied_before_closing = so.c.empty_from_hour.is_(None) | (so.c.empty_from_hour < CLOSING_HOUR)
         out = pd.read_sql(select(so.c.store_id, so.c.sku, so.c.date).where(emptied_before_closing), conn)
@@ -57,7 +64,9 @@ def read_sales(engine: Engine) -> pd.DataFrame:
 def read_promotions(engine: Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         promotions = pd.read_sql(select(schema.promotions), conn)
-    return promotions.assign(start_date=pd.to_datetime(promotions["start_date"]), end_date=pd.to_datetime(promotions["end_date"]))
+    return promotions.assign(
+        start_date=pd.to_datetime(promotions["start_date"]), end_date=pd.to_datetime(promotions["end_date"])
+    )
 
 
 def read_prices(engine: Engine) -> pd.DataFrame:
@@ -71,8 +80,15 @@ def run_id_for(last_date: pd.Timestamp, horizon: int) -> str:
     return f"{pd.Timestamp(last_date):%Y-%m-%d}-h{horizon}"
 
 
-def store_result(engine: Engine, result: ForecastResult, run_id: str, last: pd.Timestamp, horizon: int, stores: list[str] | None = None,
-                 write_rows=None) -> None:
+def store_result(
+    engine: Engine,
+    result: ForecastResult,
+    run_id: str,
+    last: pd.Timestamp,
+    horizon: int,
+    stores: list[str] | None = None,
+    write_rows=None,
+) -> None:
     """Replace the run's rows (of `stores`, when forecasting one shard) with `result`.
 
     Rows are written with COPY on PostgreSQL and batched INSERTs on SQLite (`write_rows(conn, table,
@@ -93,7 +109,12 @@ def store_result(engine: Engine, result: ForecastResult, run_id: str, last: pd.T
         write(conn, schema.forecasts, fc[FORECAST_COLUMNS])
         write(conn, schema.forecast_models, models[[c.name for c in schema.forecast_models.columns]])
         # the run's series: every shard stored so far
-        series = select(func.count()).select_from(schema.forecast_models).where(schema.forecast_models.c.run_id == run_id).scalar_subquery()
+        series = (
+            select(func.count())
+            .select_from(schema.forecast_models)
+            .where(schema.forecast_models.c.run_id == run_id)
+            .scalar_subquery()
+        )
         conn.execute(schema.forecast_runs.update().where(schema.forecast_runs.c.run_id == run_id).values(series=series))
 
 
@@ -101,14 +122,28 @@ def claim_run(conn: Connection, run_id: str, last: pd.Timestamp, horizon: int) -
     """Insert the run's row unless it exists (one atomic statement), then lock it until commit: a
     second shard waits here, and then sees the first one's rows."""
     runs = schema.forecast_runs
-    conn.execute(dialect_insert(conn)(runs).values(
-        run_id=run_id, created_at=datetime.now(timezone.utc), last_history_date=last.date(), horizon_days=horizon, series=0,
-    ).on_conflict_do_nothing(index_elements=[runs.c.run_id]))
+    conn.execute(
+        dialect_insert(conn)(runs)
+        .values(
+            run_id=run_id,
+            created_at=datetime.now(UTC),
+            last_history_date=last.date(),
+            horizon_days=horizon,
+            series=0,
+        )
+        .on_conflict_do_nothing(index_elements=[runs.c.run_id])
+    )
     conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id).with_for_update())
 
 
-def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int] | None = None, progress=None,
-                 stores: list[str] | None = None, until=None) -> dict:
+def run_forecast(
+    engine: Engine,
+    settings: EngineSettings,
+    shard: tuple[int, int] | None = None,
+    progress=None,
+    stores: list[str] | None = None,
+    until=None,
+) -> dict:
     """Forecast all store x SKU series in the database (or one shard of stores, or the listed stores)
     as one run; `until` forecasts from the history up to that date (a planner's re-run of the past)."""
     sales = read_sales(engine)
@@ -125,8 +160,15 @@ def run_forecast(engine: Engine, settings: EngineSettings, shard: tuple[int, int
     run_id = run_id_for(last, settings.horizon)
     if shard is not None and select_shard(sales, shard).empty:  # more shards than stores: nothing to do here
         return {"run_id": run_id, "series": 0, "rows": 0, "rejected": 0, "models": {}}
-    result = forecast(sales, settings, promotions=read_promotions(engine), shard=shard, progress=progress, prices=read_prices(engine))
+    result = forecast(
+        sales, settings, promotions=read_promotions(engine), shard=shard, progress=progress, prices=read_prices(engine)
+    )
     stores = sorted(select_shard(sales, shard)["store_id"].unique().tolist()) if shard is not None or stores else None
     store_result(engine, result, run_id, last, settings.horizon, stores)
-    return {"run_id": run_id, "series": len(result.models), "rows": len(result.forecast), "rejected": len(result.rejected),
-            "models": result.models["model"].value_counts().to_dict() if len(result.models) else {}}
+    return {
+        "run_id": run_id,
+        "series": len(result.models),
+        "rows": len(result.forecast),
+        "rejected": len(result.rejected),
+        "models": result.models["model"].value_counts().to_dict() if len(result.models) else {},
+    }

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -26,13 +26,20 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from shelfwatch.iot_ingest.contract import KnownEntities, names_unknown_entity, parse_broker_url, parse_message, quarantine_entry, subscription_topic
-from shelfwatch.core.db import insert_ignore, upsert
-from shelfwatch.sql import schema
+from core.db import insert_ignore, upsert
+from iot_ingest.contract import (
+    KnownEntities,
+    names_unknown_entity,
+    parse_broker_url,
+    parse_message,
+    quarantine_entry,
+    subscription_topic,
+)
+from sql import schema
 
 log = logging.getLogger(__name__)
 # Called in the transaction that stores a batch, with its stored readings and the batch's time (e.g.
-# the shelf_empty fast path of shelfwatch.alerts.realtime.shelf_empty_on_stored): the ingest knows no
+# the shelf_empty fast path of alerts.realtime.shelf_empty_on_stored): the ingest knows no
 # alert, the caller wires one in.
 OnStored = Callable[[Connection, list[dict], datetime], object]
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600  # the broker keeps queuing for a week of consumer outage
@@ -88,7 +95,9 @@ def make_client(mqtt_url: str, client_id: str) -> tuple[mqtt.Client, dict]:
     if addr.username:
         client.username_pw_set(addr.username, addr.password)
     if addr.tls:
-        client.tls_set(ca_certs=addr.ca_file, certfile=addr.cert_file, keyfile=addr.key_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(
+            ca_certs=addr.ca_file, certfile=addr.cert_file, keyfile=addr.key_file, cert_reqs=ssl.CERT_REQUIRED
+        )
     connect_kwargs: dict = {"host": addr.host, "port": addr.port, "keepalive": 30}
     if v5:
         props = Properties(PacketTypes.CONNECT)
@@ -104,7 +113,9 @@ def broker_address(mqtt_url: str) -> str:
     return f"{addr.host}:{addr.port}"
 
 
-def connect_with_retry(client: mqtt.Client, kwargs: dict, where: str, budget: float, stop: threading.Event | None = None) -> bool:
+def connect_with_retry(
+    client: mqtt.Client, kwargs: dict, where: str, budget: float, stop: threading.Event | None = None
+) -> bool:
     """`client.connect()` until the broker takes the connection, retrying with backoff 1, 2, 4, ...
     CONNECT_MAX_DELAY s for up to `budget` seconds (each retry logged). False if `stop` was set while
     waiting; BrokerError once the budget is spent, or at once for a certificate that fails verification."""
@@ -115,7 +126,9 @@ def connect_with_retry(client: mqtt.Client, kwargs: dict, where: str, budget: fl
         try:
             client.connect(**kwargs)
         except ssl.SSLCertVerificationError as exc:  # retrying cannot fix a certificate
-            raise BrokerError(f"MQTT broker at {where}: TLS certificate verification failed ({exc.verify_message or exc})") from None
+            raise BrokerError(
+                f"MQTT broker at {where}: TLS certificate verification failed ({exc.verify_message or exc})"
+            ) from None
         except OSError as exc:  # refused, unreachable, name not resolvable yet, reset during the handshake
             why = f"{type(exc).__name__}: {exc.strerror or exc}"
         else:
@@ -124,10 +137,18 @@ def connect_with_retry(client: mqtt.Client, kwargs: dict, where: str, budget: fl
             return True
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise BrokerError(f"MQTT broker at {where} not reachable: gave up after {attempt} attempt(s) in {budget:g} s (last error: {why})")
+            raise BrokerError(
+                f"MQTT broker at {where} not reachable: gave up after {attempt} attempt(s) in {budget:g} s (last error: {why})"
+            )
         wait = min(delay, CONNECT_MAX_DELAY, remaining)
-        log.warning("MQTT broker at %s not reachable (%s); attempt %d, retrying in %.0f s (gives up %.0f s after the first)",
-                    where, why, attempt, wait, budget)
+        log.warning(
+            "MQTT broker at %s not reachable (%s); attempt %d, retrying in %.0f s (gives up %.0f s after the first)",
+            where,
+            why,
+            attempt,
+            wait,
+            budget,
+        )
         if stop is not None:
             if stop.wait(wait):
                 return False
@@ -136,8 +157,15 @@ def connect_with_retry(client: mqtt.Client, kwargs: dict, where: str, budget: fl
         delay *= 2
 
 
-def start_client(client: mqtt.Client, kwargs: dict, where: str, budget: float, answered: threading.Event, refusal: list[str],
-                 stop: threading.Event | None = None) -> bool:
+def start_client(
+    client: mqtt.Client,
+    kwargs: dict,
+    where: str,
+    budget: float,
+    answered: threading.Event,
+    refusal: list[str],
+    stop: threading.Event | None = None,
+) -> bool:
     """Connect (with retry), start paho's network thread and wait for the broker's CONNACK, which the
     client's on_connect reports through `answered` (and `refusal`, if refused). True once connected;
     False if `stop` was set meanwhile; BrokerError otherwise. On False or an error the client is stopped."""
@@ -152,7 +180,9 @@ def start_client(client: mqtt.Client, kwargs: dict, where: str, budget: float, a
                 client.loop_stop()
                 return False
             if time.monotonic() >= deadline:
-                raise BrokerError(f"MQTT broker at {where} took the connection but sent no CONNACK within {CONNACK_TIMEOUT:g} s")
+                raise BrokerError(
+                    f"MQTT broker at {where} took the connection but sent no CONNACK within {CONNACK_TIMEOUT:g} s"
+                )
         if refusal:
             raise BrokerError(f"MQTT broker at {where} refused the connection: {refusal[0]}")
     except BaseException:
@@ -162,8 +192,14 @@ def start_client(client: mqtt.Client, kwargs: dict, where: str, budget: float, a
     return True
 
 
-def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: float = 10.0, group: str | None = None,
-                 connect_budget: float | None = None) -> dict:
+def open_session(
+    mqtt_url: str,
+    topic_prefix: str,
+    client_id: str,
+    timeout: float = 10.0,
+    group: str | None = None,
+    connect_budget: float | None = None,
+) -> dict:
     """Connect once and subscribe, so the broker queues readings for this session from now on.
 
     The session is the consumer's own: its fixed client id, no clean start, the consumer's session
@@ -196,7 +232,9 @@ def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: floa
     start_client(client, kwargs, where, budget, answered, refusal)
     try:
         if not subscribed.wait(timeout):
-            raise BrokerError(f"MQTT broker at {where} did not confirm the subscription (no SUBACK) within {timeout:g} s")
+            raise BrokerError(
+                f"MQTT broker at {where} did not confirm the subscription (no SUBACK) within {timeout:g} s"
+            )
         refused = [rc for rc in suback if rc.is_failure]
         if refused:
             raise BrokerError(f"MQTT broker at {where} refused the subscription to {topic}: {refused[0]}")
@@ -204,12 +242,29 @@ def open_session(mqtt_url: str, topic_prefix: str, client_id: str, timeout: floa
         client.disconnect()
         client.loop_stop()
     v5 = parse_broker_url(mqtt_url).protocol == "5"
-    return {"client_id": client_id, "broker": where, "subscription": topic, "qos": 1,
-            "session_existed": flags_seen.get("session_present", False),
-            "session_expiry_seconds": SESSION_EXPIRY_SECONDS if v5 else None}
+    return {
+        "client_id": client_id,
+        "broker": where,
+        "subscription": topic,
+        "qos": 1,
+        "session_existed": flags_seen.get("session_present", False),
+        "session_expiry_seconds": SESSION_EXPIRY_SECONDS if v5 else None,
+    }
 
 
-READING_COLUMNS = ("sensor_id", "store_id", "sku", "kind", "value", "units", "seq", "battery", "device_ts", "received_at", "clock_skew")
+READING_COLUMNS = (
+    "sensor_id",
+    "store_id",
+    "sku",
+    "kind",
+    "value",
+    "units",
+    "seq",
+    "battery",
+    "device_ts",
+    "received_at",
+    "clock_skew",
+)
 
 
 def copy_readings(conn, readings: list[dict]) -> int:
@@ -223,7 +278,9 @@ def copy_readings(conn, readings: list[dict]) -> int:
     cols = ", ".join(READING_COLUMNS)
     with conn.connection.driver_connection.cursor() as cur:
         # the columns only: no id default, so no id drawn per staged row and no tie to the id sequence
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS readings_incoming ON COMMIT DELETE ROWS AS SELECT {cols} FROM sensor_readings WITH NO DATA")
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS readings_incoming ON COMMIT DELETE ROWS AS SELECT {cols} FROM sensor_readings WITH NO DATA"
+        )
         with cur.copy(f"COPY readings_incoming ({cols}) FROM STDIN") as copy:
             for r in readings:
                 copy.write_row([r[c] for c in READING_COLUMNS])
@@ -305,7 +362,9 @@ class ReadingWriter:
         except Exception as exc:
             if is_transient(self.engine, exc):
                 raise
-            log.warning("batch of %d messages rejected (%s); writing them one by one", len(messages), type(exc).__name__)
+            log.warning(
+                "batch of %d messages rejected (%s); writing them one by one", len(messages), type(exc).__name__
+            )
         totals = [0, 0, 0]
         for message in messages:
             try:
@@ -318,7 +377,7 @@ class ReadingWriter:
         return totals[0], totals[1], totals[2]
 
     def write_batch(self, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         readings, bad = self.parse(messages, now)
         unknown = any(names_unknown_entity(entry["reason"]) for entry in bad)
         if self.refresh_known(unknown) and unknown:
@@ -335,7 +394,12 @@ class ReadingWriter:
     def write_rejected(self, message: tuple[str, bytes], exc: Exception) -> tuple[int, int, int]:
         """Quarantine a message that failed even on its own; raise if that fails too (never drop it)."""
         topic, payload = message
-        entry = quarantine_entry(topic, payload, f"could not be stored ({type(exc).__name__}); the database or the parser rejected it", datetime.now(timezone.utc))
+        entry = quarantine_entry(
+            topic,
+            payload,
+            f"could not be stored ({type(exc).__name__}); the database or the parser rejected it",
+            datetime.now(UTC),
+        )
         try:
             with self.engine.begin() as conn:
                 insert_ignore(conn, schema.quarantine, [entry])
@@ -442,15 +506,24 @@ def drain(
             stats.reconnects += 1
             log.warning("reconnected to the broker (session present: %s)", flags.session_present)
         elif not flags.session_present:
-            log.warning("MQTT broker at %s had no session for client id %s: readings published before now were not queued for it "
-                        "(create the session at deployment, before sensors publish: shelfwatch ingest-iot --init-session)", where, client_id)
+            log.warning(
+                "MQTT broker at %s had no session for client id %s: readings published before now were not queued for it "
+                "(create the session at deployment, before sensors publish: shelfwatch ingest-iot --init-session)",
+                where,
+                client_id,
+            )
         c.subscribe(subscription_for(topic_prefix, group), qos=1)
         connected.set()
         answered.set()
 
     def on_subscribe(c, userdata, mid, rcs, props):
         if any(rc.is_failure for rc in rcs):
-            log.error("MQTT broker at %s refused the subscription to %s: %s", where, subscription_for(topic_prefix, group), rcs[0])
+            log.error(
+                "MQTT broker at %s refused the subscription to %s: %s",
+                where,
+                subscription_for(topic_prefix, group),
+                rcs[0],
+            )
         elif ready is not None:
             ready.set()
 
@@ -492,7 +565,12 @@ def drain(
                 report_stats(engine, stats, time.monotonic() - started)
                 last_report = now
             timed_out = max_seconds is not None and now - started >= max_seconds
-            if stop.is_set() or timed_out or (max_messages is not None and stats.received >= max_messages) or now - last_message >= until_idle:
+            if (
+                stop.is_set()
+                or timed_out
+                or (max_messages is not None and stats.received >= max_messages)
+                or now - last_message >= until_idle
+            ):
                 if timed_out and batch:
                     flush(writer, client, batch, stats, stop)
                 break
@@ -505,7 +583,9 @@ def drain(
     return stats
 
 
-def flush(writer: ReadingWriter, client: mqtt.Client, batch: list, stats: IngestStats, stop: threading.Event | None = None) -> None:
+def flush(
+    writer: ReadingWriter, client: mqtt.Client, batch: list, stats: IngestStats, stop: threading.Event | None = None
+) -> None:
     """Commit the batch, then acknowledge every message in it (never before).
 
     If the database is down, nothing is acknowledged: the write is retried with backoff while the
@@ -523,7 +603,9 @@ def flush(writer: ReadingWriter, client: mqtt.Client, batch: list, stats: Ingest
                 raise
             stats.db_errors += 1
             why = type(getattr(exc, "orig", None) or exc).__name__
-            log.warning("database unavailable (%s); %d messages held unacknowledged, retrying in %.1f s", why, len(batch), delay)
+            log.warning(
+                "database unavailable (%s); %d messages held unacknowledged, retrying in %.1f s", why, len(batch), delay
+            )
             if stop is None:
                 time.sleep(delay)
             elif stop.wait(delay):
@@ -546,9 +628,17 @@ def report_stats(engine: Engine, stats: IngestStats, elapsed: float) -> None:
     rate = stats.stored / elapsed if elapsed > 0 else 0.0
     log.info(
         "ingest %s: received=%d stored=%d duplicates=%d quarantined=%d batches=%d reconnects=%d db_errors=%d rate=%.0f/s",
-        stats.client_id, stats.received, stats.stored, stats.duplicates, stats.quarantined, stats.batches, stats.reconnects, stats.db_errors, rate,
+        stats.client_id,
+        stats.received,
+        stats.stored,
+        stats.duplicates,
+        stats.quarantined,
+        stats.batches,
+        stats.reconnects,
+        stats.db_errors,
+        rate,
     )
-    row = {**asdict(stats), "readings_per_second": round(rate, 1), "updated_at": datetime.now(timezone.utc)}
+    row = {**asdict(stats), "readings_per_second": round(rate, 1), "updated_at": datetime.now(UTC)}
     row.pop("seconds")
     try:
         with engine.begin() as conn:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from shelfwatch.core.domain import MQTT
-from shelfwatch.sql import schema
+from core.domain import MQTT
+from sql import schema
 
 KINDS = ("shelf_units", "shelf_weight_g", "backroom_units")
 REQUIRED = ("sensor_id", "store_id", "sku", "kind", "value", "ts", "seq")
@@ -64,9 +64,15 @@ def parse_broker_url(url: str) -> BrokerAddress:
     if protocol not in ("5", "3.1.1"):
         raise ValueError(f"unsupported MQTT protocol {protocol!r} in {url!r}: use 5 or 3.1.1")
     return BrokerAddress(
-        parts.hostname, parts.port or (8883 if tls else 1883),
-        unquote(parts.username) if parts.username else None, unquote(parts.password) if parts.password else None, protocol, tls,
-        query.get("ca"), query.get("cert"), query.get("key"),
+        parts.hostname,
+        parts.port or (8883 if tls else 1883),
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+        protocol,
+        tls,
+        query.get("ca"),
+        query.get("cert"),
+        query.get("key"),
     )
 
 
@@ -83,7 +89,7 @@ def topic_ids(prefix: str, topic: str) -> tuple[str, str] | None:
     head = prefix + "/stores/"
     if not topic.startswith(head):
         return None
-    parts = topic[len(head):].split("/")
+    parts = topic[len(head) :].split("/")
     if len(parts) != 4 or parts[1] != "sensors" or parts[3] != "readings" or not parts[0] or not parts[2]:
         return None
     return parts[0], parts[2]
@@ -98,7 +104,14 @@ def quarantine_entry(topic: str, payload: bytes, reason: str, now: datetime) -> 
     raw = payload.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     reason = f"topic {topic}: {reason}".replace("\x00", "\ufffd")
     digest = hashlib.sha256(payload + b"\x00" + reason.encode()).hexdigest()
-    return {"channel": MQTT, "source": topic[:SOURCE_MAX], "raw_content": raw, "reason": reason, "content_hash": digest, "quarantined_at": now}
+    return {
+        "channel": MQTT,
+        "source": topic[:SOURCE_MAX],
+        "raw_content": raw,
+        "reason": reason,
+        "content_hash": digest,
+        "quarantined_at": now,
+    }
 
 
 UNKNOWN_STORE, UNKNOWN_SKU = "unknown store", "unknown sku"
@@ -109,7 +122,9 @@ def names_unknown_entity(reason: str) -> bool:
     return f": {UNKNOWN_STORE} " in reason or f": {UNKNOWN_SKU} " in reason
 
 
-def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, now: datetime) -> tuple[str | None, dict | None]:
+def reading_problem(
+    item: object, ids: tuple[str, str], known: KnownEntities, now: datetime
+) -> tuple[str | None, dict | None]:
     """Why one reading is invalid (None if valid) and, if valid, its database row."""
     if not isinstance(item, dict):
         return f"a reading must be a JSON object, got {type(item).__name__}", None
@@ -127,14 +142,19 @@ def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, no
     if not SEQ_RANGE[0] <= seq <= SEQ_RANGE[1]:
         return f"field 'seq' is {seq} (must fit a 32-bit integer)", None
     if (item["store_id"], item["sensor_id"]) != ids:
-        return f"payload store/sensor {item['store_id']}/{item['sensor_id']} does not match the topic's {ids[0]}/{ids[1]}", None
+        return (
+            f"payload store/sensor {item['store_id']}/{item['sensor_id']} does not match the topic's {ids[0]}/{ids[1]}",
+            None,
+        )
     if len(item["sensor_id"]) > SENSOR_ID_MAX:
         return f"field 'sensor_id' is longer than {SENSOR_ID_MAX} characters", None
     if item["kind"] not in KINDS:
         return f"field 'kind' is {item['kind']!r} (must be one of {', '.join(KINDS)})", None
     if value < 0:
         return f"field 'value' is {value} (must be >= 0)", None
-    if battery is not None and (isinstance(battery, bool) or not isinstance(battery, int | float) or not 0 <= battery <= 1):
+    if battery is not None and (
+        isinstance(battery, bool) or not isinstance(battery, int | float) or not 0 <= battery <= 1
+    ):
         return f"field 'battery' is {battery!r} (must be between 0 and 1)", None
     if item["store_id"] not in known.stores:
         return f"{UNKNOWN_STORE} {item['store_id']!r}", None
@@ -147,24 +167,38 @@ def reading_problem(item: object, ids: tuple[str, str], known: KnownEntities, no
     if ts.tzinfo is None:
         return f"field 'ts' is {item['ts']!r} (needs a UTC offset)", None
     try:
-        ts = ts.astimezone(timezone.utc)
+        ts = ts.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         return f"field 'ts' is {item['ts']!r} (out of range)", None
     units = float(value)
     if item["kind"] == "shelf_weight_g":
         units = max(0.0, float(value) - known.tare_g.get(item["sensor_id"], 0.0)) / known.unit_weight_g[item["sku"]]
     return None, {
-        "sensor_id": item["sensor_id"], "store_id": item["store_id"], "sku": item["sku"], "kind": item["kind"],
-        "value": float(value), "units": units, "seq": int(seq), "battery": None if battery is None else float(battery),
-        "device_ts": ts, "received_at": now, "clock_skew": ts > now + MAX_CLOCK_SKEW,
+        "sensor_id": item["sensor_id"],
+        "store_id": item["store_id"],
+        "sku": item["sku"],
+        "kind": item["kind"],
+        "value": float(value),
+        "units": units,
+        "seq": int(seq),
+        "battery": None if battery is None else float(battery),
+        "device_ts": ts,
+        "received_at": now,
+        "clock_skew": ts > now + MAX_CLOCK_SKEW,
     }
 
 
-def parse_message(prefix: str, topic: str, payload: bytes, known: KnownEntities, now: datetime) -> tuple[list[dict], list[dict]]:
+def parse_message(
+    prefix: str, topic: str, payload: bytes, known: KnownEntities, now: datetime
+) -> tuple[list[dict], list[dict]]:
     """(reading rows, quarantine rows) of one message; a list payload is checked item by item."""
     ids = topic_ids(prefix, topic)
     if ids is None:
-        return [], [quarantine_entry(topic, payload, f"not a readings topic (expected {topic_for(prefix, '{store_id}', '{sensor_id}')})", now)]
+        return [], [
+            quarantine_entry(
+                topic, payload, f"not a readings topic (expected {topic_for(prefix, '{store_id}', '{sensor_id}')})", now
+            )
+        ]
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

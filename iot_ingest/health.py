@@ -1,13 +1,13 @@
 """Sensor health: which sensors have gone quiet, by the one stale-sensor rule of
-shelfwatch.core.domain. The alerting step routes these apart (a data problem, not an empty shelf)."""
+core.domain. The alerting step routes these apart (a data problem, not an empty shelf)."""
 
 from __future__ import annotations
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from shelfwatch.core.domain import is_stale, silent_hours
-from shelfwatch.sql import schema
+from core.domain import is_stale, silent_hours
+from sql import schema
 
 
 def stale_sensors(engine: Engine, stale_after_hours: float, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -19,8 +19,14 @@ def stale_sensors(engine: Engine, stale_after_hours: float, as_of: pd.Timestamp 
     """
     as_of = as_of if as_of is not None else pd.Timestamp.now(tz="UTC")
     latest, s = schema.latest_sensor_readings, schema.sensors
-    last = select(latest.c.sensor_id, func.max(latest.c.device_ts).label("last_reading_at")).group_by(latest.c.sensor_id).subquery()
-    stmt = select(s.c.sensor_id, s.c.store_id, s.c.sku, last.c.last_reading_at).outerjoin(last, last.c.sensor_id == s.c.sensor_id)
+    last = (
+        select(latest.c.sensor_id, func.max(latest.c.device_ts).label("last_reading_at"))
+        .group_by(latest.c.sensor_id)
+        .subquery()
+    )
+    stmt = select(s.c.sensor_id, s.c.store_id, s.c.sku, last.c.last_reading_at).outerjoin(
+        last, last.c.sensor_id == s.c.sensor_id
+    )
     with engine.connect() as conn:
         frame = pd.read_sql(stmt, conn)
     frame["last_reading_at"] = pd.to_datetime(frame["last_reading_at"], utc=True)

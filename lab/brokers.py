@@ -47,7 +47,7 @@ class EmbeddedBroker:
         self._broker = Broker(config, loop=self._loop)
         await self._broker.start()
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=15)
         return self

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.settings import Settings
+from lab.publisher import publish_sensor_readings
 from shelfwatch import steps
-from shelfwatch.core.settings import Settings
-from shelfwatch.lab.publisher import publish_sensor_readings
 
 
 class StepTimer:
@@ -65,12 +65,21 @@ def publish_and_ingest(settings: Settings, world_dir: Path, console: Console) ->
     steps.register_sensor_session(settings)
     result: dict = {}
     subscribed = threading.Event()
-    consumer = threading.Thread(target=lambda: result.update(steps.ingest_sensor_readings(settings, until_idle=5.0, ready=subscribed)))
+    consumer = threading.Thread(
+        target=lambda: result.update(steps.ingest_sensor_readings(settings, until_idle=5.0, ready=subscribed))
+    )
     consumer.start()
     if not subscribed.wait(30):
         raise TimeoutError("the sensor ingest did not subscribe within 30 s")
     total = sum(1 for _ in open(world_dir / "sensor_readings.jsonl"))
-    with Progress(TextColumn("publishing readings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("publishing readings"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("publish", total=total)
         published = publish_sensor_readings(settings, world_dir, malformed=3, progress=lambda n: bar.advance(task, n))
     consumer.join()
@@ -80,22 +89,39 @@ def publish_and_ingest(settings: Settings, world_dir: Path, console: Console) ->
 def embedded_broker_if_needed(settings: Settings):
     if settings.mqtt_url:
         return contextlib.nullcontext(settings.mqtt_url)
-    from shelfwatch.lab.brokers import EmbeddedBroker
+    from lab.brokers import EmbeddedBroker
 
     return EmbeddedBroker()
 
 
 def run_demo(
-    settings: Settings, console: Console, *, stores: int, skus: int, days: int, members: int, seed: int, incident_share: float = 0.04
+    settings: Settings,
+    console: Console,
+    *,
+    stores: int,
+    skus: int,
+    days: int,
+    members: int,
+    seed: int,
+    incident_share: float = 0.04,
 ) -> dict:
-    from shelfwatch.lab.simulator import simulate_world, world_now
+    from lab.simulator import simulate_world, world_now
 
     world_dir = settings.data_dir / "world"
     timer = StepTimer(console)
     started = time.perf_counter()
-    spec = {"stores": stores, "skus": skus, "days": days, "members": members, "seed": seed, "incident_share": incident_share}
+    spec = {
+        "stores": stores,
+        "skus": skus,
+        "days": days,
+        "members": members,
+        "seed": seed,
+        "incident_share": incident_share,
+    }
     timer.run("simulate world", lambda: simulate_world(world_dir, **spec) and spec)
-    settings = settings if settings.as_of else replace(settings, as_of=world_now(world_dir))  # the world's "now", not today
+    settings = (
+        settings if settings.as_of else replace(settings, as_of=world_now(world_dir))
+    )  # the world's "now", not today
     timer.run("migrate database", steps.migrate_database, settings)
     timer.run("load reference data", steps.load_reference, settings, world_dir)
     timer.run("ingest sales (GX)", steps.ingest_sales, settings, world_dir)
@@ -107,14 +133,18 @@ def run_demo(
     timer.run("members at risk", steps.refresh_member_risk, settings)
     report = timer.run("write report", steps.write_report, settings, world_dir)
     console.print(timer.table())
-    console.print(f"Report: [bold]{escape(str(report['report_dir']))}/summary.md[/bold]  (CX list: members_to_contact.csv, plots/)")
+    console.print(
+        f"Report: [bold]{escape(str(report['report_dir']))}/summary.md[/bold]  (CX list: members_to_contact.csv, plots/)"
+    )
     console.print(
         f"Alerts vs ground truth: precision [bold]{report['precision']}[/bold], recall [bold]{report['recall']}[/bold] "
         f"({report['open_alerts']} open alerts, {report['alerts_with_members']} linked to members)"
     )
     logins = demo_users(settings)
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s")
-    console.print("Web views: [bold]make web[/bold] (or shelfwatch web), then open [bold]http://127.0.0.1:8000[/bold] and log in as")
+    console.print(
+        "Web views: [bold]make web[/bold] (or shelfwatch web), then open [bold]http://127.0.0.1:8000[/bold] and log in as"
+    )
     for role, (username, password) in logins.items():
         console.print(escape(f"  {role:<14} {username} / {password}"))
     return {**report, "logins": logins}
@@ -127,15 +157,22 @@ def demo_users(settings: Settings) -> dict[str, tuple[str, str]]:
 
     from sqlalchemy import select
 
-    from shelfwatch.core.db import get_engine
+    from core.db import get_engine
     from shelfwatch.web.auth import add_user
-    from shelfwatch.sql import schema
+    from sql import schema
 
     engine = get_engine(settings.db_url)
     with engine.connect() as conn:
-        first_store = conn.execute(select(schema.stores.c.store_id).order_by(schema.stores.c.store_id).limit(1)).scalar()
+        first_store = conn.execute(
+            select(schema.stores.c.store_id).order_by(schema.stores.c.store_id).limit(1)
+        ).scalar()
     logins = {}
-    for role, username, store in (("planner", "demo-planner", None), ("store_manager", "demo-manager", first_store), ("cx", "demo-cx", None), ("admin", "demo-admin", None)):
+    for role, username, store in (
+        ("planner", "demo-planner", None),
+        ("store_manager", "demo-manager", first_store),
+        ("cx", "demo-cx", None),
+        ("admin", "demo-admin", None),
+    ):
         password = secrets.token_urlsafe(9)
         add_user(engine, username, password, role, store)
         logins[role] = (username, password)

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shelfwatch.lab.brokers import free_port
+from lab.brokers import free_port
 
 BASE_CONFIG = """\
 user {user}
@@ -37,7 +37,9 @@ class MosquittoProcess:
         self.port = free_port()
         self.config = self.dir / "mosquitto.conf"
         self.config.write_text(
-            BASE_CONFIG.format(port=self.port, data=self.dir, user=getpass.getuser()) + f"allow_anonymous {'true' if anonymous else 'false'}\n" + extra_config
+            BASE_CONFIG.format(port=self.port, data=self.dir, user=getpass.getuser())
+            + f"allow_anonymous {'true' if anonymous else 'false'}\n"
+            + extra_config
         )
         self.proc: subprocess.Popen | None = None
 
@@ -46,7 +48,9 @@ class MosquittoProcess:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -54,7 +58,9 @@ class MosquittoProcess:
                     return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"mosquitto exited: {self.proc.stderr.read().decode(errors='replace')}") from None
+                    raise RuntimeError(
+                        f"mosquitto exited: {self.proc.stderr.read().decode(errors='replace')}"
+                    ) from None
                 time.sleep(0.05)
         raise TimeoutError(f"mosquitto did not listen on {self.port}")
 
@@ -72,7 +78,7 @@ class MosquittoProcess:
         self.stop()
         self.start()
 
-    def __enter__(self) -> "MosquittoProcess":
+    def __enter__(self) -> MosquittoProcess:
         self.start()
         return self
 
@@ -83,12 +89,27 @@ class MosquittoProcess:
 def synthetic_reading(sensor: int, seq: int, store_id: str, sku: str) -> dict:
     """A valid reading for load and fault tests: sensor `X{sensor}`, one per second of device time."""
     ts = f"2026-11-{1 + (seq // 86400) % 28:02d}T{(seq // 3600) % 24:02d}:{(seq // 60) % 60:02d}:{seq % 60:02d}+00:00"
-    return {"sensor_id": f"X{sensor}", "store_id": store_id, "sku": sku, "kind": "shelf_units", "value": float(seq % 40),
-            "ts": ts, "seq": seq, "battery": 0.8}
+    return {
+        "sensor_id": f"X{sensor}",
+        "store_id": store_id,
+        "sku": sku,
+        "kind": "shelf_units",
+        "value": float(seq % 40),
+        "ts": ts,
+        "seq": seq,
+        "battery": 0.8,
+    }
 
 
 def publish_backlog(
-    url_port: int, prefix: str, messages: int, *, per_message: int = 1, sensors: int = 100, store_id: str = "S1", sku: str = "A",
+    url_port: int,
+    prefix: str,
+    messages: int,
+    *,
+    per_message: int = 1,
+    sensors: int = 100,
+    store_id: str = "S1",
+    sku: str = "A",
     parallel: int = 4,
 ) -> int:
     """Publish `messages` QoS 1 messages (of `per_message` readings each) with mosquitto_pub, fast.
@@ -108,7 +129,9 @@ def publish_backlog(
             items = [synthetic_reading(s, m * per_message + i, store_id, sku) for i in range(per_message)]
             lines.append(json.dumps(items[0] if per_message == 1 else items, separators=(",", ":")))
         topic = f"{prefix}/stores/{store_id}/sensors/X{s}/readings"
-        proc = subprocess.Popen(["mosquitto_pub", "-p", str(url_port), "-q", "1", "-l", "-t", topic], stdin=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["mosquitto_pub", "-p", str(url_port), "-q", "1", "-l", "-t", topic], stdin=subprocess.PIPE
+        )
         proc.stdin.write(("\n".join(lines) + "\n").encode())
         proc.stdin.close()
         running.append(proc)

@@ -1,5 +1,5 @@
 """Prophet alone, per store x SKU over all cores, with sample-based quantiles floored at zero: the
-benchmark's "Prophet alone" baseline (the forecaster itself is `shelfwatch.forecasting.engine`).
+benchmark's "Prophet alone" baseline (the forecaster itself is `forecasting.engine`).
 
 Prophet is imported inside the functions: it takes about a second to import.
 """
@@ -11,8 +11,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.engine import quiet_prophet_logs
-from shelfwatch.forecasting.parallel import map_in_processes
+from forecasting.engine import quiet_prophet_logs
+from forecasting.parallel import map_in_processes
 
 FORECAST_COLUMNS = ["store_id", "sku", "date", "mean", "p10", "p50", "p90", "model"]
 MIN_HISTORY_DAYS = 28
@@ -59,7 +59,9 @@ def prophet_forecast(daily: pd.DataFrame, horizon: int, seed: int) -> dict[str, 
     return quantile_summary(samples)
 
 
-def forecast_series(history: pd.DataFrame, horizon: int, seed: int = 0, end: pd.Timestamp | None = None) -> pd.DataFrame:
+def forecast_series(
+    history: pd.DataFrame, horizon: int, seed: int = 0, end: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Forecast one series (`date, units`) for `horizon` days after its last date (or `end`)."""
     daily = complete_daily(history, end)
     usable = len(daily) >= MIN_HISTORY_DAYS and daily["units"].sum() > 0

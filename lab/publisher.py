@@ -11,15 +11,17 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from shelfwatch.core.settings import Settings
-from shelfwatch.iot_ingest.contract import parse_broker_url, topic_for
+from core.settings import Settings
+from iot_ingest.contract import parse_broker_url, topic_for
 from shelfwatch.steps import existing_world_dir
 
 
 def publisher_client(mqtt_url: str, client_id: str | None = None) -> mqtt.Client:
     addr = parse_broker_url(mqtt_url)
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id or "", protocol=mqtt.MQTTv5 if addr.protocol == "5" else mqtt.MQTTv311
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id or "",
+        protocol=mqtt.MQTTv5 if addr.protocol == "5" else mqtt.MQTTv311,
     )
     if addr.username:
         client.username_pw_set(addr.username, addr.password)
@@ -44,7 +46,11 @@ def publisher_client(mqtt_url: str, client_id: str | None = None) -> mqtt.Client
 
 
 def publish_payloads(
-    mqtt_url: str, messages: Iterable[tuple[str, bytes]], qos: int = 1, client_id: str | None = None, timeout: float = 60.0,
+    mqtt_url: str,
+    messages: Iterable[tuple[str, bytes]],
+    qos: int = 1,
+    client_id: str | None = None,
+    timeout: float = 60.0,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Publish (topic, payload) pairs and return once the broker acknowledged all of them.
@@ -61,7 +67,9 @@ def publish_payloads(
             try:
                 info.wait_for_publish(timeout=timeout)
             except RuntimeError as exc:  # paho: the broker closed the connection (e.g. on an ACL refusal)
-                raise ConnectionError(f"the broker closed the connection before acknowledging message {info.mid} ({exc})") from None
+                raise ConnectionError(
+                    f"the broker closed the connection before acknowledging message {info.mid} ({exc})"
+                ) from None
             if not info.is_published():
                 raise TimeoutError(f"broker did not acknowledge message {info.mid}")
             if progress and (done % 500 == 0 or done == len(infos)):
@@ -75,12 +83,19 @@ def publish_payloads(
 
 
 def publish_readings(
-    mqtt_url: str, readings: Iterable[dict], topic_prefix: str, qos: int = 1, client_id: str | None = None,
+    mqtt_url: str,
+    readings: Iterable[dict],
+    topic_prefix: str,
+    qos: int = 1,
+    client_id: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """One message per reading, on its sensor's topic."""
     return publish_payloads(
-        mqtt_url, ((topic_for(topic_prefix, r["store_id"], r["sensor_id"]), orjson.dumps(r)) for r in readings), qos, client_id,
+        mqtt_url,
+        ((topic_for(topic_prefix, r["store_id"], r["sensor_id"]), orjson.dumps(r)) for r in readings),
+        qos,
+        client_id,
         progress=progress,
     )
 
@@ -95,7 +110,9 @@ def read_sensor_readings(world_dir: Path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = None, malformed: int = 0, progress=None) -> dict:
+def publish_sensor_readings(
+    settings: Settings, world_dir: str | Path | None = None, malformed: int = 0, progress=None
+) -> dict:
     """Publish a world's readings as its shelf sensors would (one reading per message, QoS 1).
 
     `malformed` adds that many broken payloads, as a misbehaving device would send, so the demo shows
@@ -106,5 +123,7 @@ def publish_sensor_readings(settings: Settings, world_dir: str | Path | None = N
     bad = [b'{"sensor_id": "broken', b'{"store_id": "S001"}', b"\xff\xfe not json"][: max(0, malformed)]
     if bad and readings:
         first = readings[0]
-        publish_raw(settings.mqtt_url, topic_for(settings.mqtt_topic_prefix, first["store_id"], first["sensor_id"]), bad)
+        publish_raw(
+            settings.mqtt_url, topic_for(settings.mqtt_topic_prefix, first["store_id"], first["sensor_id"]), bad
+        )
     return {"published": sent, "malformed_published": len(bad)}

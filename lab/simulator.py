@@ -38,14 +38,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from shelfwatch.core.domain import CLOSE_HOUR, DELIVERY_HOUR, OPEN_HOUR
+from core.domain import CLOSE_HOUR, DELIVERY_HOUR, OPEN_HOUR
 
 DEFAULT_END_DATE = date(2026, 11, 22)  # fixed so a seed always gives the same world
 TIMEZONES = ["Europe/London", "Europe/Amsterdam", "Europe/Berlin", "Europe/Madrid", "Europe/Paris", "Europe/Dublin"]
@@ -73,8 +73,16 @@ CITY_COORDINATES = {
 STORE_JITTER_DEGREES = (0.06, 0.09)  # standard deviation of a store's (latitude, longitude) around its city
 CHAIN_NAMES = ("North", "South", "East", "West")  # "Shelfwatch <name>"; beyond four, "Shelfwatch <n>"
 # share of each category's products that are vegetarian
-VEGETARIAN_SHARE = {"produce": 0.95, "dairy": 0.6, "bakery": 0.9, "frozen": 0.5, "vegetarian": 1.0, "drinks": 0.9,
-                    "snacks": 0.85, "household": 0.95}
+VEGETARIAN_SHARE = {
+    "produce": 0.95,
+    "dairy": 0.6,
+    "bakery": 0.9,
+    "frozen": 0.5,
+    "vegetarian": 1.0,
+    "drinks": 0.9,
+    "snacks": 0.85,
+    "household": 0.95,
+}
 TASTE_GROUPS = (2, 4)  # each category's products fall into this many taste groups (inclusive), hidden
 
 
@@ -103,7 +111,7 @@ class WorldSpec:
     @property
     def now(self) -> datetime:
         """The moment the history ends: midnight UTC after the last simulated day."""
-        return datetime.combine(self.end_date + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+        return datetime.combine(self.end_date + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
 def simulate_world(out_dir: Path, **spec_fields: object) -> Path:
@@ -195,7 +203,9 @@ def make_members(spec: WorldSpec, stores: pd.DataFrame, rng: np.random.Generator
     ids = [f"M{i + 1:07d}" for i in range(spec.members)]
     channel = rng.choice(["email", "sms", "app"], spec.members, p=[0.6, 0.25, 0.15])
     address = [
-        f"member{i + 1}@mail.example" if ch == "email" else (f"+44770{i + 1:07d}" if ch == "sms" else f"app:{i + 1:07d}")
+        f"member{i + 1}@mail.example"
+        if ch == "email"
+        else (f"+44770{i + 1:07d}" if ch == "sms" else f"app:{i + 1:07d}")
         for i, ch in enumerate(channel)
     ]
     return pd.DataFrame(
@@ -235,9 +245,15 @@ def demand_rates(
     n_days = len(dates)
     weekend_lift = products["category"].map(lambda c: CATEGORIES[c][0]).to_numpy()
     dow = dates.dayofweek.to_numpy()
-    weekly = 1.0 + np.outer((dow >= 4).astype(float) * (dow < 6), weekend_lift) - 0.08 * np.outer(dow == 0, np.ones(len(products)))
+    weekly = (
+        1.0
+        + np.outer((dow >= 4).astype(float) * (dow < 6), weekend_lift)
+        - 0.08 * np.outer(dow == 0, np.ones(len(products)))
+    )
     doy = dates.dayofyear.to_numpy()[:, None]
-    yearly = 1.0 + products["yearly_amplitude"].to_numpy() * np.sin(2 * np.pi * (doy - products["yearly_phase"].to_numpy()) / 365.25)
+    yearly = 1.0 + products["yearly_amplitude"].to_numpy() * np.sin(
+        2 * np.pi * (doy - products["yearly_phase"].to_numpy()) / 365.25
+    )
     trend = 1.0 + np.linspace(-0.05, 0.05, n_days)[:, None]
     level = stores["size_factor"].to_numpy()[:, None] * products["base_rate"].to_numpy()[None, :]
     rates = (weekly * yearly * trend)[:, None, :] * level[None, :, :]
@@ -307,7 +323,9 @@ def defect_probability(k) -> np.ndarray:
     return np.clip(DEFECT_PER_MISS * (np.asarray(k, dtype=float) - 1.0), 0.0, DEFECT_MAX)
 
 
-def price_calendar(spec: WorldSpec, products: pd.DataFrame, n_days: int) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+def price_calendar(
+    spec: WorldSpec, products: pd.DataFrame, n_days: int
+) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """Chain-wide shelf prices and what they do to demand. Every SKU starts at its list price; a share
     of them changes price every 60-150 days to 0.8-1.2x the list price (changes after the history are
     planned ones, known ahead as a retailer's are). Demand answers with the SKU's own elasticity,
@@ -491,8 +509,16 @@ def build_world(spec: WorldSpec) -> World:
         book = book - sold_today
         if d < n_hist or behaviour:
             # after "now" only the behaviour needs who was served: drawn from its own stream
-            kept = served_member_buys(buys, fav_store, fav_sku, sold_today, member_demand, rng if d < n_hist else behaviour.rng, drawn,
-                                      demand_today=demand if behaviour else None)
+            kept = served_member_buys(
+                buys,
+                fav_store,
+                fav_sku,
+                sold_today,
+                member_demand,
+                rng if d < n_hist else behaviour.rng,
+                drawn,
+                demand_today=demand if behaviour else None,
+            )
             lines_today = lines_frame(d, favourites.index.to_numpy()[kept], fav_store[kept], fav_sku[kept])
             served = np.zeros((n_stores, n_skus))
             np.add.at(served, (fav_store[kept], fav_sku[kept]), 1.0)
@@ -521,16 +547,36 @@ def build_world(spec: WorldSpec) -> World:
     if behaviour:  # a member who left adds no expected demand from the day after
         member_expected = behaviour.expected_member_rate(member_rate, fav_store, fav_sku, fav_p, n_days)
     world = World(
-        stores, products, members, favourites, sensors, dates, n_hist, sold, shelf_open, shelf_close, empty_at,
-        book_close, deliveries, lines, incidents, promo_calendar, (rates + member_expected).astype(np.float32), price_rows,
-        (planned_rates + member_expected).astype(np.float32), true_demand, unserved,
+        stores,
+        products,
+        members,
+        favourites,
+        sensors,
+        dates,
+        n_hist,
+        sold,
+        shelf_open,
+        shelf_close,
+        empty_at,
+        book_close,
+        deliveries,
+        lines,
+        incidents,
+        promo_calendar,
+        (rates + member_expected).astype(np.float32),
+        price_rows,
+        (planned_rates + member_expected).astype(np.float32),
+        true_demand,
+        unserved,
     )
     if behaviour:
         world.defections, world.substitutions, world.missed_visits = behaviour.frames()
     return world
 
 
-def served_member_buys(buys, fav_store, fav_sku, sold_today, member_demand, rng, drawn=None, demand_today=None) -> np.ndarray:
+def served_member_buys(
+    buys, fav_store, fav_sku, sold_today, member_demand, rng, drawn=None, demand_today=None
+) -> np.ndarray:
     """Which member purchases (favourites rows) were served: on a short shelf, a random subset as
     large as the sales allow. `drawn`: the buys before members who left were masked out; the random
     draw keeps their shape, so masking does not move the stream. With `demand_today` (the day's whole
@@ -614,15 +660,24 @@ class MemberBehaviour:
             if shelf[s, c] - taken.get((s, c), 0) >= 1.0:
                 taken[(s, c)] = taken.get((s, c), 0) + 1
                 out.append((d, int(self.favourites.index[i]), s, c))
-                self.substitution_rows.append((self.member_ids[self.fav_member[i]], self.stores["store_id"].iloc[s],
-                                               self.products["sku"].iloc[f], self.products["sku"].iloc[c], d))
+                self.substitution_rows.append(
+                    (
+                        self.member_ids[self.fav_member[i]],
+                        self.stores["store_id"].iloc[s],
+                        self.products["sku"].iloc[f],
+                        self.products["sku"].iloc[c],
+                        d,
+                    )
+                )
         frame = pd.DataFrame(out, columns=["day", "member_idx", "store_idx", "sku_idx"])
         return frame.astype({"member_idx": int, "store_idx": int, "sku_idx": int}) if len(frame) else frame
 
     def defect(self, d: int, missed, fav_store, fav_sku) -> None:
         """Each member with an unserved favourite today (one visit) may leave: defect_probability(k)."""
         if len(missed):
-            self.missed_rows.append(np.column_stack([self.fav_member[missed], fav_store[missed], fav_sku[missed], np.full(len(missed), d)]))
+            self.missed_rows.append(
+                np.column_stack([self.fav_member[missed], fav_store[missed], fav_sku[missed], np.full(len(missed), d)])
+            )
         members = np.unique(self.fav_member[missed])
         draws = self.rng.random(len(members))
         for m, u in zip(members, draws, strict=True):
@@ -636,19 +691,31 @@ class MemberBehaviour:
         """The members' expected demand per day (days, stores, skus): without those who left, from the
         day after they left."""
         rate = np.repeat(member_rate[None], n_days, axis=0)
-        left_on = {m: d for m, d in zip(pd.Index(self.member_ids).get_indexer([r[0] for r in self.defection_rows]),
-                                        [r[1] for r in self.defection_rows], strict=True)}
+        left_on = {
+            m: d
+            for m, d in zip(
+                pd.Index(self.member_ids).get_indexer([r[0] for r in self.defection_rows]),
+                [r[1] for r in self.defection_rows],
+                strict=True,
+            )
+        }
         for i, m in enumerate(self.fav_member):
             if m in left_on:
-                rate[left_on[m] + 1:, fav_store[i], fav_sku[i]] -= fav_p[i]
+                rate[left_on[m] + 1 :, fav_store[i], fav_sku[i]] -= fav_p[i]
         return np.maximum(rate, 0.0)
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         defections = pd.DataFrame(self.defection_rows, columns=DEFECTION_COLUMNS)
         substitutions = pd.DataFrame(self.substitution_rows, columns=SUBSTITUTION_COLUMNS)
         missed = np.concatenate(self.missed_rows) if self.missed_rows else np.zeros((0, 4), dtype=int)
-        missed_visits = pd.DataFrame({"member_id": self.member_ids[missed[:, 0]], "store_id": self.stores["store_id"].to_numpy()[missed[:, 1]],
-                                      "sku": self.products["sku"].to_numpy()[missed[:, 2]], "day": missed[:, 3]})
+        missed_visits = pd.DataFrame(
+            {
+                "member_id": self.member_ids[missed[:, 0]],
+                "store_id": self.stores["store_id"].to_numpy()[missed[:, 1]],
+                "sku": self.products["sku"].to_numpy()[missed[:, 2]],
+                "day": missed[:, 3],
+            }
+        )
         return defections, substitutions, missed_visits
 
 
@@ -686,7 +753,11 @@ def shelf_units_at(world: World, d: int, s, k, hour: float):
     frac = min(1.0, (hour - OPEN_HOUR) / (CLOSE_HOUR - OPEN_HOUR))
     with np.errstate(divide="ignore", invalid="ignore"):
         emptying = np.clip((hour - OPEN_HOUR) / (empty_at - OPEN_HOUR), 0.0, 1.0)
-    return np.where(np.isnan(empty_at), opening - world.sold[d, s, k] * frac, np.where(empty_at <= OPEN_HOUR, 0.0, opening * (1.0 - emptying)))
+    return np.where(
+        np.isnan(empty_at),
+        opening - world.sold[d, s, k] * frac,
+        np.where(empty_at <= OPEN_HOUR, 0.0, opening * (1.0 - emptying)),
+    )
 
 
 def sensor_readings(world: World, spec: WorldSpec, rng) -> list[dict]:
@@ -743,7 +814,9 @@ def deliveries_frame(world: World) -> pd.DataFrame:
                 "sku": world.products.sku[r.sku_idx],
                 "expected_at": local_ts(world, r.store_idx, r.expected_day, DELIVERY_HOUR).isoformat(),
                 "expected_units": float(r.units),
-                "received_at": local_ts(world, r.store_idx, r.arrival_day, DELIVERY_HOUR).isoformat() if received else "",
+                "received_at": local_ts(world, r.store_idx, r.arrival_day, DELIVERY_HOUR).isoformat()
+                if received
+                else "",
                 "received_units": float(r.units) if received else "",
             }
         )
@@ -759,20 +832,51 @@ def ground_truth(world: World, spec: WorldSpec) -> list[dict]:
     next_arrival = arrivals.groupby(["store_idx", "sku_idx"]).arrival_day.min().to_dict()
     for s in range(len(world.stores)):
         for k in range(len(world.products)):
-            cause = "phantom_stock" if inc.phantom[s, k] else "late_delivery" if inc.late[s, k] else "demand_spike" if inc.spike[s, k] else "natural"
-            base = {"store_id": world.stores.store_id[s], "sku": world.products.sku[k], "cause": cause, "injected": cause != "natural"}
+            cause = (
+                "phantom_stock"
+                if inc.phantom[s, k]
+                else "late_delivery"
+                if inc.late[s, k]
+                else "demand_spike"
+                if inc.spike[s, k]
+                else "natural"
+            )
+            base = {
+                "store_id": world.stores.store_id[s],
+                "sku": world.products.sku[k],
+                "cause": cause,
+                "injected": cause != "natural",
+            }
             if inc.phantom[s, k]:
-                out.append({**base, "kind": "phantom_stock", "empty_since": str(local_ts(world, s, int(inc.phantom_start[s, k]), OPEN_HOUR)), "book_units": float(world.book_close[n - 1, s, k])})
+                out.append(
+                    {
+                        **base,
+                        "kind": "phantom_stock",
+                        "empty_since": str(local_ts(world, s, int(inc.phantom_start[s, k]), OPEN_HOUR)),
+                        "book_units": float(world.book_close[n - 1, s, k]),
+                    }
+                )
                 continue
             if world.shelf_close[n - 1, s, k] <= 0:
                 last = np.flatnonzero(~np.isnan(world.empty_at_hour[:n, s, k]))
-                since = local_ts(world, s, int(last[-1]), float(world.empty_at_hour[last[-1], s, k])) if len(last) else None
+                since = (
+                    local_ts(world, s, int(last[-1]), float(world.empty_at_hour[last[-1], s, k])) if len(last) else None
+                )
                 out.append({**base, "kind": "empty_now", "empty_since": str(since)})
                 continue
             due = next_arrival.get((s, k), n + spec.lookahead_days)
             for d in range(n, min(due, n + spec.lookahead_days)):
                 if not np.isnan(world.empty_at_hour[d, s, k]):
-                    out.append({**base, "kind": "empty_before_delivery", "empty_at": str(local_ts(world, s, d, float(world.empty_at_hour[d, s, k]))), "next_delivery_at": str(local_ts(world, s, due, DELIVERY_HOUR)) if due < n + spec.lookahead_days else None})
+                    out.append(
+                        {
+                            **base,
+                            "kind": "empty_before_delivery",
+                            "empty_at": str(local_ts(world, s, d, float(world.empty_at_hour[d, s, k]))),
+                            "next_delivery_at": str(local_ts(world, s, due, DELIVERY_HOUR))
+                            if due < n + spec.lookahead_days
+                            else None,
+                        }
+                    )
                     break
     return out
 
@@ -785,14 +889,19 @@ def promotions_frame(world: World) -> pd.DataFrame:
         for k, d in sorted(world.promotions, key=lambda p: (p[1], p[0]))
     ]
     frame = pd.DataFrame(rows, columns=["store_id", "sku", "start_date", "end_date"])
-    return frame.assign(start_date=pd.to_datetime(frame.start_date).dt.strftime("%Y-%m-%d"), end_date=pd.to_datetime(frame.end_date).dt.strftime("%Y-%m-%d"))
+    return frame.assign(
+        start_date=pd.to_datetime(frame.start_date).dt.strftime("%Y-%m-%d"),
+        end_date=pd.to_datetime(frame.end_date).dt.strftime("%Y-%m-%d"),
+    )
 
 
 def prices_frame(world: World) -> pd.DataFrame:
     """Shelf prices, chain-wide (empty store_id), from each row's date on: history and planned changes."""
     first = world.dates[0]
-    rows = [("", world.products.sku.iloc[k], (first + pd.Timedelta(days=d)).strftime("%Y-%m-%d"), price)
-            for k, d, price in sorted(world.price_rows, key=lambda r: (r[1], r[0]))]
+    rows = [
+        ("", world.products.sku.iloc[k], (first + pd.Timedelta(days=d)).strftime("%Y-%m-%d"), price)
+        for k, d, price in sorted(world.price_rows, key=lambda r: (r[1], r[0]))
+    ]
     return pd.DataFrame(rows, columns=["store_id", "sku", "date", "price"])
 
 
@@ -803,7 +912,9 @@ def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     (out_dir / "sales").mkdir(exist_ok=True)
     n = world.n_hist
     stores, products = world.stores, world.products
-    stores[["store_id", "name", "timezone", "manager_email", "chain", "latitude", "longitude"]].to_csv(out_dir / "stores.csv", index=False)
+    stores[["store_id", "name", "timezone", "manager_email", "chain", "latitude", "longitude"]].to_csv(
+        out_dir / "stores.csv", index=False
+    )
     capacity = shelf_capacity(products, stores, spec.shelf_cover_days)
     products.assign(shelf_capacity=capacity, vegetarian=np.where(products["vegetarian"], "yes", "no"))[
         ["sku", "name", "category", "unit_price", "unit_weight_g", "shelf_capacity", "vegetarian"]
@@ -814,8 +925,13 @@ def write_world(world: World, spec: WorldSpec, out_dir: Path) -> None:
     promotions_frame(world).to_csv(out_dir / "promotions.csv", index=False)
     prices_frame(world).to_csv(out_dir / "prices.csv", index=False)
     # what a perfect forecaster would predict: the benchmark's lower bound on error
-    np.savez_compressed(out_dir / "expected_demand.npz", stores=stores.store_id.to_numpy(), skus=products.sku.to_numpy(),
-                        start=str(world.dates[0].date()), mean=world.expected_demand[: world.n_hist])
+    np.savez_compressed(
+        out_dir / "expected_demand.npz",
+        stores=stores.store_id.to_numpy(),
+        skus=products.sku.to_numpy(),
+        start=str(world.dates[0].date()),
+        mean=world.expected_demand[: world.n_hist],
+    )
 
     s_idx, k_idx = np.meshgrid(np.arange(len(stores)), np.arange(len(products)), indexing="ij")
     pd.DataFrame(
@@ -882,10 +998,19 @@ def write_truth_files(world: World, spec: WorldSpec, out_dir: Path) -> None:
     """The hidden truth the actions benchmark scores against, as JSON (a .csv at the top would be read
     as an unknown reference file): member_truth.json (every defection, member_id, day index and date,
     after "now" too; empty without member_behaviour) and product_truth.json (each product's taste group)."""
-    defections = [{"member_id": str(m), "day": int(d), "date": str(dt)} for m, d, dt in world.defections[DEFECTION_COLUMNS].itertuples(index=False)]
-    (out_dir / "member_truth.json").write_text(json.dumps({"now": spec.now.isoformat(), "member_behaviour": spec.member_behaviour,
-                                                           "defections": defections}, indent=1))
-    groups = [{"sku": str(k), "taste_group": int(g)} for k, g in zip(world.products["sku"], world.products["taste_group"], strict=True)]
+    defections = [
+        {"member_id": str(m), "day": int(d), "date": str(dt)}
+        for m, d, dt in world.defections[DEFECTION_COLUMNS].itertuples(index=False)
+    ]
+    (out_dir / "member_truth.json").write_text(
+        json.dumps(
+            {"now": spec.now.isoformat(), "member_behaviour": spec.member_behaviour, "defections": defections}, indent=1
+        )
+    )
+    groups = [
+        {"sku": str(k), "taste_group": int(g)}
+        for k, g in zip(world.products["sku"], world.products["taste_group"], strict=True)
+    ]
     (out_dir / "product_truth.json").write_text(json.dumps({"products": groups}, indent=1))
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from shelfwatch.core.db import insert_ignore
-from shelfwatch.sales_ingest.reference_files import load_reference_data
-from shelfwatch.sql import schema
+from core.db import insert_ignore
+from sales_ingest.reference_files import load_reference_data
+from sql import schema
 
 
 def load_world_bulk(engine: Engine, world_dir: Path) -> dict:
@@ -23,7 +23,7 @@ def load_world_bulk(engine: Engine, world_dir: Path) -> dict:
     sales = pd.read_csv(world_dir / "sales/sales_daily.csv")
     lines = pd.read_csv(world_dir / "sales/purchase_lines.csv")
     weights = pd.read_csv(world_dir / "products.csv").set_index("sku")["unit_weight_g"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     readings = []
     with open(world_dir / "sensor_readings.jsonl") as fh:
         for line in fh:
@@ -33,7 +33,11 @@ def load_world_bulk(engine: Engine, world_dir: Path) -> dict:
             r["received_at"] = now
             readings.append(r)
     with engine.begin() as conn:
-        n_sales = insert_ignore(conn, schema.sales_daily, sales.assign(date=pd.to_datetime(sales["date"]).dt.date).to_dict("records"))
-        n_lines = insert_ignore(conn, schema.purchase_lines, lines.assign(date=pd.to_datetime(lines["date"]).dt.date).to_dict("records"))
+        n_sales = insert_ignore(
+            conn, schema.sales_daily, sales.assign(date=pd.to_datetime(sales["date"]).dt.date).to_dict("records")
+        )
+        n_lines = insert_ignore(
+            conn, schema.purchase_lines, lines.assign(date=pd.to_datetime(lines["date"]).dt.date).to_dict("records")
+        )
         n_readings = insert_ignore(conn, schema.sensor_readings, readings)
     return {"sales": n_sales, "purchase_lines": n_lines, "readings": n_readings}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from shelfwatch.sql import schema
+from sql import schema
 
 SALES_KINDS = {
     "sales_daily": {
@@ -58,19 +58,41 @@ def build_suite(kind: str, known: dict[str, set[str]], today: date):
     for col in SALES_KINDS[kind]["columns"]:
         if col not in NULLABLE:
             suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
-    suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column="units_value", meta={"problem": "units is not a number"}))
-    suite.add_expectation(e.ExpectColumnValuesToBeBetween(column="units_value", min_value=0, meta={"problem": "units is negative (must be >= 0)"}))
-    suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column="date_value", meta={"problem": "date is not a YYYY-MM-DD date"}))
     suite.add_expectation(
-        e.ExpectColumnValuesToBeBetween(column="date_value", max_value=pd.Timestamp(today), meta={"problem": f"date is in the future (after {today})"})
+        e.ExpectColumnValuesToNotBeNull(column="units_value", meta={"problem": "units is not a number"})
     )
-    suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="store_id", value_set=sorted(known["stores"]), meta={"problem": "unknown store_id"}))
-    suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(known["skus"]), meta={"problem": "unknown sku"}))
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeBetween(
+            column="units_value", min_value=0, meta={"problem": "units is negative (must be >= 0)"}
+        )
+    )
+    suite.add_expectation(
+        e.ExpectColumnValuesToNotBeNull(column="date_value", meta={"problem": "date is not a YYYY-MM-DD date"})
+    )
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeBetween(
+            column="date_value",
+            max_value=pd.Timestamp(today),
+            meta={"problem": f"date is in the future (after {today})"},
+        )
+    )
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeInSet(
+            column="store_id", value_set=sorted(known["stores"]), meta={"problem": "unknown store_id"}
+        )
+    )
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(known["skus"]), meta={"problem": "unknown sku"})
+    )
     if kind == "purchase_lines":
         # An unknown member_id is no reason to reject the sale: `detach_unknown_members` keeps the line
         # and lets only its member link wait (pending_member_links).
-        suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column="line_no_value", meta={"problem": "line_no is not a number"}))
-    suite.add_expectation(e.ExpectCompoundColumnsToBeUnique(column_list=SALES_KINDS[kind]["key"], meta={"problem": "duplicate key"}))
+        suite.add_expectation(
+            e.ExpectColumnValuesToNotBeNull(column="line_no_value", meta={"problem": "line_no is not a number"})
+        )
+    suite.add_expectation(
+        e.ExpectCompoundColumnsToBeUnique(column_list=SALES_KINDS[kind]["key"], meta={"problem": "duplicate key"})
+    )
     return suite
 
 
@@ -131,15 +153,25 @@ def good_rows(frame: pd.DataFrame, kind: str, bad: set[int]) -> list[dict]:
     return out.to_dict("records")
 
 
-def detach_unknown_members(rows: list[dict], known_members: set[str], source: str, when: datetime) -> tuple[list[dict], list[dict]]:
+def detach_unknown_members(
+    rows: list[dict], known_members: set[str], source: str, when: datetime
+) -> tuple[list[dict], list[dict]]:
     """Purchase lines whose loyalty card is not (yet) a known member: the sale is kept with member_id
     None, and the link goes apart as a pending_member_links row, attached when the member arrives."""
     kept, links = [], []
     for row in rows:
         member = row.get("member_id")
         if member is not None and member not in known_members:
-            links.append({"store_id": row["store_id"], "receipt_id": row["receipt_id"], "line_no": row["line_no"], "member_id": member,
-                          "source": source, "first_seen_at": when})
+            links.append(
+                {
+                    "store_id": row["store_id"],
+                    "receipt_id": row["receipt_id"],
+                    "line_no": row["line_no"],
+                    "member_id": member,
+                    "source": source,
+                    "first_seen_at": when,
+                }
+            )
             row = {**row, "member_id": None}
         kept.append(row)
     return kept, links
@@ -175,7 +207,14 @@ def whole_file_row(channel: str, path: Path, reason: str, when: datetime) -> dic
 def quarantine_row(channel: str, source: str, content: str, reason: str, when: datetime) -> dict:
     """A quarantine row keyed by its content and reason, so a re-load adds nothing."""
     digest = hashlib.sha256((content + "\x00" + reason).encode()).hexdigest()
-    return {"channel": channel, "source": source, "raw_content": content, "reason": reason, "content_hash": digest, "quarantined_at": when}
+    return {
+        "channel": channel,
+        "source": source,
+        "raw_content": content,
+        "reason": reason,
+        "content_hash": digest,
+        "quarantined_at": when,
+    }
 
 
 def known_ids(engine: Engine) -> dict[str, set[str]]:

@@ -18,15 +18,15 @@ import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, select, tuple_
 
-from shelfwatch.core.db import insert_ignore
-from shelfwatch.core.domain import SALES_FILE
-from shelfwatch.sales_ingest.contract import (
+from core.db import insert_ignore
+from core.domain import SALES_FILE
+from sales_ingest.contract import (
     SALES_KINDS,
     detach_unknown_members,
     good_rows,
@@ -38,8 +38,8 @@ from shelfwatch.sales_ingest.contract import (
     validate_with_gx,
     whole_file_row,
 )
-from shelfwatch.sales_ingest.member_links import attach_pending_member_links, waiting_links
-from shelfwatch.sql import schema
+from sales_ingest.member_links import attach_pending_member_links, waiting_links
+from sql import schema
 
 
 class SalesFileError(ValueError):
@@ -58,7 +58,6 @@ class SalesIngestSummary:
     skipped_same_file: bool = False
     member_links_waiting: int = 0  # lines stored without their (not yet known) member; the link waits
 
-
     def __str__(self) -> str:
         if self.skipped_same_file:
             return f"{self.path}: already ingested (same content), nothing to do"
@@ -68,7 +67,8 @@ class SalesIngestSummary:
         return (
             f"{self.path} ({self.kind}): {self.rows_total} rows, {self.rows_loaded} loaded, "
             f"{self.rows_already_present} already present, {self.rows_quarantined} quarantined"
-            + (f" [{why}]" if why else "") + (waiting if n else "")
+            + (f" [{why}]" if why else "")
+            + (waiting if n else "")
         )
 
 
@@ -107,11 +107,15 @@ def read_raw(path: Path) -> pd.DataFrame:
         stripped = [c.strip() for c in cells]
         if not any(stripped) or [c.lower() for c in stripped[: len(header)]] == header:
             continue  # a blank line, or the header repeated (files glued together)
-        if any(stripped[len(header):]):
+        if any(stripped[len(header) :]):
             extra.add(number - 1)
         rows.append((cells + [""] * len(header))[: len(header)])
         numbers.append(number - 1)
-    frame = pd.DataFrame(rows, columns=header, index=numbers, dtype=str) if rows else pd.DataFrame(columns=header, dtype=str)
+    frame = (
+        pd.DataFrame(rows, columns=header, index=numbers, dtype=str)
+        if rows
+        else pd.DataFrame(columns=header, dtype=str)
+    )
     frame.attrs.update(decimal_comma=delimiter in (";", "\t"), extra_cells=extra)
     return frame
 
@@ -156,7 +160,7 @@ def detect_kind(path: Path, columns: list[str]) -> str:
 
 
 def quarantine_rows(raw: pd.DataFrame, problems: dict[int, list[str]], path: Path) -> list[dict]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for idx, ps in sorted(problems.items()):
         content = json.dumps({"row": idx + 1, **raw.loc[idx].to_dict()}, sort_keys=True)
@@ -168,12 +172,16 @@ def quarantine_rows(raw: pd.DataFrame, problems: dict[int, list[str]], path: Pat
 # ------------------------------------------------------------------------------------------ entry points
 
 
-def ingest_sales_file(engine: Engine, path: Path | str, today: date | None = None, known: dict[str, set[str]] | None = None) -> SalesIngestSummary:
+def ingest_sales_file(
+    engine: Engine, path: Path | str, today: date | None = None, known: dict[str, set[str]] | None = None
+) -> SalesIngestSummary:
     """Validate one POS file with the GX suite, load its good rows and quarantine the rest."""
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.connect() as conn:
-        seen = conn.execute(select(schema.ingested_files.c.kind).where(schema.ingested_files.c.sha256 == digest)).scalar()
+        seen = conn.execute(
+            select(schema.ingested_files.c.kind).where(schema.ingested_files.c.sha256 == digest)
+        ).scalar()
     if seen is not None:
         return SalesIngestSummary(str(path), seen, skipped_same_file=True)
     try:
@@ -190,7 +198,7 @@ def ingest_sales_file(engine: Engine, path: Path | str, today: date | None = Non
     bad = quarantine_rows(raw, problems, path)
     links: list[dict] = []
     if kind == "purchase_lines":
-        rows, links = detach_unknown_members(rows, known["members"], str(path), datetime.now(timezone.utc))
+        rows, links = detach_unknown_members(rows, known["members"], str(path), datetime.now(UTC))
     with engine.begin() as conn:
         links = links_of_new_lines(conn, links)  # a line already stored keeps what it has
         loaded = insert_ignore(conn, SALES_KINDS[kind]["table"], rows)
@@ -200,11 +208,18 @@ def ingest_sales_file(engine: Engine, path: Path | str, today: date | None = Non
         waiting = waiting_links(conn, links)
         conn.execute(
             schema.ingested_files.insert().values(
-                sha256=digest, path=str(path), kind=kind, rows_loaded=loaded, rows_quarantined=len(bad), ingested_at=datetime.now(timezone.utc)
+                sha256=digest,
+                path=str(path),
+                kind=kind,
+                rows_loaded=loaded,
+                rows_quarantined=len(bad),
+                ingested_at=datetime.now(UTC),
             )
         )
     reasons = Counter(p for ps in problems.values() for p in dict.fromkeys(ps))
-    return SalesIngestSummary(str(path), kind, len(raw), loaded, len(rows) - loaded, len(bad), dict(reasons), member_links_waiting=waiting)
+    return SalesIngestSummary(
+        str(path), kind, len(raw), loaded, len(rows) - loaded, len(bad), dict(reasons), member_links_waiting=waiting
+    )
 
 
 def links_of_new_lines(conn: Connection, links: list[dict]) -> list[dict]:
@@ -214,14 +229,19 @@ def links_of_new_lines(conn: Connection, links: list[dict]) -> list[dict]:
     for start in range(0, len(links), 500):
         keys = [(x["store_id"], x["receipt_id"], x["line_no"]) for x in links[start : start + 500]]
         key_cols = tuple_(lines.c.store_id, lines.c.receipt_id, lines.c.line_no)
-        stored |= {tuple(r) for r in conn.execute(select(lines.c.store_id, lines.c.receipt_id, lines.c.line_no).where(key_cols.in_(keys)))}
+        stored |= {
+            tuple(r)
+            for r in conn.execute(
+                select(lines.c.store_id, lines.c.receipt_id, lines.c.line_no).where(key_cols.in_(keys))
+            )
+        }
     return [x for x in links if (x["store_id"], x["receipt_id"], x["line_no"]) not in stored]
 
 
 def quarantine_whole_file(engine: Engine, path: Path, reason: str) -> None:
     """A file that cannot be read row by row is kept whole, so nothing is lost."""
     with engine.begin() as conn:
-        insert_ignore(conn, schema.quarantine, [whole_file_row(SALES_FILE, path, reason, datetime.now(timezone.utc))])
+        insert_ignore(conn, schema.quarantine, [whole_file_row(SALES_FILE, path, reason, datetime.now(UTC))])
 
 
 def ingest_sales_paths(engine: Engine, paths: list[Path | str], today: date | None = None) -> list[SalesIngestSummary]:

@@ -18,10 +18,10 @@ import difflib
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 
-from shelfwatch.sales_ingest.contract import SALES_KINDS
+from sales_ingest.contract import SALES_KINDS
 
 DOC = "docs/data-contract.md"
 
@@ -29,11 +29,23 @@ DOC = "docs/data-contract.md"
 # trimmed, and nothing else. Any other value, an empty cell included, refuses the row: consent is never
 # guessed.
 FLAG_SPELLINGS: dict[str, bool] = {
-    "1": True, "true": True, "yes": True, "y": True, "ja": True,
-    "0": False, "false": False, "no": False, "n": False, "nee": False,
+    "1": True,
+    "true": True,
+    "yes": True,
+    "y": True,
+    "ja": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "n": False,
+    "nee": False,
 }
-FLAG_HELP = "accepted: " + ", ".join(f"{t}/{f}" for t, f in zip(
-    [k for k, v in FLAG_SPELLINGS.items() if v], [k for k, v in FLAG_SPELLINGS.items() if not v], strict=True))
+FLAG_HELP = "accepted: " + ", ".join(
+    f"{t}/{f}"
+    for t, f in zip(
+        [k for k, v in FLAG_SPELLINGS.items() if v], [k for k, v in FLAG_SPELLINGS.items() if not v], strict=True
+    )
+)
 
 EXCEL_EPOCH = datetime(1899, 12, 30)  # Excel's day 0 (serial dates count days from here)
 EXCEL_SERIAL_RANGE = (20000, 80000)  # 1954-10-03 .. 2119-01-09: a bare number outside it is no date
@@ -41,7 +53,16 @@ INT_MAX = 2_147_483_647  # PostgreSQL INTEGER
 
 # column types, as the page names them
 ID, TEXT, NUMBER, WHOLE, FLAG, CHOICE, DATE, TIMESTAMP, ZONE = (
-    "id", "text", "number", "whole number", "yes/no flag", "one of", "date", "timestamp", "time zone")
+    "id",
+    "text",
+    "number",
+    "whole number",
+    "yes/no flag",
+    "one of",
+    "date",
+    "timestamp",
+    "time zone",
+)
 
 
 class CellProblem(ValueError):
@@ -71,7 +92,9 @@ class ColumnSpec:
 
     @property
     def type_text(self) -> str:
-        return self.type + (f" (at most {self.max_length} characters)" if self.max_length and self.type in (ID, TEXT) else "")
+        return self.type + (
+            f" (at most {self.max_length} characters)" if self.max_length and self.type in (ID, TEXT) else ""
+        )
 
     @property
     def time_zone_rule(self) -> str:
@@ -152,108 +175,325 @@ def _sku_ref(description: str = "The product (products.sku).") -> ColumnSpec:
 
 
 # Parents before children: the order files load in, so a row may name an id loaded just before it.
-REFERENCE_FILES: dict[str, FileSpec] = {f.name: f for f in (
-    FileSpec("stores", "reference", "stores", "One row per store.", (
-        _id("store_id", "The store's id, as the POS files and the shelf sensors name it.", "S001"),
-        ColumnSpec("name", TEXT, "The store's name, as people know it.", "Shelfwatch Market Utrecht", max_length=120),
-        ColumnSpec("timezone", ZONE, "The store's IANA time zone: its days, its trading hours and any time written without an offset.",
-                   "Europe/Amsterdam", max_length=64),
-        ColumnSpec("manager_email", TEXT, "Where the store's alert e-mails go.", "manager.s001@stores.example", max_length=200, personal=True),
-        ColumnSpec("chain", TEXT, "The chain or region the store belongs to: a recommended transfer comes only from stores of the same "
-                   "chain. Empty: the store is in the one unnamed chain.", "Shelfwatch North", max_length=64, required=False),
-        ColumnSpec("latitude", NUMBER, "Where the store is (WGS84): transfers come from the nearest stores first. Empty: unknown "
-                   "(such stores come after those whose distance is known).", "52.0907", unit="degrees", minimum=-90, maximum=90,
-                   required=False),
-        ColumnSpec("longitude", NUMBER, "Where the store is (WGS84), east positive.", "5.1214", unit="degrees", minimum=-180,
-                   maximum=180, required=False),
-    ), ("store_id",)),
-    FileSpec("products", "reference", "products", "One row per product (SKU), the same in every store.", (
-        _id("sku", "The product's id, as the POS files and the shelf sensors name it.", "SKU00001"),
-        ColumnSpec("name", TEXT, "The product's name.", "Wholegrain bread 800 g", max_length=200),
-        ColumnSpec("category", TEXT, "Product group, for the report.", "bakery", max_length=64),
-        ColumnSpec("unit_price", NUMBER, "Shelf price of one unit.", "2.49", unit="currency per unit", minimum=0),
-        ColumnSpec("unit_weight_g", NUMBER, "Weight of one unit: a weight sensor's grams are divided by it.", "800", unit="g",
-                   minimum=0, strict_minimum=True),
-        ColumnSpec("shelf_capacity", WHOLE, "Units that fit on the shelf.", "24", unit="units", minimum=1, maximum=INT_MAX),
-        ColumnSpec("vegetarian", FLAG, "Whether the product is vegetarian: a vegetarian favourite is never given a non-vegetarian "
-                   "substitute. Empty: unknown.", "yes", required=False),
-    ), ("sku",)),
-    FileSpec("members", "reference", "members", "Loyalty members who may be told when a favourite product is back. Personal data: "
-             "Shelfwatch never prints or logs a value of this file; a refused row is kept only in the quarantine table.", (
-        _id("member_id", "The loyalty card id, as purchase_lines.member_id names it.", "M0000001"),
-        _id("home_store_id", "The member's home store (stores.store_id).", "S001", references="stores"),
-        ColumnSpec("marketing_consent", FLAG, "Whether the member agreed to be contacted. Required: an unreadable or empty value refuses the row.",
-                   "yes"),
-        ColumnSpec("opted_out", FLAG, "Whether the member has since opted out (wins over consent). Required: an unreadable or empty value "
-                   "refuses the row.", "no"),
-        ColumnSpec("contact_channel", CHOICE, "How to reach the member.", "email", allowed=("email", "sms", "app"), max_length=16),
-        ColumnSpec("contact_address", TEXT, "E-mail address (channel email), phone number (sms) or app id (app).",
-                   "jan.jansen@example.com", max_length=200, personal=True),
-    ), ("member_id",), rules=(
-        "contact_address must be an e-mail address when contact_channel is email, and a phone number (digits, spaces, +, -, brackets) "
-        "when it is sms.",
-        "A refused row never makes a member contactable: if the member is already in the database, a refused row that withdraws consent, "
-        "opts out, or cannot be read on either flag sets marketing_consent to false (and opted_out to true when the row says so).",
-    )),
-    FileSpec("sensors", "reference", "sensors", "One row per shelf sensor and what it measures.", (
-        _id("sensor_id", "The sensor's id, as its MQTT messages name it.", "S001-SH-SKU00001", length=64),
-        _store_ref("The store the sensor is in (stores.store_id)."),
-        _sku_ref("The product on the sensor's shelf (products.sku)."),
-        ColumnSpec("kind", CHOICE, "What the sensor counts: units on the shelf, grams on the shelf, or units in the back room.",
-                   "shelf_units", allowed=("shelf_units", "shelf_weight_g", "backroom_units"), max_length=32),
-        ColumnSpec("tare_g", NUMBER, "Weight of the empty shelf or tray, taken off weight readings.", "0", unit="g", minimum=0,
-                   required=False, default="0"),
-    ), ("sensor_id",)),
-    FileSpec("deliveries", "reference", "deliveries", "Deliveries expected and received, per store and product.", (
-        _id("delivery_id", "The delivery line's id (unique across stores).", "D-S001-SKU00001-20261123", length=64),
-        _store_ref("The store delivered to (stores.store_id)."),
-        _sku_ref("The product delivered (products.sku)."),
-        ColumnSpec("expected_at", TIMESTAMP, "When the delivery is due.", "2026-11-23T06:00:00+01:00"),
-        ColumnSpec("expected_units", NUMBER, "Units ordered.", "24", unit="units", minimum=0),
-        ColumnSpec("received_at", TIMESTAMP, "When it arrived; empty while it has not.", "2026-11-23T06:40:00+01:00", required=False),
-        ColumnSpec("received_units", NUMBER, "Units that arrived; empty while it has not.", "24", unit="units", minimum=0, required=False),
-    ), ("delivery_id",)),
-    FileSpec("inventory_records", "reference", "inventory_records", "Book stock: the units the stock system believes a store has.", (
-        _store_ref(),
-        _sku_ref(),
-        ColumnSpec("as_of", TIMESTAMP, "When the stock was counted or computed.", "2026-11-23T00:00:00+01:00"),
-        ColumnSpec("book_units", NUMBER, "Units in the store (shelf and back room) by the books.", "41", unit="units", minimum=0),
-    ), ("store_id", "sku", "as_of")),
-    FileSpec("promotions", "reference", "promotions", "Promotions, past and planned; the forecast expects more sales during them.", (
-        _store_ref("The store (stores.store_id); empty: every store.", required=False, default=""),
-        _sku_ref("The product on promotion (products.sku)."),
-        ColumnSpec("start_date", DATE, "First day of the promotion.", "2026-12-21"),
-        ColumnSpec("end_date", DATE, "Last day of the promotion (included).", "2026-12-27"),
-    ), ("store_id", "sku", "start_date"), rules=("end_date must not be before start_date.",)),
-    FileSpec("prices", "reference", "prices", "Shelf prices, past and planned: a row sets the price from its date on, until the next "
-             "row for the same store and product. The forecast learns how demand answers price changes and uses the planned ones.", (
-        _store_ref("The store (stores.store_id); empty: every store (a store's own row wins on the same date).", required=False, default=""),
-        _sku_ref("The product (products.sku)."),
-        ColumnSpec("date", DATE, "First day (store-local) the price applies.", "2026-12-01"),
-        ColumnSpec("price", NUMBER, "Shelf price per unit, in the store's currency (a decimal point, no comma).", "2.49",
-                   unit="currency per unit", minimum=0, strict_minimum=True),
-    ), ("store_id", "sku", "date")),
-    FileSpec("stockout_days", "reference", "stockout_days", "Days a shelf was empty before closing: the forecast does not read "
-             "those days' low sales as low demand.", (
-        _store_ref(),
-        _sku_ref(),
-        ColumnSpec("date", DATE, "The day the shelf ran empty.", "2026-11-20"),
-        ColumnSpec("empty_from_hour", NUMBER, "Store-local hour it was first seen empty (14.5 = 14:30); empty: unknown.", "14.5",
-                   unit="hour of the day", minimum=0, maximum=24, required=False),
-    ), ("store_id", "sku", "date")),
-)}
+REFERENCE_FILES: dict[str, FileSpec] = {
+    f.name: f
+    for f in (
+        FileSpec(
+            "stores",
+            "reference",
+            "stores",
+            "One row per store.",
+            (
+                _id("store_id", "The store's id, as the POS files and the shelf sensors name it.", "S001"),
+                ColumnSpec(
+                    "name", TEXT, "The store's name, as people know it.", "Shelfwatch Market Utrecht", max_length=120
+                ),
+                ColumnSpec(
+                    "timezone",
+                    ZONE,
+                    "The store's IANA time zone: its days, its trading hours and any time written without an offset.",
+                    "Europe/Amsterdam",
+                    max_length=64,
+                ),
+                ColumnSpec(
+                    "manager_email",
+                    TEXT,
+                    "Where the store's alert e-mails go.",
+                    "manager.s001@stores.example",
+                    max_length=200,
+                    personal=True,
+                ),
+                ColumnSpec(
+                    "chain",
+                    TEXT,
+                    "The chain or region the store belongs to: a recommended transfer comes only from stores of the same "
+                    "chain. Empty: the store is in the one unnamed chain.",
+                    "Shelfwatch North",
+                    max_length=64,
+                    required=False,
+                ),
+                ColumnSpec(
+                    "latitude",
+                    NUMBER,
+                    "Where the store is (WGS84): transfers come from the nearest stores first. Empty: unknown "
+                    "(such stores come after those whose distance is known).",
+                    "52.0907",
+                    unit="degrees",
+                    minimum=-90,
+                    maximum=90,
+                    required=False,
+                ),
+                ColumnSpec(
+                    "longitude",
+                    NUMBER,
+                    "Where the store is (WGS84), east positive.",
+                    "5.1214",
+                    unit="degrees",
+                    minimum=-180,
+                    maximum=180,
+                    required=False,
+                ),
+            ),
+            ("store_id",),
+        ),
+        FileSpec(
+            "products",
+            "reference",
+            "products",
+            "One row per product (SKU), the same in every store.",
+            (
+                _id("sku", "The product's id, as the POS files and the shelf sensors name it.", "SKU00001"),
+                ColumnSpec("name", TEXT, "The product's name.", "Wholegrain bread 800 g", max_length=200),
+                ColumnSpec("category", TEXT, "Product group, for the report.", "bakery", max_length=64),
+                ColumnSpec(
+                    "unit_price", NUMBER, "Shelf price of one unit.", "2.49", unit="currency per unit", minimum=0
+                ),
+                ColumnSpec(
+                    "unit_weight_g",
+                    NUMBER,
+                    "Weight of one unit: a weight sensor's grams are divided by it.",
+                    "800",
+                    unit="g",
+                    minimum=0,
+                    strict_minimum=True,
+                ),
+                ColumnSpec(
+                    "shelf_capacity",
+                    WHOLE,
+                    "Units that fit on the shelf.",
+                    "24",
+                    unit="units",
+                    minimum=1,
+                    maximum=INT_MAX,
+                ),
+                ColumnSpec(
+                    "vegetarian",
+                    FLAG,
+                    "Whether the product is vegetarian: a vegetarian favourite is never given a non-vegetarian "
+                    "substitute. Empty: unknown.",
+                    "yes",
+                    required=False,
+                ),
+            ),
+            ("sku",),
+        ),
+        FileSpec(
+            "members",
+            "reference",
+            "members",
+            "Loyalty members who may be told when a favourite product is back. Personal data: "
+            "Shelfwatch never prints or logs a value of this file; a refused row is kept only in the quarantine table.",
+            (
+                _id("member_id", "The loyalty card id, as purchase_lines.member_id names it.", "M0000001"),
+                _id("home_store_id", "The member's home store (stores.store_id).", "S001", references="stores"),
+                ColumnSpec(
+                    "marketing_consent",
+                    FLAG,
+                    "Whether the member agreed to be contacted. Required: an unreadable or empty value refuses the row.",
+                    "yes",
+                ),
+                ColumnSpec(
+                    "opted_out",
+                    FLAG,
+                    "Whether the member has since opted out (wins over consent). Required: an unreadable or empty value "
+                    "refuses the row.",
+                    "no",
+                ),
+                ColumnSpec(
+                    "contact_channel",
+                    CHOICE,
+                    "How to reach the member.",
+                    "email",
+                    allowed=("email", "sms", "app"),
+                    max_length=16,
+                ),
+                ColumnSpec(
+                    "contact_address",
+                    TEXT,
+                    "E-mail address (channel email), phone number (sms) or app id (app).",
+                    "jan.jansen@example.com",
+                    max_length=200,
+                    personal=True,
+                ),
+            ),
+            ("member_id",),
+            rules=(
+                "contact_address must be an e-mail address when contact_channel is email, and a phone number (digits, spaces, +, -, brackets) "
+                "when it is sms.",
+                "A refused row never makes a member contactable: if the member is already in the database, a refused row that withdraws consent, "
+                "opts out, or cannot be read on either flag sets marketing_consent to false (and opted_out to true when the row says so).",
+            ),
+        ),
+        FileSpec(
+            "sensors",
+            "reference",
+            "sensors",
+            "One row per shelf sensor and what it measures.",
+            (
+                _id("sensor_id", "The sensor's id, as its MQTT messages name it.", "S001-SH-SKU00001", length=64),
+                _store_ref("The store the sensor is in (stores.store_id)."),
+                _sku_ref("The product on the sensor's shelf (products.sku)."),
+                ColumnSpec(
+                    "kind",
+                    CHOICE,
+                    "What the sensor counts: units on the shelf, grams on the shelf, or units in the back room.",
+                    "shelf_units",
+                    allowed=("shelf_units", "shelf_weight_g", "backroom_units"),
+                    max_length=32,
+                ),
+                ColumnSpec(
+                    "tare_g",
+                    NUMBER,
+                    "Weight of the empty shelf or tray, taken off weight readings.",
+                    "0",
+                    unit="g",
+                    minimum=0,
+                    required=False,
+                    default="0",
+                ),
+            ),
+            ("sensor_id",),
+        ),
+        FileSpec(
+            "deliveries",
+            "reference",
+            "deliveries",
+            "Deliveries expected and received, per store and product.",
+            (
+                _id(
+                    "delivery_id",
+                    "The delivery line's id (unique across stores).",
+                    "D-S001-SKU00001-20261123",
+                    length=64,
+                ),
+                _store_ref("The store delivered to (stores.store_id)."),
+                _sku_ref("The product delivered (products.sku)."),
+                ColumnSpec("expected_at", TIMESTAMP, "When the delivery is due.", "2026-11-23T06:00:00+01:00"),
+                ColumnSpec("expected_units", NUMBER, "Units ordered.", "24", unit="units", minimum=0),
+                ColumnSpec(
+                    "received_at",
+                    TIMESTAMP,
+                    "When it arrived; empty while it has not.",
+                    "2026-11-23T06:40:00+01:00",
+                    required=False,
+                ),
+                ColumnSpec(
+                    "received_units",
+                    NUMBER,
+                    "Units that arrived; empty while it has not.",
+                    "24",
+                    unit="units",
+                    minimum=0,
+                    required=False,
+                ),
+            ),
+            ("delivery_id",),
+        ),
+        FileSpec(
+            "inventory_records",
+            "reference",
+            "inventory_records",
+            "Book stock: the units the stock system believes a store has.",
+            (
+                _store_ref(),
+                _sku_ref(),
+                ColumnSpec("as_of", TIMESTAMP, "When the stock was counted or computed.", "2026-11-23T00:00:00+01:00"),
+                ColumnSpec(
+                    "book_units",
+                    NUMBER,
+                    "Units in the store (shelf and back room) by the books.",
+                    "41",
+                    unit="units",
+                    minimum=0,
+                ),
+            ),
+            ("store_id", "sku", "as_of"),
+        ),
+        FileSpec(
+            "promotions",
+            "reference",
+            "promotions",
+            "Promotions, past and planned; the forecast expects more sales during them.",
+            (
+                _store_ref("The store (stores.store_id); empty: every store.", required=False, default=""),
+                _sku_ref("The product on promotion (products.sku)."),
+                ColumnSpec("start_date", DATE, "First day of the promotion.", "2026-12-21"),
+                ColumnSpec("end_date", DATE, "Last day of the promotion (included).", "2026-12-27"),
+            ),
+            ("store_id", "sku", "start_date"),
+            rules=("end_date must not be before start_date.",),
+        ),
+        FileSpec(
+            "prices",
+            "reference",
+            "prices",
+            "Shelf prices, past and planned: a row sets the price from its date on, until the next "
+            "row for the same store and product. The forecast learns how demand answers price changes and uses the planned ones.",
+            (
+                _store_ref(
+                    "The store (stores.store_id); empty: every store (a store's own row wins on the same date).",
+                    required=False,
+                    default="",
+                ),
+                _sku_ref("The product (products.sku)."),
+                ColumnSpec("date", DATE, "First day (store-local) the price applies.", "2026-12-01"),
+                ColumnSpec(
+                    "price",
+                    NUMBER,
+                    "Shelf price per unit, in the store's currency (a decimal point, no comma).",
+                    "2.49",
+                    unit="currency per unit",
+                    minimum=0,
+                    strict_minimum=True,
+                ),
+            ),
+            ("store_id", "sku", "date"),
+        ),
+        FileSpec(
+            "stockout_days",
+            "reference",
+            "stockout_days",
+            "Days a shelf was empty before closing: the forecast does not read those days' low sales as low demand.",
+            (
+                _store_ref(),
+                _sku_ref(),
+                ColumnSpec("date", DATE, "The day the shelf ran empty.", "2026-11-20"),
+                ColumnSpec(
+                    "empty_from_hour",
+                    NUMBER,
+                    "Store-local hour it was first seen empty (14.5 = 14:30); empty: unknown.",
+                    "14.5",
+                    unit="hour of the day",
+                    minimum=0,
+                    maximum=24,
+                    required=False,
+                ),
+            ),
+            ("store_id", "sku", "date"),
+        ),
+    )
+}
 
 # The POS columns, described; the column lists themselves come from contract.SALES_KINDS.
-_POS_COLUMNS: dict[str, ColumnSpec] = {c.name: c for c in (
-    _id("store_id", "The store (stores.store_id), spelled exactly as there.", "S001", references="stores"),
-    _id("sku", "The product (products.sku), spelled exactly as there.", "SKU00001", references="products"),
-    ColumnSpec("date", DATE, "The store-local day of the sale, written YYYY-MM-DD; not after today.", "2026-11-20"),
-    ColumnSpec("units", NUMBER, "Units sold (a decimal point, no comma).", "3", unit="units", minimum=0),
-    ColumnSpec("receipt_id", TEXT, "The receipt, unique within the store.", "R-S001-20261120-0042", max_length=64),
-    ColumnSpec("line_no", WHOLE, "Line number on the receipt.", "1"),
-    _id("member_id", "Loyalty card scanned; empty: none. A card not yet in members.csv does not stop the sale: the line is kept and "
-        "its member link waits until the member is loaded.", "M0000001", references="members", required=False),
-)}
+_POS_COLUMNS: dict[str, ColumnSpec] = {
+    c.name: c
+    for c in (
+        _id("store_id", "The store (stores.store_id), spelled exactly as there.", "S001", references="stores"),
+        _id("sku", "The product (products.sku), spelled exactly as there.", "SKU00001", references="products"),
+        ColumnSpec("date", DATE, "The store-local day of the sale, written YYYY-MM-DD; not after today.", "2026-11-20"),
+        ColumnSpec("units", NUMBER, "Units sold (a decimal point, no comma).", "3", unit="units", minimum=0),
+        ColumnSpec("receipt_id", TEXT, "The receipt, unique within the store.", "R-S001-20261120-0042", max_length=64),
+        ColumnSpec("line_no", WHOLE, "Line number on the receipt.", "1"),
+        _id(
+            "member_id",
+            "Loyalty card scanned; empty: none. A card not yet in members.csv does not stop the sale: the line is kept and "
+            "its member link waits until the member is loaded.",
+            "M0000001",
+            references="members",
+            required=False,
+        ),
+    )
+}
 _POS_DESCRIPTIONS = {
     "sales_daily": "Units sold per store, product and day.",
     "purchase_lines": "Receipt lines, with the loyalty card where one was scanned (to find members' favourite products).",
@@ -262,7 +502,9 @@ _POS_DESCRIPTIONS = {
 
 def _pos_spec(kind: str) -> FileSpec:
     spec = SALES_KINDS[kind]
-    columns = tuple(_POS_COLUMNS.get(c) or ColumnSpec(c, TEXT, "See sales_ingest/contract.py.", "") for c in spec["columns"])
+    columns = tuple(
+        _POS_COLUMNS.get(c) or ColumnSpec(c, TEXT, "See sales_ingest/contract.py.", "") for c in spec["columns"]
+    )
     return FileSpec(kind, "pos", spec["table"].name, _POS_DESCRIPTIONS.get(kind, ""), columns, tuple(spec["key"]))
 
 
@@ -292,10 +534,12 @@ def did_you_mean(file_name: str) -> str:
     stem, suffix = (stem or suffix).strip().lower(), ("." + suffix.lower()) if stem else ""
     names = list(ALL_FILES)
     target = ".parquet" if suffix == ".parquet" else ".csv"
-    candidates = [n for n in names if n == stem] or [n for n in names if len(stem) >= 4 and (n.startswith(stem) or stem.startswith(n))]
+    candidates = [n for n in names if n == stem] or [
+        n for n in names if len(stem) >= 4 and (n.startswith(stem) or stem.startswith(n))
+    ]
     candidates = candidates or difflib.get_close_matches(stem, names, n=1, cutoff=0.6)
     if not candidates:
-        return ("no input file has that name; accepted: " + ", ".join(n + ".csv" for n in names) + " (or .parquet)")
+        return "no input file has that name; accepted: " + ", ".join(n + ".csv" for n in names) + " (or .parquet)"
     spec = ALL_FILES[candidates[0]]
     hint = f"did you mean {spec.name}{target}?"
     if suffix not in (".csv", ".parquet"):
@@ -321,7 +565,9 @@ def read_number(text: str, decimal_comma: bool = False) -> float:
     t = text.strip()
     if "," in t:
         if not decimal_comma:
-            raise CellProblem("has a comma: write decimals with a point (a decimal comma is read only in ;-separated files)")
+            raise CellProblem(
+                "has a comma: write decimals with a point (a decimal comma is read only in ;-separated files)"
+            )
         if t.count(",") > 1 or "." in t:
             raise CellProblem("is not a number (no thousands separators)")
         t = t.replace(",", ".")
@@ -380,14 +626,16 @@ def read_timestamp(text: str, zone: tzinfo | None, decimal_comma: bool = False) 
         try:
             stamp = datetime.fromisoformat(t)
         except ValueError:
-            raise CellProblem("is not a timestamp (ISO 8601, e.g. 2026-11-23T06:00:00+01:00; without an offset it is read in the "
-                              "store's time zone)") from None
+            raise CellProblem(
+                "is not a timestamp (ISO 8601, e.g. 2026-11-23T06:00:00+01:00; without an offset it is read in the "
+                "store's time zone)"
+            ) from None
     if stamp.tzinfo is None:
         if zone is None:
             raise CellProblem("has no UTC offset, and the row's store has no known time zone to read it in")
         stamp = stamp.replace(tzinfo=zone)
     try:
-        return stamp.astimezone(timezone.utc)
+        return stamp.astimezone(UTC)
     except (OverflowError, ValueError):
         raise CellProblem("is out of the range of timestamps") from None
 
@@ -415,13 +663,33 @@ def _cell(text: str) -> str:
 
 
 def _table(spec: FileSpec) -> list[str]:
-    lines = ["| column | type | unit | required | allowed values | time zone | description | example |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| column | type | unit | required | allowed values | time zone | description | example |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for c in spec.columns:
-        required = "required" if c.required else ("optional" + (f" (empty: {c.default or 'every store'})" if c.default is not None else ""))
-        lines.append("| " + " | ".join(_cell(x) for x in (
-            f"`{c.name}`", c.type_text, c.unit, required, c.allowed_text, c.time_zone_rule, c.description + (" Personal data." if c.personal else ""),
-            f"`{c.example}`" if c.example else "")) + " |")
+        required = (
+            "required"
+            if c.required
+            else ("optional" + (f" (empty: {c.default or 'every store'})" if c.default is not None else ""))
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    f"`{c.name}`",
+                    c.type_text,
+                    c.unit,
+                    required,
+                    c.allowed_text,
+                    c.time_zone_rule,
+                    c.description + (" Personal data." if c.personal else ""),
+                    f"`{c.example}`" if c.example else "",
+                )
+            )
+            + " |"
+        )
     return lines
 
 
@@ -454,7 +722,7 @@ def markdown() -> str:
     out = [
         "# Data contract: the files Shelfwatch reads",
         "",
-        "<!-- Generated by `shelfwatch.sales_ingest.reference_contract.markdown()`; do not edit by hand.",
+        "<!-- Generated by `sales_ingest.reference_contract.markdown()`; do not edit by hand.",
         "     tests/sales_ingest/test_reference_contract.py fails when this page and the code disagree. -->",
         "",
         "A retailer hands Shelfwatch two sorts of files: **reference files** (master data: stores, products, members, sensors,",
@@ -528,8 +796,16 @@ def markdown() -> str:
         "## Reference files",
     ]
     for spec in REFERENCE_FILES.values():
-        out += ["", f"### {spec.name}.csv / {spec.name}.parquet → table `{spec.table}`", "", spec.description, "",
-                f"Key (one row per): {', '.join(f'`{k}`' for k in spec.key)}.", "", *_table(spec)]
+        out += [
+            "",
+            f"### {spec.name}.csv / {spec.name}.parquet → table `{spec.table}`",
+            "",
+            spec.description,
+            "",
+            f"Key (one row per): {', '.join(f'`{k}`' for k in spec.key)}.",
+            "",
+            *_table(spec),
+        ]
         if spec.rules:
             out += ["", *[f"- {rule}" for rule in spec.rules]]
         out += ["", "Example:", "", *_example(spec)]
@@ -551,6 +827,18 @@ def markdown() -> str:
         "when the member file brings that member.",
     ]
     for spec in POS_FILES.values():
-        out += ["", f"### {spec.name} → table `{spec.table}`", "", spec.description, "",
-                f"Key (one row per): {', '.join(f'`{k}`' for k in spec.key)}.", "", *_table(spec), "", "Example:", "", *_example(spec)]
+        out += [
+            "",
+            f"### {spec.name} → table `{spec.table}`",
+            "",
+            spec.description,
+            "",
+            f"Key (one row per): {', '.join(f'`{k}`' for k in spec.key)}.",
+            "",
+            *_table(spec),
+            "",
+            "Example:",
+            "",
+            *_example(spec),
+        ]
     return "\n".join(out) + "\n"

@@ -26,7 +26,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -34,10 +34,10 @@ import pandas as pd
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
-from shelfwatch.core.db import insert_ignore, upsert
-from shelfwatch.core.domain import REFERENCE_FILE
-from shelfwatch.sales_ingest.contract import quarantine_row, sniff_delimiter, whole_file_row
-from shelfwatch.sales_ingest.reference_contract import (
+from core.db import insert_ignore, upsert
+from core.domain import REFERENCE_FILE
+from sales_ingest.contract import quarantine_row, sniff_delimiter, whole_file_row
+from sales_ingest.reference_contract import (
     CHOICE,
     DATE,
     DOC,
@@ -63,12 +63,18 @@ from shelfwatch.sales_ingest.reference_contract import (
     spec_for,
     time_zones,
 )
-from shelfwatch.sql import schema
+from sql import schema
 
 log = logging.getLogger(__name__)
 
 # The id each referenced file is known by, and the table it is read from in the database.
-ID_COLUMNS = {"stores": "store_id", "products": "sku", "members": "member_id", "sensors": "sensor_id", "deliveries": "delivery_id"}
+ID_COLUMNS = {
+    "stores": "store_id",
+    "products": "sku",
+    "members": "member_id",
+    "sensors": "sensor_id",
+    "deliveries": "delivery_id",
+}
 
 
 class FileRefused(ValueError):
@@ -106,9 +112,18 @@ class FileResult:
     quarantine_reasons: list[str] = field(default_factory=list)
 
     def as_dict(self, reasons_shown: int = 20) -> dict:
-        return {"path": self.path, "kind": self.kind, "rows": self.rows, "loaded": self.loaded, "quarantined": self.quarantined,
-                "reasons": dict(sorted(self.reasons.items())), "refused": self.refused, "skipped": dict(self.skipped),
-                "consent_withdrawn": self.consent_withdrawn, "quarantine_reasons": self.quarantine_reasons[:reasons_shown]}
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "rows": self.rows,
+            "loaded": self.loaded,
+            "quarantined": self.quarantined,
+            "reasons": dict(sorted(self.reasons.items())),
+            "refused": self.refused,
+            "skipped": dict(self.skipped),
+            "consent_withdrawn": self.consent_withdrawn,
+            "quarantine_reasons": self.quarantine_reasons[:reasons_shown],
+        }
 
 
 @dataclass
@@ -132,15 +147,17 @@ class FolderResult:
     def as_dict(self) -> dict:
         """JSON-able; `<file name>: rows loaded` at the top level, as before."""
         out: dict = {r.file: r.loaded for r in self.files.values() if r.kind == "reference"}
-        out.update({
-            "folder": self.folder,
-            "files": {name: r.as_dict() for name, r in self.files.items()},
-            "unknown_files": [{"file": name, "hint": hint} for name, hint in self.unknown],
-            "pos_files": self.pos_files,
-            "rows_loaded": sum(r.loaded for r in self.files.values()),
-            "rows_quarantined": sum(r.quarantined for r in self.files.values()),
-            "files_refused": len(self.refused),
-        })
+        out.update(
+            {
+                "folder": self.folder,
+                "files": {name: r.as_dict() for name, r in self.files.items()},
+                "unknown_files": [{"file": name, "hint": hint} for name, hint in self.unknown],
+                "pos_files": self.pos_files,
+                "rows_loaded": sum(r.loaded for r in self.files.values()),
+                "rows_quarantined": sum(r.quarantined for r in self.files.values()),
+                "files_refused": len(self.refused),
+            }
+        )
         return out
 
 
@@ -176,10 +193,14 @@ class Known:
 
     def pos_known(self) -> dict[str, set[str]]:
         """The shape `contract.validate_with_gx` takes."""
-        return {"stores": set(self.ids["stores"]), "skus": set(self.ids["products"]), "members": set(self.ids["members"])}
+        return {
+            "stores": set(self.ids["stores"]),
+            "skus": set(self.ids["products"]),
+            "members": set(self.ids["members"]),
+        }
 
     @classmethod
-    def from_db(cls, engine: Engine) -> "Known":
+    def from_db(cls, engine: Engine) -> Known:
         known = cls()
         with engine.connect() as conn:
             for parent, column in ID_COLUMNS.items():
@@ -277,7 +298,9 @@ def read_table(path: Path, spec: FileSpec) -> RawTable:
     return check_header(path, spec, original, numbered, decimal_comma)
 
 
-def check_header(path: Path, spec: FileSpec, original: list[str], numbered: list[tuple[int, list[str]]], decimal_comma: bool) -> RawTable:
+def check_header(
+    path: Path, spec: FileSpec, original: list[str], numbered: list[tuple[int, list[str]]], decimal_comma: bool
+) -> RawTable:
     """Columns named as the contract says (any case, spaces trimmed); the rest refuses the file."""
     names = [c.strip().lstrip("\ufeff").strip().lower() for c in original]
     # an unnamed column is harmless only if it is empty throughout (a trailing separator)
@@ -300,7 +323,9 @@ def check_header(path: Path, spec: FileSpec, original: list[str], numbered: list
                 skipped["repeated header line(s)"] += 1
             else:
                 rows.append((number, cells))
-        return RawTable(path, spec, names, [c.strip().lstrip("\ufeff").strip() for c in original], rows, decimal_comma, skipped)
+        return RawTable(
+            path, spec, names, [c.strip().lstrip("\ufeff").strip() for c in original], rows, decimal_comma, skipped
+        )
     if not set(names) & set(expected):
         raise refuse(path, spec, "the first line does not name any expected column (is the header line missing?)")
     parts = []
@@ -338,10 +363,14 @@ def typed_frame(table: RawTable, known: Known) -> pd.DataFrame:
     frame = pd.DataFrame(index=range(n))
     frame["__row"] = [number for number, _ in table.rows]
     frame["__shape"] = [
-        f"has {len(cells)} cells where the header names {width} columns" if any(c.strip() for c in cells[width:]) else None
+        f"has {len(cells)} cells where the header names {width} columns"
+        if any(c.strip() for c in cells[width:])
+        else None
         for _, cells in table.rows
     ]
-    columns = sorted(spec.columns, key=lambda c: (c.type != ID, c.type == TIMESTAMP))  # ids first: timestamps need the store
+    columns = sorted(
+        spec.columns, key=lambda c: (c.type != ID, c.type == TIMESTAMP)
+    )  # ids first: timestamps need the store
     file_ids: dict[str, str] = {}
     for col in columns:
         i = index.get(col.name)
@@ -359,18 +388,35 @@ def typed_frame(table: RawTable, known: Known) -> pd.DataFrame:
                     problem = str(exc)
             values.append(value)
             bad.append(problem)
-        frame[f"{col.name}__value"] = pd.Series(values, index=frame.index, dtype=float if col.type in (NUMBER, WHOLE) else object)
+        frame[f"{col.name}__value"] = pd.Series(
+            values, index=frame.index, dtype=float if col.type in (NUMBER, WHOLE) else object
+        )
         frame[f"{col.name}__bad"] = bad
     for name, rule in ROW_RULES.get(spec.name, {}).items():
         frame[f"__rule_{name}"] = rule(frame)
-    frame["__key"] = [
-        None if any(v is None for v in key) else "\x1f".join(v.isoformat() if hasattr(v, "isoformat") else str(v) for v in key)
-        for key in zip(*(frame[f"{k}__value"].tolist() for k in spec.key), strict=True)
-    ] if n else []
+    frame["__key"] = (
+        [
+            None
+            if any(v is None for v in key)
+            else "\x1f".join(v.isoformat() if hasattr(v, "isoformat") else str(v) for v in key)
+            for key in zip(*(frame[f"{k}__value"].tolist() for k in spec.key), strict=True)
+        ]
+        if n
+        else []
+    )
     return frame
 
 
-def read_cell(col, text: str, decimal_comma: bool, known: Known, spec: FileSpec, file_ids: dict[str, str], frame: pd.DataFrame, pos: int):
+def read_cell(
+    col,
+    text: str,
+    decimal_comma: bool,
+    known: Known,
+    spec: FileSpec,
+    file_ids: dict[str, str],
+    frame: pd.DataFrame,
+    pos: int,
+):
     """The typed value of one cell (see the contract's readers); CellProblem when it cannot be read."""
     if col.type == ID:
         if col.references:
@@ -412,8 +458,10 @@ def contact_rule(frame: pd.DataFrame) -> list[str | None]:
 
 def date_order_rule(frame: pd.DataFrame) -> list[str | None]:
     """promotions: the last day is not before the first."""
-    return [("is before start_date" if isinstance(s, date) and isinstance(e, date) and e < s else None)
-            for s, e in zip(frame["start_date__value"], frame["end_date__value"], strict=True)]
+    return [
+        ("is before start_date" if isinstance(s, date) and isinstance(e, date) and e < s else None)
+        for s, e in zip(frame["start_date__value"], frame["end_date__value"], strict=True)
+    ]
 
 
 # rules across columns, per file: name -> (frame -> problem per row); the problem is the column's
@@ -434,7 +482,9 @@ def build_suite(spec: FileSpec, known: Known):
     e = gx.expectations
     suite = gx.ExpectationSuite(name=f"reference_{spec.name}")
 
-    def add(expectation_type, named: str | None, rank: int, problem: str | None = None, detail: str | None = None, **kw):
+    def add(
+        expectation_type, named: str | None, rank: int, problem: str | None = None, detail: str | None = None, **kw
+    ):
         meta = {"column": named, "rank": rank, "problem": problem, "detail": detail}
         suite.add_expectation(expectation_type(meta=meta, **kw))
 
@@ -446,24 +496,62 @@ def build_suite(spec: FileSpec, known: Known):
             add(e.ExpectColumnValuesToNotBeNull, c, RANK_EMPTY, empty, column=c)
         add(e.ExpectColumnValuesToBeNull, c, RANK_READ, detail=f"{c}__bad", column=f"{c}__bad")
         if col.max_length:
-            add(e.ExpectColumnValueLengthsToBeBetween, c, RANK_LENGTH, f"is longer than {col.max_length} characters", column=c,
-                max_value=col.max_length)
+            add(
+                e.ExpectColumnValueLengthsToBeBetween,
+                c,
+                RANK_LENGTH,
+                f"is longer than {col.max_length} characters",
+                column=c,
+                max_value=col.max_length,
+            )
         if col.minimum is not None or col.maximum is not None:
-            add(e.ExpectColumnValuesToBeBetween, c, RANK_RANGE, range_problem(col), column=value, min_value=col.minimum,
-                max_value=col.maximum, strict_min=col.strict_minimum)
+            add(
+                e.ExpectColumnValuesToBeBetween,
+                c,
+                RANK_RANGE,
+                range_problem(col),
+                column=value,
+                min_value=col.minimum,
+                max_value=col.maximum,
+                strict_min=col.strict_minimum,
+            )
         if col.type == FLAG:
-            add(e.ExpectColumnValuesToBeInSet, c, RANK_SET, f"is not a yes/no flag ({FLAG_HELP})", column=value,
-                value_set=sorted(FLAG_SPELLINGS))
+            add(
+                e.ExpectColumnValuesToBeInSet,
+                c,
+                RANK_SET,
+                f"is not a yes/no flag ({FLAG_HELP})",
+                column=value,
+                value_set=sorted(FLAG_SPELLINGS),
+            )
         if col.type == CHOICE:
-            add(e.ExpectColumnValuesToBeInSet, c, RANK_SET, f"is not one of {', '.join(col.allowed)}", column=value,
-                value_set=list(col.allowed))
+            add(
+                e.ExpectColumnValuesToBeInSet,
+                c,
+                RANK_SET,
+                f"is not one of {', '.join(col.allowed)}",
+                column=value,
+                value_set=list(col.allowed),
+            )
         if col.type == ZONE:
-            add(e.ExpectColumnValuesToBeInSet, c, RANK_SET, "is not an IANA time zone name (e.g. Europe/Amsterdam)", column=value,
-                value_set=sorted(time_zones().values()))
+            add(
+                e.ExpectColumnValuesToBeInSet,
+                c,
+                RANK_SET,
+                "is not an IANA time zone name (e.g. Europe/Amsterdam)",
+                column=value,
+                value_set=sorted(time_zones().values()),
+            )
         if col.references:
             ids = sorted(known.ids[col.references] | ({""} if col.default == "" else set()))
-            add(e.ExpectColumnValuesToBeInSet, c, RANK_REF, f"names an unknown {col.references.removesuffix('s')} (not in {col.references}.csv nor in the database)", column=value,
-                value_set=ids)
+            add(
+                e.ExpectColumnValuesToBeInSet,
+                c,
+                RANK_REF,
+                f"names an unknown {col.references.removesuffix('s')} (not in {col.references}.csv nor in the database)",
+                column=value,
+                value_set=ids,
+            )
     for name in ROW_RULES.get(spec.name, {}):
         add(e.ExpectColumnValuesToBeNull, name, RANK_RULE, detail=f"__rule_{name}", column=f"__rule_{name}")
     add(e.ExpectColumnValuesToBeUnique, "+".join(spec.key), RANK_DUP, "duplicate key", column="__key")
@@ -505,7 +593,9 @@ class Gate:
             if r.success:
                 continue
             if raised(r.exception_info) or "unexpected_index_list" not in (r.result or {}):
-                raise RuntimeError(f"Great Expectations could not evaluate {r.expectation_config.type} on {r.expectation_config.kwargs.get('column')}")
+                raise RuntimeError(
+                    f"Great Expectations could not evaluate {r.expectation_config.type} on {r.expectation_config.kwargs.get('column')}"
+                )
             meta = r.expectation_config.meta or {}
             for idx in r.result.get("unexpected_index_list") or []:
                 pos = int(idx)
@@ -519,7 +609,9 @@ class Gate:
 def raised(info) -> bool:
     """Whether GX could not evaluate an expectation (its exception info is flat or per metric)."""
     info = info or {}
-    return bool(info.get("raised_exception")) or any(isinstance(v, dict) and v.get("raised_exception") for v in info.values())
+    return bool(info.get("raised_exception")) or any(
+        isinstance(v, dict) and v.get("raised_exception") for v in info.values()
+    )
 
 
 def resolve_duplicates(frame: pd.DataFrame, spec: FileSpec, problems: dict[int, dict[str, tuple[int, str]]]) -> None:
@@ -573,7 +665,10 @@ def good_rows(frame: pd.DataFrame, table: RawTable, bad: set[int]) -> list[dict]
 def row_reason(file: str, row: int, cols: dict[str, tuple[int, str]], spec: FileSpec) -> list[tuple[str, str]]:
     """(column, problem) of a bad row, in the file's column order."""
     order = {name: i for i, name in enumerate(["", *spec.column_names])}
-    return [(col, problem) for col, (_, problem) in sorted(cols.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))]
+    return [
+        (col, problem)
+        for col, (_, problem) in sorted(cols.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    ]
 
 
 def reason_text(file: str, row: int, parts: list[tuple[str, str]]) -> str:
@@ -624,7 +719,9 @@ def scan_folder(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[t
     return reference, pos, unknown
 
 
-def check_reference_file(gate: Gate, path: Path, spec: FileSpec, known: Known) -> tuple[FileResult, RawTable | None, pd.DataFrame | None, dict]:
+def check_reference_file(
+    gate: Gate, path: Path, spec: FileSpec, known: Known
+) -> tuple[FileResult, RawTable | None, pd.DataFrame | None, dict]:
     """Read, type and validate one file; nothing is written. Good rows are those without problems."""
     result = FileResult(path.name, str(path))
     try:
@@ -669,13 +766,17 @@ def reference_files_in(folder: Path, result: FolderResult) -> list[tuple[FileSpe
         if len(paths) > 1:
             why = f"{' and '.join(p.name for p in paths)}: the same file twice (CSV and Parquet); keep one"
             for p in paths:
-                result.files[p.name] = FileResult(p.name, str(p), refused=why, problems=[Problem(p.name, None, None, why)])
+                result.files[p.name] = FileResult(
+                    p.name, str(p), refused=why, problems=[Problem(p.name, None, None, why)]
+                )
         elif paths:
             todo.append((spec, paths[0]))
     return todo
 
 
-def check_folder(folder: Path | str, known: Known | None = None, pos_paths: list[Path] | None = None, today: date | None = None) -> FolderResult:
+def check_folder(
+    folder: Path | str, known: Known | None = None, pos_paths: list[Path] | None = None, today: date | None = None
+) -> FolderResult:
     """Every problem of every file in a folder (reference files, and POS files at its top or in
     `pos_paths`), against `known` (the database's ids) plus the folder's own files. Loads nothing."""
     folder = Path(folder)
@@ -695,8 +796,9 @@ def check_folder(folder: Path | str, known: Known | None = None, pos_paths: list
 
 def check_pos_file(path: Path, name: str, known: Known, today: date) -> FileResult:
     """A POS file through its own gate (sales_ingest.contract), read-only."""
-    from shelfwatch.sales_ingest.contract import SALES_KINDS, resolve_duplicates as pos_duplicates, validate_with_gx
-    from shelfwatch.sales_ingest.pos_files import SalesFileError, detect_kind, extra_cell_problems, parse_frame, read_raw
+    from sales_ingest.contract import SALES_KINDS, validate_with_gx
+    from sales_ingest.contract import resolve_duplicates as pos_duplicates
+    from sales_ingest.pos_files import SalesFileError, detect_kind, extra_cell_problems, parse_frame, read_raw
 
     result = FileResult(name, str(path), kind="pos")
     try:
@@ -714,7 +816,9 @@ def check_pos_file(path: Path, name: str, known: Known, today: date) -> FileResu
         return result
     result.kind = kind
     frame = parse_frame(raw, kind, known.pos_known())
-    problems = extra_cell_problems(raw, pos_duplicates(frame, kind, validate_with_gx(frame, kind, known.pos_known(), today)) if len(frame) else {})
+    problems = extra_cell_problems(
+        raw, pos_duplicates(frame, kind, validate_with_gx(frame, kind, known.pos_known(), today)) if len(frame) else {}
+    )
     columns = SALES_KINDS[kind]["columns"]
     result.rows = len(raw)
     for idx in sorted(problems):
@@ -737,7 +841,7 @@ def load_reference_data(engine: Engine, world_dir: Path | str) -> dict:
     known = Known.from_db(engine)
     result = FolderResult(str(folder))
     gate = Gate()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for spec, path in reference_files_in(folder, result):
         existing_members = set(known.ids["members"]) if spec.name == "members" else set()
         file_result, table, frame, problems = check_reference_file(gate, path, spec, known)
@@ -747,8 +851,10 @@ def load_reference_data(engine: Engine, world_dir: Path | str) -> dict:
             continue
         bad = set(problems)
         rows = good_rows(frame, table, bad)
-        quarantined = [quarantine_row(REFERENCE_FILE, str(path), raw_content(table, pos), reason, now)
-                       for pos, reason in zip(sorted(problems), file_result.quarantine_reasons, strict=True)]
+        quarantined = [
+            quarantine_row(REFERENCE_FILE, str(path), raw_content(table, pos), reason, now)
+            for pos, reason in zip(sorted(problems), file_result.quarantine_reasons, strict=True)
+        ]
         withdrawals = consent_withdrawals(frame, bad, existing_members) if spec.name == "members" else {}
         try:
             with engine.begin() as conn:
@@ -777,7 +883,10 @@ def raw_content(table: RawTable, pos: int) -> str:
     """The raw row as JSON, keyed by the header as written (the quarantine table keeps it)."""
     number, cells = table.rows[pos]
     width = len(table.original)
-    row = {"row": number, **{name: (cells[i] if i < len(cells) else "") for i, name in enumerate(table.original) if table.header[i]}}
+    row = {
+        "row": number,
+        **{name: (cells[i] if i < len(cells) else "") for i, name in enumerate(table.original) if table.header[i]},
+    }
     if any(c.strip() for c in cells[width:]):
         row["extra_cells"] = cells[width:]
     return json.dumps(row, ensure_ascii=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, BaseNotifier
 
@@ -28,7 +28,7 @@ def settings():
     must not happen while the scheduler parses the file."""
     from airflow.sdk import BaseHook
 
-    from shelfwatch.core.settings import AIRFLOW_CONNECTIONS, Settings, url_from_connection_uri
+    from core.settings import AIRFLOW_CONNECTIONS, Settings, url_from_connection_uri
 
     overrides = {}
     for conn_id, setting in AIRFLOW_CONNECTIONS.items():
@@ -45,7 +45,7 @@ def run_step(step, *args, **kwargs):
     fresh deployment) skips the task instead of failing it, so unpausing a new deployment pages no one."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from shelfwatch.core.db import NoDataYet
+    from core.db import NoDataYet
 
     try:
         return step(*args, **kwargs)
@@ -68,8 +68,15 @@ class OpsNotifier(BaseNotifier):
         from shelfwatch.steps import notify_task_failure
 
         ti = context["ti"]
-        notify_task_failure(settings(), ti.dag_id, ti.task_id, ti.run_id, ti.try_number, str(context.get("exception")),
-                            getattr(ti, "log_url", None))
+        notify_task_failure(
+            settings(),
+            ti.dag_id,
+            ti.task_id,
+            ti.run_id,
+            ti.try_number,
+            str(context.get("exception")),
+            getattr(ti, "log_url", None),
+        )
 
 
 DEFAULT_ARGS = {
@@ -84,7 +91,7 @@ DEFAULT_ARGS = {
 # What every Shelfwatch DAG shares: no backfill of missed intervals (each run looks at "now"), one
 # run at a time (runs would race for the same rows), the defaults above.
 DAG_ARGS = {
-    "start_date": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    "start_date": datetime(2026, 1, 1, tzinfo=UTC),
     "catchup": False,
     "max_active_runs": 1,
     "default_args": DEFAULT_ARGS,

@@ -21,33 +21,42 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, Select, func, select
 
-from shelfwatch.alerts.effect_report import cx_effect
-from shelfwatch.alerts.member_risk import at_risk_list
-from shelfwatch.alerts.members import contactable
-from shelfwatch.alerts.notify import write_csv_atomic
-from shelfwatch.alerts.shelves import shelf_lines
-from shelfwatch.core.db import as_utc, local_time
-from shelfwatch.core.domain import QUARANTINE_CHANNELS, STOCKOUT_TYPES
-from shelfwatch.core.settings import Settings
-from shelfwatch.sql import schema
-
+from alerts.effect_report import cx_effect
+from alerts.member_risk import at_risk_list
+from alerts.members import contactable
+from alerts.notify import write_csv_atomic
+from alerts.shelves import shelf_lines
+from core.db import as_utc, local_time
+from core.domain import QUARANTINE_CHANNELS, STOCKOUT_TYPES
+from core.settings import Settings
+from sql import schema
 
 STATUS_FILTERS = {
-    "active": ("open", "acknowledged"), "open": ("open",), "acknowledged": ("acknowledged",),
-    "resolved": ("resolved",), "expired": ("expired",), "all": ("open", "acknowledged", "resolved", "expired"),
+    "active": ("open", "acknowledged"),
+    "open": ("open",),
+    "acknowledged": ("acknowledged",),
+    "resolved": ("resolved",),
+    "expired": ("expired",),
+    "all": ("open", "acknowledged", "resolved", "expired"),
 }
 
 
 def list_alerts(engine: Engine, status: str = "active", store: str | None = None) -> pd.DataFrame:
     """Alerts with product names, affected-member counts and the store's time zone (`timezone`: what
-a person reads is in it), most severe first."""
+    a person reads is in it), most severe first."""
     if status not in STATUS_FILTERS:
         raise ValueError(f"unknown status {status!r}: expected one of {', '.join(STATUS_FILTERS)}")
     a, am, p, st = schema.alerts, schema.alert_members, schema.products, schema.stores
     counts = select(am.c.alert_id, func.count().label("members_affected")).group_by(am.c.alert_id).subquery()
     stmt = (
-        select(a, p.c.name.label("product"), p.c.category, p.c.unit_price, func.coalesce(counts.c.members_affected, 0).label("members_affected"),
-               st.c.timezone)
+        select(
+            a,
+            p.c.name.label("product"),
+            p.c.category,
+            p.c.unit_price,
+            func.coalesce(counts.c.members_affected, 0).label("members_affected"),
+            st.c.timezone,
+        )
         .join(p, p.c.sku == a.c.sku)
         .outerjoin(st, st.c.store_id == a.c.store_id)
         .outerjoin(counts, counts.c.alert_id == a.c.alert_id)
@@ -72,7 +81,9 @@ def quarantine_filter(stmt: Select, channel: str | None, since: datetime | None)
     q = schema.quarantine
     if channel is not None:
         if channel not in QUARANTINE_CHANNELS:
-            raise ValueError(f"unknown quarantine channel {channel!r}: expected one of {', '.join(QUARANTINE_CHANNELS)}")
+            raise ValueError(
+                f"unknown quarantine channel {channel!r}: expected one of {', '.join(QUARANTINE_CHANNELS)}"
+            )
         stmt = stmt.where(q.c.channel == channel)
     if since is not None:
         since = as_utc(since)
@@ -80,12 +91,16 @@ def quarantine_filter(stmt: Select, channel: str | None, since: datetime | None)
     return stmt
 
 
-def quarantine_rows(engine: Engine, channel: str | None = None, since: datetime | None = None, limit: int | None = 100) -> pd.DataFrame:
+def quarantine_rows(
+    engine: Engine, channel: str | None = None, since: datetime | None = None, limit: int | None = 100
+) -> pd.DataFrame:
     """What the gates held back, newest first: quarantine_id, quarantined_at (UTC), channel, source,
     reason (raw_content stays in `quarantine_entry`). `channel` is one of QUARANTINE_CHANNELS; `since`
     (naive = UTC) keeps entries quarantined at or after it; `limit=None` returns all."""
     q = schema.quarantine
-    stmt = quarantine_filter(select(q.c.quarantine_id, q.c.quarantined_at, q.c.channel, q.c.source, q.c.reason), channel, since)
+    stmt = quarantine_filter(
+        select(q.c.quarantine_id, q.c.quarantined_at, q.c.channel, q.c.source, q.c.reason), channel, since
+    )
     stmt = stmt.order_by(q.c.quarantined_at.desc(), q.c.quarantine_id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
@@ -140,11 +155,19 @@ def evaluate_against_truth(alerts: pd.DataFrame, truth: list[dict]) -> dict:
     by_kind = {}
     for kind in sorted({t["kind"] for t in truth}):
         keys = {(t["store_id"], t["sku"]) for t in truth if t["kind"] == kind}
-        by_kind[kind] = {"incidents": len(keys), "detected": len(keys & alert_keys), "recall": round(len(keys & alert_keys) / len(keys), 3)}
+        by_kind[kind] = {
+            "incidents": len(keys),
+            "detected": len(keys & alert_keys),
+            "recall": round(len(keys & alert_keys) / len(keys), 3),
+        }
     by_type = {}
     for alert_type, group in alerts.groupby("alert_type"):
         keys = set(zip(group["store_id"], group["sku"], strict=True))
-        by_type[alert_type] = {"alerts": len(keys), "true": len(keys & truth_keys), "precision": round(len(keys & truth_keys) / len(keys), 3)}
+        by_type[alert_type] = {
+            "alerts": len(keys),
+            "true": len(keys & truth_keys),
+            "precision": round(len(keys & truth_keys) / len(keys), 3),
+        }
     return {
         "incidents": len(truth_keys),
         "alerts": len(alert_keys),
@@ -158,8 +181,8 @@ def evaluate_against_truth(alerts: pd.DataFrame, truth: list[dict]) -> dict:
 
 def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_days: int = 90) -> list[Path]:
     """One PNG per alert: recent sales, forecast mean and its 10-90 % band, stock-out days shaded."""
-    from shelfwatch.forecasting.planner import plot_series
-    from shelfwatch.forecasting.runs import read_sales
+    from forecasting.planner import plot_series
+    from forecasting.runs import read_sales
 
     f, r = schema.forecasts, schema.forecast_runs
     sales = read_sales(engine)
@@ -167,8 +190,17 @@ def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_day
     with engine.connect() as conn:
         run_id = conn.execute(select(r.c.run_id).order_by(r.c.created_at.desc()).limit(1)).scalar()
         for row in top.itertuples():
-            hist = sales[(sales["store_id"] == row.store_id) & (sales["sku"] == row.sku)].sort_values("date").tail(history_days)
-            fc = pd.read_sql(select(f).where(f.c.run_id == run_id, f.c.store_id == row.store_id, f.c.sku == row.sku).order_by(f.c.date), conn)
+            hist = (
+                sales[(sales["store_id"] == row.store_id) & (sales["sku"] == row.sku)]
+                .sort_values("date")
+                .tail(history_days)
+            )
+            fc = pd.read_sql(
+                select(f)
+                .where(f.c.run_id == run_id, f.c.store_id == row.store_id, f.c.sku == row.sku)
+                .order_by(f.c.date),
+                conn,
+            )
             fc["date"] = pd.to_datetime(fc["date"])
             marker = row.expected_empty_at.tz_convert(None) if pd.notna(row.expected_empty_at) else None
             title = f"{row.store_id} · {row.sku} {row.product} — {row.alert_type}, P={row.probability:.2f}"
@@ -176,8 +208,14 @@ def plot_forecasts(engine: Engine, top: pd.DataFrame, out_dir: Path, history_day
     return paths
 
 
-def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: dict | None, top_n: int = 20,
-                     at_risk: pd.DataFrame | None = None, effect: str | None = None) -> str:
+def summary_markdown(
+    alerts: pd.DataFrame,
+    contacts: pd.DataFrame,
+    evaluation: dict | None,
+    top_n: int = 20,
+    at_risk: pd.DataFrame | None = None,
+    effect: str | None = None,
+) -> str:
     """The report: one line per shelf (its alerts' evidence folded by alerts.shelves, times in the
     store's zone), then what CX may send, the members at risk (`at_risk`: member_risk.at_risk_list's
     top rows) and whether notices worked (`effect`: the effect report's sentence), then the check
@@ -187,16 +225,25 @@ def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: d
     zones = dict(zip(alerts["store_id"], alerts["timezone"].fillna("UTC"), strict=True)) if "timezone" in alerts else {}
     shelves = shelf_lines(alerts, zones)
     lines += ["", f"## Top {min(top_n, len(shelves))} of {len(shelves)} shelves (store managers)", ""]
-    lines.append("| # | store | sku | product | what is wrong | act | expected empty (store time) | why | what to do | at stake | contactable |")
+    lines.append(
+        "| # | store | sku | product | what is wrong | act | expected empty (store time) | why | what to do | at stake | contactable |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     contact_counts = contacts.groupby("alert_id").size()
     cell = lambda text: str(text).replace("|", "/").replace("\n", " ")  # noqa: E731  (a product name must not break the table)
     for i, r in enumerate(shelves.head(top_n).itertuples(), 1):
         when = local_time(r.expected_empty_at, zones.get(r.store_id)) or "now / unknown"
         contactable = sum(int(contact_counts.get(a, 0)) for a in r.alert_ids)
-        lines.append(f"| {i} | {r.store_id} | {r.sku} | {cell(r.product)} | {', '.join(r.type_labels)} | {r.priority} | {when} | {cell(r.reason)} | "
-                     f"{cell(r.action)} | {cell(r.impact)} | {contactable} |")
-    lines += ["", "## CX", "", f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see `members_to_contact.csv`."]
+        lines.append(
+            f"| {i} | {r.store_id} | {r.sku} | {cell(r.product)} | {', '.join(r.type_labels)} | {r.priority} | {when} | {cell(r.reason)} | "
+            f"{cell(r.action)} | {cell(r.impact)} | {contactable} |"
+        )
+    lines += [
+        "",
+        "## CX",
+        "",
+        f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see `members_to_contact.csv`.",
+    ]
     if effect:
         lines += ["", f"Did notices work? {effect}"]
     if at_risk is not None:
@@ -205,10 +252,22 @@ def summary_markdown(alerts: pd.DataFrame, contacts: pd.DataFrame, evaluation: d
             lines.append("No member at risk (or the list was never made: `shelfwatch members at-risk --refresh`).")
         else:
             lines += ["| # | member | why | contactable |", "|---|---|---|---|"]
-            lines += [f"| {r.rank} | {cell(r.member_id)} | {cell(r.reason)} | {'yes' if r.contactable else 'no'} |" for r in at_risk.head(top_n).itertuples()]
+            lines += [
+                f"| {r.rank} | {cell(r.member_id)} | {cell(r.reason)} | {'yes' if r.contactable else 'no'} |"
+                for r in at_risk.head(top_n).itertuples()
+            ]
     if evaluation:
-        lines += ["", "## Against the simulated ground truth", "", f"precision {evaluation['precision']}, recall {evaluation['recall']} "
-                  f"({evaluation['true_alerts']} of {evaluation['alerts']} alerts true; {evaluation['incidents']} incidents)", "", "```", json.dumps(evaluation, indent=1), "```"]
+        lines += [
+            "",
+            "## Against the simulated ground truth",
+            "",
+            f"precision {evaluation['precision']}, recall {evaluation['recall']} "
+            f"({evaluation['true_alerts']} of {evaluation['alerts']} alerts true; {evaluation['incidents']} incidents)",
+            "",
+            "```",
+            json.dumps(evaluation, indent=1),
+            "```",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -226,7 +285,9 @@ def write_report(engine: Engine, settings: Settings, world_dir: Path | None = No
     plots = plot_forecasts(engine, alerts.head(top_plots), out / "plots")
     at_risk, _ = at_risk_list(engine, limit=20)
     effect = cx_effect(engine, settings.clock())
-    (out / "summary.md").write_text(summary_markdown(alerts, contacts, evaluation, at_risk=at_risk, effect=effect["sentence"]))
+    (out / "summary.md").write_text(
+        summary_markdown(alerts, contacts, evaluation, at_risk=at_risk, effect=effect["sentence"])
+    )
     alerts.drop(columns=["evidence"]).to_csv(out / "alerts.csv", index=False)
     return {
         "report_dir": str(out),

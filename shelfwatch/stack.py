@@ -28,13 +28,21 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from shelfwatch.core.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 POOLS_FILE = ROOT / "deploy" / "airflow" / "pools.json"
 # compose services run as processes here; the others (postgres, redis, mosquitto) are the machine's own
-PROGRAMS = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "ingest", "web"]
+PROGRAMS = [
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "ingest",
+    "web",
+]
 INFRASTRUCTURE = ["postgres", "redis", "mosquitto"]
 STOP_SECONDS = {"airflow-worker": 60, "ingest": 30}  # compose's stop_grace_period
 
@@ -45,18 +53,42 @@ class StackSettings:
     `StackSettings.from_env()`. Shelfwatch's own settings (SHELFWATCH_DATABASE_URL, _MQTT_URL,
     _SMTP_URL, _WEBHOOK_URL, _FORECAST_SHARDS, _WEB_SECRET) apply as in compose's .env."""
 
-    dir: Path = field(default=Path(".stack"), metadata={"env": "SHELFWATCH_STACK_DIR", "doc": "Logs, pids, Airflow home, data and landing folders."})
-    airflow_db_url: str = field(default="postgresql+psycopg2://postgres@127.0.0.1:5432/airflow",
-                                metadata={"env": "SHELFWATCH_STACK_AIRFLOW_DB_URL", "doc": "Airflow's metadata database (created if missing); also the Celery result backend."})
-    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"env": "SHELFWATCH_STACK_REDIS_URL", "doc": "The Celery broker."})
-    api_port: int = field(default=8080, metadata={"env": "SHELFWATCH_STACK_API_PORT", "doc": "Airflow UI and API (api-server)."})
+    dir: Path = field(
+        default=Path(".stack"),
+        metadata={"env": "SHELFWATCH_STACK_DIR", "doc": "Logs, pids, Airflow home, data and landing folders."},
+    )
+    airflow_db_url: str = field(
+        default="postgresql+psycopg2://postgres@127.0.0.1:5432/airflow",
+        metadata={
+            "env": "SHELFWATCH_STACK_AIRFLOW_DB_URL",
+            "doc": "Airflow's metadata database (created if missing); also the Celery result backend.",
+        },
+    )
+    redis_url: str = field(
+        default="redis://127.0.0.1:6379/0", metadata={"env": "SHELFWATCH_STACK_REDIS_URL", "doc": "The Celery broker."}
+    )
+    api_port: int = field(
+        default=8080, metadata={"env": "SHELFWATCH_STACK_API_PORT", "doc": "Airflow UI and API (api-server)."}
+    )
     web_port: int = field(default=8000, metadata={"env": "SHELFWATCH_STACK_WEB_PORT", "doc": "Shelfwatch web views."})
-    scheduler_health_port: int = field(default=8974, metadata={"env": "SHELFWATCH_STACK_SCHEDULER_HEALTH_PORT", "doc": "The scheduler's /health endpoint."})
-    log_port: int = field(default=8793, metadata={"env": "SHELFWATCH_STACK_LOG_PORT", "doc": "First of the log-server ports: worker i takes +i, the triggerer the next."})
-    workers: int = field(default=2, metadata={"env": "SHELFWATCH_STACK_WORKERS", "doc": "Celery workers (compose: --scale airflow-worker=N)."})
+    scheduler_health_port: int = field(
+        default=8974,
+        metadata={"env": "SHELFWATCH_STACK_SCHEDULER_HEALTH_PORT", "doc": "The scheduler's /health endpoint."},
+    )
+    log_port: int = field(
+        default=8793,
+        metadata={
+            "env": "SHELFWATCH_STACK_LOG_PORT",
+            "doc": "First of the log-server ports: worker i takes +i, the triggerer the next.",
+        },
+    )
+    workers: int = field(
+        default=2,
+        metadata={"env": "SHELFWATCH_STACK_WORKERS", "doc": "Celery workers (compose: --scale airflow-worker=N)."},
+    )
 
     @classmethod
-    def from_env(cls, **overrides) -> "StackSettings":
+    def from_env(cls, **overrides) -> StackSettings:
         values = {}
         for f in fields(cls):
             raw = overrides.get(f.name)
@@ -302,7 +334,9 @@ def init_commands() -> list[list[str]]:
     """compose's airflow-init, step by step (the pools file from this checkout)."""
     init = compose()["services"]["airflow-init"]["command"][-1]
     steps = [shlex.split(step.strip()) for step in init.split("&&")]
-    return [[str(POOLS_FILE) if part.endswith("deploy/airflow/pools.json") else part for part in step] for step in steps]
+    return [
+        [str(POOLS_FILE) if part.endswith("deploy/airflow/pools.json") else part for part in step] for step in steps
+    ]
 
 
 def run_init(cfg: StackSettings, settings, variables: dict[str, str], log) -> None:
@@ -319,7 +353,9 @@ def run_init(cfg: StackSettings, settings, variables: dict[str, str], log) -> No
             log("init: " + " ".join(step))
             proc = subprocess.run(step, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
-                raise StackError(f"init step {' '.join(step)!r} failed (exit {proc.returncode}); see {cfg.home / 'logs' / 'init.log'}")
+                raise StackError(
+                    f"init step {' '.join(step)!r} failed (exit {proc.returncode}); see {cfg.home / 'logs' / 'init.log'}"
+                )
 
 
 class StackError(RuntimeError):
@@ -328,7 +364,9 @@ class StackError(RuntimeError):
 
 def require_production_settings(settings) -> None:
     if not settings.database_url.startswith("postgresql"):
-        raise StackError("the stack runs on PostgreSQL, as in production: set SHELFWATCH_DATABASE_URL=postgresql+psycopg://...")
+        raise StackError(
+            "the stack runs on PostgreSQL, as in production: set SHELFWATCH_DATABASE_URL=postgresql+psycopg://..."
+        )
     if not settings.mqtt_url:
         raise StackError("the ingest service needs a broker: set SHELFWATCH_MQTT_URL=mqtt://[user:pass@]host:port")
 
@@ -354,8 +392,10 @@ SAVED_SETTINGS = ("database_url", "mqtt_url", "smtp_url", "webhook_url")
 def save_state(cfg: StackSettings, settings) -> None:
     """What `up` ran with, so `status`, `exec` and `down` need no environment (mode 600: URLs hold
     passwords)."""
-    state = {"stack": {f.name: str(getattr(cfg, f.name)) for f in fields(StackSettings)},
-             "settings": {name: getattr(settings, name) for name in SAVED_SETTINGS}}
+    state = {
+        "stack": {f.name: str(getattr(cfg, f.name)) for f in fields(StackSettings)},
+        "settings": {name: getattr(settings, name) for name in SAVED_SETTINGS},
+    }
     path = cfg.home / "stack.json"
     path.write_text(json.dumps(state, indent=2))
     path.chmod(0o600)
@@ -374,8 +414,12 @@ def exec_environment(cfg: StackSettings, settings) -> dict[str, str]:
     """An operator's shell inside the stack (`docker compose exec`): the scheduler's Airflow
     environment plus Shelfwatch's settings, for `airflow ...` and `shelfwatch ...` commands."""
     variables = stack_secrets(cfg)
-    env = {**os.environ, **base_environment(cfg), **service_environment("ingest", cfg, settings, variables),
-           **service_environment("airflow-scheduler", cfg, settings, variables)}
+    env = {
+        **os.environ,
+        **base_environment(cfg),
+        **service_environment("ingest", cfg, settings, variables),
+        **service_environment("airflow-scheduler", cfg, settings, variables),
+    }
     return env
 
 
@@ -384,14 +428,21 @@ def up(cfg: StackSettings, settings, log=print, wait_seconds: float = 240) -> di
     health check from compose passes."""
     require_production_settings(settings)
     if supervisord_pid(cfg):
-        raise StackError(f"a stack is already running from {cfg.home} (pid {supervisord_pid(cfg)}): `make stack-stop` first")
+        raise StackError(
+            f"a stack is already running from {cfg.home} (pid {supervisord_pid(cfg)}): `make stack-stop` first"
+        )
     variables = stack_secrets(cfg)
     run_init(cfg, settings, variables, log)
     save_state(cfg, settings)
     conf = cfg.home / "supervisord.conf"
     conf.write_text(supervisord_conf(cfg, settings, variables))
     conf.chmod(0o600)  # it holds the connections' secrets
-    subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)], env=base_environment(cfg), cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        env=base_environment(cfg),
+        cwd=ROOT,
+        check=True,
+    )
     log(f"supervisord started; logs in {cfg.home / 'logs'}")
     return wait_healthy(cfg, settings, wait_seconds, log)
 
@@ -416,8 +467,13 @@ def down(cfg: StackSettings, timeout: float = 120, log=print) -> bool:
 
 
 def supervisorctl(cfg: StackSettings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c", str(cfg.home / "supervisord.conf"), *args],
-                          capture_output=True, text=True, env=base_environment(cfg), cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(cfg.home / "supervisord.conf"), *args],
+        capture_output=True,
+        text=True,
+        env=base_environment(cfg),
+        cwd=ROOT,
+    )
 
 
 def program_pid(cfg: StackSettings, program: str) -> int:
@@ -427,7 +483,9 @@ def program_pid(cfg: StackSettings, program: str) -> int:
 # ------------------------------------------------------------------------------------- health
 
 
-def health_check_commands(cfg: StackSettings, settings, variables: dict[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
+def health_check_commands(
+    cfg: StackSettings, settings, variables: dict[str, str]
+) -> dict[str, tuple[str, dict[str, str]]]:
     """compose's health checks as shell commands against this machine's processes and services: the
     same command, with local addresses in place of container names and ports."""
     mqtt = urlsplit(settings.mqtt_url)
@@ -451,7 +509,11 @@ def health_check_commands(cfg: StackSettings, settings, variables: dict[str, str
         command = command.replace("$$", "$")
         programs = cfg.worker_names() if service == "airflow-worker" else [service]
         for program in programs:
-            env = {**base_environment(cfg), "HOSTNAME": container_hostname(program), "MQTT_INGEST_PASSWORD": mqtt.password or ""}
+            env = {
+                **base_environment(cfg),
+                "HOSTNAME": container_hostname(program),
+                "MQTT_INGEST_PASSWORD": mqtt.password or "",
+            }
             if service.startswith("airflow-"):
                 env.update(program_environment(program, cfg, settings, variables))
             checks[program] = (command, env)
@@ -463,7 +525,9 @@ def run_health_checks(cfg: StackSettings, settings, timeout: float = 60) -> dict
     results = {}
     for program, (command, env) in health_check_commands(cfg, settings, stack_secrets(cfg)).items():
         try:
-            proc = subprocess.run(["sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                ["sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+            )
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
             results[program] = (proc.returncode == 0, tail[0][:200])
         except subprocess.TimeoutExpired:
@@ -482,6 +546,10 @@ def wait_healthy(cfg: StackSettings, settings, wait_seconds: float, log=print) -
             log("healthy: " + ", ".join(sorted(results)))
             return results
         if time.monotonic() > deadline:
-            raise StackError("not healthy after {:.0f} s: {}".format(
-                wait_seconds, "; ".join(f"{p}: {results[p][1]}" for p in failing)) + f" (logs in {cfg.home / 'logs'})")
+            raise StackError(
+                "not healthy after {:.0f} s: {}".format(
+                    wait_seconds, "; ".join(f"{p}: {results[p][1]}" for p in failing)
+                )
+                + f" (logs in {cfg.home / 'logs'})"
+            )
         time.sleep(3)

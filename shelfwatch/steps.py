@@ -8,18 +8,18 @@ inside the steps, not at import time, so DAG files parse fast.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, select, text
 
-from shelfwatch.core.domain import MQTT
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import get_engine
-from shelfwatch.sql.migrate import migrate
-from shelfwatch.sql import schema
-from shelfwatch.sql.partitions import days_from, delete_default_rows_before, drop_day_partitions_before, ensure_day_partitions
+from core.db import get_engine
+from core.domain import MQTT
+from core.settings import Settings
+from sql import schema
+from sql.migrate import migrate
+from sql.partitions import days_from, delete_default_rows_before, drop_day_partitions_before, ensure_day_partitions
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,10 @@ def migrate_database(settings: Settings) -> dict:
 
 def register_sensor_session(settings: Settings) -> dict:
     """Create the ingest's persistent MQTT session so the broker queues readings published from now on."""
-    from shelfwatch.iot_ingest.consumer import open_session
+    from iot_ingest.consumer import open_session
 
     open_session(settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id)
     return {"client_id": settings.mqtt_client_id}
-
 
 
 # ------------------------------------------------------------------------------------------ sales
@@ -68,8 +67,8 @@ def existing_world_dir(settings: Settings, world_dir: str | Path | None) -> Path
 def load_reference(settings: Settings, world_dir: str | Path | None = None) -> dict:
     """Stores, products, members, sensors, deliveries and inventory records; then the purchase lines
     whose loyalty card was not yet a member get their member (`member_links_attached`)."""
-    from shelfwatch.sales_ingest.member_links import attach_pending_member_links
-    from shelfwatch.sales_ingest.reference_files import load_reference_data
+    from sales_ingest.member_links import attach_pending_member_links
+    from sales_ingest.reference_files import load_reference_data
 
     engine = get_engine(settings.db_url)
     loaded = load_reference_data(engine, existing_world_dir(settings, world_dir))
@@ -78,10 +77,12 @@ def load_reference(settings: Settings, world_dir: str | Path | None = None) -> d
     return {**loaded, "member_links_attached": attached}
 
 
-def ingest_sales(settings: Settings, world_dir: str | Path | None = None, paths: list[str | Path] | None = None) -> dict:
+def ingest_sales(
+    settings: Settings, world_dir: str | Path | None = None, paths: list[str | Path] | None = None
+) -> dict:
     """Validate (Great Expectations) and load POS files: `paths` (files or folders), by default every
     file under `<world_dir>/sales`. A file that cannot be read at all raises SalesFileError."""
-    from shelfwatch.sales_ingest.pos_files import ingest_sales_paths
+    from sales_ingest.pos_files import ingest_sales_paths
 
     paths = paths if paths is not None else [existing_world_dir(settings, world_dir) / "sales"]
     summaries = ingest_sales_paths(get_engine(settings.db_url), paths)
@@ -94,7 +95,7 @@ def ingest_sales(settings: Settings, world_dir: str | Path | None = None, paths:
 
 def landing_files(landing_dir: Path) -> list[Path]:
     """POS files waiting in the landing folder (daily sales before purchase lines, then by name)."""
-    from shelfwatch.sales_ingest.pos_files import is_pos_file, load_order
+    from sales_ingest.pos_files import is_pos_file, load_order
 
     if not landing_dir.is_dir():
         raise FileNotFoundError(f"landing folder {landing_dir} does not exist (SHELFWATCH_LANDING_DIR)")
@@ -105,13 +106,20 @@ def ingest_landing(settings: Settings, landing_dir: str | Path | None = None) ->
     """Validate and load every POS file in the landing folder that was not loaded before (same bytes
     are skipped). A file that cannot be read at all is quarantined whole and counted, and the others
     still load. Returns the counts the quarantine gate needs."""
-    from shelfwatch.sales_ingest.pos_files import SalesFileError, ingest_sales_file, known_ids
+    from sales_ingest.pos_files import SalesFileError, ingest_sales_file, known_ids
 
     engine = get_engine(settings.db_url)
     folder = Path(landing_dir) if landing_dir else settings.landing_path
     known = known_ids(engine)
-    summary = {"landing_dir": str(folder), "files_loaded": [], "files_skipped": 0, "files_rejected": [], "rows_loaded": 0,
-               "rows_quarantined": 0, "rows_total": 0}
+    summary = {
+        "landing_dir": str(folder),
+        "files_loaded": [],
+        "files_skipped": 0,
+        "files_rejected": [],
+        "rows_loaded": 0,
+        "rows_quarantined": 0,
+        "rows_total": 0,
+    }
     for path in landing_files(folder):
         try:
             result = ingest_sales_file(engine, path, known=known)
@@ -135,17 +143,28 @@ def quarantine_gate(summary: dict, max_share: float) -> dict:
     total = summary["rows_total"]
     share = bad_rows / total if total else 0.0
     if summary["files_rejected"] or share > max_share:
-        why = [f"{bad_rows:,} of {total:,} rows quarantined ({share:.1%}, limit {max_share:.1%})"] + summary["files_rejected"]
+        why = [f"{bad_rows:,} of {total:,} rows quarantined ({share:.1%}, limit {max_share:.1%})"] + summary[
+            "files_rejected"
+        ]
         raise QuarantineShareExceeded("sales load held back: " + "; ".join(why))
-    return {"quarantine_share": round(share, 4), "rows_loaded": summary["rows_loaded"], "new_data": bool(summary["files_loaded"])}
+    return {
+        "quarantine_share": round(share, 4),
+        "rows_loaded": summary["rows_loaded"],
+        "new_data": bool(summary["files_loaded"]),
+    }
 
 
 # ------------------------------------------------------------------------------------------ sensors
 
 
 def ingest_sensor_readings(
-    settings: Settings, until_idle: float = 3.0, max_messages: int | None = None, ready=None, max_seconds: float | None = 600.0,
-    stop=None, group: str | None = None,
+    settings: Settings,
+    until_idle: float = 3.0,
+    max_messages: int | None = None,
+    ready=None,
+    max_seconds: float | None = 600.0,
+    stop=None,
+    group: str | None = None,
 ) -> dict:
     """Drain the persistent session into the database: a bounded run for tasks and the demo, or the
     ingest service (`until_idle=inf`, `max_seconds=None`, ended by the `stop` event).
@@ -155,12 +174,20 @@ def ingest_sensor_readings(
     """
     from dataclasses import asdict
 
-    from shelfwatch.alerts.realtime import shelf_empty_on_stored
-    from shelfwatch.iot_ingest.consumer import drain
+    from alerts.realtime import shelf_empty_on_stored
+    from iot_ingest.consumer import drain
 
     stats = drain(
-        get_engine(settings.db_url), settings.mqtt_url, settings.mqtt_topic_prefix, settings.mqtt_client_id,
-        until_idle=until_idle, max_messages=max_messages, ready=ready, max_seconds=max_seconds, stop=stop, group=group,
+        get_engine(settings.db_url),
+        settings.mqtt_url,
+        settings.mqtt_topic_prefix,
+        settings.mqtt_client_id,
+        until_idle=until_idle,
+        max_messages=max_messages,
+        ready=ready,
+        max_seconds=max_seconds,
+        stop=stop,
+        group=group,
         on_stored=shelf_empty_on_stored(settings),
     )
     return asdict(stats)
@@ -173,18 +200,22 @@ def ingest_health(settings: Settings, window_minutes: int = 60, now: datetime | 
     Raises IngestUnhealthy when no consumer reported within `SHELFWATCH_INGEST_MAX_SILENCE_MINUTES`
     or the p95 lag exceeds `SHELFWATCH_INGEST_MAX_LAG_SECONDS`.
     """
-    from shelfwatch.iot_ingest.health import stale_sensors
+    from iot_ingest.health import stale_sensors
 
     engine = get_engine(settings.db_url)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     since = now - timedelta(minutes=window_minutes)
     r, q, st = schema.sensor_readings, schema.quarantine, schema.ingest_stats
     with engine.connect() as conn:
         consumers = pd.read_sql(select(st.c.client_id, st.c.stored, st.c.readings_per_second, st.c.updated_at), conn)
         recent = pd.read_sql(select(r.c.device_ts, r.c.received_at).where(r.c.received_at >= since), conn)
-        quarantined = conn.execute(select(func.count()).select_from(q).where(q.c.channel == MQTT, q.c.quarantined_at >= since)).scalar_one()
+        quarantined = conn.execute(
+            select(func.count()).select_from(q).where(q.c.channel == MQTT, q.c.quarantined_at >= since)
+        ).scalar_one()
     last_report = pd.to_datetime(consumers["updated_at"], utc=True).max() if len(consumers) else None
-    lag = (pd.to_datetime(recent["received_at"], utc=True) - pd.to_datetime(recent["device_ts"], utc=True)).dt.total_seconds()
+    lag = (
+        pd.to_datetime(recent["received_at"], utc=True) - pd.to_datetime(recent["device_ts"], utc=True)
+    ).dt.total_seconds()
     stale = stale_sensors(engine, settings.sensor_stale_hours, pd.Timestamp(now))
     health = {
         "consumers": len(consumers),
@@ -199,7 +230,9 @@ def ingest_health(settings: Settings, window_minutes: int = 60, now: datetime | 
     problems = []
     silence = timedelta(minutes=settings.ingest_max_silence_minutes)
     if last_report is None or pd.isna(last_report) or now - last_report.to_pydatetime() > silence:
-        problems.append(f"no ingest consumer reported in the last {settings.ingest_max_silence_minutes} min (last: {health['last_report_at']})")
+        problems.append(
+            f"no ingest consumer reported in the last {settings.ingest_max_silence_minutes} min (last: {health['last_report_at']})"
+        )
     if health["lag_seconds_p95"] is not None and health["lag_seconds_p95"] > settings.ingest_max_lag_seconds:
         problems.append(f"p95 lag {health['lag_seconds_p95']} s is above {settings.ingest_max_lag_seconds} s")
     if problems:
@@ -210,21 +243,33 @@ def ingest_health(settings: Settings, window_minutes: int = 60, now: datetime | 
 # ------------------------------------------------------------------------------------- forecasts
 
 
-def forecast_demand(settings: Settings, progress=None, shard: tuple[int, int] | None = None, stores: list[str] | None = None,
-                    until: str | None = None, horizon: int | None = None, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
-                    as_of: datetime | None = None) -> dict:
+def forecast_demand(
+    settings: Settings,
+    progress=None,
+    shard: tuple[int, int] | None = None,
+    stores: list[str] | None = None,
+    until: str | None = None,
+    horizon: int | None = None,
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+    as_of: datetime | None = None,
+) -> dict:
     """The model that backtests best per store x SKU, over all cores; stores one run (or one shard of
     it, or only `stores`). It forecasts from the history before `as_of`'s day (default
     `settings.clock()`), so a partial day or a row dated in the future moves nothing; `until`
     (YYYY-MM-DD) forecasts from the history up to that day instead. `horizon` defaults to
     SHELFWATCH_FORECAST_HORIZON_DAYS."""
-    from shelfwatch.forecasting.runs import engine_settings, run_forecast
+    from forecasting.runs import engine_settings, run_forecast
 
     if not until:
-        until = ((as_of or settings.clock()).astimezone(timezone.utc).date() - timedelta(days=1)).isoformat()
-    return run_forecast(get_engine(settings.db_url), engine_settings(settings, horizon, quantiles), shard=shard, progress=progress,
-                        stores=stores or None, until=until)
-
+        until = ((as_of or settings.clock()).astimezone(UTC).date() - timedelta(days=1)).isoformat()
+    return run_forecast(
+        get_engine(settings.db_url),
+        engine_settings(settings, horizon, quantiles),
+        shard=shard,
+        progress=progress,
+        stores=stores or None,
+        until=until,
+    )
 
 
 # ---------------------------------------------------------------------------------------- alerts
@@ -233,7 +278,7 @@ def forecast_demand(settings: Settings, progress=None, shard: tuple[int, int] | 
 def detect_alerts(settings: Settings, as_of: datetime | None = None) -> dict:
     """Stock-out risk, empty shelves and phantom stock-outs at `as_of` (default `settings.clock()`),
     linked to favourite members; stores whose sales lag as-of are named in `warnings`."""
-    from shelfwatch.alerts.detect import detect_alerts as detect
+    from alerts.detect import detect_alerts as detect
 
     return detect(get_engine(settings.db_url), settings, as_of=None if as_of is None else pd.Timestamp(as_of))
 
@@ -241,7 +286,7 @@ def detect_alerts(settings: Settings, as_of: datetime | None = None) -> dict:
 def refresh_member_risk(settings: Settings, as_of: datetime | None = None) -> dict:
     """Rank the members whose favourites keep running out at `as_of` (default `settings.clock()`) and
     replace the at-risk list CX reads (member_risk); running it again changes nothing."""
-    from shelfwatch.alerts.member_risk import refresh_member_risk as refresh
+    from alerts.member_risk import refresh_member_risk as refresh
 
     return refresh(get_engine(settings.db_url), as_of if as_of is not None else settings.clock(), settings)
 
@@ -251,10 +296,9 @@ def send_notifications(settings: Settings, limit: int = 1000) -> dict:
     nothing is sent twice."""
     from dataclasses import asdict
 
-    from shelfwatch.alerts.notify import send_pending
+    from alerts.notify import send_pending
 
-    return asdict(send_pending(get_engine(settings.db_url), settings, datetime.now(timezone.utc), limit))
-
+    return asdict(send_pending(get_engine(settings.db_url), settings, datetime.now(UTC), limit))
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -268,7 +312,6 @@ def write_report(settings: Settings, world_dir: str | Path | None = None) -> dic
     return write(get_engine(settings.db_url), settings, world if (world / "ground_truth.json").exists() else None)
 
 
-
 # ------------------------------------------------------------------------------------- housekeeping
 
 
@@ -279,7 +322,7 @@ def ensure_reading_partitions(settings: Settings, now: datetime | None = None, d
     engine = get_engine(settings.db_url)
     if engine.dialect.name != "postgresql":
         return {"dialect": engine.dialect.name, "created": []}
-    today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
     ahead = settings.readings_partition_days_ahead if days_ahead is None else days_ahead
     with engine.begin() as conn:
         created = ensure_day_partitions(conn, days_from(today, today + timedelta(days=ahead)))
@@ -294,7 +337,7 @@ def apply_retention(settings: Settings, now: datetime | None = None) -> dict:
     DELETE, no vacuum debt) and only the DEFAULT partition's rows are deleted by arrival time.
     """
     engine = get_engine(settings.db_url)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     readings_before = now - timedelta(days=settings.readings_retention_days)
     quarantine_before = now - timedelta(days=settings.quarantine_retention_days)
     with engine.begin() as conn:
@@ -303,14 +346,24 @@ def apply_retention(settings: Settings, now: datetime | None = None) -> dict:
             readings = delete_default_rows_before(conn, readings_before)
         else:
             dropped = []
-            readings = conn.execute(delete(schema.sensor_readings).where(schema.sensor_readings.c.received_at < readings_before)).rowcount
+            readings = conn.execute(
+                delete(schema.sensor_readings).where(schema.sensor_readings.c.received_at < readings_before)
+            ).rowcount
         forget_silent_sensors(conn, readings_before)
-        quarantine = conn.execute(delete(schema.quarantine).where(schema.quarantine.c.quarantined_at < quarantine_before)).rowcount
+        quarantine = conn.execute(
+            delete(schema.quarantine).where(schema.quarantine.c.quarantined_at < quarantine_before)
+        ).rowcount
         # member links whose member never came, kept as long as quarantine (the sales themselves stay)
         pending = schema.pending_member_links
         links = conn.execute(delete(pending).where(pending.c.first_seen_at < quarantine_before)).rowcount
-    return {"readings_deleted": readings, "reading_partitions_dropped": dropped, "quarantine_deleted": quarantine,
-            "pending_links_deleted": links, "readings_before": readings_before.isoformat(), "quarantine_before": quarantine_before.isoformat()}
+    return {
+        "readings_deleted": readings,
+        "reading_partitions_dropped": dropped,
+        "quarantine_deleted": quarantine,
+        "pending_links_deleted": links,
+        "readings_before": readings_before.isoformat(),
+        "quarantine_before": quarantine_before.isoformat(),
+    }
 
 
 def forget_silent_sensors(conn: Connection, before: datetime) -> int:
@@ -324,7 +377,16 @@ def maintain_database(settings: Settings, engine: Engine | None = None) -> dict:
     """PostgreSQL: VACUUM (ANALYZE) the tables that churn; SQLite: ANALYZE. Outside a transaction,
     as VACUUM requires."""
     engine = engine or get_engine(settings.db_url)
-    tables = ["sensor_readings", "latest_sensor_readings", "quarantine", "alerts", "alert_events", "outbox", "forecasts", "forecast_models"]
+    tables = [
+        "sensor_readings",
+        "latest_sensor_readings",
+        "quarantine",
+        "alerts",
+        "alert_events",
+        "outbox",
+        "forecasts",
+        "forecast_models",
+    ]
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if engine.dialect.name == "postgresql":
             for table in tables:
@@ -337,13 +399,21 @@ def maintain_database(settings: Settings, engine: Engine | None = None) -> dict:
 # ------------------------------------------------------------------------------------------- failures
 
 
-def notify_task_failure(settings: Settings, dag_id: str, task_id: str, run_id: str, try_number: int, error: str, log_url: str | None) -> dict:
+def notify_task_failure(
+    settings: Settings, dag_id: str, task_id: str, run_id: str, try_number: int, error: str, log_url: str | None
+) -> dict:
     """Tell operations a task failed: a JSON webhook post (`SHELFWATCH_WEBHOOK_URL`), keyed so a
     receiver can drop a duplicate, and an error log line either way."""
-    from shelfwatch.alerts.notify import send_webhook
+    from alerts.notify import send_webhook
 
-    payload = {"text": f"Shelfwatch: {dag_id}.{task_id} failed (run {run_id}, try {try_number}): {error[:500]}",
-               "dag_id": dag_id, "task_id": task_id, "run_id": run_id, "try_number": try_number, "log_url": log_url}
+    payload = {
+        "text": f"Shelfwatch: {dag_id}.{task_id} failed (run {run_id}, try {try_number}): {error[:500]}",
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "run_id": run_id,
+        "try_number": try_number,
+        "log_url": log_url,
+    }
     log.error("task failed: %s.%s run %s try %s: %s", dag_id, task_id, run_id, try_number, error[:500])
     if not settings.webhook_url:
         return {"posted": False}

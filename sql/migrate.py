@@ -1,4 +1,4 @@
-"""Alembic migrations of the schema in shelfwatch.sql.schema, applied by the application without an alembic.ini."""
+"""Alembic migrations of the schema in sql.schema, applied by the application without an alembic.ini."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from shelfwatch.core.db import get_engine
+from core.db import get_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

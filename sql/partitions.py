@@ -11,11 +11,11 @@ partition covers (clocks far off, days not created yet), so an insert never fail
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Connection, text
 
-from shelfwatch.sql import schema
+from sql import schema
 
 PARENT = schema.sensor_readings.name
 DEFAULT_PARTITION = f"{PARENT}_default"
@@ -45,7 +45,7 @@ def autogenerate_includes(name: str, type_: str, parent_names: dict) -> bool:
 
 def day_bounds(day: date) -> tuple[str, str]:
     """The partition's range as UTC timestamp literals: [midnight, next midnight)."""
-    start = datetime.combine(day, time(), tzinfo=timezone.utc)
+    start = datetime.combine(day, time(), tzinfo=UTC)
     return start.isoformat(sep=" "), (start + timedelta(days=1)).isoformat(sep=" ")
 
 
@@ -55,9 +55,12 @@ def days_from(first: date, last: date) -> list[date]:
 
 def day_partitions(conn: Connection) -> dict[date, str]:
     """The day partitions that exist, by day."""
-    names = conn.execute(text(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = CAST(:parent AS regclass)"
-    ), {"parent": PARENT}).scalars()
+    names = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = CAST(:parent AS regclass)"
+        ),
+        {"parent": PARENT},
+    ).scalars()
     return {day: name for name in names if (day := partition_day(name)) is not None}
 
 
@@ -74,10 +77,13 @@ def create_day_partition(conn: Connection, day: date) -> int:
     """
     name, (start, end) = partition_name(day), day_bounds(day)
     conn.execute(text(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)"))
-    moved = conn.execute(text(
-        f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE device_ts >= :start AND device_ts < :end RETURNING {COLUMNS}) "
-        f"INSERT INTO {name} ({COLUMNS}) SELECT {COLUMNS} FROM moved"
-    ), {"start": start, "end": end}).rowcount
+    moved = conn.execute(
+        text(
+            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE device_ts >= :start AND device_ts < :end RETURNING {COLUMNS}) "
+            f"INSERT INTO {name} ({COLUMNS}) SELECT {COLUMNS} FROM moved"
+        ),
+        {"start": start, "end": end},
+    ).rowcount
     conn.execute(text(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM ('{start}') TO ('{end}')"))
     return moved
 
@@ -93,7 +99,11 @@ def ensure_day_partitions(conn: Connection, days: list[date]) -> list[str]:
 
 def drop_day_partitions_before(conn: Connection, cutoff: datetime) -> list[str]:
     """Drop the day partitions wholly older than `cutoff` (their day ends at or before it)."""
-    old = sorted(name for day, name in day_partitions(conn).items() if day + timedelta(days=1) <= cutoff.astimezone(timezone.utc).date())
+    old = sorted(
+        name
+        for day, name in day_partitions(conn).items()
+        if day + timedelta(days=1) <= cutoff.astimezone(UTC).date()
+    )
     for name in old:
         conn.execute(text(f"DROP TABLE {name}"))
     return old
@@ -101,4 +111,6 @@ def drop_day_partitions_before(conn: Connection, cutoff: datetime) -> list[str]:
 
 def delete_default_rows_before(conn: Connection, before: datetime) -> int:
     """Delete the DEFAULT partition's readings that arrived before `before`; returns how many."""
-    return conn.execute(text(f"DELETE FROM {DEFAULT_PARTITION} WHERE received_at < :before"), {"before": before}).rowcount
+    return conn.execute(
+        text(f"DELETE FROM {DEFAULT_PARTITION} WHERE received_at < :before"), {"before": before}
+    ).rowcount

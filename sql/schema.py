@@ -115,7 +115,10 @@ pending_member_links = Table(
     Column("member_id", String(32), nullable=False),  # not a foreign key: the member is unknown so far
     Column("source", String(500), nullable=False),  # the file the line came from
     Column("first_seen_at", TS, nullable=False),
-    ForeignKeyConstraint(["store_id", "receipt_id", "line_no"], ["purchase_lines.store_id", "purchase_lines.receipt_id", "purchase_lines.line_no"]),
+    ForeignKeyConstraint(
+        ["store_id", "receipt_id", "line_no"],
+        ["purchase_lines.store_id", "purchase_lines.receipt_id", "purchase_lines.line_no"],
+    ),
     Index("ix_pending_member_links_member", "member_id"),
 )
 
@@ -397,7 +400,7 @@ quarantine = Table(
     "quarantine",
     metadata,
     Column("quarantine_id", Integer, primary_key=True, autoincrement=True),
-    Column("channel", String(16), nullable=False),  # how it came in: shelfwatch.core.domain.QUARANTINE_CHANNELS
+    Column("channel", String(16), nullable=False),  # how it came in: core.domain.QUARANTINE_CHANNELS
     Column("source", String(300), nullable=False),  # file path / MQTT topic
     Column("raw_content", Text, nullable=False),
     Column("reason", Text, nullable=False),

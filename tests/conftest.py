@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import get_engine
-from shelfwatch.sql.migrate import migrate
+from core.db import get_engine
+from core.settings import Settings
+from sql.migrate import migrate
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
 PG_HOST, PG_PORT = os.environ.get("SHELFWATCH_TEST_PG_HOST", "127.0.0.1"), 5432
@@ -79,7 +79,7 @@ def mqtt_url():
     if require_service("Mosquitto", MQTT_HOST, MQTT_PORT):
         yield f"mqtt://{MQTT_HOST}:{MQTT_PORT}"
         return
-    from shelfwatch.lab.brokers import EmbeddedBroker
+    from lab.brokers import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         yield broker.url
@@ -106,7 +106,7 @@ def private_broker(tmp_path):
     """A Mosquitto process of the test's own (restartable, configurable), on a free port."""
     import shutil
 
-    from shelfwatch.lab.mosquitto import MosquittoProcess
+    from lab.mosquitto import MosquittoProcess
 
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_pub") is None:
         if ON_CI:

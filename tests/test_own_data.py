@@ -10,16 +10,16 @@ same commands.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from core.db import get_engine
 from shelfwatch.cli.app import app
-from shelfwatch.core.db import get_engine
-from shelfwatch.sql import schema
+from sql import schema
 
 ADDRESSES = ["ada.vegan@example.com", "+31612345678", "bob.burger@example.org", "+31687654321"]
 END = date(2026, 11, 22)
@@ -32,13 +32,13 @@ def clean_folder(root: Path) -> Path:
     files = {
         "stores.csv": "store_id,name,timezone,manager_email\nS001,Utrecht,Europe/Amsterdam,m1@stores.example\nS002,Leeds,Europe/London,m2@stores.example\n",
         "products.csv": "sku,name,category,unit_price,unit_weight_g,shelf_capacity\n"
-                        "BURGER,Veggie burger 2x,frozen,3.99,226,12\nBREAD,Bread,bakery,2.49,800,24\nMILK,Milk 1 l,dairy,1.19,1030,30\n",
+        "BURGER,Veggie burger 2x,frozen,3.99,226,12\nBREAD,Bread,bakery,2.49,800,24\nMILK,Milk 1 l,dairy,1.19,1030,30\n",
         "members.csv": "member_id,home_store_id,marketing_consent,opted_out,contact_channel,contact_address\n"
-                       f"M1,S001,yes,no,email,{ADDRESSES[0]}\nM2,S001,ja,nee,sms,{ADDRESSES[1]}\n"
-                       f"M3,S002,1,0,email,{ADDRESSES[2]}\nM4,S002,true,false,sms,{ADDRESSES[3]}\n",
+        f"M1,S001,yes,no,email,{ADDRESSES[0]}\nM2,S001,ja,nee,sms,{ADDRESSES[1]}\n"
+        f"M3,S002,1,0,email,{ADDRESSES[2]}\nM4,S002,true,false,sms,{ADDRESSES[3]}\n",
         "sensors.csv": "sensor_id,store_id,sku,kind,tare_g\nS001-BURGER,S001,BURGER,shelf_units,0\nS002-BURGER,S002,BURGER,shelf_units,0\n",
         "deliveries.csv": "delivery_id,store_id,sku,expected_at,expected_units,received_at,received_units\n"
-                          "D1,S001,BURGER,2026-11-25T06:00:00+01:00,12,,\nD2,S002,BURGER,2026-11-25T06:00:00+00:00,12,,\n",
+        "D1,S001,BURGER,2026-11-25T06:00:00+01:00,12,,\nD2,S002,BURGER,2026-11-25T06:00:00+00:00,12,,\n",
         "inventory_records.csv": "store_id,sku,as_of,book_units\nS001,BURGER,2026-11-22T22:00:00+01:00,3\nS002,BURGER,2026-11-22T22:00:00+00:00,9\n",
     }
     for name, text in files.items():
@@ -75,8 +75,11 @@ def run(args: list[str], db_url: str) -> tuple[int, str]:
 def load(folder: Path, db_url: str) -> tuple[int, str]:
     """What a user runs: check, load-reference, ingest-sales. Exit code of the worst, all output."""
     outputs, worst = [], 0
-    for args in (["check", str(folder)], ["load-reference", str(folder)],
-                 ["ingest-sales", str(folder / "sales" / "sales_daily.csv"), str(folder / "sales" / "purchase_lines.csv")]):
+    for args in (
+        ["check", str(folder)],
+        ["load-reference", str(folder)],
+        ["ingest-sales", str(folder / "sales" / "sales_daily.csv"), str(folder / "sales" / "purchase_lines.csv")],
+    ):
         code, out = run(args, db_url)
         outputs.append(out)
         worst = max(worst, code if args[0] != "check" else 0)
@@ -159,9 +162,11 @@ def delivery_without_offset(f):
 
 def check_delivery_without_offset(engine, code, out):
     with engine.connect() as conn:
-        at = conn.execute(select(schema.deliveries.c.expected_at).where(schema.deliveries.c.delivery_id == "D1")).scalar_one()
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    assert at == datetime(2026, 11, 25, 5, 0, tzinfo=timezone.utc)  # read in the store's zone (Amsterdam, +01:00)
+        at = conn.execute(
+            select(schema.deliveries.c.expected_at).where(schema.deliveries.c.delivery_id == "D1")
+        ).scalar_one()
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    assert at == datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # read in the store's zone (Amsterdam, +01:00)
     assert code == 0
 
 
@@ -175,7 +180,11 @@ def check_delivery_garbled_time(engine, code, out):
 
 
 def negative_book_stock(f):
-    replace_in(f / "inventory_records.csv", "S001,BURGER,2026-11-22T22:00:00+01:00,3", "S001,BURGER,2026-11-22T22:00:00+01:00,-2")
+    replace_in(
+        f / "inventory_records.csv",
+        "S001,BURGER,2026-11-22T22:00:00+01:00,3",
+        "S001,BURGER,2026-11-22T22:00:00+01:00,-2",
+    )
 
 
 def check_negative_book_stock(engine, code, out):
@@ -192,7 +201,14 @@ def check_bom(engine, code, out):
 
 
 def semicolons_decimal_commas(f):
-    text = (f / "products.csv").read_text().replace(",", ";").replace("3.99", "3,99").replace("2.49", "2,49").replace("1.19", "1,19")
+    text = (
+        (f / "products.csv")
+        .read_text()
+        .replace(",", ";")
+        .replace("3.99", "3,99")
+        .replace("2.49", "2,49")
+        .replace("1.19", "1,19")
+    )
     (f / "products.csv").write_text(text)
 
 
@@ -237,7 +253,9 @@ def check_excel_serial_date(engine, code, out):
     with engine.connect() as conn:
         rows = conn.execute(select(schema.promotions)).all()
     reasons = [r for r in quarantine_reasons(engine) if "promotions.csv" in r]
-    assert (len(rows) == 1 and rows[0].start_date == date(1900, 1, 1) + timedelta(days=46350 - 2)) or (not rows and reasons)
+    assert (len(rows) == 1 and rows[0].start_date == date(1900, 1, 1) + timedelta(days=46350 - 2)) or (
+        not rows and reasons
+    )
 
 
 def unknown_home_store(f):
@@ -261,8 +279,11 @@ def check_bad_timezone(engine, code, out):
 def pos_day_first_dates(f):
     path = f / "sales" / "sales_daily.csv"
     lines = path.read_text().splitlines()
-    fixed = [lines[0]] + [",".join(p[:2] + [datetime.fromisoformat(p[2]).strftime("%d-%m-%Y"), p[3]]) if p[2] >= "2026-11-16" else ln
-                          for ln in lines[1:] for p in [ln.split(",")]]
+    fixed = [lines[0]] + [
+        ",".join(p[:2] + [datetime.fromisoformat(p[2]).strftime("%d-%m-%Y"), p[3]]) if p[2] >= "2026-11-16" else ln
+        for ln in lines[1:]
+        for p in [ln.split(",")]
+    ]
     path.write_text("\n".join(fixed) + "\n")
 
 
@@ -273,7 +294,9 @@ def check_pos_day_first_dates(engine, code, out):
 
 
 def pos_unknown_sku(f):
-    (f / "sales" / "sales_daily.csv").write_text((f / "sales" / "sales_daily.csv").read_text() + "S001,TOFU,2026-11-22,2\n")
+    (f / "sales" / "sales_daily.csv").write_text(
+        (f / "sales" / "sales_daily.csv").read_text() + "S001,TOFU,2026-11-22,2\n"
+    )
 
 
 def check_pos_unknown_sku(engine, code, out):
@@ -282,7 +305,11 @@ def check_pos_unknown_sku(engine, code, out):
 
 
 def pos_unknown_loyalty_card(f):
-    replace_in(f / "sales" / "purchase_lines.csv", f"S001,R-S001-{END:%Y%m%d},1,BURGER,{END},M1,2", f"S001,R-S001-{END:%Y%m%d},1,BURGER,{END},M77,2")
+    replace_in(
+        f / "sales" / "purchase_lines.csv",
+        f"S001,R-S001-{END:%Y%m%d},1,BURGER,{END},M1,2",
+        f"S001,R-S001-{END:%Y%m%d},1,BURGER,{END},M77,2",
+    )
 
 
 def check_pos_unknown_loyalty_card(engine, code, out):
@@ -312,7 +339,9 @@ def check_pos_missing_column(engine, code, out):
 
 
 def pos_conflicting_duplicate(f):
-    (f / "sales" / "sales_daily.csv").write_text((f / "sales" / "sales_daily.csv").read_text() + f"S001,BREAD,{END},99\n")
+    (f / "sales" / "sales_daily.csv").write_text(
+        (f / "sales" / "sales_daily.csv").read_text() + f"S001,BREAD,{END},99\n"
+    )
 
 
 def check_pos_conflicting_duplicate(engine, code, out):
@@ -344,8 +373,12 @@ def check_pos_spreadsheet_export(engine, code, out):
     assert count(engine, schema.sales_daily) == 2 * 3 * DAYS and code == 0
     with engine.connect() as conn:
         sd = schema.sales_daily
-        milk = conn.execute(select(sd.c.units).where(sd.c.store_id == "S002", sd.c.sku == "MILK", sd.c.date == END)).scalar_one()
-        burger = conn.execute(select(sd.c.units).where(sd.c.store_id == "S001", sd.c.sku == "BURGER", sd.c.date == END)).scalar_one()
+        milk = conn.execute(
+            select(sd.c.units).where(sd.c.store_id == "S002", sd.c.sku == "MILK", sd.c.date == END)
+        ).scalar_one()
+        burger = conn.execute(
+            select(sd.c.units).where(sd.c.store_id == "S001", sd.c.sku == "BURGER", sd.c.date == END)
+        ).scalar_one()
     assert milk == 2.5 and burger > 0
 
 
@@ -369,17 +402,32 @@ def check_pos_extra_cells(engine, code, out):
 
 
 MISTAKES = [
-    (opted_out_as_y, check_opted_out_as_y), (consent_unclear, check_consent_unclear), (consent_blank, check_consent_blank),
-    (members_missing_column, check_members_missing_column), (misnamed_inventory, check_misnamed_inventory),
-    (capitalised_deliveries, check_capitalised_deliveries), (delivery_without_offset, check_delivery_without_offset),
-    (delivery_garbled_time, check_delivery_garbled_time), (negative_book_stock, check_negative_book_stock), (bom, check_bom),
-    (semicolons_decimal_commas, check_semicolons_decimal_commas), (duplicated_header, check_duplicated_header),
-    (trailing_empty_lines, check_trailing_empty_lines), (mixed_case_ids, check_mixed_case_ids), (excel_serial_date, check_excel_serial_date),
-    (unknown_home_store, check_unknown_home_store), (bad_timezone, check_bad_timezone), (pos_day_first_dates, check_pos_day_first_dates),
-    (pos_unknown_sku, check_pos_unknown_sku), (pos_unknown_loyalty_card, check_pos_unknown_loyalty_card),
-    (pos_negative_units, check_pos_negative_units), (pos_missing_column, check_pos_missing_column),
-    (pos_conflicting_duplicate, check_pos_conflicting_duplicate), (pos_spreadsheet_export, check_pos_spreadsheet_export),
-    (pos_glued_files, check_pos_glued_files), (pos_extra_cells, check_pos_extra_cells),
+    (opted_out_as_y, check_opted_out_as_y),
+    (consent_unclear, check_consent_unclear),
+    (consent_blank, check_consent_blank),
+    (members_missing_column, check_members_missing_column),
+    (misnamed_inventory, check_misnamed_inventory),
+    (capitalised_deliveries, check_capitalised_deliveries),
+    (delivery_without_offset, check_delivery_without_offset),
+    (delivery_garbled_time, check_delivery_garbled_time),
+    (negative_book_stock, check_negative_book_stock),
+    (bom, check_bom),
+    (semicolons_decimal_commas, check_semicolons_decimal_commas),
+    (duplicated_header, check_duplicated_header),
+    (trailing_empty_lines, check_trailing_empty_lines),
+    (mixed_case_ids, check_mixed_case_ids),
+    (excel_serial_date, check_excel_serial_date),
+    (unknown_home_store, check_unknown_home_store),
+    (bad_timezone, check_bad_timezone),
+    (pos_day_first_dates, check_pos_day_first_dates),
+    (pos_unknown_sku, check_pos_unknown_sku),
+    (pos_unknown_loyalty_card, check_pos_unknown_loyalty_card),
+    (pos_negative_units, check_pos_negative_units),
+    (pos_missing_column, check_pos_missing_column),
+    (pos_conflicting_duplicate, check_pos_conflicting_duplicate),
+    (pos_spreadsheet_export, check_pos_spreadsheet_export),
+    (pos_glued_files, check_pos_glued_files),
+    (pos_extra_cells, check_pos_extra_cells),
 ]
 
 
@@ -416,18 +464,27 @@ def test_members_file_corpus_never_prints_contact_details(tmp_path, db_url):
         code, out = load(folder, db_url)
         assert "Traceback" not in out, name
         reasons = quarantine_reasons(get_engine(db_url))
-        assert not [a for a in ADDRESSES if a in out or any(a in r for r in reasons)], f"{name}: personal data printed:\n{out}"
+        assert not [a for a in ADDRESSES if a in out or any(a in r for r in reasons)], (
+            f"{name}: personal data printed:\n{out}"
+        )
 
 
 def test_the_templates_walk_end_to_end(tmp_path, db_url):
     """README "Use your own data": templates -> check -> load -> run, from the templates as written."""
     folder = tmp_path / "mine"
-    assert run(["templates", str(folder)], db_url)[0] == 0 if False else CliRunner().invoke(app, ["templates", str(folder)]).exit_code == 0
+    assert (
+        run(["templates", str(folder)], db_url)[0] == 0
+        if False
+        else CliRunner().invoke(app, ["templates", str(folder)]).exit_code == 0
+    )
     code, out = run(["check", str(folder)], db_url)
     assert code == 0, out
     assert run(["migrate"], db_url)[0] == 0
     assert run(["load-reference", str(folder)], db_url)[0] == 0
-    code, out = run(["ingest-sales", str(folder / "sales" / "sales_daily.csv"), str(folder / "sales" / "purchase_lines.csv")], db_url)
+    code, out = run(
+        ["ingest-sales", str(folder / "sales" / "sales_daily.csv"), str(folder / "sales" / "purchase_lines.csv")],
+        db_url,
+    )
     assert code == 0, out
     code, out = run(["alerts", "detect", "--as-of", "2026-11-21T00:00"], db_url)
     assert code == 0, out

@@ -31,16 +31,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from shelfwatch.alerts.actions import NOTHING, ORDER, REFILL, TRANSFER, recommend_actions
-from shelfwatch.alerts.at_risk import count_baseline_score, members_at_risk
-from shelfwatch.alerts.detect import stock_risks
-from shelfwatch.alerts.members import favourite_members
-from shelfwatch.alerts.substitutes import suggest_substitutes
-from shelfwatch.core.domain import CLOSE_HOUR, OPEN_HOUR
-from shelfwatch.core.settings import Settings
-from shelfwatch.forecasting.engine import EngineSettings
-from shelfwatch.lab.bench.alerts import fit_forecast, inputs_for_run, local_midnights, world_readings
-from shelfwatch.lab.simulator import World, WorldSpec, build_world, shelf_capacity, substitute_acceptance
+from alerts.actions import NOTHING, ORDER, REFILL, TRANSFER, recommend_actions
+from alerts.at_risk import count_baseline_score, members_at_risk
+from alerts.detect import stock_risks
+from alerts.members import favourite_members
+from alerts.substitutes import suggest_substitutes
+from core.domain import CLOSE_HOUR, OPEN_HOUR
+from core.settings import Settings
+from forecasting.engine import EngineSettings
+from lab.bench.alerts import fit_forecast, inputs_for_run, local_midnights, world_readings
+from lab.simulator import World, WorldSpec, build_world, shelf_capacity, substitute_acceptance
 
 RISK_HORIZON_DAYS = 30  # a member flagged at t counts as found when they leave within this many days
 RISK_POINTS_DAYS = tuple(range(140, 29, -10))  # the at-risk list is made this many days before the end of history
@@ -73,10 +73,15 @@ class ActionScore:
 def world_lines(world: World) -> pd.DataFrame:
     """The world's member purchase lines as Shelfwatch reads them: store_id, sku, date, member_id, units."""
     lines = world.purchase_lines
-    return pd.DataFrame({"store_id": world.stores["store_id"].to_numpy()[lines["store_idx"].to_numpy()],
-                         "sku": world.products["sku"].to_numpy()[lines["sku_idx"].to_numpy()],
-                         "date": world.dates[lines["day"].to_numpy()],
-                         "member_id": world.favourites["member_id"].to_numpy()[lines["member_idx"].to_numpy()], "units": 1.0})
+    return pd.DataFrame(
+        {
+            "store_id": world.stores["store_id"].to_numpy()[lines["store_idx"].to_numpy()],
+            "sku": world.products["sku"].to_numpy()[lines["sku_idx"].to_numpy()],
+            "date": world.dates[lines["day"].to_numpy()],
+            "member_id": world.favourites["member_id"].to_numpy()[lines["member_idx"].to_numpy()],
+            "units": 1.0,
+        }
+    )
 
 
 def world_outages(world: World, last_day: int) -> pd.DataFrame:
@@ -84,8 +89,14 @@ def world_outages(world: World, last_day: int) -> pd.DataFrame:
     hours the shelf stood empty."""
     d, s, k = np.nonzero(~np.isnan(world.empty_at_hour[:last_day]))
     hour = world.empty_at_hour[d, s, k]
-    return pd.DataFrame({"store_id": world.stores["store_id"].to_numpy()[s], "sku": world.products["sku"].to_numpy()[k],
-                         "date": world.dates[d], "empty_share": np.clip((CLOSE_HOUR - hour) / (CLOSE_HOUR - OPEN_HOUR), 0.0, 1.0)})
+    return pd.DataFrame(
+        {
+            "store_id": world.stores["store_id"].to_numpy()[s],
+            "sku": world.products["sku"].to_numpy()[k],
+            "date": world.dates[d],
+            "empty_share": np.clip((CLOSE_HOUR - hour) / (CLOSE_HOUR - OPEN_HOUR), 0.0, 1.0),
+        }
+    )
 
 
 def next_arrivals(world: World) -> np.ndarray:
@@ -103,7 +114,9 @@ def next_arrivals(world: World) -> np.ndarray:
     return nxt[:n_days]
 
 
-def window_truth(world: World, day: int, s: np.ndarray, k: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_truth(
+    world: World, day: int, s: np.ndarray, k: np.ndarray, nxt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For shelves (s, k) from the start of trading on `day` until their next arrival: the units on
     the shelf then, the true demand over the window, and whether the shelf ran empty in it."""
     end = nxt[day, s, k]
@@ -116,7 +129,9 @@ def window_truth(world: World, day: int, s: np.ndarray, k: np.ndarray, nxt: np.n
     return world.shelf_open[day, s, k], demand, emptied
 
 
-def score_plan(score: ActionScore, plan: pd.DataFrame, world: World, day: int, nxt: np.ndarray, store_index: dict, sku_index: dict) -> None:
+def score_plan(
+    score: ActionScore, plan: pd.DataFrame, world: World, day: int, nxt: np.ndarray, store_index: dict, sku_index: dict
+) -> None:
     """Add one day's newly opened alerts' plans to `score`."""
     if plan.empty:
         return
@@ -141,8 +156,16 @@ def score_plan(score: ActionScore, plan: pd.DataFrame, world: World, day: int, n
             score.donors_left_short += int(d_demand[0] > d_shelf[0] - tr["units"] and not d_emptied[0])
 
 
-def replay_actions(world: World, spec: WorldSpec, replay_days: int, refit_every: int, service_level: float, threshold: float,
-                   engine_settings: EngineSettings, log=lambda m: None) -> tuple[list[ActionScore], dict]:
+def replay_actions(
+    world: World,
+    spec: WorldSpec,
+    replay_days: int,
+    refit_every: int,
+    service_level: float,
+    threshold: float,
+    engine_settings: EngineSettings,
+    log=lambda m: None,
+) -> tuple[list[ActionScore], dict]:
     """Daily detection over the last `replay_days` days; each newly alerted shelf's plan at each level, scored.
     Also returns the last day's risks and alerted shelves (for the substitutes)."""
     n, first = world.n_hist, world.n_hist - replay_days
@@ -152,7 +175,9 @@ def replay_actions(world: World, spec: WorldSpec, replay_days: int, refit_every:
     settings = Settings()
     store_index = {sid: i for i, sid in enumerate(world.stores["store_id"])}
     sku_index = {sku: i for i, sku in enumerate(world.products["sku"])}
-    capacity = dict(zip(world.products["sku"], shelf_capacity(world.products, world.stores, spec.shelf_cover_days), strict=True))
+    capacity = dict(
+        zip(world.products["sku"], shelf_capacity(world.products, world.stores, spec.shelf_cover_days), strict=True)
+    )
     stores = world.stores[["store_id", "timezone", "chain", "latitude", "longitude"]]
     scores = {name: ActionScore(name) for name in LEVELS}
     previous: set = set()
@@ -166,10 +191,21 @@ def replay_actions(world: World, spec: WorldSpec, replay_days: int, refit_every:
         as_of = pd.Timestamp(world.dates[day]).tz_localize("UTC")
         inp = replace(inputs_for_run(world, day, as_of, fc, dispersion, readings, midnight), stores=stores)
         risks = stock_risks(inp, settings)
-        raised = (risks["p_stockout"] >= threshold) | risks["shelf_empty"] | (risks["p_zero_run"] < settings.phantom_probability_threshold)
+        raised = (
+            (risks["p_stockout"] >= threshold)
+            | risks["shelf_empty"]
+            | (risks["p_zero_run"] < settings.phantom_probability_threshold)
+        )
         keys = set(zip(risks.loc[raised, "store_id"], risks.loc[raised, "sku"], strict=True))
-        new = risks[raised & np.array([key not in previous for key in zip(risks["store_id"], risks["sku"], strict=True)], dtype=bool)]
-        targets = new[["store_id", "sku"]].assign(shelf_empty_now=(new["shelf_empty"] | (new["p_zero_run"] < settings.phantom_probability_threshold)).to_numpy())
+        new = risks[
+            raised
+            & np.array([key not in previous for key in zip(risks["store_id"], risks["sku"], strict=True)], dtype=bool)
+        ]
+        targets = new[["store_id", "sku"]].assign(
+            shelf_empty_now=(
+                new["shelf_empty"] | (new["p_zero_run"] < settings.phantom_probability_threshold)
+            ).to_numpy()
+        )
         for name, level in LEVELS.items():
             plan = recommend_actions(targets, risks, stores, service_level if level is None else level, capacity)
             score_plan(scores[name], plan, world, day, nxt, store_index, sku_index)
@@ -196,18 +232,27 @@ def substitute_acceptance_scores(world: World, last: dict) -> dict:
     seconds = time.perf_counter() - t0
     sku_index = {sku: i for i, sku in enumerate(world.products["sku"])}
     picked = subs.merge(affected, on=["alert_id", "member_id"], suffixes=("", "_favourite"))
-    accept = substitute_acceptance(world.products, picked["sku_favourite"].map(sku_index).to_numpy(), picked["sku"].map(sku_index).to_numpy())
+    accept = substitute_acceptance(
+        world.products, picked["sku_favourite"].map(sku_index).to_numpy(), picked["sku"].map(sku_index).to_numpy()
+    )
     picked = picked.assign(acceptance=accept)
     # a random in-stock product of the same category: the mean acceptance over all of them, per member
     category = dict(zip(world.products["sku"], world.products["category"], strict=True))
     pool = affected.merge(in_stock, on="store_id", suffixes=("", "_candidate"))
-    pool = pool[(pool["sku_candidate"] != pool["sku"]) & (pool["sku_candidate"].map(category) == pool["sku"].map(category))]
-    pool = pool.assign(acceptance=substitute_acceptance(world.products, pool["sku"].map(sku_index).to_numpy(), pool["sku_candidate"].map(sku_index).to_numpy()))
+    pool = pool[
+        (pool["sku_candidate"] != pool["sku"]) & (pool["sku_candidate"].map(category) == pool["sku"].map(category))
+    ]
+    pool = pool.assign(
+        acceptance=substitute_acceptance(
+            world.products, pool["sku"].map(sku_index).to_numpy(), pool["sku_candidate"].map(sku_index).to_numpy()
+        )
+    )
     per_member_random = pool.groupby(["alert_id", "member_id"])["acceptance"].mean()
     served = picked[["alert_id", "member_id"]].drop_duplicates()
     random_same = per_member_random.reindex(pd.MultiIndex.from_frame(served)).mean()
     return {
-        "affected_members": int(len(affected)), "members_with_a_substitute": int(len(served)),
+        "affected_members": int(len(affected)),
+        "members_with_a_substitute": int(len(served)),
         "members_with_a_same_category_product_in_stock": int(len(per_member_random)),
         "top1_acceptance": float(picked.loc[picked["rank"] == 1, "acceptance"].mean()) if len(picked) else float("nan"),
         "top3_acceptance": float(picked["acceptance"].mean()) if len(picked) else float("nan"),
@@ -236,36 +281,73 @@ def at_risk_scores(world: World, seed: int) -> list[dict]:
         seconds = time.perf_counter() - t0
         ours = ours[ours["member_id"].isin(active)].sort_values("rank")["member_id"].tolist()
         count = count_baseline_score(before, outages, t)
-        count = count[count["member_id"].isin(active)].sort_values(["score", "member_id"], ascending=[False, True])["member_id"].tolist()
+        count = (
+            count[count["member_id"].isin(active)]
+            .sort_values(["score", "member_id"], ascending=[False, True])["member_id"]
+            .tolist()
+        )
         rng = np.random.default_rng(seed)
         shuffled = rng.permutation(sorted(active)).tolist()
         last_visit = lines.groupby("member_id")["date"].max()
-        row = {"as_of": str(t.date()), "active_members": len(active), "leave_within_30d": len(leaves),
-               "base_rate": len(leaves) / len(active) if active else float("nan"), "listed": len(ours), "seconds": seconds}
+        row = {
+            "as_of": str(t.date()),
+            "active_members": len(active),
+            "leave_within_30d": len(leaves),
+            "base_rate": len(leaves) / len(active) if active else float("nan"),
+            "listed": len(ours),
+            "seconds": seconds,
+        }
         for n_top in TOP_N:
             row[f"ours@{n_top}"] = len(set(ours[:n_top]) & leaves) / n_top
             row[f"count@{n_top}"] = len(set(count[:n_top]) & leaves) / n_top
             row[f"random_draw@{n_top}"] = len(set(shuffled[:n_top]) & leaves) / n_top
         found = [m for m in ours[:100] if m in leaves]
         row["found@100"] = len(found)
-        row["median_days_before_leaving"] = float(np.median([(left_on[m] - t).days for m in found])) if found else float("nan")
-        row["median_days_before_last_visit"] = float(np.median([(last_visit[m] - t).days for m in found])) if found else float("nan")
+        row["median_days_before_leaving"] = (
+            float(np.median([(left_on[m] - t).days for m in found])) if found else float("nan")
+        )
+        row["median_days_before_last_visit"] = (
+            float(np.median([(last_visit[m] - t).days for m in found])) if found else float("nan")
+        )
         out.append(row)
     return out
 
 
 def bench_spec(stores: int, skus: int, days: int, members: int, seed: int) -> WorldSpec:
     """The bench's world: members who substitute and leave, two chains, a week to look ahead."""
-    return WorldSpec(stores=stores, skus=skus, days=days, members=members, seed=seed, lookahead_days=9, member_behaviour=True, chains=2,
-                     shelf_cover_days=SHELF_COVER_DAYS)
+    return WorldSpec(
+        stores=stores,
+        skus=skus,
+        days=days,
+        members=members,
+        seed=seed,
+        lookahead_days=9,
+        member_behaviour=True,
+        chains=2,
+        shelf_cover_days=SHELF_COVER_DAYS,
+    )
 
 
-def run_actions_bench(spec: WorldSpec, replay_days: int, refit_every: int, service_level: float, threshold: float,
-                      engine_settings: EngineSettings, log=lambda m: None) -> dict:
+def run_actions_bench(
+    spec: WorldSpec,
+    replay_days: int,
+    refit_every: int,
+    service_level: float,
+    threshold: float,
+    engine_settings: EngineSettings,
+    log=lambda m: None,
+) -> dict:
     t0 = time.perf_counter()
     world = build_world(spec)
-    log(f"world {spec.stores}x{spec.skus}, {spec.members:,} members, seed {spec.seed}: simulated in {time.perf_counter() - t0:.0f} s; "
-        f"{len(world.defections):,} members left over {spec.days} days")
+    log(
+        f"world {spec.stores}x{spec.skus}, {spec.members:,} members, seed {spec.seed}: simulated in {time.perf_counter() - t0:.0f} s; "
+        f"{len(world.defections):,} members left over {spec.days} days"
+    )
     scores, last = replay_actions(world, spec, replay_days, refit_every, service_level, threshold, engine_settings, log)
-    return {"scores": scores, "substitutes": substitute_acceptance_scores(world, last), "at_risk": at_risk_scores(world, spec.seed),
-            "defections": len(world.defections), "kinds": (REFILL, TRANSFER, ORDER, NOTHING)}
+    return {
+        "scores": scores,
+        "substitutes": substitute_acceptance_scores(world, last),
+        "at_risk": at_risk_scores(world, spec.seed),
+        "defections": len(world.defections),
+        "kinds": (REFILL, TRANSFER, ORDER, NOTHING),
+    }

@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC
 
 import numpy as np
 import pandas as pd
 
-from shelfwatch.alerts.detect import DetectionInputs, stock_risks
-from shelfwatch.forecasting.engine import EngineSettings, forecast
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.domain import CLOSE_HOUR, DELIVERY_HOUR, OPEN_HOUR, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SHELF_EMPTY
-from shelfwatch.lab.simulator import SURGE_DAYS_BEFORE_NOW, World, WorldSpec, build_world, shelf_units_at
+from alerts.detect import DetectionInputs, stock_risks
+from core.domain import CLOSE_HOUR, DELIVERY_HOUR, OPEN_HOUR, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SHELF_EMPTY
+from core.settings import Settings
+from forecasting.engine import EngineSettings, forecast
+from lab.simulator import SURGE_DAYS_BEFORE_NOW, World, WorldSpec, build_world, shelf_units_at
 
 HOUR = pd.Timedelta(hours=1)
 FORECASTABLE, SURGE = "forecastable", "surge"  # stock-out events by cause (stockout_events)
@@ -83,9 +84,20 @@ def world_readings(world: World, first_day: int, last_day: int, seed: int) -> pd
     for d in range(max(first_day, 1), last_day):
         for hour in (0.0, 6.0, 12.0, 18.0):
             units = np.maximum(shelf_units_at(world, d, s, k, hour), 0.0)
-            parts.append(pd.DataFrame({"s": s, "k": k, "sensor": np.arange(len(s)), "device_ts": at_hour(midnight, s, d, hour),
-                                       "units": np.where(noisy, np.maximum(units * weight + rng.normal(0, 2.0, len(s)), 0.0) / weight, units),
-                                       "true_units": units}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "s": s,
+                        "k": k,
+                        "sensor": np.arange(len(s)),
+                        "device_ts": at_hour(midnight, s, d, hour),
+                        "units": np.where(
+                            noisy, np.maximum(units * weight + rng.normal(0, 2.0, len(s)), 0.0) / weight, units
+                        ),
+                        "true_units": units,
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -99,8 +111,14 @@ def long_sales(world: World, first: int, last: int, with_stockout: bool = False)
     """Daily sales of days [first, last) as the long frame the forecaster and detectors read."""
     stores, skus = world.stores["store_id"].to_numpy(), world.products["sku"].to_numpy()
     d, s, k = np.meshgrid(np.arange(first, last), np.arange(len(stores)), np.arange(len(skus)), indexing="ij")
-    frame = pd.DataFrame({"store_id": stores[s.ravel()], "sku": skus[k.ravel()], "date": world.dates[d.ravel()],
-                          "units": world.sold[first:last].ravel()})
+    frame = pd.DataFrame(
+        {
+            "store_id": stores[s.ravel()],
+            "sku": skus[k.ravel()],
+            "date": world.dates[d.ravel()],
+            "units": world.sold[first:last].ravel(),
+        }
+    )
     if with_stockout:
         frame["stockout"] = stockout_flags(world, last)[first:last].ravel().astype(float)
     return frame
@@ -109,8 +127,10 @@ def long_sales(world: World, first: int, last: int, with_stockout: bool = False)
 def promotions(world: World) -> pd.DataFrame:
     first = world.dates[0]
     skus = world.products["sku"].to_numpy()
-    return pd.DataFrame([("", skus[k], first + pd.Timedelta(days=d), first + pd.Timedelta(days=d + 6)) for k, d in world.promotions],
-                        columns=["store_id", "sku", "start_date", "end_date"])
+    return pd.DataFrame(
+        [("", skus[k], first + pd.Timedelta(days=d), first + pd.Timedelta(days=d + 6)) for k, d in world.promotions],
+        columns=["store_id", "sku", "start_date", "end_date"],
+    )
 
 
 def fit_forecast(world: World, day: int, engine_settings: EngineSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -127,13 +147,27 @@ def deliveries_as_of(world: World, day: int, as_of_ns: int, midnight: np.ndarray
     s, k = dl["store_idx"].to_numpy(), dl["sku_idx"].to_numpy()
     expected = at_hour(midnight, s, dl["expected_day"].to_numpy(), DELIVERY_HOUR)
     arrival = at_hour(midnight, s, np.minimum(dl["arrival_day"].to_numpy(), midnight.shape[1] - 1), DELIVERY_HOUR)
-    return pd.DataFrame({"store_id": world.stores["store_id"].to_numpy()[s], "sku": world.products["sku"].to_numpy()[k],
-                         "expected_at": pd.to_datetime(expected, utc=True), "expected_units": dl["units"].to_numpy(float),
-                         "received_at": pd.to_datetime(arrival, utc=True).where(arrival <= as_of_ns), "received_units": dl["units"].to_numpy(float)})
+    return pd.DataFrame(
+        {
+            "store_id": world.stores["store_id"].to_numpy()[s],
+            "sku": world.products["sku"].to_numpy()[k],
+            "expected_at": pd.to_datetime(expected, utc=True),
+            "expected_units": dl["units"].to_numpy(float),
+            "received_at": pd.to_datetime(arrival, utc=True).where(arrival <= as_of_ns),
+            "received_units": dl["units"].to_numpy(float),
+        }
+    )
 
 
-def inputs_for_run(world: World, day: int, as_of: pd.Timestamp, fc: pd.DataFrame, dispersion: pd.DataFrame, readings: pd.DataFrame,
-                   midnight: np.ndarray) -> DetectionInputs:
+def inputs_for_run(
+    world: World,
+    day: int,
+    as_of: pd.Timestamp,
+    fc: pd.DataFrame,
+    dispersion: pd.DataFrame,
+    readings: pd.DataFrame,
+    midnight: np.ndarray,
+) -> DetectionInputs:
     """What a run at `as_of` (on `day`) can see: sales up to yesterday, the books at last night's
     close, readings up to now, deliveries as recorded now."""
     stores, skus = world.stores["store_id"].to_numpy(), world.products["sku"].to_numpy()
@@ -143,12 +177,26 @@ def inputs_for_run(world: World, day: int, as_of: pd.Timestamp, fc: pd.DataFrame
         as_of=as_of,
         stores=world.stores[["store_id", "timezone"]],
         products=world.products[["sku", "unit_price"]],
-        readings=pd.DataFrame({"store_id": stores[seen["s"]], "sku": skus[seen["k"]], "sensor_id": seen["sensor"].to_numpy(),
-                               "kind": "shelf_units", "units": seen["units"].to_numpy(), "seq": 0,
-                               "device_ts": pd.to_datetime(seen["device_ts"].to_numpy(), utc=True)}),
+        readings=pd.DataFrame(
+            {
+                "store_id": stores[seen["s"]],
+                "sku": skus[seen["k"]],
+                "sensor_id": seen["sensor"].to_numpy(),
+                "kind": "shelf_units",
+                "units": seen["units"].to_numpy(),
+                "seq": 0,
+                "device_ts": pd.to_datetime(seen["device_ts"].to_numpy(), utc=True),
+            }
+        ),
         sales=long_sales(world, max(0, day - HISTORY_DAYS), day),
-        records=pd.DataFrame({"store_id": stores[s_idx.ravel()], "sku": skus[k_idx.ravel()], "book_units": world.book_close[day - 1].ravel(),
-                              "as_of": pd.Timestamp(world.dates[day]).tz_localize("UTC")}),  # counted after last night's close
+        records=pd.DataFrame(
+            {
+                "store_id": stores[s_idx.ravel()],
+                "sku": skus[k_idx.ravel()],
+                "book_units": world.book_close[day - 1].ravel(),
+                "as_of": pd.Timestamp(world.dates[day]).tz_localize("UTC"),
+            }
+        ),  # counted after last night's close
         deliveries=deliveries_as_of(world, day, as_of.value, midnight),
         forecast=fc,
         lines=pd.DataFrame(columns=["store_id", "sku", "member_id", "date"]),
@@ -157,8 +205,16 @@ def inputs_for_run(world: World, day: int, as_of: pd.Timestamp, fc: pd.DataFrame
     )
 
 
-def replay_world(spec: WorldSpec, days: int = 14, runs_per_day: int = 4, refit_every: int = 7, engine_settings: EngineSettings | None = None,
-                 log=lambda message: None, oracle: bool = False, world: World | None = None) -> Replay:
+def replay_world(
+    spec: WorldSpec,
+    days: int = 14,
+    runs_per_day: int = 4,
+    refit_every: int = 7,
+    engine_settings: EngineSettings | None = None,
+    log=lambda message: None,
+    oracle: bool = False,
+    world: World | None = None,
+) -> Replay:
     """Run detection `runs_per_day` times a day (from 00:00 UTC, evenly spaced) over the last `days`
     days of a simulated world's history. `oracle` feeds the world's true demand distribution instead
     of the forecaster's: the bound any forecast-driven detector can reach."""
@@ -178,8 +234,13 @@ def replay_world(spec: WorldSpec, days: int = 14, runs_per_day: int = 4, refit_e
     runs, fc, dispersion = [], None, None
     seconds["forecast"] = seconds["detect"] = 0.0
     run_day = np.repeat(np.arange(first, n), runs_per_day)
-    run_at = np.array([pd.Timestamp(world.dates[d]).tz_localize("UTC").value + int(i * 24 / runs_per_day * 3.6e12)
-                       for d in range(first, n) for i in range(runs_per_day)])
+    run_at = np.array(
+        [
+            pd.Timestamp(world.dates[d]).tz_localize("UTC").value + int(i * 24 / runs_per_day * 3.6e12)
+            for d in range(first, n)
+            for i in range(runs_per_day)
+        ]
+    )
     for run, (day, at) in enumerate(zip(run_day, run_at, strict=True)):
         if run % (refit_every * runs_per_day) == 0:
             t0 = time.perf_counter()
@@ -190,13 +251,22 @@ def replay_world(spec: WorldSpec, days: int = 14, runs_per_day: int = 4, refit_e
         inp = inputs_for_run(world, int(day), pd.Timestamp(at, tz="UTC"), fc, dispersion, readings, midnight)
         risks = stock_risks(inp, settings)
         seconds["detect"] += time.perf_counter() - t0
-        runs.append(pd.DataFrame({
-            "run": run,
-            "s": risks["store_id"].map(store_index).to_numpy(), "k": risks["sku"].map(sku_index).to_numpy(),
-            "p_stockout": risks["p_stockout"].to_numpy(float), "p_zero_run": risks["p_zero_run"].to_numpy(float),
-            "window_days": risks["window_days"].fillna(0).to_numpy(int), "source": risks["source"].to_numpy(),
-        }))
-    log(f"seed {spec.seed}: {len(run_at)} runs ({runs_per_day} a day) over {len(world.stores) * len(world.products):,} shelves, detection {seconds['detect']:.0f} s")
+        runs.append(
+            pd.DataFrame(
+                {
+                    "run": run,
+                    "s": risks["store_id"].map(store_index).to_numpy(),
+                    "k": risks["sku"].map(sku_index).to_numpy(),
+                    "p_stockout": risks["p_stockout"].to_numpy(float),
+                    "p_zero_run": risks["p_zero_run"].to_numpy(float),
+                    "window_days": risks["window_days"].fillna(0).to_numpy(int),
+                    "source": risks["source"].to_numpy(),
+                }
+            )
+        )
+    log(
+        f"seed {spec.seed}: {len(run_at)} runs ({runs_per_day} a day) over {len(world.stores) * len(world.products):,} shelves, detection {seconds['detect']:.0f} s"
+    )
     return Replay(world, spec, run_day, run_at, pd.concat(runs, ignore_index=True), readings, midnight, seconds)
 
 
@@ -227,9 +297,16 @@ class TypeScore:
     def median_hours(self) -> float:
         return float(np.median(self.hours)) if len(self.hours) else float("nan")
 
-    def __add__(self, other: "TypeScore") -> "TypeScore":
-        return TypeScore(self.alert_type, self.threshold, self.alerts + other.alerts, self.true_alerts + other.true_alerts,
-                         self.events + other.events, self.caught + other.caught, np.concatenate([self.hours, other.hours]))
+    def __add__(self, other: TypeScore) -> TypeScore:
+        return TypeScore(
+            self.alert_type,
+            self.threshold,
+            self.alerts + other.alerts,
+            self.true_alerts + other.true_alerts,
+            self.events + other.events,
+            self.caught + other.caught,
+            np.concatenate([self.hours, other.hours]),
+        )
 
 
 def as_cube(replay: Replay, column: str) -> np.ndarray:
@@ -254,7 +331,9 @@ def predicted_truth(replay: Replay) -> np.ndarray:
     starts = empty_starts(replay)
     arrivals = np.full((len(w.dates) + 1, len(w.stores), len(w.products)), len(w.dates), dtype=int)
     dl = w.deliveries
-    arrivals[dl["expected_day"].to_numpy(), dl["store_idx"].to_numpy(), dl["sku_idx"].to_numpy()] = np.minimum(dl["arrival_day"].to_numpy(), len(w.dates) - 1)
+    arrivals[dl["expected_day"].to_numpy(), dl["store_idx"].to_numpy(), dl["sku_idx"].to_numpy()] = np.minimum(
+        dl["arrival_day"].to_numpy(), len(w.dates) - 1
+    )
     truth = np.zeros(window.shape, dtype=bool)
     day_index = np.arange(len(w.dates))[:, None, None]
     for r, as_of in enumerate(runs):
@@ -284,7 +363,9 @@ def episodes(opens: np.ndarray, keeps: np.ndarray | None = None) -> tuple[np.nda
     opened = np.full(opens.shape, -1)
     for r in range(opens.shape[0]):
         previous = opened[r - 1] if r > 0 else np.full(opens.shape[1:], -1)
-        opened[r] = np.where(previous >= 0, np.where(keeps[r], previous, np.where(opens[r], r, -1)), np.where(opens[r], r, -1))
+        opened[r] = np.where(
+            previous >= 0, np.where(keeps[r], previous, np.where(opens[r], r, -1)), np.where(opens[r], r, -1)
+        )
     active = opened >= 0
     ends = np.concatenate([opened[1:] != opened[:-1], np.ones((1,) + opens.shape[1:], bool)])
     return opened, active & ends
@@ -318,7 +399,9 @@ def stockout_events(replay: Replay) -> pd.DataFrame:
     return pd.DataFrame({"day": d, "s": s, "k": k, "at": t, "cause": np.where(surge, SURGE, FORECASTABLE)})
 
 
-def score_predicted(replay: Replay, threshold: float, truth: np.ndarray, events: pd.DataFrame, keep_ratio: float = 0.5) -> TypeScore:
+def score_predicted(
+    replay: Replay, threshold: float, truth: np.ndarray, events: pd.DataFrame, keep_ratio: float = 0.5
+) -> TypeScore:
     p = np.nan_to_num(as_cube(replay, "p_stockout"), nan=-1.0)
     opened, last = episodes(p >= threshold, p >= threshold * keep_ratio)
     alerts, true_alerts = episode_precision(opened, last, truth)
@@ -339,7 +422,11 @@ def score_phantom(replay: Replay, threshold: float) -> TypeScore:
     raised = np.nan_to_num(p, nan=2.0) < threshold
     runs = replay.run_at
     s_idx = np.arange(len(w.stores))[:, None]
-    onset = np.where(w.incidents.phantom, replay.midnight[s_idx, np.clip(w.incidents.phantom_start, 0, len(w.dates) - 1)] + int(OPEN_HOUR * 3.6e12), np.iinfo(np.int64).max)
+    onset = np.where(
+        w.incidents.phantom,
+        replay.midnight[s_idx, np.clip(w.incidents.phantom_start, 0, len(w.dates) - 1)] + int(OPEN_HOUR * 3.6e12),
+        np.iinfo(np.int64).max,
+    )
     truth = w.incidents.phantom[None] & (runs[:, None, None] >= onset[None])
     alerts, true_alerts = episode_precision(*episodes(raised), truth)
     caught = raised & truth
@@ -356,10 +443,18 @@ def score_shelf_empty(replay: Replay, empty_units: float, events: pd.DataFrame) 
     in_replay = (rd["device_ts"] >= replay.run_at[0]) & (rd["device_ts"] < replay.run_at[-1] + 86400 * 10**9)
     said_empty = rd[in_replay & (rd["units"] <= empty_units)]
     right = int((said_empty["true_units"] <= empty_units).sum())
-    sensed = events[w.sensors.set_index(["store_idx", "sku_idx"]).index.get_indexer(pd.MultiIndex.from_frame(events[["s", "k"]])) >= 0]
+    sensed = events[
+        w.sensors.set_index(["store_idx", "sku_idx"]).index.get_indexer(pd.MultiIndex.from_frame(events[["s", "k"]]))
+        >= 0
+    ]
     empty_readings = rd[rd["units"] <= empty_units].sort_values("device_ts")
-    first = pd.merge_asof(sensed.sort_values("at").rename(columns={"at": "device_ts"}).assign(onset=lambda f: f["device_ts"]),
-                          empty_readings[["s", "k", "device_ts"]].assign(seen=lambda f: f["device_ts"]), on="device_ts", by=["s", "k"], direction="forward")
+    first = pd.merge_asof(
+        sensed.sort_values("at").rename(columns={"at": "device_ts"}).assign(onset=lambda f: f["device_ts"]),
+        empty_readings[["s", "k", "device_ts"]].assign(seen=lambda f: f["device_ts"]),
+        on="device_ts",
+        by=["s", "k"],
+        direction="forward",
+    )
     refill_limit = first["onset"] + 36 * 3.6e12  # a reading more than a day and a half later belongs to another spell
     seen = first["seen"].notna() & (first["seen"] <= refill_limit)
     delay = (first.loc[seen, "seen"] - first.loc[seen, "onset"]) / 3.6e12
@@ -376,7 +471,9 @@ def perfect_at_precision(perfect: list[TypeScore], precision: float) -> TypeScor
     return max(precise, key=lambda p: p.recall) if precise else max(rows, key=lambda p: p.precision)
 
 
-def score_replay(replay: Replay, stockout_thresholds, phantom_thresholds, empty_units: float = 0.5, keep_ratio: float = 0.5) -> list[TypeScore]:
+def score_replay(
+    replay: Replay, stockout_thresholds, phantom_thresholds, empty_units: float = 0.5, keep_ratio: float = 0.5
+) -> list[TypeScore]:
     truth = predicted_truth(replay)
     events = stockout_events(replay)
     scores = [score_predicted(replay, t, truth, events, keep_ratio) for t in stockout_thresholds]
@@ -400,7 +497,9 @@ def oracle_forecast(world: World, day: int, horizon: int = 28) -> tuple[pd.DataF
     known = world.planned_demand if world.planned_demand is not None else world.expected_demand
     mean = known[day:last].astype(float)
     d, s, k = np.meshgrid(np.arange(day, last), np.arange(len(stores)), np.arange(len(skus)), indexing="ij")
-    fc = pd.DataFrame({"store_id": stores[s.ravel()], "sku": skus[k.ravel()], "date": world.dates[d.ravel()], "mean": mean.ravel()})
+    fc = pd.DataFrame(
+        {"store_id": stores[s.ravel()], "sku": skus[k.ravel()], "date": world.dates[d.ravel()], "mean": mean.ravel()}
+    )
     fc["p10"] = fc["p90"] = fc["mean"]
     # anonymous demand is NB(rate, shape); members' visits add Poisson-like noise: dispersion of the sum
     shape = world.products["dispersion"].to_numpy()[None, :]
@@ -428,27 +527,55 @@ def shelf_empty_latency(db_url: str, mqtt_url: str, readings: int = 40, gap_seco
     SKU, `gap_seconds` apart. The scratch store's rows are removed afterwards."""
     import threading
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import select
 
-    from shelfwatch.alerts.realtime import shelf_empty_on_stored
-    from shelfwatch.iot_ingest.consumer import drain, open_session
-    from shelfwatch.lab.publisher import publish_readings
-    from shelfwatch.core.db import insert_ignore
-    from shelfwatch.sql.migrate import migrate
-    from shelfwatch.sql import schema
+    from alerts.realtime import shelf_empty_on_stored
+    from core.db import insert_ignore
+    from iot_ingest.consumer import drain, open_session
+    from lab.publisher import publish_readings
+    from sql import schema
+    from sql.migrate import migrate
 
     engine = migrate(db_url)
     store, skus = "LAT1", [f"LAT-{i:04d}" for i in range(readings)]
     with engine.begin() as conn:
-        insert_ignore(conn, schema.stores, [{"store_id": store, "name": "latency", "timezone": "UTC", "manager_email": "m@lat.example"}])
-        insert_ignore(conn, schema.products, [{"sku": s, "name": s, "category": "bench", "unit_price": 1.0, "unit_weight_g": 100.0, "shelf_capacity": 10} for s in skus])
+        insert_ignore(
+            conn,
+            schema.stores,
+            [{"store_id": store, "name": "latency", "timezone": "UTC", "manager_email": "m@lat.example"}],
+        )
+        insert_ignore(
+            conn,
+            schema.products,
+            [
+                {
+                    "sku": s,
+                    "name": s,
+                    "category": "bench",
+                    "unit_price": 1.0,
+                    "unit_weight_g": 100.0,
+                    "shelf_capacity": 10,
+                }
+                for s in skus
+            ],
+        )
     prefix, client_id = f"shelfwatch-bench/{uuid.uuid4().hex[:8]}/v1", f"bench-latency-{uuid.uuid4().hex[:8]}"
     open_session(mqtt_url, prefix, client_id)
     stop, ready = threading.Event(), threading.Event()
-    service = threading.Thread(target=lambda: drain(engine, mqtt_url, prefix, client_id, until_idle=float("inf"), stop=stop, ready=ready,
-                                                    on_stored=shelf_empty_on_stored(Settings(database_url=db_url))))
+    service = threading.Thread(
+        target=lambda: drain(
+            engine,
+            mqtt_url,
+            prefix,
+            client_id,
+            until_idle=float("inf"),
+            stop=stop,
+            ready=ready,
+            on_stored=shelf_empty_on_stored(Settings(database_url=db_url)),
+        )
+    )
     service.start()
     seconds = []
     a = schema.alerts
@@ -456,13 +583,29 @@ def shelf_empty_latency(db_url: str, mqtt_url: str, readings: int = 40, gap_seco
         ready.wait(15)
         for i, sku in enumerate(skus):
             sent = time.perf_counter()
-            now = datetime.now(timezone.utc)
-            publish_readings(mqtt_url, [{"sensor_id": f"{store}-SH-{sku}", "store_id": store, "sku": sku, "kind": "shelf_units", "value": 0,
-                                         "ts": now.isoformat(), "seq": i + 1, "battery": 0.9}], prefix)
+            now = datetime.now(UTC)
+            publish_readings(
+                mqtt_url,
+                [
+                    {
+                        "sensor_id": f"{store}-SH-{sku}",
+                        "store_id": store,
+                        "sku": sku,
+                        "kind": "shelf_units",
+                        "value": 0,
+                        "ts": now.isoformat(),
+                        "seq": i + 1,
+                        "battery": 0.9,
+                    }
+                ],
+                prefix,
+            )
             visible = None
             while visible is None and time.perf_counter() - sent < 120:
                 with engine.connect() as conn:  # committed and visible to any reader (the web page, notify send)
-                    if conn.execute(select(a.c.alert_id).where(a.c.store_id == store, a.c.sku == sku, a.c.alert_type == SHELF_EMPTY)).first():
+                    if conn.execute(
+                        select(a.c.alert_id).where(a.c.store_id == store, a.c.sku == sku, a.c.alert_type == SHELF_EMPTY)
+                    ).first():
                         visible = time.perf_counter() - sent
                 time.sleep(0.002)
             seconds.append(np.inf if visible is None else visible)
@@ -483,14 +626,22 @@ def shelf_empty_latency(db_url: str, mqtt_url: str, readings: int = 40, gap_seco
 
 
 def parse_worlds(text: str, history_days: int = 400, lookahead_days: int = 9) -> list[WorldSpec]:
-    """"50x500:11,20x500:12" -> world specs (stores x SKUs : seed)."""
+    """ "50x500:11,20x500:12" -> world specs (stores x SKUs : seed)."""
     specs = []
     for item in text.split(","):
         size, _, seed = item.strip().partition(":")
         stores, _, skus = size.partition("x")
         try:
-            specs.append(WorldSpec(stores=int(stores), skus=int(skus), seed=int(seed or 1), days=history_days,
-                                   members=max(500, 100 * int(stores)), lookahead_days=lookahead_days))
+            specs.append(
+                WorldSpec(
+                    stores=int(stores),
+                    skus=int(skus),
+                    seed=int(seed or 1),
+                    days=history_days,
+                    members=max(500, 100 * int(stores)),
+                    lookahead_days=lookahead_days,
+                )
+            )
         except ValueError:
             raise ValueError(f"world {item!r}: expected STORESxSKUS:SEED, e.g. 50x500:11") from None
     return specs
@@ -498,7 +649,9 @@ def parse_worlds(text: str, history_days: int = 400, lookahead_days: int = 9) ->
 
 @dataclass
 class AlertBench:
-    per_world: list[tuple[WorldSpec, list[TypeScore], list[TypeScore], dict]]  # spec, Shelfwatch, perfect forecaster, seconds
+    per_world: list[
+        tuple[WorldSpec, list[TypeScore], list[TypeScore], dict]
+    ]  # spec, Shelfwatch, perfect forecaster, seconds
 
     def pooled(self, which: int) -> list[TypeScore]:
         """Scores over all worlds (counts added), for Shelfwatch (1) or the perfect forecaster (2)."""
@@ -506,8 +659,18 @@ class AlertBench:
         return [sum(group[1:], group[0]) for group in zip(*rows, strict=True)]
 
 
-def run_alert_bench(specs: list[WorldSpec], days: int, runs_per_day: int, refit_every: int, stockout_thresholds, phantom_thresholds,
-                    engine_settings: EngineSettings, keep_ratio: float, empty_units: float, log=lambda message: None) -> AlertBench:
+def run_alert_bench(
+    specs: list[WorldSpec],
+    days: int,
+    runs_per_day: int,
+    refit_every: int,
+    stockout_thresholds,
+    phantom_thresholds,
+    engine_settings: EngineSettings,
+    keep_ratio: float,
+    empty_units: float,
+    log=lambda message: None,
+) -> AlertBench:
     per_world = []
     for spec in specs:
         t0 = time.perf_counter()
@@ -515,6 +678,12 @@ def run_alert_bench(specs: list[WorldSpec], days: int, runs_per_day: int, refit_
         log(f"world {spec.stores}x{spec.skus} seed {spec.seed}: simulated in {time.perf_counter() - t0:.0f} s")
         ours = replay_world(spec, days, runs_per_day, refit_every, engine_settings, log, world=world)
         perfect = replay_world(spec, days, runs_per_day, 1, engine_settings, log, oracle=True, world=world)
-        per_world.append((spec, score_replay(ours, stockout_thresholds, phantom_thresholds, empty_units, keep_ratio),
-                          score_replay(perfect, stockout_thresholds, phantom_thresholds, empty_units, keep_ratio), ours.seconds))
+        per_world.append(
+            (
+                spec,
+                score_replay(ours, stockout_thresholds, phantom_thresholds, empty_units, keep_ratio),
+                score_replay(perfect, stockout_thresholds, phantom_thresholds, empty_units, keep_ratio),
+                ours.seconds,
+            )
+        )
     return AlertBench(per_world)

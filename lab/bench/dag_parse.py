@@ -43,18 +43,29 @@ class ParseTiming:
 def probe_env(airflow_home: Path, dags_folder: Path) -> dict[str, str]:
     """The caller's environment minus Airflow/Shelfwatch settings, with a scratch Airflow home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SHELFWATCH_", "_AIRFLOW"))}
-    env.update(AIRFLOW_HOME=str(airflow_home), AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
-               AIRFLOW__CORE__LOAD_EXAMPLES="False", PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        AIRFLOW_HOME=str(airflow_home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     return env
 
 
 def run_probe(files: list[Path], env: dict[str, str], cwd: Path) -> dict:
     """One fresh interpreter importing `files` (none: only airflow.sdk); its seconds and modules."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, ",".join(map(str, files))], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, ",".join(map(str, files))],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("DAG_PARSE_PROBE "):
-            return json.loads(line[len("DAG_PARSE_PROBE "):])
+            return json.loads(line[len("DAG_PARSE_PROBE ") :])
     raise RuntimeError(f"the DAG-parse probe exited {proc.returncode} without a figure:\n{proc.stderr[-4000:]}")
 
 

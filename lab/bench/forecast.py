@@ -16,14 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.classify import series_profile
-from shelfwatch.forecasting.engine import KEY_SEP, EngineSettings, forecast, series_key
-from shelfwatch.forecasting.distribution import inside_interval, moment_dispersion, nb_cdf, sum_variance, window_sums
-from shelfwatch.forecasting.metrics import naive_scale, rmsse
-from shelfwatch.core.domain import CLOSE_HOUR
+from core.domain import CLOSE_HOUR
+from forecasting.classify import series_profile
+from forecasting.distribution import inside_interval, moment_dispersion, nb_cdf, sum_variance, window_sums
+from forecasting.engine import KEY_SEP, EngineSettings, forecast, series_key
+from forecasting.metrics import naive_scale, rmsse
 
 BASELINES = ("prophet_alone", "autoets", "ma28", "adida", "simple_combination", "seasonal_naive")
-SIMPLE_COMBINATION = ("ma28", "adida", "imapa")  # the plain mean that matched the best single model on real grocery data
+SIMPLE_COMBINATION = (
+    "ma28",
+    "adida",
+    "imapa",
+)  # the plain mean that matched the best single model on real grocery data
 SLOW_BASELINES = ("prophet_alone", "autoets")  # run on a sample of series when the set is large
 
 
@@ -44,19 +48,32 @@ class MethodScore:
 def load_online_retail(path) -> pd.DataFrame:
     """The shared real file (item, ds, y; a missing day is no sales) as one store's long frame."""
     raw = pd.read_csv(path)
-    return pd.DataFrame({"store_id": "online", "sku": raw["item"].astype(str), "date": pd.to_datetime(raw["ds"]), "units": raw["y"].astype(float)})
+    return pd.DataFrame(
+        {
+            "store_id": "online",
+            "sku": raw["item"].astype(str),
+            "date": pd.to_datetime(raw["ds"]),
+            "units": raw["y"].astype(float),
+        }
+    )
 
 
 def load_world_sales(world_dir, stockout_from_hour: float = CLOSE_HOUR) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A simulated world's daily sales with its stock-out days flagged (the shelf emptied before closing
     time), and its promotion calendar."""
     world_dir = Path(world_dir)
-    sales = pd.read_csv(world_dir / "sales" / "sales_daily.csv", dtype={"store_id": str, "sku": str}, parse_dates=["date"])
+    sales = pd.read_csv(
+        world_dir / "sales" / "sales_daily.csv", dtype={"store_id": str, "sku": str}, parse_dates=["date"]
+    )
     out = pd.read_csv(world_dir / "stockout_days.csv", dtype={"store_id": str, "sku": str}, parse_dates=["date"])
     out = out[out["empty_from_hour"] < stockout_from_hour].assign(stockout=1)[["store_id", "sku", "date", "stockout"]]
     sales = sales.merge(out, on=["store_id", "sku", "date"], how="left").fillna({"stockout": 0})
-    promotions = pd.read_csv(world_dir / "promotions.csv", dtype={"store_id": str, "sku": str}, keep_default_na=False,
-                             parse_dates=["start_date", "end_date"])
+    promotions = pd.read_csv(
+        world_dir / "promotions.csv",
+        dtype={"store_id": str, "sku": str},
+        keep_default_na=False,
+        parse_dates=["start_date", "end_date"],
+    )
     return sales, promotions
 
 
@@ -77,8 +94,14 @@ def load_expected_demand(world_dir, last_days: int) -> pd.DataFrame | None:
     mean = z["mean"][-last_days:]
     dates = pd.date_range(pd.Timestamp(str(z["start"])), periods=len(z["mean"]), freq="D")[-last_days:]
     d, s, k = np.meshgrid(np.arange(len(dates)), np.arange(len(z["stores"])), np.arange(len(z["skus"])), indexing="ij")
-    return pd.DataFrame({"store_id": z["stores"][s.ravel()].astype(str), "sku": z["skus"][k.ravel()].astype(str),
-                         "date": dates[d.ravel()], "mean": mean.ravel().astype(float)})
+    return pd.DataFrame(
+        {
+            "store_id": z["stores"][s.ravel()].astype(str),
+            "sku": z["skus"][k.ravel()].astype(str),
+            "date": dates[d.ravel()],
+            "mean": mean.ravel().astype(float),
+        }
+    )
 
 
 def complete(sales: pd.DataFrame) -> pd.DataFrame:
@@ -102,8 +125,16 @@ def score(actual: pd.DataFrame, fc: pd.DataFrame, history: pd.DataFrame, method:
         y = g["units"].to_numpy()[ok]
         value = rmsse(y, g["mean"].to_numpy()[ok], hist[key])
         inside = ((y >= g["p10"].to_numpy()[ok]) & (y <= g["p90"].to_numpy()[ok])) if "p10" in g else np.array([])
-        rows.append({"store_id": key[0], "sku": key[1], "method": method, "rmsse": value,
-                     "covered": inside.sum() if len(inside) else np.nan, "days": ok.sum()})
+        rows.append(
+            {
+                "store_id": key[0],
+                "sku": key[1],
+                "method": method,
+                "rmsse": value,
+                "covered": inside.sum() if len(inside) else np.nan,
+                "days": ok.sum(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -118,16 +149,26 @@ def statsforecast_baselines(history: pd.DataFrame, horizon: int, methods) -> pd.
 
     conformal = ConformalIntervals(h=horizon, n_windows=2)
     wanted = set(methods) | (set(SIMPLE_COMBINATION) if "simple_combination" in methods else set())
-    models = [m for m in [
-        WindowAverage(window_size=28, alias="ma28", prediction_intervals=conformal),
-        ADIDA(alias="adida", prediction_intervals=conformal),
-        IMAPA(alias="imapa", prediction_intervals=conformal),
-        SeasonalNaive(season_length=7, alias="seasonal_naive"),
-        AutoETS(season_length=7, alias="autoets"),
-    ] if m.alias in wanted]
-    frame = history.assign(unique_id=[series_key(a, b) for a, b in zip(history["store_id"], history["sku"], strict=True)])
+    models = [
+        m
+        for m in [
+            WindowAverage(window_size=28, alias="ma28", prediction_intervals=conformal),
+            ADIDA(alias="adida", prediction_intervals=conformal),
+            IMAPA(alias="imapa", prediction_intervals=conformal),
+            SeasonalNaive(season_length=7, alias="seasonal_naive"),
+            AutoETS(season_length=7, alias="autoets"),
+        ]
+        if m.alias in wanted
+    ]
+    frame = history.assign(
+        unique_id=[series_key(a, b) for a, b in zip(history["store_id"], history["sku"], strict=True)]
+    )
     frame = frame.rename(columns={"date": "ds", "units": "y"})[["unique_id", "ds", "y"]]
-    out = StatsForecast(models=models, freq="D", n_jobs=1).forecast(df=frame, h=horizon, level=[80]).reset_index(drop=False)
+    out = (
+        StatsForecast(models=models, freq="D", n_jobs=1)
+        .forecast(df=frame, h=horizon, level=[80])
+        .reset_index(drop=False)
+    )
     if "simple_combination" in methods:
         out["simple_combination"] = out[list(SIMPLE_COMBINATION)].mean(axis=1)
     keys = out["unique_id"].str.split(KEY_SEP, n=1, expand=True)
@@ -146,7 +187,7 @@ def baseline_frame(fc: pd.DataFrame, method: str) -> pd.DataFrame:
 
 def prophet_alone(history: pd.DataFrame, horizon: int, workers: int) -> pd.DataFrame:
     """Prophet with its default settings (weekly + yearly as it decides, 80 % interval), floored at 0."""
-    from shelfwatch.lab.prophet_alone import forecast_frame
+    from lab.prophet_alone import forecast_frame
 
     return forecast_frame(history[["store_id", "sku", "date", "units"]], horizon=horizon, workers=workers)
 
@@ -165,7 +206,9 @@ def shelfwatch_decisions(result) -> dict:
     """The engine's forecast per series with the dispersion it stored: what alerts read."""
     m = result.models
     level = m["level_dispersion"] if "level_dispersion" in m else pd.Series(0.0, index=m.index)
-    dispersion = {series_key(a, b): (d, v) for a, b, d, v in zip(m["store_id"], m["sku"], m["dispersion"], level, strict=True)}
+    dispersion = {
+        series_key(a, b): (d, v) for a, b, d, v in zip(m["store_id"], m["sku"], m["dispersion"], level, strict=True)
+    }
     fc = result.forecast.sort_values(["store_id", "sku", "date"])
     out = {}
     for (store_id, sku), g in fc.groupby(["store_id", "sku"], sort=False):
@@ -177,14 +220,26 @@ def shelfwatch_decisions(result) -> dict:
 
 def history_classes(history: pd.DataFrame) -> pd.DataFrame:
     """store_id, sku, demand_class of each series from the history before a cutoff."""
-    rows = [{"store_id": k[0], "sku": k[1], "demand_class": series_profile(g["units"].to_numpy())["demand_class"]}
-            for k, g in history.groupby(["store_id", "sku"])]
+    rows = [
+        {"store_id": k[0], "sku": k[1], "demand_class": series_profile(g["units"].to_numpy())["demand_class"]}
+        for k, g in history.groupby(["store_id", "sku"])
+    ]
     return pd.DataFrame(rows)
 
 
-def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: int = 28, workers: int = 0,
-              prophet_sample: int | None = None, methods=("shelfwatch", *BASELINES), log=print, expected: pd.DataFrame | None = None,
-              settings: EngineSettings | None = None, prices: pd.DataFrame | None = None) -> tuple[list[MethodScore], pd.DataFrame]:
+def run_bench(
+    sales: pd.DataFrame,
+    promotions=None,
+    windows: int = 3,
+    horizon: int = 28,
+    workers: int = 0,
+    prophet_sample: int | None = None,
+    methods=("shelfwatch", *BASELINES),
+    log=print,
+    expected: pd.DataFrame | None = None,
+    settings: EngineSettings | None = None,
+    prices: pd.DataFrame | None = None,
+) -> tuple[list[MethodScore], pd.DataFrame]:
     """Outer rolling-origin backtest of every method; `prophet_sample` limits the slow baselines
     (Prophet alone, AutoETS; and the Shelfwatch figure compared with them) to a random sample of series
     when the set is large. `expected` (a simulated world's true mean demand) adds the "perfect
@@ -220,19 +275,27 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
         for method in methods:
             t0 = time.perf_counter()
             if method in ("shelfwatch", "shelfwatch_without_prices"):
-                result = forecast(history, settings, promotions=promotions, prices=prices if method == "shelfwatch" else None)
+                result = forecast(
+                    history, settings, promotions=promotions, prices=prices if method == "shelfwatch" else None
+                )
                 decisions = shelfwatch_decisions(result)
                 s = interval_scores(truth_arrays(actual, history), decisions).drop(columns="model")
                 if method == "shelfwatch":
                     ours = result.forecast
                     independent = {u: replace(d, level_dispersion=0.0) for u, d in decisions.items()}
-                    scores.append(interval_scores(truth_arrays(actual, history), independent).drop(columns="model")
-                                  .assign(method=DAYS_INDEPENDENT, cutoff=cutoff).merge(classes, on=["store_id", "sku"], how="left"))
+                    scores.append(
+                        interval_scores(truth_arrays(actual, history), independent)
+                        .drop(columns="model")
+                        .assign(method=DAYS_INDEPENDENT, cutoff=cutoff)
+                        .merge(classes, on=["store_id", "sku"], how="left")
+                    )
             else:
                 if method in HINDSIGHT:
                     fc = hindsight_level(actual, ours, flat=method == "hindsight_flat_level")
                 elif method == "true_mean_demand":
-                    fc = expected[(expected["date"] > cutoff) & (expected["date"] <= cutoff + pd.Timedelta(days=horizon))]
+                    fc = expected[
+                        (expected["date"] > cutoff) & (expected["date"] <= cutoff + pd.Timedelta(days=horizon))
+                    ]
                 elif method == "prophet_alone":
                     fc = prophet_alone(sampled, horizon, workers)
                 elif method == "autoets":
@@ -243,18 +306,36 @@ def run_bench(sales: pd.DataFrame, promotions=None, windows: int = 3, horizon: i
             seconds[method] += time.perf_counter() - t0
             s = s.assign(method=method, cutoff=cutoff).merge(classes, on=["store_id", "sku"], how="left")
             scores.append(s)
-            log(f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}  {method:<18} mean RMSSE {s['rmsse'].mean():.3f}  {seconds[method]:.1f}s")
+            log(
+                f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}  {method:<18} mean RMSSE {s['rmsse'].mean():.3f}  {seconds[method]:.1f}s"
+            )
     detail = pd.concat(scores, ignore_index=True)
     out = []
     for method in [*methods, *([DAYS_INDEPENDENT] if "shelfwatch" in methods else [])]:
         d = detail[detail["method"] == method]
         n = len(sample) if (method in SLOW_BASELINES and sample is not None) else len(keys)
-        out.append(MethodScore(method, n, float(d["rmsse"].mean()), coverage(d, "covered", "days"), seconds.get(method, float("nan")) / windows,
-                               coverage(d, "covered7", "weeks")))
+        out.append(
+            MethodScore(
+                method,
+                n,
+                float(d["rmsse"].mean()),
+                coverage(d, "covered", "days"),
+                seconds.get(method, float("nan")) / windows,
+                coverage(d, "covered7", "weeks"),
+            )
+        )
     if sample is not None and any(m in methods for m in SLOW_BASELINES):
         d = detail[detail["method"] == "shelfwatch"].merge(sample, on=["store_id", "sku"])
-        out.append(MethodScore("shelfwatch (slow baselines' sample)", len(sample), float(d["rmsse"].mean()), coverage(d, "covered", "days"),
-                               float("nan"), coverage(d, "covered7", "weeks")))
+        out.append(
+            MethodScore(
+                "shelfwatch (slow baselines' sample)",
+                len(sample),
+                float(d["rmsse"].mean()),
+                coverage(d, "covered", "days"),
+                float("nan"),
+                coverage(d, "covered7", "weeks"),
+            )
+        )
     return out, detail
 
 
@@ -279,7 +360,9 @@ def hindsight_level(actual: pd.DataFrame, ours: pd.DataFrame, flat: bool) -> pd.
     fc = fc.merge(actual[["store_id", "sku", "date", "stockout"]], on=["store_id", "sku", "date"], how="left")
     ours_level = fc["mean"].where(fc["stockout"] == 0).groupby([fc["store_id"], fc["sku"]]).transform("mean")
     shape = fc["mean"] / ours_level  # over the scored days, as the level is
-    return fc.assign(mean=np.where(np.isfinite(shape), shape * fc["level"], fc["level"]))[["store_id", "sku", "date", "mean"]]
+    return fc.assign(mean=np.where(np.isfinite(shape), shape * fc["level"], fc["level"]))[
+        ["store_id", "sku", "date", "mean"]
+    ]
 
 
 def coverage(detail: pd.DataFrame, covered: str, days: str) -> float:
@@ -299,9 +382,14 @@ def lead_time_table(detail: pd.DataFrame, method: str = "shelfwatch") -> pd.Data
         return pd.DataFrame()
     rows = {}
     for name, g in [*d.groupby("demand_class"), ("all", d)]:
-        rows[name] = {f"{h} d": g[f"covered_h{h}"].sum() / g[f"sums_h{h}"].sum() if g[f"sums_h{h}"].sum() else np.nan for h in LEAD_DAYS}
+        rows[name] = {
+            f"{h} d": g[f"covered_h{h}"].sum() / g[f"sums_h{h}"].sum() if g[f"sums_h{h}"].sum() else np.nan
+            for h in LEAD_DAYS
+        }
     for b in range(PIT_BINS):
-        rows[f"PIT bin {b + 1}/{PIT_BINS}"] = {f"{h} d": d[f"pit_h{h}_{b}"].sum() / max(d[f"sums_h{h}"].sum(), 1) for h in LEAD_DAYS}
+        rows[f"PIT bin {b + 1}/{PIT_BINS}"] = {
+            f"{h} d": d[f"pit_h{h}_{b}"].sum() / max(d[f"sums_h{h}"].sum(), 1) for h in LEAD_DAYS
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -323,17 +411,29 @@ def room_captured(scores: list[MethodScore], ours: str = "shelfwatch") -> tuple[
 def best_baseline(scores: list[MethodScore]) -> MethodScore:
     """The best baseline measured on every series (a baseline run on a sample is compared apart)."""
     by = {s.method: s for s in scores}
-    return min((by[m] for m in BASELINES if m in by and by[m].series == by["shelfwatch"].series), key=lambda s: s.mean_rmsse)
+    return min(
+        (by[m] for m in BASELINES if m in by and by[m].series == by["shelfwatch"].series), key=lambda s: s.mean_rmsse
+    )
 
 
-def production_run(sales: pd.DataFrame, promotions, workers: int = 0, horizon: int = 28, prices=None) -> tuple[float, int, pd.DataFrame]:
+def production_run(
+    sales: pd.DataFrame, promotions, workers: int = 0, horizon: int = 28, prices=None
+) -> tuple[float, int, pd.DataFrame]:
     """Time the real thing: every series, full history, `horizon` days with quantiles."""
     t0 = time.perf_counter()
-    result = forecast(sales, replace(EngineSettings(horizon=horizon), workers=workers), promotions=promotions, prices=prices)
+    result = forecast(
+        sales, replace(EngineSettings(horizon=horizon), workers=workers), promotions=promotions, prices=prices
+    )
     return time.perf_counter() - t0, len(result.models), result.models
 
 
-def target_lines(name: str, scores: list[MethodScore], margin: float, detail: pd.DataFrame | None = None, capture: float | None = None) -> list[tuple[str, bool]]:
+def target_lines(
+    name: str,
+    scores: list[MethodScore],
+    margin: float,
+    detail: pd.DataFrame | None = None,
+    capture: float | None = None,
+) -> list[tuple[str, bool]]:
     """The issue's targets for one data set: RMSSE at most (1 - margin) x the best baseline, 80 %
     coverage of days and of 7-day sums within 0.75-0.85; with a perfect forecaster, the share of the
     room captured (`capture`) and no demand class worse than the best baseline."""
@@ -342,24 +442,44 @@ def target_lines(name: str, scores: list[MethodScore], margin: float, detail: pd
     best = best_baseline(scores)
     ratio = ours.mean_rmsse / best.mean_rmsse
     lines = [
-        (f"{name}: Shelfwatch RMSSE {ours.mean_rmsse:.4f} vs best baseline {best.method} {best.mean_rmsse:.4f} "
-         f"(ratio {ratio:.3f}; target <= {1 - margin:.2f})", ratio <= 1 - margin + 1e-12),
-        (f"{name}: 80 % interval coverage of daily demand {ours.coverage80:.3f} (target 0.75-0.85)", 0.75 <= ours.coverage80 <= 0.85),
-        (f"{name}: 80 % interval coverage of 7-day sums {ours.coverage80_7day:.3f} (target 0.75-0.85)", 0.75 <= ours.coverage80_7day <= 0.85),
+        (
+            f"{name}: Shelfwatch RMSSE {ours.mean_rmsse:.4f} vs best baseline {best.method} {best.mean_rmsse:.4f} "
+            f"(ratio {ratio:.3f}; target <= {1 - margin:.2f})",
+            ratio <= 1 - margin + 1e-12,
+        ),
+        (
+            f"{name}: 80 % interval coverage of daily demand {ours.coverage80:.3f} (target 0.75-0.85)",
+            0.75 <= ours.coverage80 <= 0.85,
+        ),
+        (
+            f"{name}: 80 % interval coverage of 7-day sums {ours.coverage80_7day:.3f} (target 0.75-0.85)",
+            0.75 <= ours.coverage80_7day <= 0.85,
+        ),
     ]
     sample = by.get("shelfwatch (slow baselines' sample)")
     for slow in SLOW_BASELINES:
         if slow in by and sample is not None:
-            lines.append((f"{name}: on the slow baselines' sample of {sample.series} series, Shelfwatch {sample.mean_rmsse:.4f} vs {slow} "
-                          f"{by[slow].mean_rmsse:.4f}", sample.mean_rmsse <= by[slow].mean_rmsse))
+            lines.append(
+                (
+                    f"{name}: on the slow baselines' sample of {sample.series} series, Shelfwatch {sample.mean_rmsse:.4f} vs {slow} "
+                    f"{by[slow].mean_rmsse:.4f}",
+                    sample.mean_rmsse <= by[slow].mean_rmsse,
+                )
+            )
     captured = room_captured(scores)
     if captured is not None and capture is not None:
-        lines.append((f"{name}: {captured[1]:.0%} of the room between {captured[0]} and the perfect forecaster captured (target >= {capture:.0%})",
-                      captured[1] >= capture))
+        lines.append(
+            (
+                f"{name}: {captured[1]:.0%} of the room between {captured[0]} and the perfect forecaster captured (target >= {capture:.0%})",
+                captured[1] >= capture,
+            )
+        )
     if detail is not None and captured is not None:
         table = class_table(detail)
         worse = [c for c in table.index if table.loc[c, "shelfwatch"] > table.loc[c, best.method] + 1e-12]
-        lines.append((f"{name}: no demand class worse than {best.method} (worse: {', '.join(worse) or 'none'})", not worse))
+        lines.append(
+            (f"{name}: no demand class worse than {best.method} (worse: {', '.join(worse) or 'none'})", not worse)
+        )
     return lines
 
 
@@ -383,8 +503,16 @@ def shard_throughput(sales: pd.DataFrame, promotions, shard_counts=(1, 2, 4), ho
             parts = list(pool.map(forecast_one_shard, [(sales, promotions, i, n, horizon) for i in range(n)]))
         wall = time.perf_counter() - t0
         series = sum(p[1] for p in parts)
-        out.append({"shards": n, "series": series, "seconds": wall, "series_per_second": series / wall,
-                    "largest_shard": max(p[1] for p in parts), "shard_seconds": [round(p[2], 1) for p in parts]})
+        out.append(
+            {
+                "shards": n,
+                "series": series,
+                "seconds": wall,
+                "series_per_second": series / wall,
+                "largest_shard": max(p[1] for p in parts),
+                "shard_seconds": [round(p[2], 1) for p in parts],
+            }
+        )
     base = out[0]["series_per_second"]
     for row in out:
         row["speedup"] = row["series_per_second"] / base
@@ -424,10 +552,14 @@ def interval_scores(truth: dict, decisions: dict) -> pd.DataFrame:
     `weeks`) and every h-day stretch of the horizon for h in LEAD_DAYS (`covered_h{h}`, `sums_h{h}`),
     with a histogram of their PIT values (`pit_h{h}_{b}`, PIT_BINS bins; flat when calibrated).
     Stretches with a censored day are not scored. `decisions`: key -> ForecastOf."""
-    lead_columns = [f"{c}_h{h}" for h in LEAD_DAYS for c in ("covered", "sums")] + [f"pit_h{h}_{b}" for h in LEAD_DAYS for b in range(PIT_BINS)]
+    lead_columns = [f"{c}_h{h}" for h in LEAD_DAYS for c in ("covered", "sums")] + [
+        f"pit_h{h}_{b}" for h in LEAD_DAYS for b in range(PIT_BINS)
+    ]
     uids = [u for u in decisions if u in truth and len(truth[u][0]) == len(decisions[u].mean)]
     if not uids:
-        return pd.DataFrame(columns=["store_id", "sku", "model", "rmsse", "covered", "days", "covered7", "weeks", *lead_columns])
+        return pd.DataFrame(
+            columns=["store_id", "sku", "model", "rmsse", "covered", "days", "covered7", "weeks", *lead_columns]
+        )
     y = np.stack([truth[u][0] for u in uids])
     censored = np.stack([truth[u][1] for u in uids])
     scale = np.array([truth[u][2] for u in uids])
@@ -440,9 +572,16 @@ def interval_scores(truth: dict, decisions: dict) -> pd.DataFrame:
     daily = inside_interval(y, mean, np.broadcast_to(disp[:, None], mean.shape)) & ok
     weekly, scored_w, _ = sum_scores(y, mean, censored, disp, level, 7, 7)
     keys = [u.split(KEY_SEP, 1) for u in uids]
-    out = {"store_id": [k[0] for k in keys], "sku": [k[1] for k in keys], "model": [decisions[u].model for u in uids],
-           "rmsse": rmsse_values, "covered": daily.sum(axis=1), "days": ok.sum(axis=1),
-           "covered7": weekly.sum(axis=1), "weeks": scored_w.sum(axis=1)}
+    out = {
+        "store_id": [k[0] for k in keys],
+        "sku": [k[1] for k in keys],
+        "model": [decisions[u].model for u in uids],
+        "rmsse": rmsse_values,
+        "covered": daily.sum(axis=1),
+        "days": ok.sum(axis=1),
+        "covered7": weekly.sum(axis=1),
+        "weeks": scored_w.sum(axis=1),
+    }
     for h in LEAD_DAYS:
         inside, scored, pit = sum_scores(y, mean, censored, disp, level, h, 1)
         out[f"covered_h{h}"], out[f"sums_h{h}"] = inside.sum(axis=1), scored.sum(axis=1)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
-from shelfwatch.alerts.realtime import shelf_empty_on_stored
-from shelfwatch.iot_ingest.consumer import drain, open_session
-from shelfwatch.lab.mosquitto import MosquittoProcess, publish_backlog
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import get_engine, insert_ignore
-from shelfwatch.sql.migrate import migrate
-from shelfwatch.sql import schema
+from alerts.realtime import shelf_empty_on_stored
+from core.db import get_engine, insert_ignore
+from core.settings import Settings
+from iot_ingest.consumer import drain, open_session
+from lab.mosquitto import MosquittoProcess, publish_backlog
+from sql import schema
+from sql.migrate import migrate
 
 PREFIX = "bench/v1"
 
@@ -52,8 +52,23 @@ def fresh_database(kind: str, pg_url: str, workdir: Path) -> str:
         url = f"{pg_url}?options=-csearch_path%3D{schema_name}"
     engine = migrate(url)
     with engine.begin() as conn:
-        insert_ignore(conn, schema.stores, [{"store_id": "S1", "name": "bench", "timezone": "UTC", "manager_email": "m@x"}])
-        insert_ignore(conn, schema.products, [{"sku": "A", "name": "a", "category": "c", "unit_price": 1.0, "unit_weight_g": 100.0, "shelf_capacity": 40}])
+        insert_ignore(
+            conn, schema.stores, [{"store_id": "S1", "name": "bench", "timezone": "UTC", "manager_email": "m@x"}]
+        )
+        insert_ignore(
+            conn,
+            schema.products,
+            [
+                {
+                    "sku": "A",
+                    "name": "a",
+                    "category": "c",
+                    "unit_price": 1.0,
+                    "unit_weight_g": 100.0,
+                    "shelf_capacity": 40,
+                }
+            ],
+        )
     return url
 
 
@@ -71,7 +86,15 @@ def bench_consumer(broker: MosquittoProcess, db_url: str, messages: int, per_mes
     readings = publish_backlog(broker.port, PREFIX, messages, per_message=per_message)
     start = time.perf_counter()
     # as the service runs in production: shelf_empty alerts raised on arrival, in the same transaction
-    stats = drain(get_engine(db_url), broker.url, PREFIX, client_id, until_idle=10, max_messages=messages, on_stored=shelf_empty_on_stored(Settings(database_url=db_url)))
+    stats = drain(
+        get_engine(db_url),
+        broker.url,
+        PREFIX,
+        client_id,
+        until_idle=10,
+        max_messages=messages,
+        on_stored=shelf_empty_on_stored(Settings(database_url=db_url)),
+    )
     seconds = time.perf_counter() - start
     assert stats.stored == readings, f"{name}: stored {stats.stored} of {readings}"
     return BenchResult(name, readings, messages, seconds)
@@ -101,9 +124,25 @@ def bench_shared(broker: MosquittoProcess, db_url: str, messages: int, processes
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "shelfwatch.cli", "ingest-iot", "--broker", broker.url, "--db", db_url, "--client-id", cid,
-             "--group", group, "--until-idle", "5"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "shelfwatch.cli",
+                "ingest-iot",
+                "--broker",
+                broker.url,
+                "--db",
+                db_url,
+                "--client-id",
+                cid,
+                "--group",
+                group,
+                "--until-idle",
+                "5",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for cid in ids
     ]
@@ -119,11 +158,18 @@ def bench_shared(broker: MosquittoProcess, db_url: str, messages: int, processes
         p.wait(timeout=60)
     assert count == readings, f"shared subscription stored {count} of {readings}"
     # timed from the first reading stored, so the processes' start-up (imports, connect) is left out
-    return BenchResult(f"shelfwatch, {processes} processes, shared subscription -> postgresql", readings, messages, seconds)
+    return BenchResult(
+        f"shelfwatch, {processes} processes, shared subscription -> postgresql", readings, messages, seconds
+    )
 
 
-def run_ingest_bench(messages: int = 200_000, gateway_messages: int = 4_000, pg_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                     shared_processes: int = 2, console=None) -> list[BenchResult]:
+def run_ingest_bench(
+    messages: int = 200_000,
+    gateway_messages: int = 4_000,
+    pg_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    shared_processes: int = 2,
+    console=None,
+) -> list[BenchResult]:
     say = console.print if console else print
     workdir = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
     results: list[BenchResult] = []
@@ -148,7 +194,11 @@ def run_ingest_bench(messages: int = 200_000, gateway_messages: int = 4_000, pg_
         if gateway_messages:
             url = fresh_database("postgresql", pg_url, workdir)
             try:
-                results.append(bench_consumer(broker, url, gateway_messages, 50, "gateway batches of 50 -> postgresql (not the target)"))
+                results.append(
+                    bench_consumer(
+                        broker, url, gateway_messages, 50, "gateway batches of 50 -> postgresql (not the target)"
+                    )
+                )
             finally:
                 drop_database(url, pg_url)
             say(f"  {results[-1].name}: {results[-1].rate:,.0f} readings/s")

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -27,15 +27,15 @@ import pandas as pd
 from sqlalchemy import Connection, Index, UniqueConstraint, create_engine, func, select, text
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
-from shelfwatch.alerts.detect import detect_alerts, recent_readings
-from shelfwatch.forecasting.engine import ForecastResult
-from shelfwatch.forecasting.runs import store_result
-from shelfwatch.iot_ingest.consumer import ReadingWriter
-from shelfwatch.iot_ingest.contract import topic_for
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import copy_rows, get_engine, insert_rows
-from shelfwatch.sql.migrate import migrate
-from shelfwatch.sql import schema
+from alerts.detect import detect_alerts, recent_readings
+from core.db import copy_rows, get_engine, insert_rows
+from core.settings import Settings
+from forecasting.engine import ForecastResult
+from forecasting.runs import store_result
+from iot_ingest.consumer import ReadingWriter
+from iot_ingest.contract import topic_for
+from sql import schema
+from sql.migrate import migrate
 
 PREFIX = "bench-scale/v1"
 BEFORE, AFTER = "0006", "head"
@@ -79,7 +79,7 @@ MEASURES = {  # name -> (unit, higher is better)
 
 
 def parse_worlds(text_: str) -> list[WorldSize]:
-    """"today:20x500:2000000,10x:200x500:20000000" -> world sizes (name:STORESxSKUS:READINGS)."""
+    """ "today:20x500:2000000,10x:200x500:20000000" -> world sizes (name:STORESxSKUS:READINGS)."""
     sizes = []
     for item in text_.split(","):
         try:
@@ -112,19 +112,58 @@ def reference_frames(size: WorldSize, as_of: pd.Timestamp, seed: int = 7) -> dic
     well stocked, so detection raises (almost) nothing and its time is reading and computing."""
     rng = np.random.default_rng(seed)
     store_of, sku_of = shelf_ids(size)
-    stores = pd.DataFrame({"store_id": np.unique(store_of), "name": "bench", "timezone": "UTC", "manager_email": "m@example.com"})
-    products = pd.DataFrame({"sku": np.unique(sku_of), "name": "bench", "category": "c", "unit_price": 2.5, "unit_weight_g": 100.0,
-                             "shelf_capacity": 60})
-    sensors = pd.DataFrame({"sensor_id": sensor_ids(store_of, sku_of), "store_id": store_of, "sku": sku_of, "kind": "shelf_units", "tare_g": 0.0})
+    stores = pd.DataFrame(
+        {"store_id": np.unique(store_of), "name": "bench", "timezone": "UTC", "manager_email": "m@example.com"}
+    )
+    products = pd.DataFrame(
+        {
+            "sku": np.unique(sku_of),
+            "name": "bench",
+            "category": "c",
+            "unit_price": 2.5,
+            "unit_weight_g": 100.0,
+            "shelf_capacity": 60,
+        }
+    )
+    sensors = pd.DataFrame(
+        {
+            "sensor_id": sensor_ids(store_of, sku_of),
+            "store_id": store_of,
+            "sku": sku_of,
+            "kind": "shelf_units",
+            "tare_g": 0.0,
+        }
+    )
     days = pd.date_range(as_of.tz_localize(None) - pd.Timedelta(days=SALES_DAYS), periods=SALES_DAYS).date
-    sales = pd.DataFrame({"store_id": np.repeat(store_of, SALES_DAYS), "sku": np.repeat(sku_of, SALES_DAYS), "date": np.tile(days, size.series),
-                          "units": rng.poisson(3.0, size.series * SALES_DAYS).astype(float) + 1.0})
+    sales = pd.DataFrame(
+        {
+            "store_id": np.repeat(store_of, SALES_DAYS),
+            "sku": np.repeat(sku_of, SALES_DAYS),
+            "date": np.tile(days, size.series),
+            "units": rng.poisson(3.0, size.series * SALES_DAYS).astype(float) + 1.0,
+        }
+    )
     records = pd.DataFrame({"store_id": store_of, "sku": sku_of, "as_of": as_of.to_pydatetime(), "book_units": 80.0})
     # one truck per store tomorrow morning: detection counts every shelf's risk up to it
-    deliveries = pd.DataFrame({"delivery_id": [f"D-{s}" for s in stores["store_id"]], "store_id": stores["store_id"], "sku": sku_of[0],
-                               "expected_at": (as_of + pd.Timedelta(hours=30)).to_pydatetime(), "expected_units": 40.0,
-                               "received_at": None, "received_units": None})
-    return {"stores": stores, "products": products, "sensors": sensors, "sales_daily": sales, "inventory_records": records, "deliveries": deliveries}
+    deliveries = pd.DataFrame(
+        {
+            "delivery_id": [f"D-{s}" for s in stores["store_id"]],
+            "store_id": stores["store_id"],
+            "sku": sku_of[0],
+            "expected_at": (as_of + pd.Timedelta(hours=30)).to_pydatetime(),
+            "expected_units": 40.0,
+            "received_at": None,
+            "received_units": None,
+        }
+    )
+    return {
+        "stores": stores,
+        "products": products,
+        "sensors": sensors,
+        "sales_daily": sales,
+        "inventory_records": records,
+        "deliveries": deliveries,
+    }
 
 
 def sensor_ids(store_of: np.ndarray, sku_of: np.ndarray) -> np.ndarray:
@@ -146,13 +185,25 @@ def reading_chunks(size: WorldSize, now: datetime, chunk_rows: int = CHUNK_ROWS)
         rows = min(remaining, len(slot) * size.series)
         remaining -= rows
         seq = np.repeat(slot, size.series)[:rows]
-        device_ts = pd.Timestamp(first) + pd.to_timedelta(seq * step + np.tile(np.arange(size.series) % 60, len(slot))[:rows], unit="s")
+        device_ts = pd.Timestamp(first) + pd.to_timedelta(
+            seq * step + np.tile(np.arange(size.series) % 60, len(slot))[:rows], unit="s"
+        )
         units = 20.0 + (seq * 7 + np.tile(np.arange(size.series), len(slot))[:rows]) % 21
-        yield pd.DataFrame({
-            "sensor_id": np.tile(sensors, len(slot))[:rows], "store_id": np.tile(store_of, len(slot))[:rows],
-            "sku": np.tile(sku_of, len(slot))[:rows], "kind": "shelf_units", "value": units, "units": units, "seq": seq,
-            "battery": 0.9, "device_ts": device_ts, "received_at": device_ts + pd.Timedelta(seconds=2), "clock_skew": False,
-        })
+        yield pd.DataFrame(
+            {
+                "sensor_id": np.tile(sensors, len(slot))[:rows],
+                "store_id": np.tile(store_of, len(slot))[:rows],
+                "sku": np.tile(sku_of, len(slot))[:rows],
+                "kind": "shelf_units",
+                "value": units,
+                "units": units,
+                "seq": seq,
+                "battery": 0.9,
+                "device_ts": device_ts,
+                "received_at": device_ts + pd.Timedelta(seconds=2),
+                "clock_skew": False,
+            }
+        )
 
 
 def synthetic_forecast(size: WorldSize, first_day: pd.Timestamp, seed: int = 11) -> ForecastResult:
@@ -160,16 +211,36 @@ def synthetic_forecast(size: WorldSize, first_day: pd.Timestamp, seed: int = 11)
     rng = np.random.default_rng(seed)
     store_of, sku_of = shelf_ids(size)
     mean = np.repeat(rng.gamma(3.0, 1.0, size.series), size.horizon)
-    forecast = pd.DataFrame({
-        "store_id": np.repeat(store_of, size.horizon), "sku": np.repeat(sku_of, size.horizon),
-        "date": np.tile(pd.date_range(first_day, periods=size.horizon), size.series), "mean": mean,
-        "p10": mean * 0.4, "p50": mean * 0.95, "p90": mean * 1.7, "model": "AutoETS",
-    })
-    models = pd.DataFrame({
-        "store_id": store_of, "sku": sku_of, "model": "AutoETS", "backtest_rmsse": rng.uniform(0.5, 1.2, size.series), "backtest_windows": 3,
-        "dispersion": rng.uniform(0.01, 0.3, size.series), "level_dispersion": 0.0, "promotion_lift": 1.0, "censored_days": 0, "demand_class": "smooth",
-        "adi": 1.0, "cv2": rng.uniform(0.05, 0.4, size.series), "history_days": SALES_DAYS, "mean_units": mean[:: size.horizon],
-    })
+    forecast = pd.DataFrame(
+        {
+            "store_id": np.repeat(store_of, size.horizon),
+            "sku": np.repeat(sku_of, size.horizon),
+            "date": np.tile(pd.date_range(first_day, periods=size.horizon), size.series),
+            "mean": mean,
+            "p10": mean * 0.4,
+            "p50": mean * 0.95,
+            "p90": mean * 1.7,
+            "model": "AutoETS",
+        }
+    )
+    models = pd.DataFrame(
+        {
+            "store_id": store_of,
+            "sku": sku_of,
+            "model": "AutoETS",
+            "backtest_rmsse": rng.uniform(0.5, 1.2, size.series),
+            "backtest_windows": 3,
+            "dispersion": rng.uniform(0.01, 0.3, size.series),
+            "level_dispersion": 0.0,
+            "promotion_lift": 1.0,
+            "censored_days": 0,
+            "demand_class": "smooth",
+            "adi": 1.0,
+            "cv2": rng.uniform(0.05, 0.4, size.series),
+            "history_days": SALES_DAYS,
+            "mean_units": mean[:: size.horizon],
+        }
+    )
     return ForecastResult(forecast=forecast, models=models)
 
 
@@ -180,8 +251,16 @@ def ingest_messages(size: WorldSize, now: datetime, count: int) -> list[tuple[st
     messages = []
     for i in range(count):
         s = i % size.series
-        reading = {"sensor_id": sensors[s], "store_id": store_of[s], "sku": sku_of[s], "kind": "shelf_units", "value": float(20 + i % 17),
-                   "ts": (now + timedelta(milliseconds=i)).isoformat(), "seq": 10**6 + i, "battery": 0.8}
+        reading = {
+            "sensor_id": sensors[s],
+            "store_id": store_of[s],
+            "sku": sku_of[s],
+            "kind": "shelf_units",
+            "value": float(20 + i % 17),
+            "ts": (now + timedelta(milliseconds=i)).isoformat(),
+            "seq": 10**6 + i,
+            "battery": 0.8,
+        }
         messages.append((topic_for(PREFIX, store_of[s], sensors[s]), orjson.dumps(reading)))
     return messages
 
@@ -249,33 +328,53 @@ def timed(action) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def measure_design(url: str, size: WorldSize, design: str, now: datetime, as_of: pd.Timestamp, ingest_readings: int, batch_size: int) -> dict:
+def measure_design(
+    url: str, size: WorldSize, design: str, now: datetime, as_of: pd.Timestamp, ingest_readings: int, batch_size: int
+) -> dict:
     """Forecast write, detection and ingest on one built world, the way `design` does them."""
     engine = get_engine(url)
     before = design == BEFORE
     result = synthetic_forecast(size, as_of.tz_localize(None))
     run_id = f"bench-{design}"
-    write, _ = timed(lambda: store_result(engine, result, run_id, as_of - pd.Timedelta(days=1), size.horizon,
-                                          write_rows=insert_rows if before else None))
+    write, _ = timed(
+        lambda: store_result(
+            engine,
+            result,
+            run_id,
+            as_of - pd.Timedelta(days=1),
+            size.horizon,
+            write_rows=insert_rows if before else None,
+        )
+    )
     settings = Settings(database_url=url)
     reader = raw_recent_readings if before else recent_readings
     detections = [timed(lambda: detect_alerts(engine, settings, as_of, read_readings=reader)) for _ in range(2)]
     writer = ReadingWriter(engine, PREFIX)
     messages = ingest_messages(size, now, ingest_readings)
-    batches = [timed(lambda b=messages[i : i + batch_size]: writer.write(b)) for i in range(0, len(messages), batch_size)]
+    batches = [
+        timed(lambda b=messages[i : i + batch_size]: writer.write(b)) for i in range(0, len(messages), batch_size)
+    ]
     with engine.connect() as conn:
-        rows = conn.execute(select(func.count()).select_from(schema.forecasts).where(schema.forecasts.c.run_id == run_id)).scalar_one()
-    return {"forecast write": write, "detection": min(seconds for seconds, _ in detections),
-            "ingest": sum(stored for _, (stored, _, _) in batches) / sum(seconds for seconds, _ in batches),
-            "forecast_rows": rows, "alerts_opened": detections[0][1]["opened"]}
+        rows = conn.execute(
+            select(func.count()).select_from(schema.forecasts).where(schema.forecasts.c.run_id == run_id)
+        ).scalar_one()
+    return {
+        "forecast write": write,
+        "detection": min(seconds for seconds, _ in detections),
+        "ingest": sum(stored for _, (stored, _, _) in batches) / sum(seconds for seconds, _ in batches),
+        "forecast_rows": rows,
+        "alerts_opened": detections[0][1]["opened"],
+    }
 
 
 def bench_world(size: WorldSize, pg_url: str, ingest_readings: int, batch_size: int, log) -> WorldResult:
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     as_of = pd.Timestamp(now.date(), tz="UTC")  # detection's "now": midnight after the last day of sales
     result = WorldResult(size)
     for design in (BEFORE, AFTER):
-        log(f"{size.name} ({size.series:,} series, {size.readings:,} readings), design {'0006' if design == BEFORE else '0007'}")
+        log(
+            f"{size.name} ({size.series:,} series, {size.readings:,} readings), design {'0006' if design == BEFORE else '0007'}"
+        )
         with scratch_schema(pg_url, f"{size.name}_{'before' if design == BEFORE else 'after'}".lower()) as url:
             result.readings_loaded[design] = load_world(url, size, now, as_of, log)
             if design == AFTER:
@@ -283,8 +382,14 @@ def bench_world(size: WorldSize, pg_url: str, ingest_readings: int, batch_size: 
                 log(f"  migration 0006 -> 0007: {result.migration_seconds:.1f} s")
             else:  # today's code reads columns and writes a table added after 0006 (0012, 0016), which is not what is compared
                 with get_engine(url).begin() as conn:
-                    conn.execute(text("ALTER TABLE forecast_models ADD COLUMN level_dispersion float NOT NULL DEFAULT 0"))
-                    conn.execute(text("ALTER TABLE stores ADD COLUMN chain varchar(64), ADD COLUMN latitude float, ADD COLUMN longitude float"))
+                    conn.execute(
+                        text("ALTER TABLE forecast_models ADD COLUMN level_dispersion float NOT NULL DEFAULT 0")
+                    )
+                    conn.execute(
+                        text(
+                            "ALTER TABLE stores ADD COLUMN chain varchar(64), ADD COLUMN latitude float, ADD COLUMN longitude float"
+                        )
+                    )
                     conn.execute(text("ALTER TABLE products ADD COLUMN vegetarian boolean"))
                     schema.alert_substitutes.create(conn, checkfirst=True)
             figures = measure_design(url, size, design, now, as_of, ingest_readings, batch_size)
@@ -292,10 +397,19 @@ def bench_world(size: WorldSize, pg_url: str, ingest_readings: int, batch_size: 
         result.alerts_opened[design] = figures.pop("alerts_opened")
         for measure, value in figures.items():
             result.measures.setdefault(measure, {})[design] = value
-        log("  " + ", ".join(f"{m} {v:,.2f}" for m, v in figures.items()) + f"; detection opened {result.alerts_opened[design]} alerts")
+        log(
+            "  "
+            + ", ".join(f"{m} {v:,.2f}" for m, v in figures.items())
+            + f"; detection opened {result.alerts_opened[design]} alerts"
+        )
     return result
 
 
-def run_scale_bench(sizes: list[WorldSize], pg_url: str, ingest_readings: int = 100_000, batch_size: int = 2000,
-                    log=lambda message: None) -> list[WorldResult]:
+def run_scale_bench(
+    sizes: list[WorldSize],
+    pg_url: str,
+    ingest_readings: int = 100_000,
+    batch_size: int = 2000,
+    log=lambda message: None,
+) -> list[WorldResult]:
     return [bench_world(size, pg_url, ingest_readings, batch_size, log) for size in sizes]

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from shelfwatch.forecasting.combine import COMBINATION_PREFIX, WindowResult, decide, mean_of
-from shelfwatch.forecasting.engine import EngineSettings, chunk_candidates, prices_of, store_chunks
-from shelfwatch.forecasting.parallel import map_in_processes
-from shelfwatch.lab.bench.forecast import complete, interval_scores, truth_arrays
+from forecasting.combine import COMBINATION_PREFIX, WindowResult, decide, mean_of
+from forecasting.engine import EngineSettings, chunk_candidates, prices_of, store_chunks
+from forecasting.parallel import map_in_processes
+from lab.bench.forecast import complete, interval_scores, truth_arrays
 
 FIXED_SIMPLE = ("ma28", "adida", "imapa")
 DEFAULT_VARIANTS = ("select", "top2", "top3", "top5", "top3w", "top5w", "fixed_simple", "class_top3", "shrink_top3")
@@ -37,7 +37,9 @@ def candidates_of(args):
     return chunk_candidates(chunk, promotions, settings, final_models="all", prices=prices)
 
 
-def fixed_decision(windows: list[WindowResult], final: dict[str, np.ndarray], members: list[str]) -> SeriesDecision | None:
+def fixed_decision(
+    windows: list[WindowResult], final: dict[str, np.ndarray], members: list[str]
+) -> SeriesDecision | None:
     """The equal mean of fixed `members` (those the series has), with its own backtest dispersion."""
     members = [m for m in members if m in final]
     if not members:
@@ -58,7 +60,7 @@ def variant_decisions(c, variant: str) -> dict[str, SeriesDecision]:
         elif variant.startswith("only:"):
             d = fixed_decision(w, final, [variant[5:]])
         elif variant.startswith(COMBINATION_PREFIX):
-            d = fixed_decision(w, final, variant[len(COMBINATION_PREFIX):].split("+"))
+            d = fixed_decision(w, final, variant[len(COMBINATION_PREFIX) :].split("+"))
         else:
             name, _, mean, dispersion, _ = decide(w, final, variant, c.pooled_for(uid))
             d = SeriesDecision(name, mean, dispersion) if name else None
@@ -67,8 +69,17 @@ def variant_decisions(c, variant: str) -> dict[str, SeriesDecision]:
     return out
 
 
-def run_variants(sales: pd.DataFrame, promotions=None, variants=DEFAULT_VARIANTS, windows: int = 3, horizon: int = 28,
-                 inner_windows: int = 3, workers: int = 0, log=print, prices=None) -> pd.DataFrame:
+def run_variants(
+    sales: pd.DataFrame,
+    promotions=None,
+    variants=DEFAULT_VARIANTS,
+    windows: int = 3,
+    horizon: int = 28,
+    inner_windows: int = 3,
+    workers: int = 0,
+    log=print,
+    prices=None,
+) -> pd.DataFrame:
     """Mean RMSSE, daily and 7-day 80 % coverage per variant over `windows` outer origins."""
     sales = complete(sales.assign(stockout=sales.get("stockout", 0)))
     end = sales["date"].max()
@@ -80,8 +91,16 @@ def run_variants(sales: pd.DataFrame, promotions=None, variants=DEFAULT_VARIANTS
         history = history[history.groupby(["store_id", "sku"])["units"].transform("sum") > 0]
         actual = sales[(sales["date"] > cutoff) & (sales["date"] <= cutoff + pd.Timedelta(days=horizon))]
         t0 = time.perf_counter()
-        chunks = list(map_in_processes(candidates_of, [(c, promotions, prices_of(prices, c), settings) for c in store_chunks(history)], workers or os.cpu_count() or 1))
-        log(f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}: candidates in {time.perf_counter() - t0:.0f}s")
+        chunks = list(
+            map_in_processes(
+                candidates_of,
+                [(c, promotions, prices_of(prices, c), settings) for c in store_chunks(history)],
+                workers or os.cpu_count() or 1,
+            )
+        )
+        log(
+            f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}: candidates in {time.perf_counter() - t0:.0f}s"
+        )
         truth = truth_arrays(actual, history)
         for variant in variants:
             decisions = {uid: d for c in chunks for uid, d in variant_decisions(c, variant).items()}
@@ -95,9 +114,10 @@ def run_variants(sales: pd.DataFrame, promotions=None, variants=DEFAULT_VARIANTS
 def summary(detail: pd.DataFrame) -> pd.DataFrame:
     """One row per variant: mean RMSSE, coverage of daily values and of 7-day sums."""
     g = detail.groupby("variant", sort=False)
-    return pd.DataFrame({
-        "mean_rmsse": g["rmsse"].mean(),
-        "coverage80_daily": g["covered"].sum() / g["days"].sum(),
-        "coverage80_7day": g["covered7"].sum() / g["weeks"].sum(),
-    }).reset_index()
-
+    return pd.DataFrame(
+        {
+            "mean_rmsse": g["rmsse"].mean(),
+            "coverage80_daily": g["covered"].sum() / g["days"].sum(),
+            "coverage80_7day": g["covered7"].sum() / g["weeks"].sum(),
+        }
+    ).reset_index()

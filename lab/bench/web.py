@@ -13,17 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from shelfwatch.core.settings import Settings
+from core.settings import Settings
 
 
 def build_world_db(settings: Settings, world_dir: Path, stores: int, skus: int, days: int, log) -> dict:
     """Simulate, load, forecast and detect once (kept between runs: the database is reused)."""
-    from shelfwatch.alerts.detect import detect_alerts
-    from shelfwatch.forecasting.runs import engine_settings, run_forecast
-    from shelfwatch.core.db import get_engine
-    from shelfwatch.sql.migrate import migrate
-    from shelfwatch.lab.world_db import load_world_bulk
-    from shelfwatch.lab.simulator import simulate_world, world_now
+    from alerts.detect import detect_alerts
+    from core.db import get_engine
+    from forecasting.runs import engine_settings, run_forecast
+    from lab.simulator import simulate_world, world_now
+    from lab.world_db import load_world_bulk
+    from sql.migrate import migrate
 
     engine = migrate(settings.db_url)
     t0 = time.perf_counter()
@@ -43,24 +43,40 @@ def time_pages(settings: Settings, requests: int = 20) -> list[dict]:
     import httpx
     from sqlalchemy import select
 
-    from shelfwatch.core.db import get_engine
+    from core.db import get_engine
     from shelfwatch.web.app import create_app
     from shelfwatch.web.auth import add_user
-    from shelfwatch.sql import schema
+    from sql import schema
 
     engine = get_engine(settings.db_url)
     password = secrets.token_urlsafe(12)
     with engine.connect() as conn:
-        store = conn.execute(select(schema.alerts.c.store_id).where(schema.alerts.c.status == "open").order_by(schema.alerts.c.severity.desc()).limit(1)).scalar()
-        alert = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == store).order_by(schema.alerts.c.severity.desc()).limit(1)).scalar()
+        store = conn.execute(
+            select(schema.alerts.c.store_id)
+            .where(schema.alerts.c.status == "open")
+            .order_by(schema.alerts.c.severity.desc())
+            .limit(1)
+        ).scalar()
+        alert = conn.execute(
+            select(schema.alerts.c.alert_id)
+            .where(schema.alerts.c.store_id == store)
+            .order_by(schema.alerts.c.severity.desc())
+            .limit(1)
+        ).scalar()
         linked = conn.execute(select(schema.alert_members.c.alert_id).limit(1)).scalar() or alert
         sku = conn.execute(select(schema.alerts.c.sku).where(schema.alerts.c.alert_id == alert)).scalar()
     users = {"planner": ("bench-planner", None), "store_manager": ("bench-manager", store), "cx": ("bench-cx", None)}
     for role, (name, s) in users.items():
         add_user(engine, name, password, role, s)
-    pages = [("login page (baseline, no data)", None, "/login"), ("forecast explorer + heat map", "planner", f"/forecast?store={store}&sku={sku}"),
-             ("alert inbox", "store_manager", f"/stores/{store}/alerts"), ("alert history", "store_manager", f"/alerts/{alert}/history"),
-             ("CX alert list", "cx", "/cx"), ("CX members of an alert", "cx", f"/cx?alert={linked}"), ("pipeline health", "planner", "/health")]
+    pages = [
+        ("login page (baseline, no data)", None, "/login"),
+        ("forecast explorer + heat map", "planner", f"/forecast?store={store}&sku={sku}"),
+        ("alert inbox", "store_manager", f"/stores/{store}/alerts"),
+        ("alert history", "store_manager", f"/alerts/{alert}/history"),
+        ("CX alert list", "cx", "/cx"),
+        ("CX members of an alert", "cx", f"/cx?alert={linked}"),
+        ("pipeline health", "planner", "/health"),
+    ]
     clients = {}
     # plain loopback HTTP: the Secure flag would keep the client from sending the session cookie back;
     # it changes nothing in what a page costs to serve
@@ -81,8 +97,16 @@ def time_pages(settings: Settings, requests: int = 20) -> list[dict]:
                 response = client.get(path)
                 ms.append(1000 * (time.perf_counter() - t0))
                 assert response.status_code == 200
-            out.append({"page": name, "role": role or "-", "path": path, "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
-                        "bytes": len(response.content)})
+            out.append(
+                {
+                    "page": name,
+                    "role": role or "-",
+                    "path": path,
+                    "median_ms": float(np.median(ms)),
+                    "p95_ms": float(np.percentile(ms, 95)),
+                    "bytes": len(response.content),
+                }
+            )
         for c in clients.values():
             c.close()
     return out

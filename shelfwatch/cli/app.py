@@ -2,7 +2,7 @@
 simulator, demo and benchmarks.
 
 One module per command group; `common` holds what they share. Options override the environment (see
-`shelfwatch.core.settings.Settings`); each command prints a short summary and exits non-zero with a
+`core.settings.Settings`); each command prints a short summary and exits non-zero with a
 clear message on bad input. Heavy imports happen inside the commands, so start-up stays fast.
 """
 
@@ -20,7 +20,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Shelfwatch: 
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 for group in (setup, data, ingest, forecast, report, web, alerts, notify, members, users, quarantine, stack):
@@ -31,8 +33,27 @@ for plugin in entry_points(group="shelfwatch.cli"):
     plugin.load()(app)
 
 # The order `shelfwatch --help` lists commands in, then groups (anything not named here goes last).
-HELP_ORDER = ["simulate", "templates", "check", "migrate", "load-reference", "ingest-sales", "ingest-iot", "stale-sensors", "forecast", "report",
-              "demo", "web", "alerts", "notify", "members", "users", "quarantine", "bench", "stack"]
+HELP_ORDER = [
+    "simulate",
+    "templates",
+    "check",
+    "migrate",
+    "load-reference",
+    "ingest-sales",
+    "ingest-iot",
+    "stale-sensors",
+    "forecast",
+    "report",
+    "demo",
+    "web",
+    "alerts",
+    "notify",
+    "members",
+    "users",
+    "quarantine",
+    "bench",
+    "stack",
+]
 app.registered_commands.sort(key=lambda c: HELP_ORDER.index(c.name) if c.name in HELP_ORDER else len(HELP_ORDER))
 app.registered_groups.sort(key=lambda g: HELP_ORDER.index(g.name) if g.name in HELP_ORDER else len(HELP_ORDER))
 

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from shelfwatch.core.settings import Settings
+from core.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,13 +29,24 @@ def progress_bar(label: str, total: int | None = None):
     """A Rich progress bar on stderr; yields `advance(n)`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
 
-AsOfOption = typer.Option(None, "--as-of", help='"Now" for this run, ISO time (UTC unless it has an offset), e.g. 2026-11-23T00:00. '
-                          "Default: SHELFWATCH_AS_OF, else the wall clock; never the last date in the data.")
+AsOfOption = typer.Option(
+    None,
+    "--as-of",
+    help='"Now" for this run, ISO time (UTC unless it has an offset), e.g. 2026-11-23T00:00. '
+    "Default: SHELFWATCH_AS_OF, else the wall clock; never the last date in the data.",
+)
 
 
 def settings_for(db: str | None = None, broker: str | None = None, as_of: str | None = None) -> Settings:
@@ -44,7 +55,9 @@ def settings_for(db: str | None = None, broker: str | None = None, as_of: str | 
     try:
         settings.clock()
     except ValueError:
-        error(f"--as-of / SHELFWATCH_AS_OF {settings.as_of!r} is not an ISO time (e.g. 2026-11-23T00:00 or 2026-11-23T00:00+01:00)")
+        error(
+            f"--as-of / SHELFWATCH_AS_OF {settings.as_of!r} is not an ISO time (e.g. 2026-11-23T00:00 or 2026-11-23T00:00+01:00)"
+        )
         raise typer.Exit(2) from None
     return settings
 

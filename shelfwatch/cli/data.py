@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -14,30 +13,43 @@ DOC_HINT = "The files, their columns and rules: docs/data-contract.md."
 
 
 def templates(
-    directory: Path = typer.Argument(..., metavar="DIR", file_okay=False, help="Folder to write the templates into (created if missing)."),
+    directory: Path = typer.Argument(
+        ..., metavar="DIR", file_okay=False, help="Folder to write the templates into (created if missing)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite template files that already exist."),
 ) -> None:
     """Write a header-plus-example-row CSV for every input file: the reference files in DIR, the POS
     files in DIR/sales. `shelfwatch load-reference DIR` then `shelfwatch ingest-sales DIR/sales` load
     them as they are. The files, their columns and rules: docs/data-contract.md."""
-    from shelfwatch.sales_ingest.reference_contract import ALL_FILES, template_csv, template_path
+    from sales_ingest.reference_contract import ALL_FILES, template_csv, template_path
 
     targets = {directory / template_path(spec): template_csv(spec) for spec in ALL_FILES.values()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
-        console.print(f"[red]refused:[/red] {len(existing)} template file(s) already exist, e.g. {escape(str(existing[0]))}; "
-                      "pass --force to overwrite them", soft_wrap=True)
+        console.print(
+            f"[red]refused:[/red] {len(existing)} template file(s) already exist, e.g. {escape(str(existing[0]))}; "
+            "pass --force to overwrite them",
+            soft_wrap=True,
+        )
         raise typer.Exit(2)
     for path, text in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         console.print(f"wrote {escape(str(path))}", soft_wrap=True, highlight=False)
-    console.print(f"Fill them in, then `shelfwatch check {escape(str(directory))}`. {DOC_HINT}", soft_wrap=True, highlight=False)
+    console.print(
+        f"Fill them in, then `shelfwatch check {escape(str(directory))}`. {DOC_HINT}", soft_wrap=True, highlight=False
+    )
 
 
 def check(
-    folder: Path = typer.Argument(..., exists=True, file_okay=False, metavar="FOLDER", help="Folder of reference files (and POS files in FOLDER/sales)."),
-    db: Optional[str] = DbOption,
+    folder: Path = typer.Argument(
+        ...,
+        exists=True,
+        file_okay=False,
+        metavar="FOLDER",
+        help="Folder of reference files (and POS files in FOLDER/sales).",
+    ),
+    db: str | None = DbOption,
     limit: int = typer.Option(500, "--limit", min=1, help="Most problems to list (all are counted)."),
 ) -> None:
     """Check every file of FOLDER (reference files, and POS files in FOLDER/sales or at its top)
@@ -46,22 +58,30 @@ def check(
     and rules: docs/data-contract.md."""
     from rich.table import Table
 
-    from shelfwatch.sales_ingest.reference_files import check_folder
+    from sales_ingest.reference_files import check_folder
 
     known, note = database_ids(db)
     sales = folder / "sales"
-    pos_paths = sorted(p for p in sales.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".parquet")) if sales.is_dir() else []
+    pos_paths = (
+        sorted(p for p in sales.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".parquet"))
+        if sales.is_dir()
+        else []
+    )
     result = check_folder(folder, known, pos_paths)
     console.print(escape(note), soft_wrap=True, highlight=False)
     if not result.files and not result.unknown:
-        console.print(f"[red]no input file found[/red] in {escape(str(folder))}. {DOC_HINT} (`shelfwatch templates DIR` writes examples)",
-                      soft_wrap=True)
+        console.print(
+            f"[red]no input file found[/red] in {escape(str(folder))}. {DOC_HINT} (`shelfwatch templates DIR` writes examples)",
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
     problems = result.problems
     if problems:
         table = Table("file", "row", "column", "problem", title=f"{len(problems)} problem(s)")
         for p in problems[:limit]:
-            table.add_row(escape(p.file), "" if p.row is None else str(p.row), escape(p.column or ""), escape(p.problem))
+            table.add_row(
+                escape(p.file), "" if p.row is None else str(p.row), escape(p.column or ""), escape(p.problem)
+            )
         console.print(table)
         if len(problems) > limit:
             console.print(f"... and {len(problems) - limit} more (--limit)")
@@ -73,7 +93,9 @@ def check(
             line = f"{escape(name)} ({escape(file_result.kind)}): {file_result.rows} rows{bad}"
         console.print(line, soft_wrap=True, highlight=False)
     for name, _ in result.unknown:
-        console.print(f"[red]unknown[/red] {escape(name)}: not an input file name (see above)", soft_wrap=True, highlight=False)
+        console.print(
+            f"[red]unknown[/red] {escape(name)}: not an input file name (see above)", soft_wrap=True, highlight=False
+        )
     if problems:
         console.print(f"Nothing was loaded. {DOC_HINT}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)
@@ -86,7 +108,7 @@ def database_ids(db: str | None):
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from shelfwatch.sales_ingest.reference_files import Known
+    from sales_ingest.reference_files import Known
 
     url = settings_for(db).db_url
     try:
@@ -100,7 +122,10 @@ def database_ids(db: str | None):
     try:
         return Known.from_db(engine), f"checked against the folder's own files and the ids in {shown}"
     except SQLAlchemyError as exc:
-        return Known(), f"database {shown} not readable ({type(exc).__name__}; not migrated yet?): checked against the folder's own files only"
+        return (
+            Known(),
+            f"database {shown} not readable ({type(exc).__name__}; not migrated yet?): checked against the folder's own files only",
+        )
     finally:
         engine.dispose()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,23 +10,54 @@ from shelfwatch.cli.common import AsOfOption, DbOption, console, error, progress
 
 
 def forecast(
-    input: Optional[Path] = typer.Option(None, "--input", exists=True, dir_okay=False, help="Sales CSV: store_id, sku, date, units[, stockout]; omit to use the database."),
+    input: Path | None = typer.Option(
+        None,
+        "--input",
+        exists=True,
+        dir_okay=False,
+        help="Sales CSV: store_id, sku, date, units[, stockout]; omit to use the database.",
+    ),
     output: Path = typer.Option(Path("forecast.csv"), "--output", help="Forecast CSV to write (with --input)."),
     horizon: int = typer.Option(28, min=1, max=366, help="Days to forecast after each series' last date."),
     quantiles: str = typer.Option("0.1,0.5,0.9", help="Quantile levels, written as p10, p50, p90, ..."),
-    promotions: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Promotion calendar CSV: store_id (empty = all), sku, start_date, end_date."),
-    prices: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Shelf prices CSV: store_id (empty = all), sku, date (from which), price; planned changes included."),
-    shard: Optional[str] = typer.Option(None, help="i/n: forecast only the stores of shard i of n (stable hash of store_id)."),
-    models_out: Optional[Path] = typer.Option(None, "--models-out", help="CSV of the model chosen per series, its backtest RMSSE and demand class."),
-    plots: Optional[Path] = typer.Option(None, help="Folder for one PNG per series: history, forecast, 80 % interval, stock-out days."),
-    report: Optional[Path] = typer.Option(None, help="Accuracy report CSV per store (and category, with --products)."),
-    products: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="products.csv (sku, category) for the report."),
-    as_of: Optional[str] = AsOfOption,
-    db: Optional[str] = DbOption,
+    promotions: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Promotion calendar CSV: store_id (empty = all), sku, start_date, end_date.",
+    ),
+    prices: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Shelf prices CSV: store_id (empty = all), sku, date (from which), price; planned changes included.",
+    ),
+    shard: str | None = typer.Option(
+        None, help="i/n: forecast only the stores of shard i of n (stable hash of store_id)."
+    ),
+    models_out: Path | None = typer.Option(
+        None, "--models-out", help="CSV of the model chosen per series, its backtest RMSSE and demand class."
+    ),
+    plots: Path | None = typer.Option(
+        None, help="Folder for one PNG per series: history, forecast, 80 % interval, stock-out days."
+    ),
+    report: Path | None = typer.Option(None, help="Accuracy report CSV per store (and category, with --products)."),
+    products: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="products.csv (sku, category) for the report."
+    ),
+    as_of: str | None = AsOfOption,
+    db: str | None = DbOption,
 ) -> None:
     """Forecast daily demand per store x SKU: the mean of the candidates that backtest best per series."""
-    from shelfwatch.forecasting.inputs import ForecastInputError, parse_quantiles, parse_shard, read_prices_csv, read_promotions_csv, read_sales_csv
-    from shelfwatch.forecasting.runs import engine_settings
+    from forecasting.inputs import (
+        ForecastInputError,
+        parse_quantiles,
+        parse_shard,
+        read_prices_csv,
+        read_promotions_csv,
+        read_sales_csv,
+    )
+    from forecasting.runs import engine_settings
 
     settings = settings_for(db, as_of=as_of)
     try:
@@ -38,7 +68,11 @@ def forecast(
             from shelfwatch import steps
 
             with progress_bar("forecasting") as advance:
-                show(steps.forecast_demand(settings, progress=advance, shard=shard_spec, horizon=horizon, quantiles=levels))  # history before as-of's day
+                show(
+                    steps.forecast_demand(
+                        settings, progress=advance, shard=shard_spec, horizon=horizon, quantiles=levels
+                    )
+                )  # history before as-of's day
             return
         sales = read_sales_csv(input)
         promo = read_promotions_csv(promotions) if promotions else None
@@ -46,15 +80,17 @@ def forecast(
     except ForecastInputError as exc:
         error(exc)
         raise typer.Exit(2) from None
-    from shelfwatch.forecasting.engine import forecast as run_engine
+    from forecasting.engine import forecast as run_engine
 
     with progress_bar("forecasting", total=sales[["store_id", "sku"]].drop_duplicates().shape[0]) as advance:
         result = run_engine(sales, engine_cfg, promotions=promo, shard=shard_spec, progress=advance, prices=price_rows)
-    result.forecast.assign(date=result.forecast["date"].dt.strftime("%Y-%m-%d")).to_csv(output, index=False, float_format="%.4f")
+    result.forecast.assign(date=result.forecast["date"].dt.strftime("%Y-%m-%d")).to_csv(
+        output, index=False, float_format="%.4f"
+    )
     if models_out:
         result.models.to_csv(models_out, index=False)
     if plots or report:
-        from shelfwatch.forecasting import planner
+        from forecasting import planner
 
         if plots:
             planner.plot_all(sales, result, plots)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 import typer
 
 from shelfwatch.cli.common import DbOption, console, error, escape, say, settings_for
 
-quarantine_app = typer.Typer(no_args_is_help=True, help="What the ingest gates held back (POS files, MQTT messages, reference files), and why.")
+quarantine_app = typer.Typer(
+    no_args_is_help=True, help="What the ingest gates held back (POS files, MQTT messages, reference files), and why."
+)
 
-# --source names people type -> quarantine channels (shelfwatch.core.domain.QUARANTINE_CHANNELS)
+# --source names people type -> quarantine channels (core.domain.QUARANTINE_CHANNELS)
 SOURCES = {"sales": "sales_file", "mqtt": "mqtt", "reference": "reference_file"}
 
 
@@ -20,21 +21,31 @@ def parse_since(value: str) -> datetime:
     try:
         return datetime.fromisoformat(value.strip())
     except ValueError:
-        error(f"--since {value!r}: expected an ISO date or date-time, e.g. 2026-11-03 or 2026-11-03T08:00 (UTC unless an offset is given)")
+        error(
+            f"--since {value!r}: expected an ISO date or date-time, e.g. 2026-11-03 or 2026-11-03T08:00 (UTC unless an offset is given)"
+        )
         raise typer.Exit(2) from None
 
 
 @quarantine_app.command("list")
 def quarantine_list(
-    source: Optional[str] = typer.Option(None, "--source", help="Only this channel: sales (POS files), mqtt (sensor messages) or reference (reference files)."),
-    since: Optional[str] = typer.Option(None, "--since", help="Only entries quarantined at or after this ISO date or date-time (UTC unless it says otherwise)."),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="Only this channel: sales (POS files), mqtt (sensor messages) or reference (reference files).",
+    ),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Only entries quarantined at or after this ISO date or date-time (UTC unless it says otherwise).",
+    ),
     limit: int = typer.Option(100, "--limit", min=1, help="Most entries to list (newest first)."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
 ) -> None:
     """Quarantined entries, newest first: id, when (UTC), channel, source and the reason, verbatim."""
     from rich.table import Table
 
-    from shelfwatch.core.db import get_engine
+    from core.db import get_engine
     from shelfwatch.report import quarantine_count, quarantine_rows
 
     channel = None
@@ -51,17 +62,36 @@ def quarantine_list(
     if len(frame):
         table = Table("id", "quarantined at (UTC)", "channel", "source", "reason")
         for r in frame.itertuples():
-            table.add_row(str(r.quarantine_id), r.quarantined_at.strftime("%Y-%m-%d %H:%M:%S"), escape(r.channel), escape(r.source), escape(r.reason))
+            table.add_row(
+                str(r.quarantine_id),
+                r.quarantined_at.strftime("%Y-%m-%d %H:%M:%S"),
+                escape(r.channel),
+                escape(r.source),
+                escape(r.reason),
+            )
         console.print(table)
-    scope = " ".join(part for part in (f"channel {channel}" if channel else "", f"since {when.isoformat()}{'' if when.tzinfo else ' UTC'}" if when else "") if part)
-    say(f"{len(frame)} of {total} quarantined entries shown" + (f" ({scope})" if scope else "")
-        + ("; `shelfwatch quarantine show ID` prints one in full" if len(frame) else ""))
+    scope = " ".join(
+        part
+        for part in (
+            f"channel {channel}" if channel else "",
+            f"since {when.isoformat()}{'' if when.tzinfo else ' UTC'}" if when else "",
+        )
+        if part
+    )
+    say(
+        f"{len(frame)} of {total} quarantined entries shown"
+        + (f" ({scope})" if scope else "")
+        + ("; `shelfwatch quarantine show ID` prints one in full" if len(frame) else "")
+    )
 
 
 @quarantine_app.command("show")
-def quarantine_show(quarantine_id: int = typer.Argument(..., metavar="ID", help="A quarantine id from `quarantine list`."), db: Optional[str] = DbOption) -> None:
+def quarantine_show(
+    quarantine_id: int = typer.Argument(..., metavar="ID", help="A quarantine id from `quarantine list`."),
+    db: str | None = DbOption,
+) -> None:
     """Every field of one quarantine entry, raw content included, verbatim."""
-    from shelfwatch.core.db import get_engine
+    from core.db import get_engine
     from shelfwatch.report import quarantine_entry
 
     settings = settings_for(db)

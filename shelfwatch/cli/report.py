@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from shelfwatch.cli.common import DbOption, settings_for, show
 
 
-def report(world: Optional[Path] = typer.Option(None, help="World folder with ground_truth.json to score against."), db: Optional[str] = DbOption) -> None:
+def report(
+    world: Path | None = typer.Option(None, help="World folder with ground_truth.json to score against."),
+    db: str | None = DbOption,
+) -> None:
     """Write the report folder (summary, CX contact list, plots)."""
     from shelfwatch import steps
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
+from core.settings import Settings
 from shelfwatch.cli.common import console
-from shelfwatch.core.settings import Settings
 
-stack_app = typer.Typer(no_args_is_help=True, help="The production topology of docker-compose.yml as local processes (no Docker): make stack / make stack-stop.")
+stack_app = typer.Typer(
+    no_args_is_help=True,
+    help="The production topology of docker-compose.yml as local processes (no Docker): make stack / make stack-stop.",
+)
 
-StackDirOption = typer.Option(None, "--dir", help="The stack's folder: logs, pids, Airflow home, data (default SHELFWATCH_STACK_DIR or .stack).")
+StackDirOption = typer.Option(
+    None, "--dir", help="The stack's folder: logs, pids, Airflow home, data (default SHELFWATCH_STACK_DIR or .stack)."
+)
 
 
 def stack_settings_for(folder: Path | None):
@@ -34,8 +38,10 @@ def running_stack_for(folder: Path | None):
 
 
 @stack_app.command("up")
-def stack_up(folder: Optional[Path] = StackDirOption,
-             wait: float = typer.Option(240.0, help="Seconds to wait for every compose health check to pass.")) -> None:
+def stack_up(
+    folder: Path | None = StackDirOption,
+    wait: float = typer.Option(240.0, help="Seconds to wait for every compose health check to pass."),
+) -> None:
     """Init the databases, start every compose service as a supervised process, wait until healthy.
 
     Reads the machine's PostgreSQL (SHELFWATCH_DATABASE_URL, SHELFWATCH_STACK_AIRFLOW_DB_URL), Redis
@@ -44,14 +50,19 @@ def stack_up(folder: Optional[Path] = StackDirOption,
     from shelfwatch.stack import StackError, up
 
     try:
-        up(stack_settings_for(folder), Settings.from_env(), log=lambda line: console.print(line, markup=False), wait_seconds=wait)
+        up(
+            stack_settings_for(folder),
+            Settings.from_env(),
+            log=lambda line: console.print(line, markup=False),
+            wait_seconds=wait,
+        )
     except StackError as exc:
         console.print(f"stack: {exc}", markup=False, style="red")
         raise typer.Exit(1)
 
 
 @stack_app.command("down")
-def stack_down(folder: Optional[Path] = StackDirOption) -> None:
+def stack_down(folder: Path | None = StackDirOption) -> None:
     """Stop the stack by supervisord's pid: every process stops as a group, gracefully."""
     from shelfwatch.stack import StackError, down
 
@@ -63,7 +74,7 @@ def stack_down(folder: Optional[Path] = StackDirOption) -> None:
 
 
 @stack_app.command("status")
-def stack_status(folder: Optional[Path] = StackDirOption) -> None:
+def stack_status(folder: Path | None = StackDirOption) -> None:
     """Each process's state (supervisorctl) and each compose health check's result."""
     from shelfwatch.stack import run_health_checks, supervisorctl, supervisord_pid
 
@@ -80,7 +91,7 @@ def stack_status(folder: Optional[Path] = StackDirOption) -> None:
 
 
 @stack_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def stack_exec(ctx: typer.Context, folder: Optional[Path] = StackDirOption) -> None:
+def stack_exec(ctx: typer.Context, folder: Path | None = StackDirOption) -> None:
     """Run a command in the stack's environment, e.g. `shelfwatch stack exec -- airflow dags trigger
     sales_ingest` (as `docker compose exec airflow-scheduler ...`)."""
     import subprocess

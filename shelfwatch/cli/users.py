@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from shelfwatch.cli.common import DbOption, error, say, settings_for
@@ -15,19 +13,25 @@ users_app = typer.Typer(no_args_is_help=True, help="Users of the web views (plan
 def users_add(
     username: str = typer.Argument(..., help="Login name."),
     role: str = typer.Option(..., help="planner | store_manager | cx | admin"),
-    store: Optional[str] = typer.Option(None, help="The store a store_manager manages."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (else: prompt)."),
-    db: Optional[str] = DbOption,
+    store: str | None = typer.Option(None, help="The store a store_manager manages."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input (else: prompt)."
+    ),
+    db: str | None = DbOption,
 ) -> None:
     """Create a user (or reset their password and role, which ends their sessions); the password is
     stored as an argon2 hash."""
     import sys
 
+    from core.db import get_engine
     from shelfwatch import steps
-    from shelfwatch.core.db import get_engine
     from shelfwatch.web.auth import UserError, add_user
 
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
     settings = settings_for(db)
     steps.migrate_database(settings)
     try:
@@ -41,11 +45,11 @@ def users_add(
 @users_app.command("disable")
 def users_disable(
     username: str = typer.Argument(..., help="Login name."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
 ) -> None:
     """Disable a user: they can't sign in, and their open sessions end now (`users add` enables again)."""
+    from core.db import get_engine
     from shelfwatch import steps
-    from shelfwatch.core.db import get_engine
     from shelfwatch.web.auth import disable_user
 
     settings = settings_for(db)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from shelfwatch.cli.common import DbOption, say, settings_for
@@ -12,7 +10,7 @@ from shelfwatch.cli.common import DbOption, say, settings_for
 def web(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
 ) -> None:
     """Serve the web views (forecast explorer, alert inbox, CX, pipeline health)."""
     import uvicorn

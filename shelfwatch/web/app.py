@@ -14,23 +14,27 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-from shelfwatch.core.db import get_engine
-from shelfwatch.core.settings import Settings
+from core.db import get_engine
+from core.settings import Settings
 from shelfwatch.web.deps import TEMPLATES, Forbidden, csrf_token, session_user
 from shelfwatch.web.routers import admin, alerts, auth, cx, forecasts, operations
 
 
 async def forbidden(request: Request, exc: Forbidden) -> HTMLResponse:
     """A role rule said no: a readable page with the reason, status 403."""
-    return TEMPLATES.TemplateResponse(request, "forbidden.html", {"user": session_user(request), "csrf": csrf_token(request), "why": exc.detail},
-                                      status_code=403)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "forbidden.html",
+        {"user": session_user(request), "csrf": csrf_token(request), "why": exc.detail},
+        status_code=403,
+    )
 
 
 # Every response: no framing, no MIME sniffing, no referrer to other sites, and scripts, styles and
 # images from this server only (the pages' inline Plotly calls are the one inline script they run).
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -53,8 +57,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.middleware("http")(security_headers)
     app.state.settings = settings
     app.state.engine = get_engine(settings.db_url)
-    app.add_middleware(SessionMiddleware, secret_key=settings.web_secret or secrets.token_urlsafe(48), session_cookie="shelfwatch_session",
-                       https_only=settings.web_secure_cookies, same_site="lax", max_age=12 * 3600)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.web_secret or secrets.token_urlsafe(48),
+        session_cookie="shelfwatch_session",
+        https_only=settings.web_secure_cookies,
+        same_site="lax",
+        max_age=12 * 3600,
+    )
     app.add_exception_handler(Forbidden, forbidden)
     # no path is shared across routers; inside alerts, GET .../history stays ahead of POST .../{action}
     for module in (auth, forecasts, alerts, cx, operations, admin):

@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from shelfwatch.core.db import as_utc, upsert
-from shelfwatch.sql import schema
+from core.db import as_utc, upsert
+from sql import schema
 
 ROLES = ("planner", "store_manager", "cx", "admin")
 _hasher = PasswordHasher()
@@ -47,10 +47,17 @@ class User:
 
     @property
     def home(self) -> str:
-        return {"planner": "/forecast", "store_manager": f"/stores/{self.store_id}/alerts", "cx": "/cx", "admin": "/health"}[self.role]
+        return {
+            "planner": "/forecast",
+            "store_manager": f"/stores/{self.store_id}/alerts",
+            "cx": "/cx",
+            "admin": "/health",
+        }[self.role]
 
 
-USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # what fits users.username, and reads plainly in logs and pages
+USERNAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}"
+)  # what fits users.username, and reads plainly in logs and pages
 MIN_PASSWORD = 8
 
 
@@ -70,7 +77,10 @@ def check_role(conn, role: str, store_id: str | None) -> None:
         raise UserError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     if (role == "store_manager") != bool(store_id):
         raise UserError("a store manager needs --store, and only a store manager has one")
-    if store_id and conn.execute(select(schema.stores.c.store_id).where(schema.stores.c.store_id == store_id)).first() is None:
+    if (
+        store_id
+        and conn.execute(select(schema.stores.c.store_id).where(schema.stores.c.store_id == store_id)).first() is None
+    ):
         raise UserError(f"unknown store {store_id}")
 
 
@@ -81,8 +91,20 @@ def add_user(engine: Engine, username: str, password: str, role: str, store_id: 
     check_password(password)
     with engine.begin() as conn:
         check_role(conn, role, store_id)
-        upsert(conn, schema.users, [{"username": username, "password_hash": _hasher.hash(password), "role": role, "store_id": store_id,
-                                     "created_at": datetime.now(timezone.utc), "disabled_at": None}])
+        upsert(
+            conn,
+            schema.users,
+            [
+                {
+                    "username": username,
+                    "password_hash": _hasher.hash(password),
+                    "role": role,
+                    "store_id": store_id,
+                    "created_at": datetime.now(UTC),
+                    "disabled_at": None,
+                }
+            ],
+        )
         conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
     return User(username, role, store_id)
 
@@ -90,8 +112,11 @@ def add_user(engine: Engine, username: str, password: str, role: str, store_id: 
 def disable_user(engine: Engine, username: str) -> bool:
     """The user can't sign in any more and every session of theirs ends now; False if unknown."""
     with engine.begin() as conn:
-        found = conn.execute(update(schema.users).where(schema.users.c.username == username)
-                             .values(disabled_at=datetime.now(timezone.utc))).rowcount
+        found = conn.execute(
+            update(schema.users)
+            .where(schema.users.c.username == username)
+            .values(disabled_at=datetime.now(UTC))
+        ).rowcount
         conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
     return bool(found)
 
@@ -119,7 +144,9 @@ def reset_password(engine: Engine, username: str, password: str) -> None:
     check_password(password)
     with engine.begin() as conn:
         _known(conn, username)
-        conn.execute(update(schema.users).where(schema.users.c.username == username).values(password_hash=_hasher.hash(password)))
+        conn.execute(
+            update(schema.users).where(schema.users.c.username == username).values(password_hash=_hasher.hash(password))
+        )
         conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
 
 
@@ -129,7 +156,9 @@ def set_role(engine: Engine, username: str, role: str, store_id: str | None = No
     with engine.begin() as conn:
         _known(conn, username)
         check_role(conn, role, store_id)
-        conn.execute(update(schema.users).where(schema.users.c.username == username).values(role=role, store_id=store_id))
+        conn.execute(
+            update(schema.users).where(schema.users.c.username == username).values(role=role, store_id=store_id)
+        )
     return User(username, role, store_id)
 
 
@@ -144,11 +173,18 @@ def list_users(engine: Engine) -> list[dict]:
     """Every user, by name: role, store, when created and disabled, and their last successful
     sign-in (from login_attempts; None if never, or not since the audit trail began). No hashes."""
     u, a = schema.users, schema.login_attempts
-    last = (select(a.c.username, func.max(a.c.attempted_at).label("last_sign_in")).where(a.c.succeeded)
-            .group_by(a.c.username).subquery())
+    last = (
+        select(a.c.username, func.max(a.c.attempted_at).label("last_sign_in"))
+        .where(a.c.succeeded)
+        .group_by(a.c.username)
+        .subquery()
+    )
     with engine.connect() as conn:
-        rows = conn.execute(select(u.c.username, u.c.role, u.c.store_id, u.c.created_at, u.c.disabled_at, last.c.last_sign_in)
-                            .outerjoin(last, last.c.username == u.c.username).order_by(u.c.username)).all()
+        rows = conn.execute(
+            select(u.c.username, u.c.role, u.c.store_id, u.c.created_at, u.c.disabled_at, last.c.last_sign_in)
+            .outerjoin(last, last.c.username == u.c.username)
+            .order_by(u.c.username)
+        ).all()
     return [r._asdict() for r in rows]
 
 
@@ -173,12 +209,17 @@ SESSION_HOURS = 12
 
 def start_session(engine: Engine, username: str, hours: float = SESSION_HOURS) -> str:
     """A new server-side session for a signed-in user; its id is what the signed cookie carries."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     session_id = secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.expires_at < now))  # expired ones go as new ones come
-        conn.execute(insert(schema.web_sessions).values(session_id=session_id, username=username, created_at=now,
-                                                        expires_at=now + timedelta(hours=hours)))
+        conn.execute(
+            delete(schema.web_sessions).where(schema.web_sessions.c.expires_at < now)
+        )  # expired ones go as new ones come
+        conn.execute(
+            insert(schema.web_sessions).values(
+                session_id=session_id, username=username, created_at=now, expires_at=now + timedelta(hours=hours)
+            )
+        )
     return session_id
 
 
@@ -194,8 +235,13 @@ def session_user(engine: Engine, session_id: str | None) -> User | None:
         return None
     u, ws = schema.users, schema.web_sessions
     with engine.connect() as conn:
-        row = conn.execute(select(u.c.username, u.c.role, u.c.store_id).join(ws, ws.c.username == u.c.username)
-                           .where(ws.c.session_id == session_id, ws.c.expires_at > datetime.now(timezone.utc), u.c.disabled_at.is_(None))).first()
+        row = conn.execute(
+            select(u.c.username, u.c.role, u.c.store_id)
+            .join(ws, ws.c.username == u.c.username)
+            .where(
+                ws.c.session_id == session_id, ws.c.expires_at > datetime.now(UTC), u.c.disabled_at.is_(None)
+            )
+        ).first()
     return None if row is None else User(row.username, row.role, row.store_id)
 
 
@@ -210,16 +256,23 @@ MAX_WAIT = timedelta(minutes=15)
 def login_wait(engine: Engine, username: str, client: str, now: datetime | None = None) -> float:
     """Seconds before `username` may try again from `client` (0: now). The same for a user that
     does not exist, so the answer tells nothing about which usernames do."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     a = schema.login_attempts
     since = now - THROTTLE_WINDOW
     with engine.connect() as conn:
-        last_ok = conn.execute(select(func.max(a.c.attempted_at)).where(a.c.username == username, a.c.succeeded)).scalar()
+        last_ok = conn.execute(
+            select(func.max(a.c.attempted_at)).where(a.c.username == username, a.c.succeeded)
+        ).scalar()
         user_since = max(since, as_utc(last_ok)) if last_ok is not None else since
         counts = []
         for who, start in ((a.c.username == username, user_since), (a.c.client == client, since)):
-            counts.append(conn.execute(select(func.count(), func.max(a.c.attempted_at))
-                                       .where(who, a.c.attempted_at > start, a.c.succeeded.is_(False))).one())
+            counts.append(
+                conn.execute(
+                    select(func.count(), func.max(a.c.attempted_at)).where(
+                        who, a.c.attempted_at > start, a.c.succeeded.is_(False)
+                    )
+                ).one()
+            )
     failures, last = max(counts, key=lambda c: c[0])
     if failures < FREE_FAILURES or last is None:
         return 0.0
@@ -229,6 +282,12 @@ def login_wait(engine: Engine, username: str, client: str, now: datetime | None 
 
 def record_attempt(engine: Engine, username: str, client: str, succeeded: bool, throttled: bool = False) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(schema.login_attempts).values(username=username[:64], client=client[:64], attempted_at=datetime.now(timezone.utc),
-                                                          succeeded=succeeded, throttled=throttled))
-
+        conn.execute(
+            insert(schema.login_attempts).values(
+                username=username[:64],
+                client=client[:64],
+                attempted_at=datetime.now(UTC),
+                succeeded=succeeded,
+                throttled=throttled,
+            )
+        )

@@ -22,7 +22,12 @@ DAY = "%{x|%a %d %b %Y}"  # a day as hover text: "Tue 01 Dec 2026"
 HOVER_LABEL = {"bgcolor": "#fff", "bordercolor": "#555", "font": {"color": "#222"}}
 AXIS = {"gridcolor": "#e3e3e3", "linecolor": "#999", "zerolinecolor": "#ccc"}
 # ColorBrewer's OrRd (plotly.js has no such named scale): pale for little risk, dark red for much
-OR_RD = [[i / 8, c] for i, c in enumerate(("#fff7ec", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#b30000", "#7f0000"))]
+OR_RD = [
+    [i / 8, c]
+    for i, c in enumerate(
+        ("#fff7ec", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#b30000", "#7f0000")
+    )
+]
 
 
 def _json(fig: dict) -> str:
@@ -57,26 +62,71 @@ def series_chart(view: dict, title: str) -> str:
     sold = [(d, u) for d, u in zip(days, units, strict=True) if d not in empty_from]
     out = [(d, u) for d, u in zip(days, units, strict=True) if d in empty_from]
     data = [
-        {"type": "scatter", "x": [d for d, _ in sold], "y": [u for _, u in sold], "mode": "markers+lines", "name": "units sold",
-         "line": {"color": "#1f4e79"}, "marker": {"size": 5}, "hovertemplate": f"{DAY}<br>sold %{{y:.4~f}} units<extra></extra>"},
-        {"type": "scatter", "x": [d for d, _ in out], "y": [u for _, u in out], "mode": "markers", "name": "stock-out day (masked)",
-         "customdata": [f"shelf empty from {empty_from[d]}" if empty_from[d] else "shelf empty during the day" for d, _ in out],
-         "marker": {"color": "#c0392b", "symbol": "x", "size": 9},
-         "hovertemplate": f"{DAY}<br>sold %{{y:.4~f}} units<br><b>stock-out day</b>: %{{customdata}}<br>(masked when forecasting)<extra></extra>"},
+        {
+            "type": "scatter",
+            "x": [d for d, _ in sold],
+            "y": [u for _, u in sold],
+            "mode": "markers+lines",
+            "name": "units sold",
+            "line": {"color": "#1f4e79"},
+            "marker": {"size": 5},
+            "hovertemplate": f"{DAY}<br>sold %{{y:.4~f}} units<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "x": [d for d, _ in out],
+            "y": [u for _, u in out],
+            "mode": "markers",
+            "name": "stock-out day (masked)",
+            "customdata": [
+                f"shelf empty from {empty_from[d]}" if empty_from[d] else "shelf empty during the day" for d, _ in out
+            ],
+            "marker": {"color": "#c0392b", "symbol": "x", "size": 9},
+            "hovertemplate": f"{DAY}<br>sold %{{y:.4~f}} units<br><b>stock-out day</b>: %{{customdata}}<br>(masked when forecasting)<extra></extra>",
+        },
     ]
     if len(forecast):
         dates = _days(forecast["date"])
         low, high = _numbers(forecast["p10"]), _numbers(forecast["p90"])
-        data.append({"type": "scatter", "x": dates + dates[::-1], "y": high + low[::-1], "fill": "toself", "fillcolor": "rgba(230,126,34,0.25)",
-                     "line": {"width": 0}, "name": "80 % interval (p10–p90)", "hoverinfo": "skip"})
+        data.append(
+            {
+                "type": "scatter",
+                "x": dates + dates[::-1],
+                "y": high + low[::-1],
+                "fill": "toself",
+                "fillcolor": "rgba(230,126,34,0.25)",
+                "line": {"width": 0},
+                "name": "80 % interval (p10–p90)",
+                "hoverinfo": "skip",
+            }
+        )
         quantiles = [list(q) for q in zip(low, _numbers(forecast["p50"]), high, strict=True)]
-        data.append({"type": "scatter", "x": dates, "y": _numbers(forecast["mean"]), "mode": "lines+markers", "name": "forecast mean",
-                     "line": {"color": "#e67e22", "width": 3}, "marker": {"size": 5}, "customdata": quantiles,
-                     "hovertemplate": f"{DAY}<br>forecast mean <b>%{{y:.1f}}</b> units<br>"
-                                      "80 % interval %{customdata[0]:.1f}–%{customdata[2]:.1f}<br>median (p50) %{customdata[1]:.1f}<extra></extra>"})
-    layout = {"title": {"text": html.escape(title), "x": 0.01, "xanchor": "left"}, "height": 380, "margin": {"l": 50, "r": 10, "t": 40, "b": 40}, "legend": {"orientation": "h"},
-              "xaxis": {**AXIS, "type": "date"}, "yaxis": {**AXIS, "title": {"text": "units/day"}, "rangemode": "tozero"},
-              "hovermode": "closest", "hoverlabel": HOVER_LABEL, "plot_bgcolor": "#fff", "paper_bgcolor": "#fff"}
+        data.append(
+            {
+                "type": "scatter",
+                "x": dates,
+                "y": _numbers(forecast["mean"]),
+                "mode": "lines+markers",
+                "name": "forecast mean",
+                "line": {"color": "#e67e22", "width": 3},
+                "marker": {"size": 5},
+                "customdata": quantiles,
+                "hovertemplate": f"{DAY}<br>forecast mean <b>%{{y:.1f}}</b> units<br>"
+                "80 % interval %{customdata[0]:.1f}–%{customdata[2]:.1f}<br>median (p50) %{customdata[1]:.1f}<extra></extra>",
+            }
+        )
+    layout = {
+        "title": {"text": html.escape(title), "x": 0.01, "xanchor": "left"},
+        "height": 380,
+        "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+        "legend": {"orientation": "h"},
+        "xaxis": {**AXIS, "type": "date"},
+        "yaxis": {**AXIS, "title": {"text": "units/day"}, "rangemode": "tozero"},
+        "hovermode": "closest",
+        "hoverlabel": HOVER_LABEL,
+        "plot_bgcolor": "#fff",
+        "paper_bgcolor": "#fff",
+    }
     return _json({"data": data, "layout": layout})
 
 
@@ -98,8 +148,11 @@ def heatmap_cells(heat: pd.DataFrame) -> tuple[list, list, list[list[dict | None
     grid: list[list[dict | None]] = [[None] * len(categories) for _ in stores]
     for r in heat.itertuples(index=False):
         grid[row_of[r.store_id]][col_of[r.category]] = {
-            "risk": float(r.risk), "alerts": int(r.alerts), "link": alerts_link(r.store_id, r.category),
-            "text": f"{r.store_id} · {r.category}: {float(r.risk):.1f} shelves expected to go empty, {_alerts_phrase(int(r.alerts))}"}
+            "risk": float(r.risk),
+            "alerts": int(r.alerts),
+            "link": alerts_link(r.store_id, r.category),
+            "text": f"{r.store_id} · {r.category}: {float(r.risk):.1f} shelves expected to go empty, {_alerts_phrase(int(r.alerts))}",
+        }
     return stores, categories, grid
 
 
@@ -110,15 +163,43 @@ def risk_heatmap(heat: pd.DataFrame) -> str:
     stores, categories, grid = heatmap_cells(heat)
     z = [[round(c["risk"], 3) if c else 0.0 for c in row] for row in grid]
     cell_text = [[f"{c['risk']:.1f}" if c else "" for c in row] for row in grid]
-    hover = [[html.escape(c["text"]) if c else html.escape(f"{s} · {cat}: no open stock-out alerts") for c, cat in zip(row, categories, strict=True)]
-             for row, s in zip(grid, stores, strict=True)]
+    hover = [
+        [
+            html.escape(c["text"]) if c else html.escape(f"{s} · {cat}: no open stock-out alerts")
+            for c, cat in zip(row, categories, strict=True)
+        ]
+        for row, s in zip(grid, stores, strict=True)
+    ]
     links = [[c["link"] if c else "" for c in row] for row in grid]
-    trace = {"type": "heatmap", "z": z, "x": [html.escape(str(c)) for c in categories], "y": [html.escape(str(s)) for s in stores],
-             "colorscale": OR_RD, "zmin": 0, "text": cell_text, "texttemplate": "%{text}", "textfont": {"size": 12}, "hovertext": hover,
-             "customdata": links, "hovertemplate": "%{hovertext}<extra></extra>", "xgap": 1, "ygap": 1,
-             "colorbar": {"title": {"text": "shelves expected<br>to go empty"}}}
-    layout = {"title": {"text": "Stock-out risk: stores × categories (open alerts' expected empty shelves)", "x": 0.01, "xanchor": "left"},
-              "height": max(300, 24 * len(stores) + 140), "margin": {"l": 60, "r": 10, "t": 40, "b": 60},
-              "yaxis": {"autorange": "reversed", "type": "category"}, "xaxis": {"type": "category", "side": "bottom"},
-              "hoverlabel": HOVER_LABEL, "plot_bgcolor": "#fff", "paper_bgcolor": "#fff"}
+    trace = {
+        "type": "heatmap",
+        "z": z,
+        "x": [html.escape(str(c)) for c in categories],
+        "y": [html.escape(str(s)) for s in stores],
+        "colorscale": OR_RD,
+        "zmin": 0,
+        "text": cell_text,
+        "texttemplate": "%{text}",
+        "textfont": {"size": 12},
+        "hovertext": hover,
+        "customdata": links,
+        "hovertemplate": "%{hovertext}<extra></extra>",
+        "xgap": 1,
+        "ygap": 1,
+        "colorbar": {"title": {"text": "shelves expected<br>to go empty"}},
+    }
+    layout = {
+        "title": {
+            "text": "Stock-out risk: stores × categories (open alerts' expected empty shelves)",
+            "x": 0.01,
+            "xanchor": "left",
+        },
+        "height": max(300, 24 * len(stores) + 140),
+        "margin": {"l": 60, "r": 10, "t": 40, "b": 60},
+        "yaxis": {"autorange": "reversed", "type": "category"},
+        "xaxis": {"type": "category", "side": "bottom"},
+        "hoverlabel": HOVER_LABEL,
+        "plot_bgcolor": "#fff",
+        "paper_bgcolor": "#fff",
+    }
     return _json({"data": [trace], "layout": layout})

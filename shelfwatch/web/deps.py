@@ -18,14 +18,20 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 
-from shelfwatch.core.db import local_time
-from shelfwatch.core.settings import Settings
+from core.db import local_time
+from core.settings import Settings
 from shelfwatch.web import auth, queries
 from shelfwatch.web.auth import User
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 # Plotly's config on every chart: no "edit in Chart Studio" / cloud link, no logo
-PLOT_CONFIG = {"responsive": True, "displaylogo": False, "showLink": False, "showSendToCloud": False, "showEditInChartStudio": False}
+PLOT_CONFIG = {
+    "responsive": True,
+    "displaylogo": False,
+    "showLink": False,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+}
 TEMPLATES.env.globals["plot_config"] = PLOT_CONFIG
 # every time a person reads is in a store's own zone, labelled: {{ a.opened_at|local(zone) }}
 TEMPLATES.env.filters["local"] = local_time
@@ -103,4 +109,6 @@ def page(request: Request, template: str, user: User | None, status_code: int = 
         zones = queries.store_zones(engine)
         store = context.get("store_id") or user.store_id
         extra = {"zones": zones, "zone": zones.get(store, "UTC"), "data_as_of": queries.data_as_of(engine)}
-    return TEMPLATES.TemplateResponse(request, template, {"user": user, "csrf": csrf_token(request), **extra, **context}, status_code=status_code)
+    return TEMPLATES.TemplateResponse(
+        request, template, {"user": user, "csrf": csrf_token(request), **extra, **context}, status_code=status_code
+    )

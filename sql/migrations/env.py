@@ -1,9 +1,9 @@
-"""Alembic environment: migrations target `shelfwatch.sql.schema.metadata` on the configured connection."""
+"""Alembic environment: migrations target `sql.schema.metadata` on the configured connection."""
 
 from alembic import context
 
-from shelfwatch.sql.partitions import autogenerate_includes
-from shelfwatch.sql.schema import metadata
+from sql.partitions import autogenerate_includes
+from sql.schema import metadata
 
 config = context.config
 

@@ -7,24 +7,47 @@ import pytest
 from scipy import stats
 from sqlalchemy import select
 
-from shelfwatch.alerts.actions import (
-    NOTHING, ORDER, REFILL, TRANSFER, action_evidence, action_text, demand_quantile, distance_km, donor_order, recommend_actions,
+from alerts.actions import (
+    NOTHING,
+    ORDER,
+    REFILL,
+    TRANSFER,
+    action_evidence,
+    action_text,
+    demand_quantile,
+    distance_km,
+    donor_order,
+    recommend_actions,
 )
-from shelfwatch.alerts.detect import detect_alerts
-from shelfwatch.core.settings import Settings
-from shelfwatch.sql import schema
+from alerts.detect import detect_alerts
+from core.settings import Settings
+from sql import schema
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (the module's world fixture)
 from tests.conftest import WORLD_AS_OF
 
 DELIVERY = pd.Timestamp("2026-11-25 06:00", tz="UTC")
 # Utrecht, Amersfoort (~20 km), Rotterdam (~48 km), and Berlin in another chain
-STORES = pd.DataFrame({"store_id": ["S1", "S2", "S3", "S4"], "chain": ["North", "North", "north ", "East"],
-                       "latitude": [52.0907, 52.1561, 51.9244, 52.52], "longitude": [5.1214, 5.3878, 4.4777, 13.405]})
+STORES = pd.DataFrame(
+    {
+        "store_id": ["S1", "S2", "S3", "S4"],
+        "chain": ["North", "North", "north ", "East"],
+        "latitude": [52.0907, 52.1561, 51.9244, 52.52],
+        "longitude": [5.1214, 5.3878, 4.4777, 13.405],
+    }
+)
 
 
 def risk_row(store, sku="A", on_shelf=0.0, book=None, source="records", demand=10.0, var=10.0):
-    return {"store_id": store, "sku": sku, "on_shelf": on_shelf, "source": source, "book_units": on_shelf if book is None else book,
-            "expected_demand": demand, "demand_var": var, "next_delivery_at": DELIVERY}
+    return {
+        "store_id": store,
+        "sku": sku,
+        "on_shelf": on_shelf,
+        "source": source,
+        "book_units": on_shelf if book is None else book,
+        "expected_demand": demand,
+        "demand_var": var,
+        "next_delivery_at": DELIVERY,
+    }
 
 
 def plan(rows, target="S1", empty_now=False, level=0.95, stores=STORES, capacity=None):
@@ -50,12 +73,19 @@ def test_backroom_stock_refills_the_shelf_first():
 
 
 def test_transfers_come_from_the_nearest_stores_of_the_chain_that_can_spare_them():
-    rows = [risk_row("S1", on_shelf=1), risk_row("S2", on_shelf=20), risk_row("S3", on_shelf=40), risk_row("S4", on_shelf=500)]
+    rows = [
+        risk_row("S1", on_shelf=1),
+        risk_row("S2", on_shelf=20),
+        risk_row("S3", on_shelf=40),
+        risk_row("S4", on_shelf=500),
+    ]
     a = plan(rows)
     # S2 keeps its own 95 % need (15) and gives 5; S3 (further) gives the other 9; S4 is another chain
     assert a["action"] == TRANSFER and a["short_units"] == 14
-    assert a["transfers"] == [{"store_id": "S2", "units": 5, "km": pytest.approx(19.8, abs=1.0)},
-                              {"store_id": "S3", "units": 9, "km": pytest.approx(47.8, abs=1.0)}]
+    assert a["transfers"] == [
+        {"store_id": "S2", "units": 5, "km": pytest.approx(19.8, abs=1.0)},
+        {"store_id": "S3", "units": 9, "km": pytest.approx(47.8, abs=1.0)},
+    ]
     assert a["order_units"] == 0
 
 
@@ -69,7 +99,9 @@ def test_what_no_store_can_spare_is_ordered():
 def test_nothing_to_do_when_the_delivery_lands_before_the_shelf_is_needed():
     a = plan([risk_row("S1", on_shelf=0, demand=0.0, var=0.0)])
     assert a["action"] == NOTHING and a["short_units"] == 0
-    assert action_text(action_evidence(a.to_dict()), "tomorrow 06:00 CET").startswith("Nothing to do: the shelf's 0 units last until the delivery tomorrow 06:00 CET")
+    assert action_text(action_evidence(a.to_dict()), "tomorrow 06:00 CET").startswith(
+        "Nothing to do: the shelf's 0 units last until the delivery tomorrow 06:00 CET"
+    )
 
 
 def test_a_shelf_known_empty_counts_zero_whatever_the_books_say():
@@ -79,7 +111,9 @@ def test_a_shelf_known_empty_counts_zero_whatever_the_books_say():
 
 def test_stores_without_coordinates_or_chain():
     assert distance_km(52.0, 5.0, None, 5.0) != distance_km(52.0, 5.0, 52.0, 5.0)  # NaN
-    order = donor_order(pd.DataFrame({"store_id": ["A", "B", "C"], "latitude": [52.0, None, 52.1], "longitude": [5.0, None, 5.0]}))
+    order = donor_order(
+        pd.DataFrame({"store_id": ["A", "B", "C"], "latitude": [52.0, None, 52.1], "longitude": [5.0, None, 5.0]})
+    )
     assert [s for s, _ in order["A"]] == ["C", "B"]  # one unnamed chain; unknown distance last
     order = donor_order(pd.DataFrame({"store_id": ["A", "B"]}))  # no optional columns at all
     assert order["A"] == [("B", pytest.approx(float("nan"), nan_ok=True))]
@@ -88,19 +122,25 @@ def test_stores_without_coordinates_or_chain():
 def test_the_action_in_words_names_every_step_and_the_numbers():
     rows = [risk_row("S1", on_shelf=1, book=4, source="sensor"), risk_row("S2", on_shelf=20)]
     text = action_text(action_evidence(plan(rows).to_dict()), "Wed 25 Nov 07:00 CET")
-    assert text == ("Refill 3 from the backroom, transfer 5 from S2 (19.6 km), emergency order of 6: 14 units short of the 15 needed "
-                    "until the delivery Wed 25 Nov 07:00 CET (95 % chance; 1 on the shelf)")
+    assert text == (
+        "Refill 3 from the backroom, transfer 5 from S2 (19.6 km), emergency order of 6: 14 units short of the 15 needed "
+        "until the delivery Wed 25 Nov 07:00 CET (95 % chance; 1 on the shelf)"
+    )
 
 
 def test_detection_stores_an_action_on_every_stock_out_alert(engine, small_world, tmp_path):  # noqa: F811
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
     detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
     with engine.connect() as conn:
-        rows = conn.execute(select(schema.alerts.c.alert_type, schema.alerts.c.evidence).where(schema.alerts.c.alert_type != "sensor_stale")).all()
+        rows = conn.execute(
+            select(schema.alerts.c.alert_type, schema.alerts.c.evidence).where(
+                schema.alerts.c.alert_type != "sensor_stale"
+            )
+        ).all()
     assert rows
     kinds = set()
     for alert_type, evidence in rows:

@@ -4,15 +4,23 @@ recent outages rank higher, lapsed buyers still count, only the past counts, and
 import pandas as pd
 import pytest
 
-from shelfwatch.alerts.at_risk import (
-    BEHAVIOUR_WEIGHT, COLUMNS, PERSISTENCE_WEIGHT, count_baseline_score, empty_exposure, favourite_outages,
-    members_at_risk, standing_favourites,
+from alerts.at_risk import (
+    BEHAVIOUR_WEIGHT,
+    COLUMNS,
+    PERSISTENCE_WEIGHT,
+    count_baseline_score,
+    empty_exposure,
+    favourite_outages,
+    members_at_risk,
+    standing_favourites,
 )
 
 AS_OF = pd.Timestamp("2026-11-01")
 
 
-def visits(member: str, skus: list[str], every: int = 6, last_ago: int = 1, first_ago: int = 179, store: str = "S1") -> list[tuple]:
+def visits(
+    member: str, skus: list[str], every: int = 6, last_ago: int = 1, first_ago: int = 179, store: str = "S1"
+) -> list[tuple]:
     """A member buying `skus` every `every` days, from `first_ago` days before AS_OF to `last_ago`."""
     days = range(last_ago, first_ago + 1, every)
     return [(store, sku, (AS_OF - pd.Timedelta(days=d)).date(), member, 1) for d in days for sku in skus]
@@ -47,7 +55,9 @@ def test_the_last_30_days_count_in_full_and_the_90_days_before_for_a_third():
     fav = standing_favourites(lines, AS_OF)
     exposure = empty_exposure(fav, outages_of(out("X", 45, 50), out("Y", 2, share=0.5), out("Y", 20)), AS_OF)
     assert exposure["A"] == pytest.approx(2 * PERSISTENCE_WEIGHT)  # two whole days, 45 and 50 days ago
-    assert exposure["B"] == pytest.approx((0.5 + 1.0) * (1 + PERSISTENCE_WEIGHT))  # half a day and a whole day, this month
+    assert exposure["B"] == pytest.approx(
+        (0.5 + 1.0) * (1 + PERSISTENCE_WEIGHT)
+    )  # half a day and a whole day, this month
     ranked = members_at_risk(lines, outages_of(out("X", 45, 50), out("Y", 2, share=0.5), out("Y", 20)), AS_OF)
     assert ranked["member_id"].tolist() == ["B", "A"]
 
@@ -88,7 +98,9 @@ def test_members_without_outages_in_90_days_are_left_out():
     risk = members_at_risk(lines, outages_of(out("X", 60), out("Y", 5), out("Z", 95)), AS_OF).set_index("member_id")
     assert list(risk.index) == ["B", "A"]
     assert risk.loc["A", "favourites_out_30"] == 0 and risk.loc["A", "favourites_out_90"] == 1
-    assert risk.loc["A", "score"] == pytest.approx(PERSISTENCE_WEIGHT, abs=1e-4)  # still visiting: one outage 60 days ago, for a third
+    assert risk.loc["A", "score"] == pytest.approx(
+        PERSISTENCE_WEIGHT, abs=1e-4
+    )  # still visiting: one outage 60 days ago, for a third
     assert risk.loc["A", "reason"].startswith("1 of their 1 favourite out once in 90 days")
 
 
@@ -103,8 +115,10 @@ def test_duplicate_outage_days_count_once_with_the_larger_share():
 
 def test_overdue_visits_add_to_the_risk_and_reason_in_words():
     # D shops every 6 days for four favourites but has not been in for 12 days; E is on rhythm
-    lines = lines_of(visits("D", ["A", "B", "C", "F"], last_ago=12, first_ago=180),
-                     visits("E", ["A", "B", "C", "F"], last_ago=6, first_ago=174))
+    lines = lines_of(
+        visits("D", ["A", "B", "C", "F"], last_ago=12, first_ago=180),
+        visits("E", ["A", "B", "C", "F"], last_ago=6, first_ago=174),
+    )
     outages = outages_of(out("A", 13, 20), out("B", 14, 21), out("C", 15))
     risk = members_at_risk(lines, outages, AS_OF).set_index("member_id")
     assert risk.index.tolist() == ["D", "E"]
@@ -124,10 +138,20 @@ def test_ties_by_member_id():
 def test_favourite_outages_per_window():
     fav = pd.DataFrame({"member_id": ["A", "A", "B"], "store_id": "S1", "sku": ["X", "Y", "X"]})
     counts = favourite_outages(fav, outages_of(out("X", 5, 40), out("Y", 50, 60, 100)), AS_OF).set_index("member_id")
-    assert counts.loc["A"].to_dict() == {"favourites": 2, "favourites_out_30": 1, "out_days_30": 1,
-                                         "favourites_out_90": 2, "out_days_90": 4}
-    assert counts.loc["B"].to_dict() == {"favourites": 1, "favourites_out_30": 1, "out_days_30": 1,
-                                         "favourites_out_90": 1, "out_days_90": 2}
+    assert counts.loc["A"].to_dict() == {
+        "favourites": 2,
+        "favourites_out_30": 1,
+        "out_days_30": 1,
+        "favourites_out_90": 2,
+        "out_days_90": 4,
+    }
+    assert counts.loc["B"].to_dict() == {
+        "favourites": 1,
+        "favourites_out_30": 1,
+        "out_days_30": 1,
+        "favourites_out_90": 1,
+        "out_days_90": 2,
+    }
 
 
 def test_empty_inputs():

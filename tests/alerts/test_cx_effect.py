@@ -5,7 +5,7 @@ purchases in the right window."""
 import pandas as pd
 import pytest
 
-from shelfwatch.alerts.cx_effect import notice_effect
+from alerts.cx_effect import notice_effect
 
 REFERENCE = pd.Timestamp("2026-11-01 08:00", tz="UTC")
 NOTICE = pd.Timestamp("2026-11-01 09:00", tz="UTC")
@@ -26,10 +26,12 @@ def world(treated_bought: list[int], control_bought: list[int]):
 
 
 def frames(notices, linked, members, lines):
-    return (pd.DataFrame(notices, columns=["member_id", "alert_id", "kind", "at"]),
-            pd.DataFrame(linked, columns=["alert_id", "member_id", "store_id", "sku", "reference_at"]),
-            pd.DataFrame(members, columns=["member_id", "marketing_consent", "opted_out"]),
-            pd.DataFrame(lines, columns=["store_id", "sku", "date", "member_id"]))
+    return (
+        pd.DataFrame(notices, columns=["member_id", "alert_id", "kind", "at"]),
+        pd.DataFrame(linked, columns=["alert_id", "member_id", "store_id", "sku", "reference_at"]),
+        pd.DataFrame(members, columns=["member_id", "marketing_consent", "opted_out"]),
+        pd.DataFrame(lines, columns=["store_id", "sku", "date", "member_id"]),
+    )
 
 
 def test_known_effect_is_recovered():
@@ -75,14 +77,17 @@ def test_members_of_one_alert_move_together():
 
 def test_outcome_window_store_and_substitutes():
     notices, linked, members, _ = world([0] * 6, [0] * 6)
-    lines = pd.DataFrame([
-        ("S1", "K0", pd.Timestamp("2026-11-15"), "T0"),  # day 14 after the notice: inside
-        ("S1", "K1", pd.Timestamp("2026-11-16"), "T1"),  # day 15: too late
-        ("S1", "K2", pd.Timestamp("2026-11-01"), "T2"),  # the notice day itself: left out
-        ("S2", "K3", pd.Timestamp("2026-11-03"), "T3"),  # another store
-        ("S1", "SUB", pd.Timestamp("2026-11-03"), "T4"),  # T4's substitute
-        ("S1", "SUB", pd.Timestamp("2026-11-03"), "C5"),  # a substitute, but not C5's
-    ], columns=["store_id", "sku", "date", "member_id"])
+    lines = pd.DataFrame(
+        [
+            ("S1", "K0", pd.Timestamp("2026-11-15"), "T0"),  # day 14 after the notice: inside
+            ("S1", "K1", pd.Timestamp("2026-11-16"), "T1"),  # day 15: too late
+            ("S1", "K2", pd.Timestamp("2026-11-01"), "T2"),  # the notice day itself: left out
+            ("S2", "K3", pd.Timestamp("2026-11-03"), "T3"),  # another store
+            ("S1", "SUB", pd.Timestamp("2026-11-03"), "T4"),  # T4's substitute
+            ("S1", "SUB", pd.Timestamp("2026-11-03"), "C5"),  # a substitute, but not C5's
+        ],
+        columns=["store_id", "sku", "date", "member_id"],
+    )
     substitutes = pd.DataFrame({"alert_id": [4], "member_id": ["T4"], "sku": ["SUB"]})
     assert notice_effect(notices, linked, members, lines, n_boot=100)["treated_bought"] == 1
     result = notice_effect(notices, linked, members, lines, substitutes=substitutes, n_boot=100)
@@ -92,14 +97,21 @@ def test_outcome_window_store_and_substitutes():
 
 def test_control_is_uncontactable_and_never_notified():
     notices, linked, members, lines = world([1, 0], [0, 1])
-    extra = pd.DataFrame([(0, "X1", "S1", "K0", REFERENCE), (0, "X2", "S1", "K0", REFERENCE), (0, "X3", "S1", "K0", REFERENCE)],
-                         columns=linked.columns)
+    extra = pd.DataFrame(
+        [(0, "X1", "S1", "K0", REFERENCE), (0, "X2", "S1", "K0", REFERENCE), (0, "X3", "S1", "K0", REFERENCE)],
+        columns=linked.columns,
+    )
     # X1 consented but was not told (frequency cap): neither group; X2 had no consent yet was notified
     # elsewhere: not a clean control; X3 is not in members at all
     more_members = pd.DataFrame([("X1", True, False), ("X2", False, False)], columns=members.columns)
     more_notices = pd.DataFrame([("X2", 99, "stockout_notice", NOTICE)], columns=notices.columns)
-    result = notice_effect(pd.concat([notices, more_notices]), pd.concat([linked, extra]), pd.concat([members, more_members]),
-                           lines, n_boot=100)
+    result = notice_effect(
+        pd.concat([notices, more_notices]),
+        pd.concat([linked, extra]),
+        pd.concat([members, more_members]),
+        lines,
+        n_boot=100,
+    )
     assert (result["treated_n"], result["control_n"]) == (2, 2)
 
 
@@ -108,13 +120,23 @@ def test_only_alerts_with_both_groups_are_compared():
     linked = linked[linked["member_id"] != "C2"]  # alert 2 has no control
     result = notice_effect(notices, linked, members, lines, n_boot=100)
     assert (result["alerts"], result["alerts_left_out"]) == (2, 1)
-    assert (result["treated_n"], result["treated_bought"], result["control_n"], result["control_bought"]) == (2, 2, 2, 1)
+    assert (result["treated_n"], result["treated_bought"], result["control_n"], result["control_bought"]) == (
+        2,
+        2,
+        2,
+        1,
+    )
 
 
 def test_by_kind_measures_each_notice_from_its_own_time():
     notices, linked, members, lines = world([0, 0], [0, 0])
-    back = pd.DataFrame([("T0", 0, "back_in_stock", pd.Timestamp("2026-11-20 07:00", tz="UTC")),
-                         ("T1", 1, "back_in_stock", pd.Timestamp("2026-11-20 07:00", tz="UTC"))], columns=notices.columns)
+    back = pd.DataFrame(
+        [
+            ("T0", 0, "back_in_stock", pd.Timestamp("2026-11-20 07:00", tz="UTC")),
+            ("T1", 1, "back_in_stock", pd.Timestamp("2026-11-20 07:00", tz="UTC")),
+        ],
+        columns=notices.columns,
+    )
     lines = pd.DataFrame([("S1", "K0", pd.Timestamp("2026-11-21"), "T0")], columns=lines.columns)
     result = notice_effect(pd.concat([notices, back]), linked, members, lines, n_boot=100)
     assert result["treated_bought"] == 0  # overall: from the first notice, day 20 is too late
@@ -129,7 +151,9 @@ def test_empty_inputs():
     assert result["effect"] is None and result["note"] and result["by_kind"] == {}
     assert result["treated_n"] == 0 and result["treated_rate"] is None
     only_treated = world([1], [0])
-    no_control = notice_effect(only_treated[0], only_treated[1], only_treated[2].assign(marketing_consent=True), only_treated[3])
+    no_control = notice_effect(
+        only_treated[0], only_treated[1], only_treated[2].assign(marketing_consent=True), only_treated[3]
+    )
     assert no_control["effect"] is None and "no alert" in no_control["note"]
     one = notice_effect(*world([1], [0]))
     assert one["effect"] == 1.0 and one["ci_low"] is None and one["note"]

@@ -1,7 +1,7 @@
 """Stock-out risk maths, favourites, and alert detection on both databases."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -9,14 +9,20 @@ import pytest
 from scipy import stats
 from sqlalchemy import func, select
 
-from shelfwatch.alerts.detect import detect_alerts
-from shelfwatch.alerts.members import contactable, favourite_members
-from shelfwatch.alerts.risk import cumulative_exceedance, latest_readings, predicted_stockouts, zero_run_length, zero_run_probability
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import insert_ignore
-from shelfwatch.lab.world_db import load_world_bulk
-from shelfwatch.lab.simulator import simulate_world
-from shelfwatch.sql import schema
+from alerts.detect import detect_alerts
+from alerts.members import contactable, favourite_members
+from alerts.risk import (
+    cumulative_exceedance,
+    latest_readings,
+    predicted_stockouts,
+    zero_run_length,
+    zero_run_probability,
+)
+from core.db import insert_ignore
+from core.settings import Settings
+from lab.simulator import simulate_world
+from lab.world_db import load_world_bulk
+from sql import schema
 from tests.conftest import WORLD_AS_OF
 
 NOW = pd.Timestamp("2026-11-23", tz="UTC")
@@ -37,9 +43,17 @@ def forecast_days(mean, days=7):
 
 
 def position(on_shelf, next_at=None, units=np.nan, following_at=None, reading_ts=None):
-    return pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "on_shelf": [float(on_shelf)], "reading_ts": [pd.Timestamp(reading_ts, tz="UTC") if reading_ts else pd.NaT],
-                         "next_delivery_at": [pd.Timestamp(next_at, tz="UTC") if next_at else pd.NaT], "next_delivery_units": [units],
-                         "following_delivery_at": [pd.Timestamp(following_at, tz="UTC") if following_at else pd.NaT]})
+    return pd.DataFrame(
+        {
+            "store_id": ["S1"],
+            "sku": ["A"],
+            "on_shelf": [float(on_shelf)],
+            "reading_ts": [pd.Timestamp(reading_ts, tz="UTC") if reading_ts else pd.NaT],
+            "next_delivery_at": [pd.Timestamp(next_at, tz="UTC") if next_at else pd.NaT],
+            "next_delivery_units": [units],
+            "following_delivery_at": [pd.Timestamp(following_at, tz="UTC") if following_at else pd.NaT],
+        }
+    )
 
 
 def risk(pos, days, now=NOW, tz="UTC"):
@@ -68,7 +82,11 @@ def test_a_delivery_before_trading_adds_its_units_and_the_window_runs_to_the_fol
 
 def test_a_reading_taken_today_counts_only_the_rest_of_the_day():
     # read at 15:00 (7 of 14 trading hours left) with 2 units; 4/day expected: 2 units left today
-    r = risk(position(2, "2026-11-24 06:00", reading_ts="2026-11-23 15:00"), forecast_days(4.0), now=pd.Timestamp("2026-11-23 15:00", tz="UTC"))
+    r = risk(
+        position(2, "2026-11-24 06:00", reading_ts="2026-11-23 15:00"),
+        forecast_days(4.0),
+        now=pd.Timestamp("2026-11-23 15:00", tz="UTC"),
+    )
     assert r["expected_demand"] == pytest.approx(2.0)
     assert r["expected_empty_at"] == pd.Timestamp("2026-11-23 22:00", tz="UTC")
 
@@ -93,21 +111,41 @@ def test_zero_run():
 
 
 def test_latest_reading_by_device_time_not_arrival():
-    readings = pd.DataFrame({
-        "store_id": ["S1", "S1"], "sku": ["A", "A"], "sensor_id": ["x", "x"], "kind": ["shelf_units"] * 2,
-        "units": [0.0, 9.0], "seq": [2, 1],
-        "device_ts": pd.to_datetime(["2026-11-22 18:00", "2026-11-22 12:00"], utc=True),
-    })
+    readings = pd.DataFrame(
+        {
+            "store_id": ["S1", "S1"],
+            "sku": ["A", "A"],
+            "sensor_id": ["x", "x"],
+            "kind": ["shelf_units"] * 2,
+            "units": [0.0, 9.0],
+            "seq": [2, 1],
+            "device_ts": pd.to_datetime(["2026-11-22 18:00", "2026-11-22 12:00"], utc=True),
+        }
+    )
     assert latest_readings(readings.iloc[::-1])["units"].tolist() == [0.0]
 
 
 def test_favourite_rule():
-    lines = pd.DataFrame({
-        "store_id": "S1", "sku": ["A"] * 4 + ["B"] * 4 + ["C"] * 2,
-        "member_id": ["m1"] * 4 + ["m2"] * 4 + ["m3"] * 2,
-        # m1: 4 recent days; m2: 4 days but last one 60 days ago; m3: only 2 days
-        "date": ["2026-11-20", "2026-11-13", "2026-11-06", "2026-10-30", "2026-09-23", "2026-09-16", "2026-09-09", "2026-09-02", "2026-11-20", "2026-11-10"],
-    })
+    lines = pd.DataFrame(
+        {
+            "store_id": "S1",
+            "sku": ["A"] * 4 + ["B"] * 4 + ["C"] * 2,
+            "member_id": ["m1"] * 4 + ["m2"] * 4 + ["m3"] * 2,
+            # m1: 4 recent days; m2: 4 days but last one 60 days ago; m3: only 2 days
+            "date": [
+                "2026-11-20",
+                "2026-11-13",
+                "2026-11-06",
+                "2026-10-30",
+                "2026-09-23",
+                "2026-09-16",
+                "2026-09-09",
+                "2026-09-02",
+                "2026-11-20",
+                "2026-11-10",
+            ],
+        }
+    )
     fav = favourite_members(lines, NOW, window_days=90, min_days=3, max_days_since=45)
     assert fav["member_id"].tolist() == ["m1"]
     assert fav["purchase_days"].iloc[0] == 4 and fav["days_since_last"].iloc[0] == 3
@@ -122,12 +160,14 @@ def load_world_directly(engine, world_dir):
 
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory):
-    return simulate_world(tmp_path_factory.mktemp("w"), stores=2, skus=15, days=150, members=300, seed=11, incident_share=0.1)
+    return simulate_world(
+        tmp_path_factory.mktemp("w"), stores=2, skus=15, days=150, members=300, seed=11, incident_share=0.1
+    )
 
 
 def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
@@ -140,7 +180,14 @@ def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
         substitutes_before = substitute_rows(conn)
     assert len(substitutes_before) == first["substitutes"]
     second = detect_alerts(engine, settings)
-    assert second["opened"] == second["updated"] == second["resolved"] == second["members_linked"] == second["substitutes"] == 0
+    assert (
+        second["opened"]
+        == second["updated"]
+        == second["resolved"]
+        == second["members_linked"]
+        == second["substitutes"]
+        == 0
+    )
     with engine.connect() as conn:
         assert conn.execute(select(schema.alerts).order_by(schema.alerts.c.alert_id)).all() == alerts_before
         assert conn.execute(select(func.count()).select_from(schema.alert_members)).scalar() == links_before
@@ -148,7 +195,8 @@ def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
         per_key = conn.execute(
             select(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type, func.count())
             .where(schema.alerts.c.status == "open")
-            .group_by(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type).having(func.count() > 1)
+            .group_by(schema.alerts.c.store_id, schema.alerts.c.sku, schema.alerts.c.alert_type)
+            .having(func.count() > 1)
         ).all()
     assert per_key == []  # one open alert per store x SKU x type
 
@@ -162,9 +210,9 @@ def test_detection_suggests_in_stock_substitutes_and_replaces_only_what_changed(
     """Every active stock-out alert's linked members get up to three substitutes of the same category
     at the same store, none with an active alert of its own; a changed alert's rows are replaced,
     the others are left alone, and a resolved alert keeps its rows."""
-    from shelfwatch.alerts import lifecycle
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from alerts import lifecycle
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
@@ -172,15 +220,32 @@ def test_detection_suggests_in_stock_substitutes_and_replaces_only_what_changed(
     detect_alerts(engine, settings)
     a, am, sub, p = schema.alerts, schema.alert_members, schema.alert_substitutes, schema.products
     with engine.connect() as conn:
-        subs = pd.read_sql(select(sub, a.c.store_id, a.c.sku.label("fav_sku"), a.c.status, a.c.alert_type).join(a, a.c.alert_id == sub.c.alert_id), conn)
+        subs = pd.read_sql(
+            select(sub, a.c.store_id, a.c.sku.label("fav_sku"), a.c.status, a.c.alert_type).join(
+                a, a.c.alert_id == sub.c.alert_id
+            ),
+            conn,
+        )
         links = {tuple(r) for r in conn.execute(select(am.c.alert_id, am.c.member_id))}
         category = dict(conn.execute(select(p.c.sku, p.c.category)).all())
-        alerted = {tuple(r) for r in conn.execute(select(a.c.store_id, a.c.sku).where(a.c.status.in_(("open", "acknowledged"))))}
-    assert len(subs) > 0 and set(subs["status"]) == {"open"} and set(subs["alert_type"]) <= {"shelf_empty", "predicted_stockout", "phantom_stockout"}
+        alerted = {
+            tuple(r)
+            for r in conn.execute(select(a.c.store_id, a.c.sku).where(a.c.status.in_(("open", "acknowledged"))))
+        }
+    assert (
+        len(subs) > 0
+        and set(subs["status"]) == {"open"}
+        and set(subs["alert_type"]) <= {"shelf_empty", "predicted_stockout", "phantom_stockout"}
+    )
     assert all((r.alert_id, r.member_id) in links for r in subs.itertuples())  # only members linked to the alert
     assert all(category[r.sku] == category[r.fav_sku] and r.sku != r.fav_sku for r in subs.itertuples())
-    assert not any((r.store_id, r.sku) in alerted for r in subs.itertuples())  # never a product with an alert of its own
-    assert subs.groupby(["alert_id", "member_id"])["rank"].max().le(3).all() and subs["reason"].str.startswith("same category").all()
+    assert not any(
+        (r.store_id, r.sku) in alerted for r in subs.itertuples()
+    )  # never a product with an alert of its own
+    assert (
+        subs.groupby(["alert_id", "member_id"])["rank"].max().le(3).all()
+        and subs["reason"].str.startswith("same category").all()
+    )
 
     # one alert's rows go stale: the next run rewrites that alert's rows only
     stale = int(subs["alert_id"].iloc[0])
@@ -202,48 +267,88 @@ def test_detection_suggests_in_stock_substitutes_and_replaces_only_what_changed(
 
 
 def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
     with engine.begin() as conn:
         sensor = conn.execute(select(schema.sensors).limit(1)).first()
-        insert_ignore(conn, schema.sensor_readings, [{
-            "sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku, "kind": "shelf_units",
-            "value": 0.0, "units": 0.0, "seq": 10**6, "battery": 0.9,
-            "device_ts": datetime(2026, 11, 22, 23, 30, tzinfo=timezone.utc), "received_at": datetime.now(timezone.utc),
-        }])
+        insert_ignore(
+            conn,
+            schema.sensor_readings,
+            [
+                {
+                    "sensor_id": sensor.sensor_id,
+                    "store_id": sensor.store_id,
+                    "sku": sensor.sku,
+                    "kind": "shelf_units",
+                    "value": 0.0,
+                    "units": 0.0,
+                    "seq": 10**6,
+                    "battery": 0.9,
+                    "device_ts": datetime(2026, 11, 22, 23, 30, tzinfo=UTC),
+                    "received_at": datetime.now(UTC),
+                }
+            ],
+        )
     detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
     with engine.connect() as conn:
-        row = conn.execute(select(schema.alerts).where(
-            schema.alerts.c.store_id == sensor.store_id, schema.alerts.c.sku == sensor.sku, schema.alerts.c.alert_type == "shelf_empty")).one()
+        row = conn.execute(
+            select(schema.alerts).where(
+                schema.alerts.c.store_id == sensor.store_id,
+                schema.alerts.c.sku == sensor.sku,
+                schema.alerts.c.alert_type == "shelf_empty",
+            )
+        ).one()
     assert row.probability == 1.0 and row.status == "open"
     evidence = json.loads(row.evidence)
     assert evidence["last_reading_units"] == 0.0 and "shelf_empty" in evidence["detectors"]
 
 
 def test_demand_variance_comes_from_the_forecasters_dispersion_when_known():
-    from shelfwatch.alerts.risk import demand_moments
+    from alerts.risk import demand_moments
 
-    fc = pd.DataFrame({"store_id": ["S1", "S2"], "sku": ["A", "A"], "date": pd.to_datetime(["2026-11-23"] * 2),
-                       "mean": [4.0, 4.0], "p10": [2.0, 2.0], "p90": [6.0, 6.0]})
+    fc = pd.DataFrame(
+        {
+            "store_id": ["S1", "S2"],
+            "sku": ["A", "A"],
+            "date": pd.to_datetime(["2026-11-23"] * 2),
+            "mean": [4.0, 4.0],
+            "p10": [2.0, 2.0],
+            "p90": [6.0, 6.0],
+        }
+    )
     dispersion = pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "dispersion": [0.25]})
     var = demand_moments(fc, dispersion)["var"].tolist()
     assert var[0] == pytest.approx(4 + 0.25 * 16)  # negative binomial: mean + dispersion x mean²
-    assert var[1] == pytest.approx(max(((6 - 2) / (2 * 1.2815515655446004)) ** 2, 4.0))  # no model row: from the interval
+    assert var[1] == pytest.approx(
+        max(((6 - 2) / (2 * 1.2815515655446004)) ** 2, 4.0)
+    )  # no model row: from the interval
 
 
 def test_books_count_deliveries_received_after_the_last_count():
-    from shelfwatch.alerts.risk import books_now
+    from alerts.risk import books_now
 
-    records = pd.DataFrame({"store_id": ["S1", "S1"], "sku": ["A", "B"], "book_units": [2.0, 5.0], "as_of": pd.Timestamp("2026-11-23 00:00", tz="UTC")})
-    deliveries = pd.DataFrame({
-        "store_id": ["S1", "S1", "S1"], "sku": ["A", "A", "B"], "expected_units": [6.0, 9.0, 4.0], "received_units": [6.0, np.nan, 3.0],
-        "expected_at": pd.to_datetime(["2026-11-23 06:00", "2026-11-24 06:00", "2026-11-22 06:00"], utc=True),
-        # A's morning truck came after the count; its next one has not come yet; B's came before the count
-        "received_at": pd.to_datetime(["2026-11-23 06:10", None, "2026-11-22 06:05"], utc=True),
-    })
+    records = pd.DataFrame(
+        {
+            "store_id": ["S1", "S1"],
+            "sku": ["A", "B"],
+            "book_units": [2.0, 5.0],
+            "as_of": pd.Timestamp("2026-11-23 00:00", tz="UTC"),
+        }
+    )
+    deliveries = pd.DataFrame(
+        {
+            "store_id": ["S1", "S1", "S1"],
+            "sku": ["A", "A", "B"],
+            "expected_units": [6.0, 9.0, 4.0],
+            "received_units": [6.0, np.nan, 3.0],
+            "expected_at": pd.to_datetime(["2026-11-23 06:00", "2026-11-24 06:00", "2026-11-22 06:00"], utc=True),
+            # A's morning truck came after the count; its next one has not come yet; B's came before the count
+            "received_at": pd.to_datetime(["2026-11-23 06:10", None, "2026-11-22 06:05"], utc=True),
+        }
+    )
     now = books_now(records, deliveries, pd.Timestamp("2026-11-23 09:00", tz="UTC"))
     assert now.set_index("sku")["book_units"].to_dict() == {"A": 8.0, "B": 5.0}
     before = books_now(records, deliveries, pd.Timestamp("2026-11-23 06:00", tz="UTC"))
@@ -252,20 +357,40 @@ def test_books_count_deliveries_received_after_the_last_count():
 
 def test_phantom_is_what_only_the_books_claim():
     """A shelf a sensor reads as stocked is not a phantom stock-out, however long it has not sold."""
-    from shelfwatch.alerts.detect import DetectionInputs, stock_risks
+    from alerts.detect import DetectionInputs, stock_risks
 
     days = pd.date_range("2026-10-20", "2026-11-22")
     units = np.r_[np.full(len(days) - 5, 6.0), np.zeros(5)]  # 6 a day, then nothing for 5 days
-    sales = pd.concat([pd.DataFrame({"store_id": "S1", "sku": sku, "date": days, "units": units}) for sku in ("A", "B")])
+    sales = pd.concat(
+        [pd.DataFrame({"store_id": "S1", "sku": sku, "date": days, "units": units}) for sku in ("A", "B")]
+    )
     inp = DetectionInputs(
-        as_of=NOW, stores=pd.DataFrame({"store_id": ["S1"], "timezone": ["UTC"]}), products=pd.DataFrame({"sku": ["A", "B"], "unit_price": [1.0, 1.0]}),
-        readings=pd.DataFrame({"store_id": ["S1"], "sku": ["B"], "sensor_id": ["s"], "kind": ["shelf_units"], "units": [8.0], "seq": [1],
-                               "device_ts": [NOW - pd.Timedelta(hours=2)]}),
-        sales=sales, records=pd.DataFrame({"store_id": ["S1", "S1"], "sku": ["A", "B"], "book_units": [12.0, 12.0], "as_of": [NOW, NOW]}),
-        deliveries=pd.DataFrame(columns=["store_id", "sku", "expected_at", "expected_units", "received_at", "received_units"]).astype(
-            {"expected_at": "datetime64[ns, UTC]", "received_at": "datetime64[ns, UTC]"}),
-        forecast=pd.DataFrame(columns=["store_id", "sku", "date", "mean", "p10", "p90"]), lines=pd.DataFrame(), sensors=pd.DataFrame(),
-        dispersion=pd.DataFrame(columns=["store_id", "sku", "dispersion"]))
+        as_of=NOW,
+        stores=pd.DataFrame({"store_id": ["S1"], "timezone": ["UTC"]}),
+        products=pd.DataFrame({"sku": ["A", "B"], "unit_price": [1.0, 1.0]}),
+        readings=pd.DataFrame(
+            {
+                "store_id": ["S1"],
+                "sku": ["B"],
+                "sensor_id": ["s"],
+                "kind": ["shelf_units"],
+                "units": [8.0],
+                "seq": [1],
+                "device_ts": [NOW - pd.Timedelta(hours=2)],
+            }
+        ),
+        sales=sales,
+        records=pd.DataFrame(
+            {"store_id": ["S1", "S1"], "sku": ["A", "B"], "book_units": [12.0, 12.0], "as_of": [NOW, NOW]}
+        ),
+        deliveries=pd.DataFrame(
+            columns=["store_id", "sku", "expected_at", "expected_units", "received_at", "received_units"]
+        ).astype({"expected_at": "datetime64[ns, UTC]", "received_at": "datetime64[ns, UTC]"}),
+        forecast=pd.DataFrame(columns=["store_id", "sku", "date", "mean", "p10", "p90"]),
+        lines=pd.DataFrame(),
+        sensors=pd.DataFrame(),
+        dispersion=pd.DataFrame(columns=["store_id", "sku", "dispersion"]),
+    )
     risks = stock_risks(inp, Settings()).set_index("sku")
     assert risks.loc["A", "p_zero_run"] == pytest.approx(np.exp(-30.0), rel=1e-6)  # Poisson(6) zero 5 days running
     assert np.isnan(risks.loc["B", "p_zero_run"])
@@ -276,9 +401,9 @@ def test_now_is_as_of_never_the_data_and_lagging_stores_are_named(engine, small_
     week of missing sales for the other leave as-of where it was, and the lagging store is named."""
     from datetime import date
 
-    from shelfwatch.core.db import insert_ignore
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from core.db import insert_ignore
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
@@ -287,12 +412,16 @@ def test_now_is_as_of_never_the_data_and_lagging_stores_are_named(engine, small_
         stores = sorted(conn.execute(select(schema.stores.c.store_id)).scalars())
         sku = conn.execute(select(sd.c.sku).limit(1)).scalar()
         conn.execute(sd.delete().where(sd.c.store_id == stores[1], sd.c.date > date(2026, 11, 15)))  # last week lost
-        insert_ignore(conn, sd, [{"store_id": stores[0], "sku": sku, "date": date(2026, 11, 23), "units": 1.0}])  # a partial day
+        insert_ignore(
+            conn, sd, [{"store_id": stores[0], "sku": sku, "date": date(2026, 11, 23), "units": 1.0}]
+        )  # a partial day
     result = detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
     assert result["as_of"] == "2026-11-23T00:00:00+00:00"
     assert result["warnings"] == [f"store {stores[1]}: sales end 2026-11-15, 8 days before as-of 2026-11-23 00:00 UTC"]
 
-    wall = detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path))  # no as-of: the wall clock
+    wall = detect_alerts(
+        engine, Settings(database_url=str(engine.url), output_dir=tmp_path)
+    )  # no as-of: the wall clock
     assert abs(pd.Timestamp(wall["as_of"]) - pd.Timestamp.now(tz="UTC")) < pd.Timedelta(minutes=5)
     assert len(wall["warnings"]) == 2  # both stores' data end days before today
 
@@ -304,11 +433,29 @@ def test_cli_as_of_overrides_and_a_bad_one_is_refused(engine, small_world, tmp_p
 
     load_world_directly(engine, small_world)
     runner = CliRunner()
-    ok = runner.invoke(app, ["alerts", "detect", "--db", str(engine.url.render_as_string(hide_password=False)), "--as-of", "2026-11-23T01:00+01:00"])
+    ok = runner.invoke(
+        app,
+        [
+            "alerts",
+            "detect",
+            "--db",
+            str(engine.url.render_as_string(hide_password=False)),
+            "--as-of",
+            "2026-11-23T01:00+01:00",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert '"as_of": "2026-11-23T00:00:00+00:00"' in ok.output
-    bad = runner.invoke(app, ["alerts", "detect", "--db", str(engine.url.render_as_string(hide_password=False)), "--as-of", "23-11-2026"])
-    assert bad.exit_code == 2 and "is not an ISO time" in bad.output and bad.exception is None or isinstance(bad.exception, SystemExit)
+    bad = runner.invoke(
+        app,
+        ["alerts", "detect", "--db", str(engine.url.render_as_string(hide_password=False)), "--as-of", "23-11-2026"],
+    )
+    assert (
+        bad.exit_code == 2
+        and "is not an ISO time" in bad.output
+        and bad.exception is None
+        or isinstance(bad.exception, SystemExit)
+    )
 
 
 def test_readings_show_a_surge_the_forecast_cannot():
@@ -316,23 +463,41 @@ def test_readings_show_a_surge_the_forecast_cannot():
     the 6 trading hours between 12:00 and 18:00 (4x the forecast); B's lose 3, as forecast. A's
     forecast is scaled up by the readings' evidence, shrunk by the forecast's weight; B's is not; a
     refill between readings, a Berlin-time trading day and a shelf with no pair are handled."""
-    from shelfwatch.alerts.risk import NOWCAST_PRIOR_UNITS, nowcast_moments, observed_demand_ratio
+    from alerts.risk import NOWCAST_PRIOR_UNITS, nowcast_moments, observed_demand_ratio
 
     berlin = {"S1": "Europe/Berlin"}
     at = lambda hour: pd.Timestamp(f"2026-11-23 {hour:02d}:00", tz="Europe/Berlin").tz_convert("UTC")  # noqa: E731
-    readings = pd.DataFrame({
-        "store_id": "S1", "sku": ["A", "A", "B", "B", "C"], "sensor_id": ["a", "a", "b", "b", "c"], "kind": "shelf_units",
-        "units": [20.0, 8.0, 20.0, 17.0, 5.0], "seq": 0, "device_ts": [at(12), at(18), at(12), at(18), at(18)],
-    })
-    moments = pd.DataFrame({"store_id": "S1", "sku": ["A", "B", "C"], "date": pd.Timestamp("2026-11-23"), "mean": 7.0, "var": 9.0})
-    no_deliveries = pd.DataFrame({"store_id": pd.Series(dtype=str), "sku": pd.Series(dtype=str), "received_at": pd.Series(dtype="datetime64[ns, UTC]")})
+    readings = pd.DataFrame(
+        {
+            "store_id": "S1",
+            "sku": ["A", "A", "B", "B", "C"],
+            "sensor_id": ["a", "a", "b", "b", "c"],
+            "kind": "shelf_units",
+            "units": [20.0, 8.0, 20.0, 17.0, 5.0],
+            "seq": 0,
+            "device_ts": [at(12), at(18), at(12), at(18), at(18)],
+        }
+    )
+    moments = pd.DataFrame(
+        {"store_id": "S1", "sku": ["A", "B", "C"], "date": pd.Timestamp("2026-11-23"), "mean": 7.0, "var": 9.0}
+    )
+    no_deliveries = pd.DataFrame(
+        {
+            "store_id": pd.Series(dtype=str),
+            "sku": pd.Series(dtype=str),
+            "received_at": pd.Series(dtype="datetime64[ns, UTC]"),
+        }
+    )
     ratios = observed_demand_ratio(readings, no_deliveries, moments, berlin, at(19)).set_index("sku")
     assert list(ratios.index) == ["A", "B"]  # C has a single reading: no evidence
     assert ratios.loc["A", "expected_units"] == pytest.approx(3.0) and ratios.loc["A", "observed_units"] == 12.0
     assert ratios.loc["A", "demand_ratio"] == pytest.approx((12 + NOWCAST_PRIOR_UNITS) / (3 + NOWCAST_PRIOR_UNITS))
     assert ratios.loc["B", "demand_ratio"] == pytest.approx(1.0)
     scaled = nowcast_moments(moments, ratios.reset_index()).set_index("sku")
-    assert scaled.loc["A", "mean"] == pytest.approx(7.0 * ratios.loc["A", "demand_ratio"]) and scaled.loc["B", "mean"] == 7.0
+    assert (
+        scaled.loc["A", "mean"] == pytest.approx(7.0 * ratios.loc["A", "demand_ratio"])
+        and scaled.loc["B", "mean"] == 7.0
+    )
     assert scaled.loc["C", "mean"] == 7.0
     # a delivery received between A's readings: that pair says nothing about demand
     received = pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "received_at": [at(14)]})
@@ -347,9 +512,9 @@ def test_detection_reads_the_last_hours_of_readings_and_a_surge_raises_the_risk(
     and readings that show a shelf selling far faster than forecast raise its stock-out probability."""
     from datetime import timedelta
 
-    from shelfwatch.alerts.detect import load_inputs, reading_history, stock_risks
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from alerts.detect import load_inputs, reading_history, stock_risks
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
@@ -357,33 +522,90 @@ def test_detection_reads_the_last_hours_of_readings_and_a_surge_raises_the_risk(
     with engine.begin() as conn:
         sensor = conn.execute(select(schema.sensors).order_by(schema.sensors.c.sensor_id).limit(1)).first()
         conn.execute(schema.sensor_readings.delete().where(schema.sensor_readings.c.sensor_id == sensor.sensor_id))
-        insert_ignore(conn, schema.sensor_readings, [{
-            "sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku, "kind": "shelf_units", "value": 80.0, "units": 80.0,
-            "seq": 1, "battery": 0.9, "device_ts": (as_of - timedelta(hours=9)).to_pydatetime(), "received_at": datetime.now(timezone.utc)}])
-    before = stock_risks(load_inputs(engine, as_of), Settings()).set_index(["store_id", "sku"]).loc[(sensor.store_id, sensor.sku)]
+        insert_ignore(
+            conn,
+            schema.sensor_readings,
+            [
+                {
+                    "sensor_id": sensor.sensor_id,
+                    "store_id": sensor.store_id,
+                    "sku": sensor.sku,
+                    "kind": "shelf_units",
+                    "value": 80.0,
+                    "units": 80.0,
+                    "seq": 1,
+                    "battery": 0.9,
+                    "device_ts": (as_of - timedelta(hours=9)).to_pydatetime(),
+                    "received_at": datetime.now(UTC),
+                }
+            ],
+        )
+    before = (
+        stock_risks(load_inputs(engine, as_of), Settings())
+        .set_index(["store_id", "sku"])
+        .loc[(sensor.store_id, sensor.sku)]
+    )
     with engine.begin() as conn:
-        rows = [{"sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku, "kind": "shelf_units", "value": units,
-                 "units": units, "seq": 10**6 + i, "battery": 0.9, "device_ts": (as_of - timedelta(hours=hours)).to_pydatetime(),
-                 "received_at": datetime.now(timezone.utc)}
-                for i, (hours, units) in enumerate([(40, 90.0), (3, 50.0)])]  # 30 units gone in the 6 hours after the 80 above
+        rows = [
+            {
+                "sensor_id": sensor.sensor_id,
+                "store_id": sensor.store_id,
+                "sku": sensor.sku,
+                "kind": "shelf_units",
+                "value": units,
+                "units": units,
+                "seq": 10**6 + i,
+                "battery": 0.9,
+                "device_ts": (as_of - timedelta(hours=hours)).to_pydatetime(),
+                "received_at": datetime.now(UTC),
+            }
+            for i, (hours, units) in enumerate([(40, 90.0), (3, 50.0)])
+        ]  # 30 units gone in the 6 hours after the 80 above
         insert_ignore(conn, schema.sensor_readings, rows)
         history = reading_history(conn, as_of)
     mine = history[history["sensor_id"] == sensor.sensor_id].sort_values("device_ts")
     assert mine["units"].tolist() == [80.0, 50.0]  # 40 hours ago is outside the window
     assert str(mine["device_ts"].dt.tz) == "UTC"
-    after = stock_risks(load_inputs(engine, as_of), Settings()).set_index(["store_id", "sku"]).loc[(sensor.store_id, sensor.sku)]
+    after = (
+        stock_risks(load_inputs(engine, as_of), Settings())
+        .set_index(["store_id", "sku"])
+        .loc[(sensor.store_id, sensor.sku)]
+    )
     assert after["expected_demand"] > before["expected_demand"]
 
 
 def test_readings_from_before_the_forecast_s_first_day_use_the_usual_day():
     """Yesterday evening's readings against a forecast that starts today: expected from the series'
     usual day, never from nothing (which would read any sale as a surge)."""
-    from shelfwatch.alerts.risk import observed_demand_ratio
+    from alerts.risk import observed_demand_ratio
 
     at = lambda day, hour: pd.Timestamp(f"2026-11-{day} {hour:02d}:00", tz="UTC")  # noqa: E731
-    readings = pd.DataFrame({"store_id": "S1", "sku": "A", "sensor_id": "a", "kind": "shelf_units", "units": [20.0, 17.0], "seq": 0,
-                             "device_ts": [at(22, 12), at(22, 18)]})
-    moments = pd.DataFrame({"store_id": "S1", "sku": "A", "date": pd.date_range("2026-11-23", periods=3), "mean": [7.0, 7.0, 7.0], "var": 9.0})
-    none = pd.DataFrame({"store_id": pd.Series(dtype=str), "sku": pd.Series(dtype=str), "received_at": pd.Series(dtype="datetime64[ns, UTC]")})
+    readings = pd.DataFrame(
+        {
+            "store_id": "S1",
+            "sku": "A",
+            "sensor_id": "a",
+            "kind": "shelf_units",
+            "units": [20.0, 17.0],
+            "seq": 0,
+            "device_ts": [at(22, 12), at(22, 18)],
+        }
+    )
+    moments = pd.DataFrame(
+        {
+            "store_id": "S1",
+            "sku": "A",
+            "date": pd.date_range("2026-11-23", periods=3),
+            "mean": [7.0, 7.0, 7.0],
+            "var": 9.0,
+        }
+    )
+    none = pd.DataFrame(
+        {
+            "store_id": pd.Series(dtype=str),
+            "sku": pd.Series(dtype=str),
+            "received_at": pd.Series(dtype="datetime64[ns, UTC]"),
+        }
+    )
     ratio = observed_demand_ratio(readings, none, moments, {"S1": "UTC"}, at(23, 1)).iloc[0]
     assert ratio["expected_units"] == pytest.approx(3.0) and ratio["demand_ratio"] == pytest.approx(1.0)

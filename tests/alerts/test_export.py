@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from shelfwatch.alerts import lifecycle, notify
-from shelfwatch.alerts.notify import NotifyError, export_members_csv, members_for_alert, record_member_contacts, write_csv_atomic
+from alerts import lifecycle, notify
+from alerts.notify import NotifyError, export_members_csv, members_for_alert, record_member_contacts, write_csv_atomic
 from shelfwatch.cli.app import app
-from shelfwatch.sql import schema
+from sql import schema
 from tests.alerts.test_detect import small_world  # noqa: F401  (fixture)
 from tests.alerts.test_lifecycle import candidate
 from tests.alerts.test_notify import NOW, open_alert_with_members
@@ -37,15 +37,22 @@ def leftovers(folder: Path) -> list[str]:
 def test_cli_export_into_a_missing_folder_records_nothing(engine, small_world, tmp_path):  # noqa: F811
     alert_id, _, _ = open_alert_with_members(engine, small_world)
     target = tmp_path / "not-there" / "cx.csv"
-    result = runner.invoke(app, ["members", "export", "--alert", str(alert_id), "--output", str(target), *db_args(engine)])
+    result = runner.invoke(
+        app, ["members", "export", "--alert", str(alert_id), "--output", str(target), *db_args(engine)]
+    )
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert f"could not write {target}: folder {target.parent} does not exist; nothing exported, no contact recorded" in message
+    assert (
+        f"could not write {target}: folder {target.parent} does not exist; nothing exported, no contact recorded"
+        in message
+    )
     assert "Traceback" not in result.output and not target.parent.exists()
     assert contacts(engine) == []  # the cap is untouched: CX got nothing
     # the same export into a folder that exists: the file, then the contacts
     target.parent.mkdir()
-    done = runner.invoke(app, ["members", "export", "--alert", str(alert_id), "--output", str(target), *db_args(engine)])
+    done = runner.invoke(
+        app, ["members", "export", "--alert", str(alert_id), "--output", str(target), *db_args(engine)]
+    )
     assert done.exit_code == 0, done.output
     assert pd.read_csv(target)["member_id"].tolist() == ["M1", "M4"]
     assert contacts(engine) == [("M1", alert_id), ("M4", alert_id)]
@@ -54,7 +61,9 @@ def test_cli_export_into_a_missing_folder_records_nothing(engine, small_world, t
 
 def test_cli_export_to_a_folder_path_is_refused(engine, small_world, tmp_path):  # noqa: F811
     alert_id, _, _ = open_alert_with_members(engine, small_world)
-    result = runner.invoke(app, ["members", "export", "--alert", str(alert_id), "--output", str(tmp_path), *db_args(engine)])
+    result = runner.invoke(
+        app, ["members", "export", "--alert", str(alert_id), "--output", str(tmp_path), *db_args(engine)]
+    )
     assert result.exit_code == 2 and "is a folder" in result.output
     assert contacts(engine) == []
 
@@ -64,7 +73,10 @@ def test_cli_export_to_stdout_prints_then_records(engine, small_world):  # noqa:
     result = runner.invoke(app, ["members", "export", "--alert", str(alert_id), *db_args(engine)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == ",".join(notify.MEMBER_EXPORT_COLUMNS) and [line.split(",")[4] for line in lines[1:]] == ["M1", "M4"]
+    assert lines[0] == ",".join(notify.MEMBER_EXPORT_COLUMNS) and [line.split(",")[4] for line in lines[1:]] == [
+        "M1",
+        "M4",
+    ]
     assert contacts(engine) == [("M1", alert_id), ("M4", alert_id)]
     assert runner.invoke(app, ["members", "export", "--alert", "999999", *db_args(engine)]).exit_code == 2
 
@@ -105,7 +117,9 @@ def test_recording_is_separate_and_idempotent(engine, small_world, tmp_path):  #
     assert looked["member_id"].tolist() == ["M1", "M4"] and contacts(engine) == []
     frame = export_members_csv(engine, alert_id, NOW, 7, tmp_path / "cx.csv")
     assert frame.equals(looked) and pd.read_csv(tmp_path / "cx.csv")["member_id"].tolist() == ["M1", "M4"]
-    assert record_member_contacts(engine, alert_id, ["M1", "M4"], NOW + timedelta(days=1)) == 0  # already recorded: kept as it was
+    assert (
+        record_member_contacts(engine, alert_id, ["M1", "M4"], NOW + timedelta(days=1)) == 0
+    )  # already recorded: kept as it was
     with engine.connect() as conn:
         first = conn.execute(select(func.min(schema.member_contacts.c.at))).scalar()
     first = pd.Timestamp(first)
@@ -127,11 +141,24 @@ def test_write_csv_atomic_replaces_whole_files(tmp_path):
 def give_substitutes(engine, alert_id: int) -> dict[str, str]:
     """Substitutes for M1 (three), M2 (opted out: never exported) and M4 (one); returns sku -> product name."""
     with engine.begin() as conn:
-        skus = conn.execute(select(schema.products.c.sku).order_by(schema.products.c.sku).offset(1).limit(3)).scalars().all()
+        skus = (
+            conn.execute(select(schema.products.c.sku).order_by(schema.products.c.sku).offset(1).limit(3))
+            .scalars()
+            .all()
+        )
         rows = [("M1", 1, skus[0]), ("M1", 2, skus[1]), ("M1", 3, skus[2]), ("M2", 1, skus[0]), ("M4", 1, skus[1])]
-        conn.execute(schema.alert_substitutes.insert(), [{"alert_id": alert_id, "member_id": m, "rank": r, "sku": sku, "score": 0.5,
-                                                          "reason": "same category"} for m, r, sku in rows])
-        return dict(conn.execute(select(schema.products.c.sku, schema.products.c.name).where(schema.products.c.sku.in_(skus))).all())
+        conn.execute(
+            schema.alert_substitutes.insert(),
+            [
+                {"alert_id": alert_id, "member_id": m, "rank": r, "sku": sku, "score": 0.5, "reason": "same category"}
+                for m, r, sku in rows
+            ],
+        )
+        return dict(
+            conn.execute(
+                select(schema.products.c.sku, schema.products.c.name).where(schema.products.c.sku.in_(skus))
+            ).all()
+        )
 
 
 def test_export_offers_substitutes_without_alerts_of_their_own_now(engine, small_world, tmp_path):  # noqa: F811
@@ -148,20 +175,35 @@ def test_export_offers_substitutes_without_alerts_of_their_own_now(engine, small
     assert "M2" not in by_member.index  # opted out: no substitutes either
 
     # the second substitute runs out too (an alert of its own at this store): left out, the third moves up
-    from shelfwatch.alerts.detect import persist_alerts
+    from alerts.detect import persist_alerts
 
-    persist_alerts(engine, pd.DataFrame([candidate(store=store, sku=favourite), candidate(store=store, sku=s2, alert_type="shelf_empty", probability=1.0)]),
-                   pd.DataFrame(columns=["store_id", "sku", "member_id", "score"]), pd.Timestamp(NOW))
-    later = members_for_alert(engine, alert_id, NOW, cap_days=7, record=False).set_index("member_id")[notify.SUBSTITUTE_SLOTS]
+    persist_alerts(
+        engine,
+        pd.DataFrame(
+            [
+                candidate(store=store, sku=favourite),
+                candidate(store=store, sku=s2, alert_type="shelf_empty", probability=1.0),
+            ]
+        ),
+        pd.DataFrame(columns=["store_id", "sku", "member_id", "score"]),
+        pd.Timestamp(NOW),
+    )
+    later = members_for_alert(engine, alert_id, NOW, cap_days=7, record=False).set_index("member_id")[
+        notify.SUBSTITUTE_SLOTS
+    ]
     assert later.loc["M1"].tolist() == [label[s1], label[s3], ""] and later.loc["M4"].tolist() == ["", "", ""]
     # the shelf is refilled: it may be offered again
     with engine.connect() as conn:
         other = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.sku == s2)).scalar()
     lifecycle.resolve(engine, other, "manager", at=NOW)
-    again = members_for_alert(engine, alert_id, NOW, cap_days=7, record=False).set_index("member_id")[notify.SUBSTITUTE_SLOTS]
+    again = members_for_alert(engine, alert_id, NOW, cap_days=7, record=False).set_index("member_id")[
+        notify.SUBSTITUTE_SLOTS
+    ]
     assert again.loc["M1"].tolist() == [label[s1], label[s2], label[s3]]
     with engine.connect() as conn:
-        assert conn.execute(select(schema.alerts.c.status).where(schema.alerts.c.alert_id == alert_id)).scalar() == "open"
+        assert (
+            conn.execute(select(schema.alerts.c.status).where(schema.alerts.c.alert_id == alert_id)).scalar() == "open"
+        )
 
 
 def test_export_without_substitutes_has_empty_columns(engine, small_world):  # noqa: F811

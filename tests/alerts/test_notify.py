@@ -6,7 +6,7 @@ import json
 import logging
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,17 +16,17 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from shelfwatch.alerts import lifecycle
-from shelfwatch.alerts.detect import persist_alerts
-from shelfwatch.alerts.notify import NotifyError, members_for_alert, queue_notifications, send_pending
+from alerts import lifecycle
+from alerts.detect import persist_alerts
+from alerts.notify import NotifyError, members_for_alert, queue_notifications, send_pending
+from core.db import local_time
+from core.settings import Settings
 from shelfwatch.cli.app import app
-from shelfwatch.core.settings import Settings
-from shelfwatch.core.db import local_time
-from shelfwatch.sql import schema
-from tests.alerts.test_lifecycle import AS_OF, candidate
+from sql import schema
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
+from tests.alerts.test_lifecycle import AS_OF, candidate
 
-NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 def free_port() -> int:
@@ -86,14 +86,53 @@ def open_alert_with_members(engine, world, members=("M1", "M2", "M3", "M4")):
     with engine.begin() as conn:
         store = conn.execute(select(schema.stores.c.store_id).order_by(schema.stores.c.store_id)).scalar()
         sku = conn.execute(select(schema.products.c.sku).order_by(schema.products.c.sku)).scalar()
-        conn.execute(schema.members.insert(), [
-            {"member_id": "M1", "home_store_id": store, "marketing_consent": True, "opted_out": False, "contact_channel": "email", "contact_address": "m1@example.org"},
-            {"member_id": "M2", "home_store_id": store, "marketing_consent": True, "opted_out": True, "contact_channel": "email", "contact_address": "m2@example.org"},
-            {"member_id": "M3", "home_store_id": store, "marketing_consent": False, "opted_out": False, "contact_channel": "email", "contact_address": "m3@example.org"},
-            {"member_id": "M4", "home_store_id": store, "marketing_consent": True, "opted_out": False, "contact_channel": "sms", "contact_address": "+3100000004"},
-        ])
-    favourites = pd.DataFrame({"store_id": store, "sku": sku, "member_id": list(members), "score": [4.0, 3.0, 2.0, 1.0][: len(members)]})
-    persist_alerts(engine, pd.DataFrame([candidate(store=store, sku=sku)]), favourites, AS_OF, Settings(database_url=str(engine.url)))
+        conn.execute(
+            schema.members.insert(),
+            [
+                {
+                    "member_id": "M1",
+                    "home_store_id": store,
+                    "marketing_consent": True,
+                    "opted_out": False,
+                    "contact_channel": "email",
+                    "contact_address": "m1@example.org",
+                },
+                {
+                    "member_id": "M2",
+                    "home_store_id": store,
+                    "marketing_consent": True,
+                    "opted_out": True,
+                    "contact_channel": "email",
+                    "contact_address": "m2@example.org",
+                },
+                {
+                    "member_id": "M3",
+                    "home_store_id": store,
+                    "marketing_consent": False,
+                    "opted_out": False,
+                    "contact_channel": "email",
+                    "contact_address": "m3@example.org",
+                },
+                {
+                    "member_id": "M4",
+                    "home_store_id": store,
+                    "marketing_consent": True,
+                    "opted_out": False,
+                    "contact_channel": "sms",
+                    "contact_address": "+3100000004",
+                },
+            ],
+        )
+    favourites = pd.DataFrame(
+        {"store_id": store, "sku": sku, "member_id": list(members), "score": [4.0, 3.0, 2.0, 1.0][: len(members)]}
+    )
+    persist_alerts(
+        engine,
+        pd.DataFrame([candidate(store=store, sku=sku)]),
+        favourites,
+        AS_OF,
+        Settings(database_url=str(engine.url)),
+    )
     with engine.connect() as conn:
         return conn.execute(select(schema.alerts.c.alert_id)).scalar(), store, sku
 
@@ -110,7 +149,7 @@ def test_store_email_and_webhook_are_sent_once_even_when_rerun(engine, small_wor
     settings = Settings(database_url=str(engine.url), smtp_url=smtp_url, webhook_url=hook_url)
     assert queue_notifications(engine, settings, NOW) == {"store_email": 1, "store_webhook": 1, "back_in_stock": 0}
     assert queue_notifications(engine, settings, NOW) == {"store_email": 0, "store_webhook": 0, "back_in_stock": 0}
-    with caplog.at_level(logging.INFO, logger="shelfwatch.alerts.notify"):
+    with caplog.at_level(logging.INFO, logger="alerts.notify"):
         first = send_pending(engine, settings, NOW)
         again = send_pending(engine, settings, NOW + timedelta(minutes=5))
     assert first.sent == 2 and again.sent == 0
@@ -118,17 +157,33 @@ def test_store_email_and_webhook_are_sent_once_even_when_rerun(engine, small_wor
     rcpt, mail = inbox.messages[0]
     with engine.connect() as conn:
         manager = conn.execute(select(schema.stores.c.manager_email).where(schema.stores.c.store_id == store)).scalar()
-    assert rcpt == [manager] and sku in mail["Subject"] and mail["Message-ID"] == f"<alert.{alert_id}.store_email.opened@shelfwatch>"
+    assert (
+        rcpt == [manager]
+        and sku in mail["Subject"]
+        and mail["Message-ID"] == f"<alert.{alert_id}.store_email.opened@shelfwatch>"
+    )
     body = mail.get_payload()
     assert "Loyal members for whom this is a favourite: 4" in body and "@example.org" not in body  # counts, not people
     with engine.connect() as conn:  # times in the store's own zone, labelled; the reason in words
         zone = conn.execute(select(schema.stores.c.timezone).where(schema.stores.c.store_id == store)).scalar()
-        empty_at = conn.execute(select(schema.alerts.c.expected_empty_at).where(schema.alerts.c.alert_id == alert_id)).scalar()
-    assert f"Expected empty: {local_time(empty_at, zone) or 'now'};" in body and "Why: " in body and "At stake: " in body
+        empty_at = conn.execute(
+            select(schema.alerts.c.expected_empty_at).where(schema.alerts.c.alert_id == alert_id)
+        ).scalar()
+    assert (
+        f"Expected empty: {local_time(empty_at, zone) or 'now'};" in body and "Why: " in body and "At stake: " in body
+    )
     key, payload = received[0]
-    assert key == f"alert:{alert_id}:store_webhook:opened" and payload["alert_id"] == alert_id and sku in payload["text"]
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("alerts", "shelfwatch", "iot_ingest", "forecasting"))
-    assert ours and "example.org" not in ours and manager not in ours  # (the test's SMTP server logs addresses; it is not ours)
+    assert (
+        key == f"alert:{alert_id}:store_webhook:opened" and payload["alert_id"] == alert_id and sku in payload["text"]
+    )
+    ours = "\n".join(
+        r.getMessage()
+        for r in caplog.records
+        if r.name.split(".")[0] in ("alerts", "shelfwatch", "iot_ingest", "forecasting")
+    )
+    assert (
+        ours and "example.org" not in ours and manager not in ours
+    )  # (the test's SMTP server logs addresses; it is not ours)
 
 
 def test_failed_webhook_is_retried_with_backoff_then_delivered(engine, small_world, smtp, webhook):  # noqa: F811
@@ -164,10 +219,22 @@ def test_cx_export_respects_consent_and_cap_and_back_in_stock_follows(engine, sm
     assert listed["member_id"].tolist() == ["M1", "M4"]  # M2 opted out, M3 gave no consent
     assert listed.equals(members_for_alert(engine, alert_id, NOW, cap_days=7))  # re-export: same list
     # a second alert for the same members within the cap: nobody may be contacted again
-    persist_alerts(engine, pd.DataFrame([candidate(store=store, sku=sku), candidate(store=store, sku=sku, alert_type="shelf_empty", probability=1.0)]),
-                   pd.DataFrame({"store_id": store, "sku": sku, "member_id": ["M1", "M4"], "score": [1.0, 1.0]}), AS_OF, settings)
+    persist_alerts(
+        engine,
+        pd.DataFrame(
+            [
+                candidate(store=store, sku=sku),
+                candidate(store=store, sku=sku, alert_type="shelf_empty", probability=1.0),
+            ]
+        ),
+        pd.DataFrame({"store_id": store, "sku": sku, "member_id": ["M1", "M4"], "score": [1.0, 1.0]}),
+        AS_OF,
+        settings,
+    )
     with engine.connect() as conn:
-        second = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.alert_type == "shelf_empty")).scalar()
+        second = conn.execute(
+            select(schema.alerts.c.alert_id).where(schema.alerts.c.alert_type == "shelf_empty")
+        ).scalar()
     assert members_for_alert(engine, second, NOW + timedelta(days=2), cap_days=7).empty
     assert members_for_alert(engine, second, NOW + timedelta(days=8), cap_days=7)["member_id"].tolist() == ["M1", "M4"]
     with pytest.raises(NotifyError, match="alert 424242 does not exist"):
@@ -179,13 +246,17 @@ def test_cx_export_respects_consent_and_cap_and_back_in_stock_follows(engine, sm
     assert queued["back_in_stock"] == 2
     stats = send_pending(engine, settings, NOW)
     assert stats.handed_to_cx == 1
-    notices = [(rcpt, m["Subject"], m.get_payload()) for rcpt, m in inbox.messages if "back on the shelf" in m["Subject"]]
+    notices = [
+        (rcpt, m["Subject"], m.get_payload()) for rcpt, m in inbox.messages if "back on the shelf" in m["Subject"]
+    ]
     assert [rcpt for rcpt, _, _ in notices] == [["m1@example.org"]]
     with engine.connect() as conn:
         product = conn.execute(select(schema.products.c.name).where(schema.products.c.sku == sku)).scalar_one()
         store_name = conn.execute(select(schema.stores.c.name).where(schema.stores.c.store_id == store)).scalar_one()
     assert notices[0][1] == f"{product} is back on the shelf"
-    assert f"your {product} is back at {store_name}" in notices[0][2] and "try" not in notices[0][2]  # the favourite itself: no substitutes
+    assert (
+        f"your {product} is back at {store_name}" in notices[0][2] and "try" not in notices[0][2]
+    )  # the favourite itself: no substitutes
     assert queue_notifications(engine, settings, NOW)["back_in_stock"] == 0
     send_pending(engine, settings, NOW + timedelta(hours=1))
     assert len([1 for _, m in inbox.messages if "back on the shelf" in m["Subject"]]) == 1

@@ -4,22 +4,34 @@ hold, co-purchase and own history rank, ties are deterministic, reasons say why.
 import pandas as pd
 import pytest
 
-from shelfwatch.alerts.substitutes import (
-    CO_PURCHASE_WEIGHT, COLUMNS, OWN_HISTORY_WEIGHT, PRICE_WEIGHT, PRIOR_MEMBERS, SIZE_WEIGHT, UNKNOWN_VEGETARIAN_FACTOR,
-    co_purchase_shares, shelves_in_stock, substitute_slots, suggest_substitutes,
+from alerts.substitutes import (
+    CO_PURCHASE_WEIGHT,
+    COLUMNS,
+    OWN_HISTORY_WEIGHT,
+    PRICE_WEIGHT,
+    PRIOR_MEMBERS,
+    SIZE_WEIGHT,
+    UNKNOWN_VEGETARIAN_FACTOR,
+    co_purchase_shares,
+    shelves_in_stock,
+    substitute_slots,
+    suggest_substitutes,
 )
 
-PRODUCTS = pd.DataFrame([
-    # sku, name, category, unit_price, unit_weight_g, vegetarian
-    ("V1", "Veggie burger", "burgers", 3.00, 450, True),  # the missing favourite
-    ("V2", "Bean burger", "burgers", 3.20, 500, True),
-    ("V3", "Beef burger", "burgers", 3.00, 450, False),
-    ("V4", "Mystery burger", "burgers", 3.00, 450, None),
-    ("V5", "Tofu family pack", "burgers", 6.00, 1000, True),
-    ("V6", "Soy burger", "burgers", 3.00, 450, True),  # never in stock
-    ("V7", "Lentil burger", "burgers", 3.00, 450, True),
-    ("D1", "Milk", "dairy", 1.00, 1000, True),
-], columns=["sku", "name", "category", "unit_price", "unit_weight_g", "vegetarian"])
+PRODUCTS = pd.DataFrame(
+    [
+        # sku, name, category, unit_price, unit_weight_g, vegetarian
+        ("V1", "Veggie burger", "burgers", 3.00, 450, True),  # the missing favourite
+        ("V2", "Bean burger", "burgers", 3.20, 500, True),
+        ("V3", "Beef burger", "burgers", 3.00, 450, False),
+        ("V4", "Mystery burger", "burgers", 3.00, 450, None),
+        ("V5", "Tofu family pack", "burgers", 6.00, 1000, True),
+        ("V6", "Soy burger", "burgers", 3.00, 450, True),  # never in stock
+        ("V7", "Lentil burger", "burgers", 3.00, 450, True),
+        ("D1", "Milk", "dairy", 1.00, 1000, True),
+    ],
+    columns=["sku", "name", "category", "unit_price", "unit_weight_g", "vegetarian"],
+)
 
 IN_STOCK = pd.DataFrame({"store_id": "S1", "sku": ["V2", "V3", "V4", "V5", "V7", "D1"]})
 
@@ -100,17 +112,23 @@ def test_ties_go_to_the_lower_sku_and_at_most_three_per_member():
 
 def test_reason_in_words():
     out = suggest_substitutes(affected("M1"), PRODUCTS, IN_STOCK, lines_of(), max_per_member=10).set_index("sku")
-    assert out.loc["V2", "reason"] == "same category, vegetarian, similar size (500 g vs 450 g), similar price (3.20 vs 3.00)"
+    assert (
+        out.loc["V2", "reason"]
+        == "same category, vegetarian, similar size (500 g vs 450 g), similar price (3.20 vs 3.00)"
+    )
     assert "size 1000 g vs 450 g" in out.loc["V5", "reason"] and "price 6.00 vs 3.00" in out.loc["V5", "reason"]
     assert out["score"].between(0, 1).all()
 
 
 def test_co_purchase_shares_counts_and_smooths():
     lines = lines_of(
-        buys("A", "X", 2), buys("A", "Y", 1),
-        buys("B", "X", 3), buys("B", "Y", 1),
+        buys("A", "X", 2),
+        buys("A", "Y", 1),
+        buys("B", "X", 3),
+        buys("B", "Y", 1),
         buys("C", "X", 2),
-        buys("D", "X", 1), buys("D", "Y", 1),  # bought X on one day only: not a fan
+        buys("D", "X", 1),
+        buys("D", "Y", 1),  # bought X on one day only: not a fan
     )
     shares = co_purchase_shares(lines).set_index(["sku", "other_sku"])
     row = shares.loc[("X", "Y")]
@@ -127,19 +145,38 @@ def test_empty_inputs():
 
 
 def test_shelves_in_stock_need_a_unit_and_no_alert_of_their_own():
-    risks = pd.DataFrame({"store_id": ["S1", "S1", "S1", "S1", "S2"], "sku": ["A", "B", "C", "D", "A"],
-                          "on_shelf": [3.0, 0.4, None, 5.0, 2.0]})
-    alerted = pd.DataFrame({"store_id": ["S1", "S2"], "sku": ["D", "B"]})  # D has an alert at S1 (any kind); B's alert is elsewhere
+    risks = pd.DataFrame(
+        {
+            "store_id": ["S1", "S1", "S1", "S1", "S2"],
+            "sku": ["A", "B", "C", "D", "A"],
+            "on_shelf": [3.0, 0.4, None, 5.0, 2.0],
+        }
+    )
+    alerted = pd.DataFrame(
+        {"store_id": ["S1", "S2"], "sku": ["D", "B"]}
+    )  # D has an alert at S1 (any kind); B's alert is elsewhere
     assert sorted(map(tuple, shelves_in_stock(risks, alerted).to_numpy())) == [("S1", "A"), ("S2", "A")]
     assert len(shelves_in_stock(risks, alerted.iloc[0:0])) == 3
     assert shelves_in_stock(risks.iloc[0:0], alerted).empty
 
 
 def test_substitute_slots_skip_blocked_skus_and_move_the_rest_up():
-    subs = pd.DataFrame([("M1", 1, "V2", "Bean burger"), ("M1", 2, "V7", "Lentil burger"), ("M1", 3, "V5", "Tofu family pack"),
-                         ("M2", 1, "V7", "Lentil burger")], columns=["member_id", "rank", "sku", "name"])
+    subs = pd.DataFrame(
+        [
+            ("M1", 1, "V2", "Bean burger"),
+            ("M1", 2, "V7", "Lentil burger"),
+            ("M1", 3, "V5", "Tofu family pack"),
+            ("M2", 1, "V7", "Lentil burger"),
+        ],
+        columns=["member_id", "rank", "sku", "name"],
+    )
     slots = substitute_slots(subs, blocked_skus=["V7"]).set_index("member_id")
     assert slots.loc["M1"].tolist() == ["Bean burger (V2)", "Tofu family pack (V5)", ""]
     assert "M2" not in slots.index  # its only substitute has an alert of its own now
     assert substitute_slots(subs, []).set_index("member_id").loc["M2"].tolist() == ["Lentil burger (V7)", "", ""]
-    assert list(substitute_slots(subs.iloc[0:0], []).columns) == ["member_id", "substitute_1", "substitute_2", "substitute_3"]
+    assert list(substitute_slots(subs.iloc[0:0], []).columns) == [
+        "member_id",
+        "substitute_1",
+        "substitute_2",
+        "substitute_3",
+    ]

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,32 @@ PRODUCTION_UPSTREAM = {
     "iot_ingest": {"check_ingest_health": [], "publish_new_readings": ["check_ingest_health"]},
     "demand_forecast": {"plan_shards": [], "forecast_shard": ["plan_shards"], "publish": ["forecast_shard"]},
     "stockout_alerts": {"detect": [], "notify": ["detect"], "refresh_member_risk": ["detect"]},
-    "housekeeping": {"ensure_reading_partitions": [], "apply_retention": ["ensure_reading_partitions"], "maintain_database": ["apply_retention"]},
+    "housekeeping": {
+        "ensure_reading_partitions": [],
+        "apply_retention": ["ensure_reading_partitions"],
+        "maintain_database": ["apply_retention"],
+    },
 }
 # Parsing the DAG files must import none of these: the tasks import them when they run. (The DAGs'
 # shared wiring, shelfwatch.dag_wiring, imports only airflow.sdk and the standard library.)
-HEAVY_MODULES = ["prophet", "cmdstanpy", "great_expectations", "paho", "matplotlib", "statsforecast", "pandas",
-                 "shelfwatch.steps", "shelfwatch.core.settings", "shelfwatch.core.db", "shelfwatch.sql", "shelfwatch.forecasting",
-                 "shelfwatch.iot_ingest", "shelfwatch.sales_ingest", "shelfwatch.alerts", "shelfwatch.lab"]
+HEAVY_MODULES = [
+    "prophet",
+    "cmdstanpy",
+    "great_expectations",
+    "paho",
+    "matplotlib",
+    "statsforecast",
+    "pandas",
+    "shelfwatch.steps",
+    "core.settings",
+    "core.db",
+    "sql",
+    "forecasting",
+    "iot_ingest",
+    "sales_ingest",
+    "alerts",
+    "lab",
+]
 
 
 def airflow_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -94,7 +114,7 @@ def last_json(proc: subprocess.CompletedProcess, marker: str) -> dict:
     """The JSON a probe printed after `marker` (Airflow may log to stdout around it)."""
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(marker):
-            return json.loads(line[len(marker):])
+            return json.loads(line[len(marker) :])
     pytest.fail(f"no {marker!r} line in the probe's output\n{output_tail(proc)}")
 
 
@@ -110,7 +130,7 @@ print("IMPORT_PROBE " + json.dumps({"seconds": seconds, "heavy": sorted(m for m 
 """
 
 
-PROJECT_PACKAGES = ["shelfwatch", "shelfwatch.iot_ingest", "shelfwatch.sales_ingest", "shelfwatch.alerts", "shelfwatch.forecasting", "shelfwatch.sql"]
+PROJECT_PACKAGES = ["shelfwatch", "iot_ingest", "sales_ingest", "alerts", "forecasting", "sql"]
 SHADOW_PROBE = """
 import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])  # what Airflow's workers do with the DAGs folder
@@ -125,8 +145,13 @@ def test_dag_file_names_cannot_shadow_any_package():
     entries = [p for p in DAGS_FOLDER.iterdir() if p.name != "__pycache__"]
     importable = [p.name for p in entries if p.stem.split(".")[0].isidentifier()]
     assert not importable, f"rename these so `import` can't reach them (use a hyphen): {importable}"
-    proc = subprocess.run([sys.executable, "-c", SHADOW_PROBE, str(DAGS_FOLDER), *PROJECT_PACKAGES], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", SHADOW_PROBE, str(DAGS_FOLDER), *PROJECT_PACKAGES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT.parent,
+    )
     origins = json.loads(proc.stdout)
     for name, origin in origins.items():
         assert not origin.startswith(str(DAGS_FOLDER)), f"{name} resolves to {origin} with dags/ on the path"
@@ -201,7 +226,11 @@ def test_dagbag_has_no_import_errors_and_the_expected_graph(tmp_path):
             assert t["execution_timeout"] and t["execution_timeout"] <= 4 * 3600, (dag_id, task_id)
     assert probe["dags"]["demand_forecast"]["tasks"]["forecast_shard"]["pool"] == "shelfwatch_forecasting"
     assert probe["dags"]["sales_ingest"]["tasks"]["load_new_files"]["pool"] == "shelfwatch_ingest"
-    assert probe["dags"]["demand_forecast"]["schedule"] == probe["dags"]["stockout_alerts"]["schedule"] == "AssetOrTimeSchedule"
+    assert (
+        probe["dags"]["demand_forecast"]["schedule"]
+        == probe["dags"]["stockout_alerts"]["schedule"]
+        == "AssetOrTimeSchedule"
+    )
     assert set(probe["dags"]["demand_forecast"]["params"]) == {"stores", "until"}
     print(f"DagBag parse of {DAGS_FOLDER} ({len(probe['dag_ids'])} DAGs): {probe['seconds']:.2f} s")
 
@@ -231,34 +260,45 @@ print("DAG_TEST_RESULT " + json.dumps({"state": dr.state, "seconds": seconds, "t
 
 @pytest.mark.slow
 def test_dag_test_runs_every_task_on_sqlite(tmp_path, mqtt_url, topic_prefix):
+    from core.settings import Settings
+    from lab.publisher import publish_sensor_readings
+    from lab.simulator import simulate_world
     from shelfwatch import steps
-    from shelfwatch.lab.publisher import publish_sensor_readings
-    from shelfwatch.core.settings import Settings
-    from shelfwatch.lab.simulator import simulate_world
 
     data, out = tmp_path / "data", tmp_path / "out"
     world = data / "world"  # the DAG's default: world_dir="" means <SHELFWATCH_DATA_DIR>/world
     simulate_world(world, stores=2, skus=8, days=120, members=60, seed=7, incident_share=0.15)
     client_id = f"dag-test-{uuid.uuid4().hex[:8]}"  # tests sharing a broker never share a session
-    settings = Settings(data_dir=data, output_dir=out, mqtt_url=mqtt_url, mqtt_topic_prefix=topic_prefix, mqtt_client_id=client_id)
+    settings = Settings(
+        data_dir=data, output_dir=out, mqtt_url=mqtt_url, mqtt_topic_prefix=topic_prefix, mqtt_client_id=client_id
+    )
     steps.register_sensor_session(settings)  # the sensors publish before the DAG runs
     published = publish_sensor_readings(settings, world)["published"]
     assert published > 0
 
     env = airflow_env(
         tmp_path,
-        SHELFWATCH_DATA_DIR=str(data), SHELFWATCH_DATABASE_URL=f"sqlite:///{data / 'shelfwatch.db'}",
-        SHELFWATCH_OUTPUT_DIR=str(out), SHELFWATCH_MQTT_URL=mqtt_url,
-        SHELFWATCH_MQTT_TOPIC_PREFIX=topic_prefix, SHELFWATCH_MQTT_CLIENT_ID=client_id,
+        SHELFWATCH_DATA_DIR=str(data),
+        SHELFWATCH_DATABASE_URL=f"sqlite:///{data / 'shelfwatch.db'}",
+        SHELFWATCH_OUTPUT_DIR=str(out),
+        SHELFWATCH_MQTT_URL=mqtt_url,
+        SHELFWATCH_MQTT_TOPIC_PREFIX=topic_prefix,
+        SHELFWATCH_MQTT_CLIENT_ID=client_id,
     )
     _, migrate_seconds = run([sys.executable, "-m", "airflow", "db", "migrate"], env, timeout=300)
-    proc, process_seconds = run([sys.executable, "-c", DAG_TEST, DAG_ID, json.dumps({"until_idle": 3.0})], env, timeout=600)
+    proc, process_seconds = run(
+        [sys.executable, "-c", DAG_TEST, DAG_ID, json.dumps({"until_idle": 3.0})], env, timeout=600
+    )
     result = last_json(proc, "DAG_TEST_RESULT ")
     states = {task_id: ti["state"] for task_id, ti in result["tasks"].items()}
-    assert result["state"] == "success" and states == dict.fromkeys(UPSTREAM, "success"), f"{states}\n{output_tail(proc)}"
-    print(f"airflow db migrate: {migrate_seconds:.1f} s; dag.test(): {result['seconds']:.1f} s "
-          f"({process_seconds:.1f} s with interpreter start and DAG parse); per task: "
-          + ", ".join(f"{t} {ti['seconds'] or 0:.1f} s" for t, ti in result["tasks"].items()))
+    assert result["state"] == "success" and states == dict.fromkeys(UPSTREAM, "success"), (
+        f"{states}\n{output_tail(proc)}"
+    )
+    print(
+        f"airflow db migrate: {migrate_seconds:.1f} s; dag.test(): {result['seconds']:.1f} s "
+        f"({process_seconds:.1f} s with interpreter start and DAG parse); per task: "
+        + ", ".join(f"{t} {ti['seconds'] or 0:.1f} s" for t, ti in result["tasks"].items())
+    )
 
     returns = result["returns"]
     db = sqlite3.connect(data / "shelfwatch.db")
@@ -320,45 +360,72 @@ def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url,
     under dag.test() on an SQLite Airflow metadata DB, against the project database (SQLite and
     PostgreSQL), a real broker, a real SMTP server and a real webhook; then a broken sales file fails
     the quarantine gate and the failure reaches the webhook."""
-    from datetime import datetime, timedelta, timezone
-
-    from sqlalchemy import func, select
-
-    from shelfwatch.alerts.realtime import shelf_empty_on_stored
-    from shelfwatch.iot_ingest.consumer import drain, open_session
-    from shelfwatch.lab.publisher import publish_readings
-    from shelfwatch import steps
-    from shelfwatch.core.settings import Settings
-    from shelfwatch.core.db import get_engine, insert_ignore
-    from shelfwatch.lab.simulator import simulate_world
-    from shelfwatch.sql import schema
-    from tests.alerts.test_notify import Inbox, free_port
-
     import threading
+    from datetime import datetime, timedelta
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from aiosmtpd.controller import Controller
+    from sqlalchemy import func, select
+
+    from alerts.realtime import shelf_empty_on_stored
+    from core.db import get_engine, insert_ignore
+    from core.settings import Settings
+    from iot_ingest.consumer import drain, open_session
+    from lab.publisher import publish_readings
+    from lab.simulator import simulate_world
+    from shelfwatch import steps
+    from sql import schema
+    from tests.alerts.test_notify import Inbox, free_port
 
     data, out, landing = tmp_path / "data", tmp_path / "out", tmp_path / "landing"
     world = simulate_world(tmp_path / "world", stores=3, skus=8, days=120, members=80, seed=7, incident_share=0.15)
     landing.mkdir()
     shutil.copy(world / "sales" / "sales_daily.csv", landing / "sales_daily.csv")
     shutil.copy(world / "sales" / "purchase_lines.csv", landing / "purchase_lines.csv")
-    settings = Settings(data_dir=data, output_dir=out, database_url=db_url, mqtt_url=mqtt_url, mqtt_topic_prefix=topic_prefix,
-                        mqtt_client_id=f"dag-prod-{uuid.uuid4().hex[:8]}")
+    settings = Settings(
+        data_dir=data,
+        output_dir=out,
+        database_url=db_url,
+        mqtt_url=mqtt_url,
+        mqtt_topic_prefix=topic_prefix,
+        mqtt_client_id=f"dag-prod-{uuid.uuid4().hex[:8]}",
+    )
     steps.migrate_database(settings)
     steps.load_reference(settings, world)  # master data sync (stores, products, members, sensors)
     engine = get_engine(db_url)
-    old = datetime.now(timezone.utc) - timedelta(days=400)
+    old = datetime.now(UTC) - timedelta(days=400)
     with engine.begin() as conn:  # a reading past retention, for housekeeping to remove
         sensor = conn.execute(select(schema.sensors).limit(1)).first()
-        insert_ignore(conn, schema.sensor_readings, [{"sensor_id": sensor.sensor_id, "store_id": sensor.store_id, "sku": sensor.sku,
-                      "kind": "shelf_units", "value": 3.0, "units": 3.0, "seq": 1, "battery": 0.9, "device_ts": old, "received_at": old}])
+        insert_ignore(
+            conn,
+            schema.sensor_readings,
+            [
+                {
+                    "sensor_id": sensor.sensor_id,
+                    "store_id": sensor.store_id,
+                    "sku": sensor.sku,
+                    "kind": "shelf_units",
+                    "value": 3.0,
+                    "units": 3.0,
+                    "seq": 1,
+                    "battery": 0.9,
+                    "device_ts": old,
+                    "received_at": old,
+                }
+            ],
+        )
     # the ingest service (here: a bounded drain) stores the sensors' on-time readings
     open_session(mqtt_url, topic_prefix, settings.mqtt_client_id)
-    live = live_readings(world, datetime.now(timezone.utc))
+    live = live_readings(world, datetime.now(UTC))
     publish_readings(mqtt_url, live, topic_prefix)
-    drain(engine, mqtt_url, topic_prefix, settings.mqtt_client_id, until_idle=2.0, on_stored=shelf_empty_on_stored(settings))
+    drain(
+        engine,
+        mqtt_url,
+        topic_prefix,
+        settings.mqtt_client_id,
+        until_idle=2.0,
+        on_stored=shelf_empty_on_stored(settings),
+    )
 
     inbox, smtp_port = Inbox(), free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
@@ -379,23 +446,38 @@ def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url,
     broken = tmp_path / "sales_broken.csv"
     broken.write_text("store_id,sku,date,units\n" + "".join(f"S999,NOPE,2026-13-{i:02d},-{i}\n" for i in range(1, 40)))
     env = airflow_env(
-        tmp_path, SHELFWATCH_DATA_DIR=str(data), SHELFWATCH_OUTPUT_DIR=str(out), SHELFWATCH_LANDING_DIR=str(landing),
-        SHELFWATCH_MQTT_URL=mqtt_url, SHELFWATCH_MQTT_TOPIC_PREFIX=topic_prefix, SHELFWATCH_MQTT_CLIENT_ID=settings.mqtt_client_id,
-        SHELFWATCH_FORECAST_SHARDS="2", SHELFWATCH_FORECAST_WORKERS="1",
+        tmp_path,
+        SHELFWATCH_DATA_DIR=str(data),
+        SHELFWATCH_OUTPUT_DIR=str(out),
+        SHELFWATCH_LANDING_DIR=str(landing),
+        SHELFWATCH_MQTT_URL=mqtt_url,
+        SHELFWATCH_MQTT_TOPIC_PREFIX=topic_prefix,
+        SHELFWATCH_MQTT_CLIENT_ID=settings.mqtt_client_id,
+        SHELFWATCH_FORECAST_SHARDS="2",
+        SHELFWATCH_FORECAST_WORKERS="1",
         # secrets the Airflow way: connections from the environment, not code
         AIRFLOW_CONN_SHELFWATCH_DB=db_url.replace("postgresql+psycopg://", "postgresql://"),
         AIRFLOW_CONN_SHELFWATCH_SMTP=f"smtp://127.0.0.1:{smtp_port}",
         AIRFLOW_CONN_SHELFWATCH_WEBHOOK=f"http://127.0.0.1:{hook.server_address[1]}/hook",
     )
     steps = [
-        {"dag": "sales_ingest"}, {"dag": "iot_ingest"}, {"dag": "demand_forecast"}, {"dag": "stockout_alerts"},
-        {"dag": "housekeeping"}, {"dag": "demand_forecast", "conf": {"stores": ["S002"], "until": ""}},
+        {"dag": "sales_ingest"},
+        {"dag": "iot_ingest"},
+        {"dag": "demand_forecast"},
+        {"dag": "stockout_alerts"},
+        {"dag": "housekeeping"},
+        {"dag": "demand_forecast", "conf": {"stores": ["S002"], "until": ""}},
         {"dag": "sales_ingest"},  # nothing new: skipped, no asset event
-        {"copy": [str(broken), str(landing / "sales_broken.csv")]}, {"dag": "sales_ingest"},
+        {"copy": [str(broken), str(landing / "sales_broken.csv")]},
+        {"dag": "sales_ingest"},
     ]
     try:
         run([sys.executable, "-m", "airflow", "db", "migrate"], env, timeout=300)
-        run([sys.executable, "-m", "airflow", "pools", "import", str(ROOT / "deploy" / "airflow" / "pools.json")], env, timeout=120)
+        run(
+            [sys.executable, "-m", "airflow", "pools", "import", str(ROOT / "deploy" / "airflow" / "pools.json")],
+            env,
+            timeout=120,
+        )
         proc, _ = run([sys.executable, "-c", PRODUCTION_DAG_TEST, json.dumps(steps)], env, timeout=900)
     finally:
         smtp.stop()
@@ -409,16 +491,21 @@ def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url,
     def count(table) -> int:
         with get_engine(db_url).connect() as conn:
             return conn.execute(select(func.count()).select_from(table)).scalar_one()
-    assert ingest["returns"]["quarantine_gate"]["rows_loaded"] == count(schema.sales_daily) + count(schema.purchase_lines)
+
+    assert ingest["returns"]["quarantine_gate"]["rows_loaded"] == count(schema.sales_daily) + count(
+        schema.purchase_lines
+    )
     assert count(schema.sales_daily) == 3 * 8 * 120
     assert health["returns"]["check_ingest_health"]["readings_in_window"] == len(live)
     assert health["returns"]["publish_new_readings"] == {"readings": len(live)}
     shards = [k for k in fc["tasks"] if k.startswith("forecast_shard[")]
     assert len(shards) == 2 and fc["returns"]["publish"]["series"] == 3 * 8  # every series, over both shards
     with get_engine(db_url).connect() as conn:
-        per_series = conn.execute(select(schema.forecasts.c.store_id, schema.forecasts.c.sku, func.count())
-                                  .where(schema.forecasts.c.run_id == fc["returns"]["publish"]["run_id"])
-                                  .group_by(schema.forecasts.c.store_id, schema.forecasts.c.sku)).all()
+        per_series = conn.execute(
+            select(schema.forecasts.c.store_id, schema.forecasts.c.sku, func.count())
+            .where(schema.forecasts.c.run_id == fc["returns"]["publish"]["run_id"])
+            .group_by(schema.forecasts.c.store_id, schema.forecasts.c.sku)
+        ).all()
     assert len(per_series) == 3 * 8 and {n for *_, n in per_series} == {28}
     assert alerts["returns"]["detect"]["open_alerts"] > 0 and alerts["returns"]["notify"]["sent"] > 0
     assert len(inbox.messages) >= 1  # store managers' e-mails went through the real SMTP server
@@ -439,7 +526,9 @@ def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url,
     from tests.shelfwatch.web.test_pages import client_for, login
 
     add_user(get_engine(db_url), "ops", "ops-password-1", "admin")
-    web = client_for(replace(settings, airflow_db_url=f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}", web_secret="t"))
+    web = client_for(
+        replace(settings, airflow_db_url=f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}", web_secret="t")
+    )
     login(web, "ops", "ops-password-1")
     health_page = web.get("/health").text
     assert 'id="dag-runs"' in health_page and "demand_forecast" in health_page and ">failed<" in health_page

@@ -1,19 +1,23 @@
 """docker-compose.yml checked as data (no Docker engine here): services, files, settings names."""
 
-
 import yaml
 
-from shelfwatch.core.settings import Settings
-
+from core.settings import Settings
 from tests.conftest import REPO_ROOT as ROOT
-
 
 
 def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
 
 
 def test_services_and_health():
@@ -27,7 +31,11 @@ def test_services_and_health():
     for name in AIRFLOW_SERVICES:
         service = services[name]
         assert (ROOT / service["build"]["dockerfile"]).exists()
-        assert service["depends_on"]["postgres"]["condition"] == service["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert (
+            service["depends_on"]["postgres"]["condition"]
+            == service["depends_on"]["redis"]["condition"]
+            == "service_healthy"
+        )
         assert service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         if name != "airflow-init":  # everything waits for the metadata schema and the pools
             assert service["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
@@ -47,11 +55,20 @@ def test_airflow_commands_exist():
     assert commands["airflow-worker"] == ["airflow", "celery", "worker"]
     assert "apache-airflow-providers-celery==" in (ROOT / "deploy/airflow/requirements-airflow.lock").read_text()
     init = commands["airflow-init"][-1]
-    assert "airflow db migrate" in init and "airflow pools import /opt/shelfwatch/deploy/airflow/pools.json" in init and "shelfwatch migrate" in init
+    assert (
+        "airflow db migrate" in init
+        and "airflow pools import /opt/shelfwatch/deploy/airflow/pools.json" in init
+        and "shelfwatch migrate" in init
+    )
     for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
         sub = commands[name][1]
-        proc = subprocess.run([sys.executable, "-m", "airflow", sub, "--help"], capture_output=True, text=True, timeout=120,
-                              env={"AIRFLOW_HOME": str(ROOT / ".pytest_cache" / "airflow-help"), "PATH": "/usr/bin:/bin"})
+        proc = subprocess.run(
+            [sys.executable, "-m", "airflow", sub, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"AIRFLOW_HOME": str(ROOT / ".pytest_cache" / "airflow-help"), "PATH": "/usr/bin:/bin"},
+        )
         assert proc.returncode == 0, f"airflow {sub}: {proc.stderr[-500:]}"
 
 
@@ -61,8 +78,11 @@ def test_pools_file_matches_the_dags():
     import json
 
     tree = ast.parse((ROOT / "shelfwatch" / "dag_wiring.py").read_text())
-    names = {node.targets[0].id: node.value.value for node in tree.body
-             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "").startswith("POOL_")}
+    names = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "").startswith("POOL_")
+    }
     pools = json.loads((ROOT / "deploy/airflow/pools.json").read_text())
     assert set(pools) == set(names.values()) == {"shelfwatch_forecasting", "shelfwatch_ingest"}
 
@@ -77,8 +97,13 @@ def test_compose_config_parses_offline(tmp_path):
     client = shutil.which("docker-compose")
     if client is None:
         pytest.skip("no docker-compose client on this machine (.ci/run installs it)")
-    proc = subprocess.run([client, "--env-file", str(ROOT / ".env.example"), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [client, "--env-file", str(ROOT / ".env.example"), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -101,13 +126,20 @@ def test_secrets_come_from_the_env_file():
     text = (ROOT / "docker-compose.yml").read_text()
     example = (ROOT / ".env.example").read_text()
     used = set(re.findall(r"(?<!\$)\$\{(\w+)\}", text))  # $${X} is left to the container's shell
-    assert {"POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MQTT_INGEST_PASSWORD", "MQTT_DEMO_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET"} <= used
+    assert {
+        "POSTGRES_PASSWORD",
+        "AIRFLOW_DB_PASSWORD",
+        "MQTT_INGEST_PASSWORD",
+        "MQTT_DEMO_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+    } <= used
     for name in used:
         assert re.search(rf"^{name}=", example, re.M), f".env.example misses {name}"
 
 
 def test_environment_names_are_settings():
-    from shelfwatch.core.settings import AIRFLOW_CONNECTIONS
+    from core.settings import AIRFLOW_CONNECTIONS
 
     known = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
     connections = {f"AIRFLOW_CONN_{c.upper()}" for c in AIRFLOW_CONNECTIONS}

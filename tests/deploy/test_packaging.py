@@ -1,9 +1,9 @@
-"""The wheel installs one import name, `shelfwatch`, and works on its own.
+"""The wheel installs exactly the repository's packages, each folder under its own name, and works on its own.
 
-The repository keeps the top-level folders of the design (sql/, alerts/, forecasting/, iot_ingest/,
-sales_ingest/, lab/) mapped under `shelfwatch.` by setuptools' package-dir. This builds the wheel as
-an image would, installs it into a folder of its own and runs it from outside the checkout: the
-migrations, templates and the lab's CLI entry point must all come with it.
+Each top-level folder of the design (sql/, alerts/, forecasting/, iot_ingest/, sales_ingest/, lab/,
+core/, shelfwatch/) is the package its imports name. This builds the wheel as an image would,
+installs it into a folder of its own and runs it from outside the checkout: the migrations,
+templates and the lab's CLI entry point must all come with it, and nothing else (no tests, no dags).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ PROBE = """
 import json, sys
 from importlib.metadata import entry_points
 from pathlib import Path
-import shelfwatch.sql.schema, shelfwatch.alerts.detect, shelfwatch.web.app, shelfwatch.lab.cli, shelfwatch.cli.app
-from shelfwatch.sql.migrate import migrate
+import sql.schema, alerts.detect, shelfwatch.web.app, lab.cli, shelfwatch.cli.app
+from sql.migrate import migrate
 from sqlalchemy import inspect
 engine = migrate("sqlite:///" + sys.argv[1])
 print(json.dumps({
-    "files": sorted({Path(m.__file__).resolve().parents[1].as_posix() for m in (shelfwatch.sql.schema, shelfwatch.alerts.detect)}),
+    "files": sorted({Path(m.__file__).resolve().parents[1].as_posix() for m in (sql.schema, alerts.detect, lab.cli)}),
     "tables": sorted(inspect(engine).get_table_names()),
     "templates": (Path(shelfwatch.web.app.__file__).parent / "templates" / "alerts.html").exists(),
     "plugins": sorted(ep.value for ep in entry_points(group="shelfwatch.cli")),
@@ -34,28 +34,58 @@ print(json.dumps({
 """
 
 
-def test_wheel_holds_only_shelfwatch_and_runs_outside_the_checkout(tmp_path):
+def test_wheel_holds_the_packages_and_runs_outside_the_checkout(tmp_path):
     source = tmp_path / "source"  # a copy, so the build leaves no build/ or *.egg-info in the checkout
-    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".stack", "out", "data", "build", "*.egg-info", "__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(source), "-w", str(tmp_path / "dist")],
-                   check=True, capture_output=True, timeout=300)
+    shutil.copytree(
+        REPO_ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", ".stack", "out", "data", "build", "*.egg-info", "__pycache__"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(source), "-w", str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next((tmp_path / "dist").glob("shelfwatch-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert top_level == {"shelfwatch"}, f"the wheel installs more than one import name: {sorted(top_level)}"
-    for needed in ("shelfwatch/sql/alembic.ini", "shelfwatch/sql/migrations/env.py", "shelfwatch/sql/migrations/versions/0008_quarantine_channel.py",
-                   "shelfwatch/web/templates/alerts.html", "shelfwatch/lab/cli.py", "shelfwatch/web/routers/alerts.py"):
+    expected = {"shelfwatch", "core", "sql", "sales_ingest", "iot_ingest", "forecasting", "alerts", "lab"}
+    assert top_level == expected, (
+        f"the wheel installs other import names than the repository's packages: {sorted(top_level)}"
+    )
+    for needed in (
+        "sql/alembic.ini",
+        "sql/migrations/env.py",
+        "sql/migrations/versions/0008_quarantine_channel.py",
+        "shelfwatch/web/templates/alerts.html",
+        "lab/cli.py",
+        "lab/bench/forecast.py",
+        "shelfwatch/web/routers/alerts.py",
+    ):
         assert needed in names, f"{needed} is missing from {wheel.name}"
 
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}  # before the editable install of the checkout
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "probe.db")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "probe.db")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert found["files"] == [(target / "shelfwatch").resolve().as_posix()], "the modules came from the checkout, not the wheel"
-    assert {"alerts", "quarantine", "sensor_readings", "latest_sensor_readings", "alembic_version"} <= set(found["tables"])
+    assert found["files"] == [target.resolve().as_posix()], "the modules came from the checkout, not the wheel"
+    assert {"alerts", "quarantine", "sensor_readings", "latest_sensor_readings", "alembic_version"} <= set(
+        found["tables"]
+    )
     assert found["templates"] is True
-    assert "shelfwatch.lab.cli:mount" in found["plugins"]
+    assert "lab.cli:mount" in found["plugins"]

@@ -3,13 +3,20 @@
 import numpy as np
 import pytest
 
-from shelfwatch.forecasting.combine import WindowResult, choose_model, decide, decision_members, parse_strategy
+from forecasting.combine import WindowResult, choose_model, decide, decision_members, parse_strategy
 
 
 def windows_of(actuals, preds_by_model):
     """Backtest windows of 7 days with a unit scale: RMSSE is the plain RMSE."""
-    return [WindowResult(np.asarray(a, float), np.zeros(len(a), bool), 1.0, {m: np.asarray(p[i], float) for m, p in preds_by_model.items()})
-            for i, a in enumerate(actuals)]
+    return [
+        WindowResult(
+            np.asarray(a, float),
+            np.zeros(len(a), bool),
+            1.0,
+            {m: np.asarray(p[i], float) for m, p in preds_by_model.items()},
+        )
+        for i, a in enumerate(actuals)
+    ]
 
 
 ACTUAL = [[10.0] * 7, [12.0] * 7, [8.0] * 7]

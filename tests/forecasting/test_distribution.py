@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shelfwatch.forecasting.distribution import (
+from forecasting.distribution import (
     inside_interval,
     lead_time_demand,
     level_evidence,
@@ -28,7 +28,9 @@ def test_a_sum_of_days_varies_like_h_squared_when_the_level_error_is_shared():
     total, total_sq = DAILY.sum(), (DAILY**2).sum()
     assert sum_variance(total, total_sq, 0.3, 0.0) == pytest.approx(total + 0.3 * total_sq)  # days independent
     assert sum_variance(total, total_sq, 0.3, 0.3) == pytest.approx(total + 0.3 * total**2)  # one level for all days
-    assert sum_variance(total, total_sq, 0.3, 0.9) == sum_variance(total, total_sq, 0.3, 0.3)  # never more than the dispersion
+    assert sum_variance(total, total_sq, 0.3, 0.9) == sum_variance(
+        total, total_sq, 0.3, 0.3
+    )  # never more than the dispersion
 
 
 def test_lead_time_probability_matches_a_simulation_with_a_shared_level():
@@ -37,7 +39,9 @@ def test_lead_time_probability_matches_a_simulation_with_a_shared_level():
     # the day's total dispersion (noise + level + their product) is what the backtest measures
     dispersion = noise + level + noise * level
     for available in (35, 44, 60, 80):
-        assert prob_demand_exceeds(DAILY, dispersion, available, level) == pytest.approx((draws > available).mean(), abs=0.02)
+        assert prob_demand_exceeds(DAILY, dispersion, available, level) == pytest.approx(
+            (draws > available).mean(), abs=0.02
+        )
     independent = prob_demand_exceeds(DAILY, dispersion, 80)
     assert independent < (draws > 80).mean() - 0.05  # days taken as independent: too sure the shelf lasts
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from shelfwatch.forecasting.distribution import nb_quantiles, prob_demand_exceeds
-from shelfwatch.forecasting.engine import EngineSettings, forecast, shard_of
-from shelfwatch.forecasting.inputs import ForecastInputError, validate_sales
+from forecasting.distribution import nb_quantiles, prob_demand_exceeds
+from forecasting.engine import EngineSettings, forecast, shard_of
+from forecasting.inputs import ForecastInputError, validate_sales
 
 FAST = EngineSettings(horizon=28, workers=1, prophet_min_units_per_day=1e9)  # Prophet off: tests stay quick
 
@@ -69,8 +69,14 @@ def test_promotion_lift_is_learnt_and_applied_to_planned_promotion_days():
     sales = series("S1", "P", units)
     first = sales["date"].min()
     promo_starts = [first + pd.Timedelta(days=s) for s in [*starts, days + 5]]  # the next one is planned
-    promotions = pd.DataFrame({"store_id": "", "sku": "P", "start_date": promo_starts,
-                               "end_date": [d + pd.Timedelta(days=6) for d in promo_starts]})
+    promotions = pd.DataFrame(
+        {
+            "store_id": "",
+            "sku": "P",
+            "start_date": promo_starts,
+            "end_date": [d + pd.Timedelta(days=6) for d in promo_starts],
+        }
+    )
     result = forecast(sales, FAST, promotions=promotions)
     assert result.models.iloc[0]["promotion_lift"] == pytest.approx(2.0, rel=0.15)
     fc = result.forecast.set_index("date")["mean"]
@@ -80,8 +86,12 @@ def test_promotion_lift_is_learnt_and_applied_to_planned_promotion_days():
 
 
 def test_quantiles_are_ordered_non_negative_and_follow_the_requested_levels():
-    sales = pd.concat([series("S1", "A", weekly(seed=1)), series("S1", "B", np.r_[np.linspace(30, 0, 150), np.zeros(30), [1]])])
-    settings = EngineSettings(horizon=14, quantiles=(0.05, 0.1, 0.5, 0.9, 0.95), workers=1, prophet_min_units_per_day=1e9)
+    sales = pd.concat(
+        [series("S1", "A", weekly(seed=1)), series("S1", "B", np.r_[np.linspace(30, 0, 150), np.zeros(30), [1]])]
+    )
+    settings = EngineSettings(
+        horizon=14, quantiles=(0.05, 0.1, 0.5, 0.9, 0.95), workers=1, prophet_min_units_per_day=1e9
+    )
     fc = forecast(sales, settings).forecast
     assert list(fc.columns) == ["store_id", "sku", "date", "mean", "p5", "p10", "p50", "p90", "p95", "model"]
     q = fc[["p5", "p10", "p50", "p90", "p95"]].to_numpy()
@@ -109,7 +119,9 @@ def test_eighty_percent_interval_is_calibrated_on_negative_binomial_demand():
         mu, size = rng.uniform(2, 30), rng.uniform(2, 10)
         draws = rng.negative_binomial(size, size / (size + mu), 228).astype(float)
         frames.append(series("S1", f"N{k}", draws[:200]))
-        future.append(series("S1", f"N{k}", draws[200:], start=str((pd.Timestamp("2025-01-06") + pd.Timedelta(days=200)).date())))
+        future.append(
+            series("S1", f"N{k}", draws[200:], start=str((pd.Timestamp("2025-01-06") + pd.Timedelta(days=200)).date()))
+        )
     fc = forecast(pd.concat(frames), FAST).forecast
     actual = pd.concat(future).merge(fc, on=["store_id", "sku", "date"])
     coverage = ((actual["units"] >= actual["p10"]) & (actual["units"] <= actual["p90"])).mean()
@@ -117,7 +129,11 @@ def test_eighty_percent_interval_is_calibrated_on_negative_binomial_demand():
 
 
 def test_results_do_not_depend_on_shards_or_processes():
-    frames = [series(f"S{s}", f"K{k}", weekly(days=120 + 7 * k, seed=10 * s + k, level=2 + k)) for s in range(4) for k in range(3)]
+    frames = [
+        series(f"S{s}", f"K{k}", weekly(days=120 + 7 * k, seed=10 * s + k, level=2 + k))
+        for s in range(4)
+        for k in range(3)
+    ]
     sales = pd.concat(frames, ignore_index=True)
     whole = forecast(sales, FAST).forecast
     two_procs = forecast(sales, EngineSettings(horizon=28, workers=2, prophet_min_units_per_day=1e9)).forecast
@@ -132,7 +148,7 @@ def test_results_do_not_depend_on_shards_or_processes():
 
 
 def test_prophet_is_a_candidate_for_busy_long_series_only():
-    from shelfwatch.forecasting.engine import prophet_eligible
+    from forecasting.engine import prophet_eligible
 
     busy, slow = weekly(days=400, seed=4, level=30), weekly(days=400, seed=4, level=2)
     settings = EngineSettings()
@@ -142,20 +158,20 @@ def test_prophet_is_a_candidate_for_busy_long_series_only():
 
 
 def series_data_of(units):
-    from shelfwatch.forecasting.engine import promotion_index, series_data
+    from forecasting.engine import promotion_index, series_data
 
     day = pd.date_range("2025-01-06", periods=len(units)).to_numpy("datetime64[D]").astype(np.int64)
     return series_data("S1", "X", day, np.asarray(units, float), np.zeros(len(units)), 28, promotion_index(None))
 
 
 def prepare_series_of(d):
-    from shelfwatch.forecasting.engine import prepare_series
+    from forecasting.engine import prepare_series
 
     return prepare_series(d, 28, 12)
 
 
 def test_prophet_forecast_is_floored_and_follows_the_level():
-    from shelfwatch.forecasting.engine import candidate_forecasts
+    from forecasting.engine import candidate_forecasts
 
     units = weekly(days=400, seed=4, level=30)
     preds = candidate_forecasts([prepare_series_of(series_data_of(units))], EngineSettings(), {"S1|X"})["S1|X"]
@@ -167,11 +183,28 @@ def test_prophet_forecast_is_floored_and_follows_the_level():
 @pytest.mark.parametrize(
     "frame, message",
     [
-        (pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["2026-01-01"], "units": [1], "price": [2.5]}), "unknown column(s) 'price'"),
-        (pd.DataFrame({"store_id": ["S", "S"], "sku": ["A", "A"], "date": ["2026-01-01", "2026-01-02"], "units": [1, -2]}), "negative units on line 3"),
-        (pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["01/13/2026x"], "units": [1]}), "unreadable date on line 2"),
-        (pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["2026-01-01"], "units": ["many"]}), "units is not a number on line 2"),
-        (pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["2026-01-01"], "units": [1], "stockout": [2]}), "stockout must be 0 or 1 on line 2"),
+        (
+            pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["2026-01-01"], "units": [1], "price": [2.5]}),
+            "unknown column(s) 'price'",
+        ),
+        (
+            pd.DataFrame(
+                {"store_id": ["S", "S"], "sku": ["A", "A"], "date": ["2026-01-01", "2026-01-02"], "units": [1, -2]}
+            ),
+            "negative units on line 3",
+        ),
+        (
+            pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["01/13/2026x"], "units": [1]}),
+            "unreadable date on line 2",
+        ),
+        (
+            pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["2026-01-01"], "units": ["many"]}),
+            "units is not a number on line 2",
+        ),
+        (
+            pd.DataFrame({"store_id": ["S"], "sku": ["A"], "date": ["2026-01-01"], "units": [1], "stockout": [2]}),
+            "stockout must be 0 or 1 on line 2",
+        ),
     ],
 )
 def test_bad_files_are_refused_with_the_line_and_the_problem(frame, message):
@@ -181,11 +214,13 @@ def test_bad_files_are_refused_with_the_line_and_the_problem(frame, message):
 
 
 def test_single_day_and_all_zero_series_are_rejected_by_name_while_others_are_forecast():
-    sales = pd.concat([
-        series("S1", "GOOD", weekly(days=90)),
-        series("S1", "ONE_DAY", [4]),
-        series("S1", "ZERO", np.zeros(60)),
-    ])
+    sales = pd.concat(
+        [
+            series("S1", "GOOD", weekly(days=90)),
+            series("S1", "ONE_DAY", [4]),
+            series("S1", "ZERO", np.zeros(60)),
+        ]
+    )
     result = forecast(sales, FAST)
     assert set(result.forecast["sku"]) == {"GOOD"} and len(result.forecast) == 28
     problems = result.rejected.set_index("sku")["problem"]

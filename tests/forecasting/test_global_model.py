@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shelfwatch.forecasting.engine import EngineSettings, forecast
-from shelfwatch.forecasting.global_model import GLOBAL_MODEL, MIN_SERIES, global_forecasts
+from forecasting.engine import EngineSettings, forecast
+from forecasting.global_model import GLOBAL_MODEL, MIN_SERIES, global_forecasts
 
 
 def store_frame(n_series: int, days: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -14,8 +14,10 @@ def store_frame(n_series: int, days: int = 300, seed: int = 0) -> tuple[pd.DataF
     levels = np.geomspace(0.5, 60, n_series)
     dates = pd.date_range("2025-01-06", periods=days, freq="D")  # a Monday
     shape = np.where(dates.dayofweek >= 5, 2.0, 1.0)
-    frames = [pd.DataFrame({"unique_id": f"S1|K{i:02d}", "ds": dates, "y": rng.poisson(level * shape).astype(float)})
-              for i, level in enumerate(levels)]
+    frames = [
+        pd.DataFrame({"unique_id": f"S1|K{i:02d}", "ds": dates, "y": rng.poisson(level * shape).astype(float)})
+        for i, level in enumerate(levels)
+    ]
     return pd.concat(frames, ignore_index=True), levels
 
 
@@ -48,17 +50,27 @@ def test_engine_results_with_the_global_model_do_not_depend_on_processes_or_shar
     settings = EngineSettings(horizon=14, workers=1, prophet_min_units_per_day=1e9, combination="top3")
     whole = forecast(sales, settings)
     assert whole.models["model"].str.contains(GLOBAL_MODEL).any()  # it is a candidate the decision uses
-    parallel = forecast(sales, EngineSettings(horizon=14, workers=2, prophet_min_units_per_day=1e9, combination="top3")).forecast
+    parallel = forecast(
+        sales, EngineSettings(horizon=14, workers=2, prophet_min_units_per_day=1e9, combination="top3")
+    ).forecast
     pd.testing.assert_frame_equal(whole.forecast, parallel)
     shards = pd.concat([forecast(sales, settings, shard=(i, 2)).forecast for i in range(2)])
-    pd.testing.assert_frame_equal(whole.forecast, shards.sort_values(["store_id", "sku", "date"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        whole.forecast, shards.sort_values(["store_id", "sku", "date"]).reset_index(drop=True)
+    )
 
 
 def test_price_path_applies_each_row_from_its_date_and_a_stores_own_row_last():
-    from shelfwatch.forecasting.engine import price_index, price_path
+    from forecasting.engine import price_index, price_path
 
-    rows = pd.DataFrame({"store_id": ["", "", "S1", ""], "sku": ["A", "A", "A", "B"],
-                         "date": pd.to_datetime(["2026-01-03", "2026-01-06", "2026-01-06", "2026-01-01"]), "price": [2.0, 1.5, 1.8, 9.0]})
+    rows = pd.DataFrame(
+        {
+            "store_id": ["", "", "S1", ""],
+            "sku": ["A", "A", "A", "B"],
+            "date": pd.to_datetime(["2026-01-03", "2026-01-06", "2026-01-06", "2026-01-01"]),
+            "price": [2.0, 1.5, 1.8, 9.0],
+        }
+    )
     index = price_index(rows)
     first = int(np.datetime64("2026-01-01", "D").astype(int))
     np.testing.assert_allclose(price_path(index, "S1", "A", first, 8), [2.0, 2.0, 2.0, 2.0, 2.0, 1.8, 1.8, 1.8])
@@ -75,12 +87,20 @@ def elastic_store(n_series: int = 30, days: int = 364, elasticity: float = 2.0, 
     for i in range(n_series):
         ratio = np.ones(days + 14)
         for start in range(20, days, 35):
-            ratio[start:start + 14] = rng.choice([0.8, 1.2])
+            ratio[start : start + 14] = rng.choice([0.8, 1.2])
         ratio[days:] = 0.8 if i % 2 == 0 else 1.2
         level = rng.uniform(3, 30)
         uid = f"S1|K{i:02d}"
-        history.append(pd.DataFrame({"unique_id": uid, "ds": dates[:days], "y": rng.poisson(level * ratio[:days] ** -elasticity).astype(float),
-                                     "price_ratio": ratio[:days]}))
+        history.append(
+            pd.DataFrame(
+                {
+                    "unique_id": uid,
+                    "ds": dates[:days],
+                    "y": rng.poisson(level * ratio[:days] ** -elasticity).astype(float),
+                    "price_ratio": ratio[:days],
+                }
+            )
+        )
         future.append(pd.DataFrame({"unique_id": uid, "ds": dates[days:], "price_ratio": ratio[days:]}))
     return pd.concat(history, ignore_index=True), pd.concat(future, ignore_index=True)
 
@@ -88,7 +108,9 @@ def elastic_store(n_series: int = 30, days: int = 364, elasticity: float = 2.0, 
 def test_a_planned_price_cut_raises_the_global_forecast_as_much_as_history_taught():
     history, future = elastic_store()
     out = global_forecasts(history, future, 14)
-    usual = history.groupby("unique_id").apply(lambda g: g.loc[g["price_ratio"] == 1.0, "y"].mean(), include_groups=False)
+    usual = history.groupby("unique_id").apply(
+        lambda g: g.loc[g["price_ratio"] == 1.0, "y"].mean(), include_groups=False
+    )
     cheaper = np.mean([out[u].mean() / usual[u] for u in out if int(u[-2:]) % 2 == 0])
     dearer = np.mean([out[u].mean() / usual[u] for u in out if int(u[-2:]) % 2 == 1])
     assert cheaper > 1.25 and dearer < 0.85  # truth: 0.8 ** -2 = 1.56 and 1.2 ** -2 = 0.69
@@ -97,10 +119,12 @@ def test_a_planned_price_cut_raises_the_global_forecast_as_much_as_history_taugh
 
 
 def test_public_holidays_are_known_ahead_only_when_a_country_is_set():
-    from shelfwatch.forecasting.engine import global_model_frames, prepare_series, series_data
+    from forecasting.engine import global_model_frames, prepare_series, series_data
 
     new_year = int(np.datetime64("2025-01-01", "D").astype(int))
-    s = prepare_series(series_data("S1", "A", np.arange(new_year - 30, new_year + 30), np.ones(60), np.zeros(60), 14, {}), 14, 12)
+    s = prepare_series(
+        series_data("S1", "A", np.arange(new_year - 30, new_year + 30), np.ones(60), np.zeros(60), 14, {}), 14, 12
+    )
     frame, future = global_model_frames([s], 14, "GB")
     flagged = frame.loc[frame["holiday"] == 1, "ds"].dt.strftime("%Y-%m-%d").tolist()
     assert "2025-01-01" in flagged and "2024-12-25" in flagged and "2025-01-15" not in flagged

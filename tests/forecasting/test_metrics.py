@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shelfwatch.forecasting.classify import classify_demand, series_profile
-from shelfwatch.forecasting.metrics import interval_coverage, rmsse
+from forecasting.classify import classify_demand, series_profile
+from forecasting.metrics import interval_coverage, rmsse
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_interval_coverage():
 
 
 def test_masking_stockout_days_removes_the_bias_after_a_stockout_week():
-    from shelfwatch.forecasting.censoring import impute_censored
+    from forecasting.censoring import impute_censored
 
     rng = np.random.default_rng(3)
     dates = pd.date_range("2026-01-01", periods=84)

@@ -2,26 +2,35 @@
 
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 from sqlalchemy import func, select
 
-from shelfwatch.lab.brokers import EmbeddedBroker
-from shelfwatch.iot_ingest.consumer import drain, open_session
-from shelfwatch.iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, topic_for
-from shelfwatch.lab.publisher import publish_raw, publish_readings
-from shelfwatch.core.db import insert_ignore
-from shelfwatch.sql import schema
+from core.db import insert_ignore
+from iot_ingest.consumer import drain, open_session
+from iot_ingest.contract import KnownEntities, parse_broker_url, parse_message, topic_for
+from lab.brokers import EmbeddedBroker
+from lab.publisher import publish_raw, publish_readings
+from sql import schema
 
 PREFIX = "shelfwatch/v1"
-NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 KNOWN = KnownEntities(frozenset({"S1"}), {"A": 250.0, "B": 100.0}, {"S1-W": 50.0})
 
 
 def reading(seq=1, **over):
-    base = {"sensor_id": "S1-U", "store_id": "S1", "sku": "A", "kind": "shelf_units", "value": 7, "ts": "2026-11-23T10:00:00+01:00", "seq": seq, "battery": 0.9}
+    base = {
+        "sensor_id": "S1-U",
+        "store_id": "S1",
+        "sku": "A",
+        "kind": "shelf_units",
+        "value": 7,
+        "ts": "2026-11-23T10:00:00+01:00",
+        "seq": seq,
+        "battery": 0.9,
+    }
     return {**base, **over}
 
 
@@ -33,7 +42,7 @@ def parse(payload, topic=None):
 def test_valid_reading_is_converted_to_utc():
     rows, bad = parse(reading())
     assert bad == [] and rows[0]["units"] == 7.0
-    assert rows[0]["device_ts"] == datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+    assert rows[0]["device_ts"] == datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
 def test_future_device_time_is_stored_but_flagged():
@@ -67,7 +76,9 @@ def test_weight_is_converted_with_tare_and_unit_weight():
 def test_bad_payloads_are_quarantined_with_reason(payload, reason):
     rows, bad = parse(payload)
     assert rows == [] and len(bad) == 1
-    assert reason in bad[0]["reason"] and bad[0]["reason"].startswith("topic shelfwatch/v1/stores/S1/sensors/S1-U/readings: ")
+    assert reason in bad[0]["reason"] and bad[0]["reason"].startswith(
+        "topic shelfwatch/v1/stores/S1/sensors/S1-U/readings: "
+    )
     assert bad[0]["raw_content"]  # the payload is kept
 
 
@@ -96,7 +107,14 @@ def test_gateway_list_keeps_good_items():
 
 def test_broker_url_parsing():
     a = parse_broker_url("mqtts://u%40x:p@broker.example:8884?protocol=3.1.1")
-    assert (a.host, a.port, a.username, a.password, a.protocol, a.tls) == ("broker.example", 8884, "u@x", "p", "3.1.1", True)
+    assert (a.host, a.port, a.username, a.password, a.protocol, a.tls) == (
+        "broker.example",
+        8884,
+        "u@x",
+        "p",
+        "3.1.1",
+        True,
+    )
     with pytest.raises(ValueError, match="mqtt://user:pass@host:port"):
         parse_broker_url("http://x")
 
@@ -107,11 +125,26 @@ def test_broker_url_parsing():
 def seed(engine):
     with engine.begin() as conn:
         insert_ignore(conn, schema.stores, [{"store_id": "S1", "name": "s", "timezone": "UTC", "manager_email": "m@x"}])
-        insert_ignore(conn, schema.products, [{"sku": "A", "name": "a", "category": "c", "unit_price": 1.0, "unit_weight_g": 250.0, "shelf_capacity": 9}])
+        insert_ignore(
+            conn,
+            schema.products,
+            [
+                {
+                    "sku": "A",
+                    "name": "a",
+                    "category": "c",
+                    "unit_price": 1.0,
+                    "unit_weight_g": 250.0,
+                    "shelf_capacity": 9,
+                }
+            ],
+        )
 
 
 def stream(n):
-    return [reading(seq=i, sensor_id=f"S1-U{i % 7}", ts=f"2026-11-22T{i % 24:02d}:{i % 60:02d}:00+00:00") for i in range(n)]
+    return [
+        reading(seq=i, sensor_id=f"S1-U{i % 7}", ts=f"2026-11-22T{i % 24:02d}:{i % 60:02d}:00+00:00") for i in range(n)
+    ]
 
 
 def count(engine, table):
@@ -122,7 +155,9 @@ def count(engine, table):
 def run_ingest(engine, url, prefix, client_id, publish):
     """Drain in a thread while `publish()` sends, as the service and the sensors do."""
     result = {}
-    consumer = threading.Thread(target=lambda: result.update(stats=drain(engine, url, prefix, client_id, until_idle=2.0)))
+    consumer = threading.Thread(
+        target=lambda: result.update(stats=drain(engine, url, prefix, client_id, until_idle=2.0))
+    )
     consumer.start()
     publish()
     consumer.join(timeout=120)
@@ -135,7 +170,13 @@ def test_readings_stored_once_and_bad_ones_quarantined(engine, mqtt_url, topic_p
     open_session(mqtt_url, topic_prefix, client_id)
     good = stream(500)
     # malformed, invalid, undecodable, and two the database itself would refuse (NUL, seq overflow)
-    broken = [b"{not json", orjson.dumps(reading(sensor_id="S1-U0", value=-2)), b"\xff\xfe", b"\x00\x01", orjson.dumps(reading(sensor_id="S1-U0", seq=2**40))]
+    broken = [
+        b"{not json",
+        orjson.dumps(reading(sensor_id="S1-U0", value=-2)),
+        b"\xff\xfe",
+        b"\x00\x01",
+        orjson.dumps(reading(sensor_id="S1-U0", seq=2**40)),
+    ]
     long_id = "L" * 100
 
     def publish():
@@ -149,11 +190,15 @@ def test_readings_stored_once_and_bad_ones_quarantined(engine, mqtt_url, topic_p
     with engine.connect() as conn:
         quarantined = dict(conn.execute(select(schema.quarantine.c.raw_content, schema.quarantine.c.reason)).all())
     assert len(quarantined) == 6
-    on_u0 = [r for r in quarantined.values() if r.startswith(f"topic {topic_prefix}/stores/S1/sensors/S1-U0/readings: ")]
+    on_u0 = [
+        r for r in quarantined.values() if r.startswith(f"topic {topic_prefix}/stores/S1/sensors/S1-U0/readings: ")
+    ]
     assert len(on_u0) == 5 and any("field 'value' is -2 (must be >= 0)" in r for r in on_u0)
     assert any("longer than 64 characters" in r for r in quarantined.values())
     # the same readings published again: received, recognised as duplicates, stored once
-    stats = run_ingest(engine, mqtt_url, topic_prefix, client_id, lambda: publish_readings(mqtt_url, good, topic_prefix))
+    stats = run_ingest(
+        engine, mqtt_url, topic_prefix, client_id, lambda: publish_readings(mqtt_url, good, topic_prefix)
+    )
     assert (stats.received, stats.stored, stats.duplicates) == (500, 0, 500)
     assert count(engine, schema.sensor_readings) == 500
 
@@ -162,7 +207,7 @@ def test_a_batch_the_database_rejects_is_split_and_only_the_culprit_quarantined(
     """Defence in depth: whatever the database refuses must not block the messages around it."""
     from sqlalchemy.exc import DataError
 
-    from shelfwatch.iot_ingest import consumer
+    from iot_ingest import consumer
 
     seed(engine)
     real_insert = consumer.BULK_INSERT[engine.dialect.name]
@@ -185,7 +230,7 @@ def test_lost_database_is_transient_and_refused_data_is_not(engine):
     """Lost connections are retried without acking; the raw-driver fast paths raise unwrapped errors."""
     from sqlalchemy.exc import DataError, OperationalError
 
-    from shelfwatch.iot_ingest.consumer import is_transient
+    from iot_ingest.consumer import is_transient
 
     dbapi = engine.dialect.loaded_dbapi
     assert is_transient(engine, dbapi.OperationalError("server closed the connection"))
@@ -207,14 +252,16 @@ def test_session_queues_while_consumer_is_away_and_nothing_is_acked_early(engine
 
 
 def test_embedded_broker_round_trip_and_offline_queue(tmp_path):
-    from shelfwatch.sql.migrate import migrate
+    from sql.migrate import migrate
 
     engine = migrate(f"sqlite:///{tmp_path / 'e.db'}")
     seed(engine)
     with EmbeddedBroker() as broker:
         assert broker.url.endswith("?protocol=3.1.1")
         open_session(broker.url, PREFIX, "embedded-test")
-        stats = run_ingest(engine, broker.url, PREFIX, "embedded-test", lambda: publish_readings(broker.url, stream(200), PREFIX))
+        stats = run_ingest(
+            engine, broker.url, PREFIX, "embedded-test", lambda: publish_readings(broker.url, stream(200), PREFIX)
+        )
         assert stats.stored == 200
         # published while the consumer is away: queued by the broker for the persistent session
         publish_readings(broker.url, stream(300)[200:], PREFIX)
@@ -239,24 +286,47 @@ def test_max_seconds_bounds_a_run_and_stats_are_kept(engine, mqtt_url, topic_pre
     with engine.connect() as conn:
         row = conn.execute(select(schema.ingest_stats).where(schema.ingest_stats.c.client_id == client_id)).one()
     assert (row.received, row.stored, row.batches) == (50, 50, stats.batches)
-    result = CliRunner().invoke(app, ["ingest-iot", "--stats", "--db", engine.url.render_as_string(hide_password=False)], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(
+        app, ["ingest-iot", "--stats", "--db", engine.url.render_as_string(hide_password=False)], env={"COLUMNS": "300"}
+    )
     assert result.exit_code == 0 and client_id[:12] in result.output
 
 
 def test_stale_sensors(engine):
     import pandas as pd
 
-    from shelfwatch.iot_ingest.health import stale_sensors
+    from iot_ingest.health import stale_sensors
 
     seed(engine)
     now = pd.Timestamp("2026-11-23 12:00", tz="UTC")
     with engine.begin() as conn:
-        insert_ignore(conn, schema.sensors, [{"sensor_id": s, "store_id": "S1", "sku": "A", "kind": "shelf_units", "tare_g": 0.0} for s in ("fresh", "quiet", "never")])
-        insert_ignore(conn, schema.sensor_readings, [
-            {"sensor_id": s, "store_id": "S1", "sku": "A", "kind": "shelf_units", "value": 1.0, "units": 1.0, "seq": 1, "battery": None,
-             "device_ts": t.to_pydatetime(), "received_at": t.to_pydatetime()}
-            for s, t in (("fresh", now - pd.Timedelta(hours=1)), ("quiet", now - pd.Timedelta(hours=30)))
-        ])
+        insert_ignore(
+            conn,
+            schema.sensors,
+            [
+                {"sensor_id": s, "store_id": "S1", "sku": "A", "kind": "shelf_units", "tare_g": 0.0}
+                for s in ("fresh", "quiet", "never")
+            ],
+        )
+        insert_ignore(
+            conn,
+            schema.sensor_readings,
+            [
+                {
+                    "sensor_id": s,
+                    "store_id": "S1",
+                    "sku": "A",
+                    "kind": "shelf_units",
+                    "value": 1.0,
+                    "units": 1.0,
+                    "seq": 1,
+                    "battery": None,
+                    "device_ts": t.to_pydatetime(),
+                    "received_at": t.to_pydatetime(),
+                }
+                for s, t in (("fresh", now - pd.Timedelta(hours=1)), ("quiet", now - pd.Timedelta(hours=30)))
+            ],
+        )
     stale = stale_sensors(engine, 12.0, as_of=now)
     assert stale["sensor_id"].tolist() == ["never", "quiet"]
     assert stale.set_index("sensor_id").loc["quiet", "silent_hours"] == 30.0
@@ -271,7 +341,7 @@ def test_publisher_reports_progress(mqtt_url, topic_prefix):
 def test_a_running_service_sees_stores_and_skus_loaded_after_it_started(engine, monkeypatch):
     """Found by the process stack: the ingest service starts before the reference data is loaded, and
     quarantined every reading as from an 'unknown store' until restarted."""
-    from shelfwatch.iot_ingest import consumer
+    from iot_ingest import consumer
 
     writer = consumer.ReadingWriter(engine, PREFIX)  # the service starts on an empty database
     topic = topic_for(PREFIX, "S1", "S1-U")
@@ -281,7 +351,9 @@ def test_a_running_service_sees_stores_and_skus_loaded_after_it_started(engine, 
     assert writer.write([(topic, orjson.dumps(reading(2)))]) == (1, 0, 0)
     # and without any unknown reading, the copy is refreshed once it is older than the maximum age
     with engine.begin() as conn:
-        insert_ignore(conn, schema.stores, [{"store_id": "S2", "name": "s2", "timezone": "UTC", "manager_email": "m@x"}])
+        insert_ignore(
+            conn, schema.stores, [{"store_id": "S2", "name": "s2", "timezone": "UTC", "manager_email": "m@x"}]
+        )
     assert "S2" not in writer.known.stores
     monkeypatch.setattr(consumer, "KNOWN_ENTITIES_MAX_AGE", 0.0)
     writer.write([(topic, orjson.dumps(reading(3)))])

@@ -15,13 +15,12 @@ import uuid
 import orjson
 from sqlalchemy import create_engine, func, select, text
 
-from shelfwatch.iot_ingest.consumer import drain, open_session
-from shelfwatch.lab.mosquitto import publish_backlog, synthetic_reading
-from shelfwatch.lab.publisher import publish_payloads
-from shelfwatch.core.db import insert_ignore
-from shelfwatch.sql.migrate import migrate
-from shelfwatch.sql import schema
-
+from core.db import insert_ignore
+from iot_ingest.consumer import drain, open_session
+from lab.mosquitto import publish_backlog, synthetic_reading
+from lab.publisher import publish_payloads
+from sql import schema
+from sql.migrate import migrate
 from tests.conftest import REPO_ROOT as ROOT
 
 PREFIX = "shelfwatch/v1"
@@ -30,14 +29,29 @@ PREFIX = "shelfwatch/v1"
 def seed(engine):
     with engine.begin() as conn:
         insert_ignore(conn, schema.stores, [{"store_id": "S1", "name": "s", "timezone": "UTC", "manager_email": "m@x"}])
-        insert_ignore(conn, schema.products, [{"sku": "A", "name": "a", "category": "c", "unit_price": 1.0, "unit_weight_g": 100.0, "shelf_capacity": 40}])
+        insert_ignore(
+            conn,
+            schema.products,
+            [
+                {
+                    "sku": "A",
+                    "name": "a",
+                    "category": "c",
+                    "unit_price": 1.0,
+                    "unit_weight_g": 100.0,
+                    "shelf_capacity": 40,
+                }
+            ],
+        )
 
 
 def readings_count(engine) -> tuple[int, int]:
     """(rows, distinct keys) in sensor_readings."""
     with engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(schema.sensor_readings)).scalar_one()
-        keys = conn.execute(text("select count(*) from (select distinct sensor_id, device_ts, seq from sensor_readings) k")).scalar_one()
+        keys = conn.execute(
+            text("select count(*) from (select distinct sensor_id, device_ts, seq from sensor_readings) k")
+        ).scalar_one()
     return rows, keys
 
 
@@ -54,9 +68,24 @@ def consumer_process(broker_url: str, db_url: str, client_id: str, *options: str
     """`shelfwatch ingest-iot` as its own process (default options: a bounded drain)."""
     env = {**os.environ, "SHELFWATCH_MQTT_TOPIC_PREFIX": PREFIX}
     return subprocess.Popen(
-        [sys.executable, "-m", "shelfwatch.cli", "ingest-iot", "--broker", broker_url, "--db", db_url, "--client-id", client_id,
-         *(options or ("--until-idle", "3"))],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "shelfwatch.cli",
+            "ingest-iot",
+            "--broker",
+            broker_url,
+            "--db",
+            db_url,
+            "--client-id",
+            client_id,
+            *(options or ("--until-idle", "3")),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -90,13 +119,19 @@ def test_broker_restart_mid_stream_loses_nothing(private_broker, pg_url):
     engine, client_id = prepared(private_broker, pg_url, "restart")
     publish_backlog(private_broker.port, PREFIX, 20_000)
     result, stop = {}, threading.Event()
-    consumer = threading.Thread(target=lambda: result.update(stats=drain(engine, private_broker.url, PREFIX, client_id, until_idle=60, stop=stop)))
+    consumer = threading.Thread(
+        target=lambda: result.update(
+            stats=drain(engine, private_broker.url, PREFIX, client_id, until_idle=60, stop=stop)
+        )
+    )
     consumer.start()
     wait_for(lambda: readings_count(engine)[0] >= 2_000, 60, "the first readings")
     private_broker.restart()  # graceful: Mosquitto persists queued and in-flight messages
     stored_across_restart = readings_count(engine)[0]
     extra = [synthetic_reading(500, seq, "S1", "A") for seq in range(5_000)]  # the stream goes on after the restart
-    publish_payloads(private_broker.url, ((f"{PREFIX}/stores/S1/sensors/X500/readings", orjson.dumps(r)) for r in extra))
+    publish_payloads(
+        private_broker.url, ((f"{PREFIX}/stores/S1/sensors/X500/readings", orjson.dumps(r)) for r in extra)
+    )
     wait_for(lambda: readings_count(engine)[0] >= 25_000, 120, "all readings after the restart")
     stop.set()
     consumer.join(timeout=60)
@@ -131,7 +166,7 @@ def test_ten_thousand_malformed_payloads_are_quarantined_and_valid_ones_stored(p
 
 
 def test_database_outage_holds_acks_then_catches_up(private_broker, pg_url):
-    from shelfwatch.lab.tcp_proxy import TcpProxy
+    from lab.tcp_proxy import TcpProxy
 
     direct = migrate(pg_url)
     seed(direct)
@@ -141,7 +176,11 @@ def test_database_outage_holds_acks_then_catches_up(private_broker, pg_url):
     client_id = f"dbdown-{uuid.uuid4().hex[:6]}"
     open_session(private_broker.url, PREFIX, client_id)
     result, stop = {}, threading.Event()
-    consumer = threading.Thread(target=lambda: result.update(stats=drain(engine, private_broker.url, PREFIX, client_id, until_idle=60, stop=stop)))
+    consumer = threading.Thread(
+        target=lambda: result.update(
+            stats=drain(engine, private_broker.url, PREFIX, client_id, until_idle=60, stop=stop)
+        )
+    )
     consumer.start()
     try:
         publish_backlog(private_broker.port, PREFIX, 3_000, sensors=10)
@@ -163,7 +202,9 @@ def test_database_outage_holds_acks_then_catches_up(private_broker, pg_url):
 
 def test_sigterm_flushes_acknowledges_and_exits_cleanly(private_broker, pg_url):
     engine, client_id = prepared(private_broker, pg_url, "sigterm")
-    service = consumer_process(private_broker.url, pg_url, client_id, "--until-idle", "0")  # service mode: runs until signalled
+    service = consumer_process(
+        private_broker.url, pg_url, client_id, "--until-idle", "0"
+    )  # service mode: runs until signalled
     publish_backlog(private_broker.port, PREFIX, 20_000)
     wait_for(lambda: readings_count(engine)[0] >= 1_000, 60, "the service to store readings")
     service.send_signal(signal.SIGTERM)
@@ -171,7 +212,9 @@ def test_sigterm_flushes_acknowledges_and_exits_cleanly(private_broker, pg_url):
     assert service.returncode == 0, err[-3000:]
     stored = readings_count(engine)[0]
     with engine.connect() as conn:
-        recorded = conn.execute(select(schema.ingest_stats.c.stored).where(schema.ingest_stats.c.client_id == client_id)).scalar_one()
+        recorded = conn.execute(
+            select(schema.ingest_stats.c.stored).where(schema.ingest_stats.c.client_id == client_id)
+        ).scalar_one()
     assert recorded == stored  # everything it received was committed before it left
     # what it acknowledged is gone from the session; the rest is still queued for the next run
     rest = drain(engine, private_broker.url, PREFIX, client_id, until_idle=3)

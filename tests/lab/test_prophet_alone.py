@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shelfwatch.lab.prophet_alone import complete_daily, forecast_frame, forecast_series, quantile_summary
+from lab.prophet_alone import complete_daily, forecast_frame, forecast_series, quantile_summary
 
 
 def weekly_series(days=200, seed=0):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shelfwatch.lab.simulator import WorldSpec, build_world, simulate_world
+from lab.simulator import WorldSpec, build_world, simulate_world
 
 SMALL = dict(stores=2, skus=12, days=120, members=80, seed=3)
 
@@ -18,7 +18,13 @@ def world_dir(tmp_path_factory):
 
 def test_same_seed_same_files(world_dir, tmp_path):
     again = simulate_world(tmp_path / "again", **SMALL)
-    for name in ["sales/sales_daily.csv", "sales/purchase_lines.csv", "sensor_readings.jsonl", "ground_truth.json", "deliveries.csv"]:
+    for name in [
+        "sales/sales_daily.csv",
+        "sales/purchase_lines.csv",
+        "sensor_readings.jsonl",
+        "ground_truth.json",
+        "deliveries.csv",
+    ]:
         assert (world_dir / name).read_bytes() == (again / name).read_bytes(), name
 
 

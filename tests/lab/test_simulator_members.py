@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shelfwatch.lab.simulator import (
+from lab.simulator import (
     CITY_COORDINATES,
     DEFECT_WINDOW_DAYS,
     WorldSpec,
@@ -182,9 +182,14 @@ def test_defect_probability():
 
 def member_of_lines(world) -> pd.DataFrame:
     lines = world.purchase_lines
-    return pd.DataFrame({"member_id": world.favourites["member_id"].to_numpy()[lines["member_idx"].to_numpy()],
-                         "store_id": world.stores["store_id"].to_numpy()[lines["store_idx"].to_numpy()],
-                         "sku": world.products["sku"].to_numpy()[lines["sku_idx"].to_numpy()], "day": lines["day"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "member_id": world.favourites["member_id"].to_numpy()[lines["member_idx"].to_numpy()],
+            "store_id": world.stores["store_id"].to_numpy()[lines["store_idx"].to_numpy()],
+            "sku": world.products["sku"].to_numpy()[lines["sku_idx"].to_numpy()],
+            "day": lines["day"].to_numpy(),
+        }
+    )
 
 
 def test_defectors_leave_after_repeated_misses_and_never_buy_again(behaving):
@@ -210,15 +215,24 @@ def test_substitutes_are_bought_as_purchase_lines_of_the_same_category(behaving)
     category = dict(zip(world.products["sku"], world.products["category"], strict=True))
     assert (hist["favourite_sku"].map(category) == hist["substitute_sku"].map(category)).all()
     index = {sku: i for i, sku in enumerate(world.products["sku"])}
-    accept = substitute_acceptance(world.products, hist["favourite_sku"].map(index).to_numpy(), hist["substitute_sku"].map(index).to_numpy())
+    accept = substitute_acceptance(
+        world.products, hist["favourite_sku"].map(index).to_numpy(), hist["substitute_sku"].map(index).to_numpy()
+    )
     assert (accept > 0).all()
     lines = member_of_lines(world)
-    merged = hist.merge(lines, left_on=["member_id", "store_id", "substitute_sku", "day"], right_on=["member_id", "store_id", "sku", "day"])
+    merged = hist.merge(
+        lines,
+        left_on=["member_id", "store_id", "substitute_sku", "day"],
+        right_on=["member_id", "store_id", "sku", "day"],
+    )
     key = ["member_id", "store_id", "substitute_sku", "day"]
     assert len(merged.drop_duplicates(key)) == len(hist.drop_duplicates(key))
     # a substitute is only bought for a favourite the shelf could not serve
     missed = set(map(tuple, world.missed_visits[["member_id", "store_id", "sku", "day"]].to_numpy().tolist()))
-    assert all((m, s, f, d) in missed for m, s, f, d in hist[["member_id", "store_id", "favourite_sku", "day"]].itertuples(index=False))
+    assert all(
+        (m, s, f, d) in missed
+        for m, s, f, d in hist[["member_id", "store_id", "favourite_sku", "day"]].itertuples(index=False)
+    )
 
 
 def test_demand_covers_sales_and_members_who_left_stop_buying(behaving, tmp_path):
@@ -232,6 +246,8 @@ def test_demand_covers_sales_and_members_who_left_stop_buying(behaving, tmp_path
     assert len(world.substitutions) > 0 and not off.defections.shape[0]
     write_world(world, spec, tmp_path)
     truth = json.loads((tmp_path / "member_truth.json").read_text())
-    assert [(d["member_id"], d["date"]) for d in truth["defections"]] == list(zip(world.defections["member_id"], world.defections["date"], strict=True))
+    assert [(d["member_id"], d["date"]) for d in truth["defections"]] == list(
+        zip(world.defections["member_id"], world.defections["date"], strict=True)
+    )
     lines = pd.read_csv(tmp_path / "sales" / "purchase_lines.csv")
     assert not lines.duplicated(["store_id", "receipt_id", "line_no"]).any()

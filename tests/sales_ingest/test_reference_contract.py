@@ -1,20 +1,20 @@
 """The data contract as data: it covers the schema, its page is generated from it, and its cell
 readers accept exactly what the page documents."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from shelfwatch.sales_ingest import reference_contract as rc
-from shelfwatch.sales_ingest.contract import SALES_KINDS
-from shelfwatch.sql import schema
+from sales_ingest import reference_contract as rc
+from sales_ingest.contract import SALES_KINDS
+from sql import schema
 from tests.conftest import REPO_ROOT
 
 
 def test_committed_page_is_the_generated_one():
     """docs/data-contract.md is `markdown()`; regenerate it with
-    `python -c "from shelfwatch.sales_ingest.reference_contract import markdown; open('docs/data-contract.md','w').write(markdown())"`."""
+    `python -c "from sales_ingest.reference_contract import markdown; open('docs/data-contract.md','w').write(markdown())"`."""
     assert (REPO_ROOT / "docs" / "data-contract.md").read_text() == rc.markdown()
 
 
@@ -31,7 +31,11 @@ def test_every_table_column_is_specified_with_an_example():
             length = getattr(db_col.type, "length", None)
             if length and col.type in (rc.ID, rc.TEXT, rc.ZONE, rc.CHOICE):
                 assert col.max_length == length, (spec.name, col.name)
-        assert set(spec.key) == {c.name for c in table.primary_key.columns} or spec.kind == "pos" or spec.name in ("deliveries",)
+        assert (
+            set(spec.key) == {c.name for c in table.primary_key.columns}
+            or spec.kind == "pos"
+            or spec.name in ("deliveries",)
+        )
 
 
 def test_pos_files_follow_the_sales_contract():
@@ -50,7 +54,11 @@ def test_file_names_are_exact_and_near_misses_get_a_hint():
     assert "save it as CSV UTF-8" in rc.did_you_mean("members.xlsx")
     assert "ingest-sales" in rc.did_you_mean("sales.csv")
     assert rc.did_you_mean("holiday_photos.csv").startswith("no input file has that name")
-    assert rc.looks_like_input("inventory.csv") and not rc.looks_like_input("world.json") and not rc.looks_like_input(".~lock.csv")
+    assert (
+        rc.looks_like_input("inventory.csv")
+        and not rc.looks_like_input("world.json")
+        and not rc.looks_like_input(".~lock.csv")
+    )
 
 
 def test_flag_spellings_are_exactly_the_documented_set():
@@ -65,7 +73,15 @@ def test_flag_spellings_are_exactly_the_documented_set():
 def test_numbers_decimal_comma_only_where_the_separator_allows_it():
     assert rc.read_number("1.5") == 1.5 and rc.read_number(" -2 ") == -2.0 and rc.read_number("1e3") == 1000.0
     assert rc.read_number("1,5", decimal_comma=True) == 1.5
-    for text, comma in (("1,5", False), ("1.234,5", True), ("1,234,5", True), ("nan", False), ("inf", False), ("1_000", False), ("abc", False)):
+    for text, comma in (
+        ("1,5", False),
+        ("1.234,5", True),
+        ("1,234,5", True),
+        ("nan", False),
+        ("inf", False),
+        ("1_000", False),
+        ("abc", False),
+    ):
         with pytest.raises(rc.CellProblem):
             rc.read_number(text, comma)
     assert rc.read_whole("12,0", decimal_comma=True) == 12
@@ -84,7 +100,7 @@ def test_dates_iso_or_excel_serial():
 
 def test_timestamps_without_offset_are_read_in_the_store_zone():
     amsterdam = ZoneInfo("Europe/Amsterdam")
-    utc = timezone.utc
+    utc = UTC
     assert rc.read_timestamp("2026-11-23T06:00:00+01:00", None) == datetime(2026, 11, 23, 5, tzinfo=utc)
     assert rc.read_timestamp("2026-11-23T05:00:00Z", None) == datetime(2026, 11, 23, 5, tzinfo=utc)
     assert rc.read_timestamp("2026-11-23 06:00", amsterdam) == datetime(2026, 11, 23, 5, tzinfo=utc)

@@ -2,32 +2,43 @@
 kept by the database, detection reading it as it read the raw readings, dedup across day partitions,
 partitions made ahead and dropped by retention, and the migration both ways."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import delete, func, select, text
 
-from shelfwatch.alerts.detect import alert_candidates, load_inputs, recent_readings
-from shelfwatch.alerts.risk import latest_readings
-from shelfwatch.iot_ingest.consumer import BULK_INSERT
-from shelfwatch.lab.bench.scale import raw_recent_readings
-from shelfwatch.core.settings import Settings
-from shelfwatch.sql.migrate import migrate
+from alerts.detect import alert_candidates, load_inputs, recent_readings
+from alerts.risk import latest_readings
+from core.settings import Settings
+from iot_ingest.consumer import BULK_INSERT
+from lab.bench.scale import raw_recent_readings
 from shelfwatch.steps import apply_retention, ensure_reading_partitions
-from shelfwatch.sql import schema
-from shelfwatch.sql.partitions import DEFAULT_PARTITION, partition_name
+from sql import schema
+from sql.migrate import migrate
+from sql.partitions import DEFAULT_PARTITION, partition_name
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401 - the fixture
 from tests.iot_ingest.test_consumer import seed
 
-T0 = datetime(2026, 11, 23, 10, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
 
 
 def row(seq, device_ts, units=5.0, sensor_id="S1-U", received_at=None, clock_skew=False, **over):
     """A reading as the consumer hands it to the database."""
-    return {"sensor_id": sensor_id, "store_id": "S1", "sku": "A", "kind": "shelf_units", "value": units, "units": units, "seq": seq,
-            "battery": 0.9, "device_ts": device_ts, "received_at": received_at or device_ts + timedelta(seconds=5), "clock_skew": clock_skew,
-            **over}
+    return {
+        "sensor_id": sensor_id,
+        "store_id": "S1",
+        "sku": "A",
+        "kind": "shelf_units",
+        "value": units,
+        "units": units,
+        "seq": seq,
+        "battery": 0.9,
+        "device_ts": device_ts,
+        "received_at": received_at or device_ts + timedelta(seconds=5),
+        "clock_skew": clock_skew,
+        **over,
+    }
 
 
 def store(engine, readings) -> int:
@@ -40,8 +51,11 @@ def latest(engine) -> dict:
     lr = schema.latest_sensor_readings
     with engine.connect() as conn:
         rows = conn.execute(select(lr).order_by(lr.c.sensor_id)).mappings().all()
-    utc = lambda ts: None if ts is None else (ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts)  # noqa: E731
-    return {r["sensor_id"]: {**r, **{c: utc(r[c]) for c in ("device_ts", "last_device_ts", "last_received_at")}} for r in rows}
+    utc = lambda ts: None if ts is None else (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts)  # noqa: E731
+    return {
+        r["sensor_id"]: {**r, **{c: utc(r[c]) for c in ("device_ts", "last_device_ts", "last_received_at")}}
+        for r in rows
+    }
 
 
 def test_the_latest_row_follows_the_newest_reading_by_device_time(engine):
@@ -56,8 +70,15 @@ def test_the_latest_row_follows_the_newest_reading_by_device_time(engine):
     got = latest(engine)["S1-U"]
     assert (got["units"], got["device_ts"], got["last_device_ts"]) == (5.0, T0, T0 + timedelta(hours=3))
     # one batch with several readings of a sensor, out of order; and a second sensor on the same shelf
-    store(engine, [row(4, T0 + timedelta(minutes=40), units=7.0), row(5, T0 + timedelta(minutes=50), units=6.0),
-                   row(6, T0 + timedelta(minutes=30), units=8.0), row(1, T0, units=3.0, sensor_id="S1-V")])
+    store(
+        engine,
+        [
+            row(4, T0 + timedelta(minutes=40), units=7.0),
+            row(5, T0 + timedelta(minutes=50), units=6.0),
+            row(6, T0 + timedelta(minutes=30), units=8.0),
+            row(1, T0, units=3.0, sensor_id="S1-V"),
+        ],
+    )
     got = latest(engine)
     assert (got["S1-U"]["units"], got["S1-U"]["seq"], got["S1-U"]["device_ts"]) == (6.0, 5, T0 + timedelta(minutes=50))
     assert got["S1-V"]["units"] == 3.0
@@ -68,7 +89,9 @@ def test_the_latest_row_follows_the_newest_reading_by_device_time(engine):
 
 def test_deleting_readings_works_the_latest_row_out_again(engine):
     seed(engine)
-    store(engine, [row(i, T0 + timedelta(hours=i), units=float(i)) for i in range(1, 5)] + [row(1, T0, sensor_id="S1-V")])
+    store(
+        engine, [row(i, T0 + timedelta(hours=i), units=float(i)) for i in range(1, 5)] + [row(1, T0, sensor_id="S1-V")]
+    )
     sr = schema.sensor_readings
     with engine.begin() as conn:
         conn.execute(delete(sr).where(sr.c.seq == 1, sr.c.sensor_id == "S1-U"))  # an old one: nothing changes
@@ -76,7 +99,11 @@ def test_deleting_readings_works_the_latest_row_out_again(engine):
     with engine.begin() as conn:
         conn.execute(delete(sr).where(sr.c.seq >= 3, sr.c.sensor_id == "S1-U"))  # the newest ones
     got = latest(engine)["S1-U"]
-    assert (got["units"], got["device_ts"], got["last_received_at"]) == (2.0, T0 + timedelta(hours=2), T0 + timedelta(hours=2, seconds=5))
+    assert (got["units"], got["device_ts"], got["last_received_at"]) == (
+        2.0,
+        T0 + timedelta(hours=2),
+        T0 + timedelta(hours=2, seconds=5),
+    )
     with engine.begin() as conn:
         conn.execute(delete(sr).where(sr.c.sensor_id == "S1-U"))
     assert set(latest(engine)) == {"S1-V"}
@@ -85,34 +112,57 @@ def test_deleting_readings_works_the_latest_row_out_again(engine):
 def test_detection_sees_in_the_latest_table_what_it_saw_in_the_raw_readings(engine, small_world):  # noqa: F811
     """Same positions, same silent sensors, same candidates, on a simulated world plus randomly late,
     skewed, old and future readings."""
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
     with engine.connect() as conn:
         sensors = pd.read_sql(select(schema.sensors), conn)
-        as_of = pd.Timestamp(conn.execute(select(func.max(schema.sales_daily.c.date))).scalar()).tz_localize("UTC") + pd.Timedelta(days=1)
+        as_of = pd.Timestamp(conn.execute(select(func.max(schema.sales_daily.c.date))).scalar()).tz_localize(
+            "UTC"
+        ) + pd.Timedelta(days=1)
     rng = np.random.default_rng(3)
     extra = []
     for i, s in enumerate(sensors.sample(12, random_state=4).itertuples()):
         for j in range(3):
             device_ts = as_of + pd.Timedelta(seconds=int(rng.integers(-20 * 86400, 2 * 86400)))
             received_at = as_of + pd.Timedelta(seconds=int(rng.integers(-86400, 86400)))
-            extra.append(row(10**6 + 3 * i + j, device_ts.to_pydatetime(), units=float(rng.integers(0, 3)), sensor_id=s.sensor_id,
-                             store_id=s.store_id, sku=s.sku, kind=s.kind, clock_skew=bool(rng.random() < 0.3), received_at=received_at.to_pydatetime()))
+            extra.append(
+                row(
+                    10**6 + 3 * i + j,
+                    device_ts.to_pydatetime(),
+                    units=float(rng.integers(0, 3)),
+                    sensor_id=s.sensor_id,
+                    store_id=s.store_id,
+                    sku=s.sku,
+                    kind=s.kind,
+                    clock_skew=bool(rng.random() < 0.3),
+                    received_at=received_at.to_pydatetime(),
+                )
+            )
     store(engine, extra)
     with engine.begin() as conn:  # and one sensor falls silent
-        conn.execute(delete(schema.sensor_readings).where(schema.sensor_readings.c.sensor_id == sensors["sensor_id"].iloc[0]))
+        conn.execute(
+            delete(schema.sensor_readings).where(schema.sensor_readings.c.sensor_id == sensors["sensor_id"].iloc[0])
+        )
     since = as_of - pd.Timedelta(days=14)
     with engine.connect() as conn:
         raw, new = raw_recent_readings(conn, since), recent_readings(conn, since)
     raw["device_ts"] = pd.to_datetime(raw["device_ts"], utc=True)
-    pd.testing.assert_frame_equal(latest_readings(raw).sort_values(["store_id", "sku"]).reset_index(drop=True),
-                                  latest_readings(new).sort_values(["store_id", "sku"]).reset_index(drop=True), check_dtype=False)
-    pd.testing.assert_series_equal(raw.groupby("sensor_id")["device_ts"].max(), new.groupby("sensor_id")["device_ts"].max())
+    pd.testing.assert_frame_equal(
+        latest_readings(raw).sort_values(["store_id", "sku"]).reset_index(drop=True),
+        latest_readings(new).sort_values(["store_id", "sku"]).reset_index(drop=True),
+        check_dtype=False,
+    )
+    pd.testing.assert_series_equal(
+        raw.groupby("sensor_id")["device_ts"].max(), new.groupby("sensor_id")["device_ts"].max()
+    )
     settings = Settings()
-    candidates = [alert_candidates(load_inputs(engine, as_of, read_readings=reader), settings) for reader in (raw_recent_readings, recent_readings)]
+    candidates = [
+        alert_candidates(load_inputs(engine, as_of, read_readings=reader), settings)
+        for reader in (raw_recent_readings, recent_readings)
+    ]
     assert len(candidates[0]) > 0
     pd.testing.assert_frame_equal(*candidates)
 
@@ -121,7 +171,7 @@ def test_a_duplicate_delivered_on_another_day_is_still_a_duplicate(engine):
     """The dedup key (sensor, device time, seq) holds the partition key (device day), so a redelivery
     days later meets the original in its partition; so does one no day partition covers."""
     seed(engine)
-    today = datetime.now(timezone.utc).replace(hour=0, minute=5, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=5, second=0, microsecond=0)
     first, unpartitioned = row(1, today), row(2, today - timedelta(days=400))
     assert store(engine, [first, unpartitioned]) == 2
     later = today + timedelta(days=3, hours=5)
@@ -137,7 +187,7 @@ def test_partitions_are_made_ahead_and_retention_drops_whole_days(pg_url, tmp_pa
     engine = migrate(pg_url)
     seed(engine)
     settings = Settings(data_dir=tmp_path, database_url=pg_url, readings_retention_days=30)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # a clock running 20 days ahead, before that day has a partition: kept in DEFAULT, then moved
     ahead = row(1, now + timedelta(days=20), received_at=now, clock_skew=True)
     store(engine, [ahead])
@@ -148,8 +198,14 @@ def test_partitions_are_made_ahead_and_retention_drops_whole_days(pg_url, tmp_pa
         home = conn.execute(text("SELECT tableoid::regclass::text FROM sensor_readings")).scalar_one()
     assert home == partition_name(ahead["device_ts"].date())
     # 40 days on, 30 kept: today's partition goes whole; of DEFAULT, what arrived before the cutoff
-    store(engine, [row(2, now, sensor_id="S1-OLD"), row(3, now - timedelta(days=400), sensor_id="S1-GONE", received_at=now),
-                   row(4, now + timedelta(days=39), received_at=now + timedelta(days=39))])
+    store(
+        engine,
+        [
+            row(2, now, sensor_id="S1-OLD"),
+            row(3, now - timedelta(days=400), sensor_id="S1-GONE", received_at=now),
+            row(4, now + timedelta(days=39), received_at=now + timedelta(days=39)),
+        ],
+    )
     done = apply_retention(settings, now + timedelta(days=40))
     assert partition_name(now.date()) in done["reading_partitions_dropped"] and done["readings_deleted"] == 1
     assert partition_name((now + timedelta(days=20)).date()) not in done["reading_partitions_dropped"]
@@ -168,15 +224,17 @@ def test_sqlite_has_no_partitions_to_make(tmp_path):
 def test_migration_0007_keeps_every_reading_and_goes_back(db_url):
     from alembic import command
 
-    from shelfwatch.sql.migrate import alembic_config
+    from sql.migrate import alembic_config
 
     engine = migrate(db_url, "0006")
     seed(engine)
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     days = (-200, -3, 0, 2, 30)  # past retention, retained, today, ahead, beyond the partitions made
     with engine.begin() as conn:
-        conn.execute(schema.sensor_readings.insert(), [
-            row(i, today + timedelta(days=d, hours=1), units=float(i)) for i, d in enumerate(days)])
+        conn.execute(
+            schema.sensor_readings.insert(),
+            [row(i, today + timedelta(days=d, hours=1), units=float(i)) for i, d in enumerate(days)],
+        )
     sr = schema.sensor_readings
 
     def readings():
@@ -193,8 +251,12 @@ def test_migration_0007_keeps_every_reading_and_goes_back(db_url):
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             parts = set(conn.execute(text("SELECT tableoid::regclass::text FROM sensor_readings")).scalars())
-        assert parts == {DEFAULT_PARTITION, partition_name((today - timedelta(days=3)).date()), partition_name(today.date()),
-                         partition_name((today + timedelta(days=2)).date())}
+        assert parts == {
+            DEFAULT_PARTITION,
+            partition_name((today - timedelta(days=3)).date()),
+            partition_name(today.date()),
+            partition_name((today + timedelta(days=2)).date()),
+        }
     cfg = alembic_config(db_url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

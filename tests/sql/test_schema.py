@@ -1,14 +1,16 @@
 """The Alembic migrations produce exactly sql/schema.py on both databases, and settings come from env."""
 
+from datetime import UTC
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from shelfwatch.core.settings import Settings, settings_table
-from shelfwatch.sql.migrate import migrate
-from shelfwatch.sql.partitions import autogenerate_includes, is_reading_partition
-from shelfwatch.sql.schema import metadata
+from core.settings import Settings, settings_table
+from sql.migrate import migrate
+from sql.partitions import autogenerate_includes, is_reading_partition
+from sql.schema import metadata
 
 
 def test_migrated_database_matches_schema(db_url):
@@ -29,12 +31,21 @@ def test_0008_gives_existing_quarantine_rows_their_channel(db_url):
     rows = [("landing/2026/sales_daily.CSV", "a"), ("/data/lines.parquet", "b"), ("shelfwatch/v1/S001/sensor-7", "c")]
     with engine.begin() as conn:
         for source, digest in rows:
-            conn.execute(text("insert into quarantine (source, raw_content, reason, content_hash, quarantined_at) "
-                              "values (:s, 'x', 'r', :h, CURRENT_TIMESTAMP)"), {"s": source, "h": digest})
+            conn.execute(
+                text(
+                    "insert into quarantine (source, raw_content, reason, content_hash, quarantined_at) "
+                    "values (:s, 'x', 'r', :h, CURRENT_TIMESTAMP)"
+                ),
+                {"s": source, "h": digest},
+            )
     migrate(db_url)
     with engine.connect() as conn:
         channels = dict(conn.execute(text("select source, channel from quarantine")).all())
-    assert channels == {"landing/2026/sales_daily.CSV": "sales_file", "/data/lines.parquet": "sales_file", "shelfwatch/v1/S001/sensor-7": "mqtt"}
+    assert channels == {
+        "landing/2026/sales_daily.CSV": "sales_file",
+        "/data/lines.parquet": "sales_file",
+        "shelfwatch/v1/S001/sensor-7": "mqtt",
+    }
 
 
 def test_migrate_twice_is_harmless(db_url):
@@ -43,17 +54,30 @@ def test_migrate_twice_is_harmless(db_url):
 
 
 def test_one_open_alert_per_store_sku_is_enforced_by_the_database(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy.exc import IntegrityError
 
-    from shelfwatch.sql import schema
+    from sql import schema
 
-    now = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(schema.stores.insert().values(store_id="S1", name="s", timezone="UTC", manager_email="m@x"))
-        conn.execute(schema.products.insert().values(sku="A", name="a", category="c", unit_price=1, unit_weight_g=100, shelf_capacity=5))
-    row = dict(store_id="S1", sku="A", alert_type="shelf_empty", probability=1.0, severity=1.0, evidence="{}", opened_at=now, updated_at=now)
+        conn.execute(
+            schema.products.insert().values(
+                sku="A", name="a", category="c", unit_price=1, unit_weight_g=100, shelf_capacity=5
+            )
+        )
+    row = dict(
+        store_id="S1",
+        sku="A",
+        alert_type="shelf_empty",
+        probability=1.0,
+        severity=1.0,
+        evidence="{}",
+        opened_at=now,
+        updated_at=now,
+    )
     with engine.begin() as conn:
         conn.execute(schema.alerts.insert().values(**row, status="resolved"))
         conn.execute(schema.alerts.insert().values(**row, status="open"))

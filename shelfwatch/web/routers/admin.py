@@ -20,12 +20,30 @@ def require_admin(user: User) -> None:
         raise Forbidden(f"managing users is for admins; {user.username} is a {user.role.replace('_', ' ')}")
 
 
-def users_page(request: Request, engine, user: User, status_code: int = 200, error: str = "", form: dict | None = None,
-               target: str = "") -> HTMLResponse:
+def users_page(
+    request: Request,
+    engine,
+    user: User,
+    status_code: int = 200,
+    error: str = "",
+    form: dict | None = None,
+    target: str = "",
+) -> HTMLResponse:
     """The users page; with `error` (a 400) the form that failed keeps what was typed (never a password)."""
-    response = page(request, "users.html", user, status_code=status_code, users=auth.list_users(engine), roles=auth.ROLES,
-                    stores=sorted(queries.store_zones(engine)), error=error, form=form or {}, target=target,
-                    done=request.session.pop("admin_done", ""), min_password=auth.MIN_PASSWORD)
+    response = page(
+        request,
+        "users.html",
+        user,
+        status_code=status_code,
+        users=auth.list_users(engine),
+        roles=auth.ROLES,
+        stores=sorted(queries.store_zones(engine)),
+        error=error,
+        form=form or {},
+        target=target,
+        done=request.session.pop("admin_done", ""),
+        min_password=auth.MIN_PASSWORD,
+    )
     response.headers["Cache-Control"] = "no-store"  # who has which role: not for a shared cache
     return response
 
@@ -44,8 +62,15 @@ def users(request: Request, engine: EngineDep) -> HTMLResponse:
 
 
 @router.post("/admin/users")
-def add(request: Request, engine: EngineDep, csrf: str = Form(""), username: str = Form("", max_length=200), role: str = Form("", max_length=40),
-        store: str = Form("", max_length=40), password: str = Form("", max_length=1000)) -> Response:
+def add(
+    request: Request,
+    engine: EngineDep,
+    csrf: str = Form(""),
+    username: str = Form("", max_length=200),
+    role: str = Form("", max_length=40),
+    store: str = Form("", max_length=40),
+    password: str = Form("", max_length=1000),
+) -> Response:
     check_csrf(request, csrf)
     user = current_user(request)
     require_admin(user)
@@ -53,13 +78,26 @@ def add(request: Request, engine: EngineDep, csrf: str = Form(""), username: str
     try:
         created = auth.create_user(engine, username, password, role, store or None)
     except UserError as exc:
-        return users_page(request, engine, user, 400, str(exc), {"username": username, "role": role, "store": store}, target="add")
-    return done(request, f"user {created.username} added: {created.role.replace('_', ' ')}{' of ' + created.store_id if created.store_id else ''}")
+        return users_page(
+            request, engine, user, 400, str(exc), {"username": username, "role": role, "store": store}, target="add"
+        )
+    return done(
+        request,
+        f"user {created.username} added: {created.role.replace('_', ' ')}{' of ' + created.store_id if created.store_id else ''}",
+    )
 
 
 @router.post("/admin/users/{action}")
-def change(request: Request, engine: EngineDep, action: str, csrf: str = Form(""), username: str = Form("", max_length=200),
-           role: str = Form("", max_length=40), store: str = Form("", max_length=40), password: str = Form("", max_length=1000)) -> Response:
+def change(
+    request: Request,
+    engine: EngineDep,
+    action: str,
+    csrf: str = Form(""),
+    username: str = Form("", max_length=200),
+    role: str = Form("", max_length=40),
+    store: str = Form("", max_length=40),
+    password: str = Form("", max_length=1000),
+) -> Response:
     """One change to one user: `role` (role and store), `password` (ends their sessions), `disable`
     (ends their sessions; not yourself), `enable`."""
     check_csrf(request, csrf)
@@ -84,5 +122,7 @@ def change(request: Request, engine: EngineDep, action: str, csrf: str = Form(""
             auth.enable_user(engine, username)
             message = f"user {username}: enabled; they can sign in with their password"
     except UserError as exc:
-        return users_page(request, engine, user, 400, str(exc), {"role": role, "store": store}, target=f"{action}:{username}")
+        return users_page(
+            request, engine, user, 400, str(exc), {"role": role, "store": store}, target=f"{action}:{username}"
+        )
     return done(request, message)

@@ -4,7 +4,7 @@ alert; a store manager sees and acts on their own store only."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from math import ceil
 from urllib.parse import parse_qsl, urlencode
 
@@ -12,10 +12,9 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine, select
 
-from shelfwatch.alerts import lifecycle
-from shelfwatch.alerts.shelves import TYPE_LABELS, shelf_lines
-from shelfwatch.core.domain import ALERT_TYPES
-from shelfwatch.sql import schema
+from alerts import lifecycle
+from alerts.shelves import TYPE_LABELS, shelf_lines
+from core.domain import ALERT_TYPES
 from shelfwatch.web import queries
 from shelfwatch.web.deps import (
     EngineDep,
@@ -26,6 +25,7 @@ from shelfwatch.web.deps import (
     page,
     require_store,
 )
+from sql import schema
 
 MAX_NOTE = 500  # characters of a resolve note
 CLOSED_DAYS = 7  # the closed list: resolved or expired in the last days
@@ -55,11 +55,15 @@ def inbox_params(raw) -> tuple[dict, list[str]]:
             if value in choices:
                 params[key] = value
             else:
-                errors.append(f"{key}={value[:40]!r} is not one of: {', '.join(repr(c) for c in choices if c)}; showing {choices[params[key]]}")
+                errors.append(
+                    f"{key}={value[:40]!r} is not one of: {', '.join(repr(c) for c in choices if c)}; showing {choices[params[key]]}"
+                )
         elif key in ("page", "closed_page", "per_page"):
             number = int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
             if key == "per_page" and number not in PER_PAGE:
-                errors.append(f"per_page={value[:40]!r} is not one of {', '.join(map(str, PER_PAGE))}; showing {DEFAULTS['per_page']} a page")
+                errors.append(
+                    f"per_page={value[:40]!r} is not one of {', '.join(map(str, PER_PAGE))}; showing {DEFAULTS['per_page']} a page"
+                )
             elif number is None or number < 1:
                 errors.append(f"{key}={value[:40]!r} is not a page number (1, 2, ...); showing page 1")
             else:
@@ -100,25 +104,66 @@ def inbox(request: Request, engine: EngineDep, store_id: str) -> HTMLResponse:
     params, errors = inbox_params(request.query_params.multi_items())
     now = request.app.state.settings.clock()
     per_page = params["per_page"]
-    filters = dict(sort=params["sort"], alert_type=params["type"] or None, status=params["status"] or None, age=params["age"] or None)
-    alerts, total, shown = queries.inbox_shelves(engine, store_id, now, per_page=per_page, page=params["page"], **filters)
+    filters = dict(
+        sort=params["sort"],
+        alert_type=params["type"] or None,
+        status=params["status"] or None,
+        age=params["age"] or None,
+    )
+    alerts, total, shown = queries.inbox_shelves(
+        engine, store_id, now, per_page=per_page, page=params["page"], **filters
+    )
     order = list(dict.fromkeys(alerts["sku"]))
     lines = shelf_lines(alerts, zones[store_id], now=now)
     lines = lines.set_index("sku").loc[order].reset_index() if len(lines) else lines
-    since = datetime.now(timezone.utc) - timedelta(days=CLOSED_DAYS)
-    closed, closed_total, closed_shown = queries.closed_alerts(engine, store_id, since, per_page=per_page, page=params["closed_page"])
+    since = datetime.now(UTC) - timedelta(days=CLOSED_DAYS)
+    closed, closed_total, closed_shown = queries.closed_alerts(
+        engine, store_id, since, per_page=per_page, page=params["closed_page"]
+    )
     shown_params = {**params, "page": shown, "closed_page": closed_shown}
     done, shelf, n = (request.query_params.get(k, "") for k in ("done", "shelf", "n"))
     flash = None  # what the last action did; only said of a product that exists (no text of a link's choosing)
-    if done in ACTIONS.values() and n.isascii() and n.isdigit() and len(n) < 5 and queries.shelf_known(engine, store_id, shelf):
+    if (
+        done in ACTIONS.values()
+        and n.isascii()
+        and n.isdigit()
+        and len(n) < 5
+        and queries.shelf_known(engine, store_id, shelf)
+    ):
         flash = f"{done.capitalize()} {n} alert{'' if n == '1' else 's'} on {shelf}."
     stores = sorted(zones) if user.role != "store_manager" else [store_id]
-    return page(request, "alerts.html", user, status_code=400 if errors else 200, store_id=store_id, lines=lines.to_dict("records"),
-                total=total, page_no=shown, pages=page_count(total, per_page), closed=closed.to_dict("records"), closed_total=closed_total,
-                closed_page=closed_shown, closed_pages=page_count(closed_total, per_page), closed_days=CLOSED_DAYS, params=shown_params, errors=errors,
-                flash=flash, query=lambda **change: inbox_query(shown_params, **change), back=inbox_query(shown_params),
-                sorts=SORTS, types=TYPES, statuses=STATUSES, ages=AGES, per_page_choices=PER_PAGE, reasons=RESOLVE_REASONS,
-                max_note=MAX_NOTE, now=now, labels=TYPE_LABELS, stores=stores, filtered=any(params[k] for k in ("type", "status", "age")))
+    return page(
+        request,
+        "alerts.html",
+        user,
+        status_code=400 if errors else 200,
+        store_id=store_id,
+        lines=lines.to_dict("records"),
+        total=total,
+        page_no=shown,
+        pages=page_count(total, per_page),
+        closed=closed.to_dict("records"),
+        closed_total=closed_total,
+        closed_page=closed_shown,
+        closed_pages=page_count(closed_total, per_page),
+        closed_days=CLOSED_DAYS,
+        params=shown_params,
+        errors=errors,
+        flash=flash,
+        query=lambda **change: inbox_query(shown_params, **change),
+        back=inbox_query(shown_params),
+        sorts=SORTS,
+        types=TYPES,
+        statuses=STATUSES,
+        ages=AGES,
+        per_page_choices=PER_PAGE,
+        reasons=RESOLVE_REASONS,
+        max_note=MAX_NOTE,
+        now=now,
+        labels=TYPE_LABELS,
+        stores=stores,
+        filtered=any(params[k] for k in ("type", "status", "age")),
+    )
 
 
 def act_on_shelf(engine: Engine, store_id: str, sku: str, action: str, actor: str, note: str | None) -> list[int]:
@@ -126,8 +171,11 @@ def act_on_shelf(engine: Engine, store_id: str, sku: str, action: str, actor: st
     every alert moves, or none. AlertStateError when there is nothing to move."""
     a = schema.alerts
     with engine.begin() as conn:
-        rows = conn.execute(select(a.c.alert_id, a.c.status).where(a.c.store_id == store_id, a.c.sku == sku, a.c.status.in_(lifecycle.ACTIVE))
-                            .order_by(a.c.alert_id)).all()
+        rows = conn.execute(
+            select(a.c.alert_id, a.c.status)
+            .where(a.c.store_id == store_id, a.c.sku == sku, a.c.status.in_(lifecycle.ACTIVE))
+            .order_by(a.c.alert_id)
+        ).all()
         if not rows:
             raise lifecycle.AlertStateError(f"{sku} at {store_id} has no open or acknowledged alerts")
         targets = [r.alert_id for r in rows if action == "resolve" or r.status == "open"]
@@ -140,8 +188,17 @@ def act_on_shelf(engine: Engine, store_id: str, sku: str, action: str, actor: st
 
 
 @router.post("/stores/{store_id}/shelves/{sku}/{action}")
-def act_shelf(request: Request, engine: EngineDep, store_id: str, sku: str, action: str, csrf: str = Form(""), note: str = Form(""),
-              reason: str = Form(""), back: str = Form("")) -> Response:
+def act_shelf(
+    request: Request,
+    engine: EngineDep,
+    store_id: str,
+    sku: str,
+    action: str,
+    csrf: str = Form(""),
+    note: str = Form(""),
+    reason: str = Form(""),
+    back: str = Form(""),
+) -> Response:
     """Acknowledge or resolve every active alert of one shelf. Resolve needs a note typed by the
     person (at most MAX_NOTE characters), optionally after one of RESOLVE_REASONS."""
     check_csrf(request, csrf)
@@ -166,7 +223,11 @@ def act_shelf(request: Request, engine: EngineDep, store_id: str, sku: str, acti
     except lifecycle.AlertStateError as exc:
         raise HTTPException(409, str(exc)) from None
     params, _ = inbox_params(parse_qsl(back[:500]))
-    query = inbox_query(params) + ("&" if inbox_query(params) else "") + urlencode({"done": ACTIONS[action], "shelf": sku, "n": len(moved)})
+    query = (
+        inbox_query(params)
+        + ("&" if inbox_query(params) else "")
+        + urlencode({"done": ACTIONS[action], "shelf": sku, "n": len(moved)})
+    )
     return RedirectResponse(f"/stores/{store_id}/alerts?{query}", status_code=303)
 
 
@@ -177,12 +238,22 @@ def history(request: Request, engine: EngineDep, alert_id: int) -> HTMLResponse:
     if info is None:
         raise HTTPException(404, f"alert {alert_id} does not exist")
     require_store(user, info["store_id"])
-    return page(request, "history.html", user, alert_id=alert_id, store_id=info["store_id"], alert=info,
-                type_label=TYPE_LABELS.get(info["alert_type"], info["alert_type"]), events=lifecycle.history(engine, alert_id))
+    return page(
+        request,
+        "history.html",
+        user,
+        alert_id=alert_id,
+        store_id=info["store_id"],
+        alert=info,
+        type_label=TYPE_LABELS.get(info["alert_type"], info["alert_type"]),
+        events=lifecycle.history(engine, alert_id),
+    )
 
 
 @router.post("/alerts/{alert_id}/{action}")
-def act(request: Request, engine: EngineDep, alert_id: int, action: str, csrf: str = Form(""), note: str = Form("")) -> Response:
+def act(
+    request: Request, engine: EngineDep, alert_id: int, action: str, csrf: str = Form(""), note: str = Form("")
+) -> Response:
     check_csrf(request, csrf)
     user = current_user(request)
     if len(note) > MAX_NOTE:

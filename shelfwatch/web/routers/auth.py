@@ -22,8 +22,13 @@ def login_form(request: Request, error: str = "") -> HTMLResponse:
 
 
 @router.post("/login")
-def login(request: Request, engine: EngineDep, username: str = Form(..., max_length=200), password: str = Form(..., max_length=1000),
-          csrf: str = Form("")) -> Response:
+def login(
+    request: Request,
+    engine: EngineDep,
+    username: str = Form(..., max_length=200),
+    password: str = Form(..., max_length=1000),
+    csrf: str = Form(""),
+) -> Response:
     """Sign in, throttled per username and per client address (auth.login_wait), every attempt kept
     in login_attempts. The answers do not tell an unknown user from a wrong password."""
     check_csrf(request, csrf)
@@ -31,7 +36,13 @@ def login(request: Request, engine: EngineDep, username: str = Form(..., max_len
     wait = auth.login_wait(engine, username, client)
     if wait > 0:
         auth.record_attempt(engine, username, client, succeeded=False, throttled=True)
-        return page(request, "login.html", None, error=f"Too many failed sign-ins: try again in {math.ceil(wait)} s.", status_code=429)
+        return page(
+            request,
+            "login.html",
+            None,
+            error=f"Too many failed sign-ins: try again in {math.ceil(wait)} s.",
+            status_code=429,
+        )
     user = auth.authenticate(engine, username, password)
     auth.record_attempt(engine, username, client, succeeded=user is not None)
     if user is None:

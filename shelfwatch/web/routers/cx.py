@@ -6,15 +6,22 @@ only; contact addresses appear only in the export file, and the history keeps co
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from shelfwatch.alerts.effect_report import cx_effect
-from shelfwatch.alerts.member_risk import at_risk_count, at_risk_list
-from shelfwatch.alerts.notify import SUBSTITUTE_SLOTS, NotifyError, contact_funnel, members_for_alert, record_cx_export, record_member_contacts
+from alerts.effect_report import cx_effect
+from alerts.member_risk import at_risk_count, at_risk_list
+from alerts.notify import (
+    SUBSTITUTE_SLOTS,
+    NotifyError,
+    contact_funnel,
+    members_for_alert,
+    record_cx_export,
+    record_member_contacts,
+)
 from shelfwatch.web import queries
 from shelfwatch.web.auth import User
 from shelfwatch.web.deps import (
@@ -52,7 +59,9 @@ def page_number(value: str, what: str, errors: list[str]) -> int:
     return 1
 
 
-def list_params(stores: dict, store: str, status: str, sort: str, page_no: str, risk_page: str = "") -> tuple[dict, list[str]]:
+def list_params(
+    stores: dict, store: str, status: str, sort: str, page_no: str, risk_page: str = ""
+) -> tuple[dict, list[str]]:
     """The alert list's GET parameters, checked: each bad one is reported and replaced by its default,
     so a hand-edited URL gets a 400 page that still works, never a 500."""
     errors = []
@@ -72,13 +81,22 @@ def list_params(stores: dict, store: str, status: str, sort: str, page_no: str, 
 
 
 @router.get("/cx", response_class=HTMLResponse)
-def cx(request: Request, engine: EngineDep, settings: SettingsDep, alert: int | None = None, store: str = "", status: str = "",
-       sort: str = "severity", page_no: Annotated[str, Query(alias="page")] = "", risk_page: str = "") -> HTMLResponse:
+def cx(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    alert: int | None = None,
+    store: str = "",
+    status: str = "",
+    sort: str = "severity",
+    page_no: Annotated[str, Query(alias="page")] = "",
+    risk_page: str = "",
+) -> HTMLResponse:
     user = current_user(request)
     require_cx(user)
     members = funnel = None
     if alert is not None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         try:
             members = members_for_alert(engine, known_id(alert), now, settings.member_contact_cap_days, record=False)
             funnel = contact_funnel(engine, alert, now, settings.member_contact_cap_days)
@@ -89,20 +107,48 @@ def cx(request: Request, engine: EngineDep, settings: SettingsDep, alert: int | 
             m["substitutes"] = [m[slot] for slot in SUBSTITUTE_SLOTS if m[slot]]
     zones = queries.store_zones(engine)
     params, errors = list_params(zones, store, status, sort, page_no, risk_page)
-    alerts, total, number = queries.cx_alerts(engine, params["store"] or None, params["status"], params["sort"], params["page"], PER_PAGE)
+    alerts, total, number = queries.cx_alerts(
+        engine, params["store"] or None, params["status"], params["sort"], params["page"], PER_PAGE
+    )
     params["page"] = number
     at_risk, risk_total, params["risk_page"] = risk_list_page(engine, params["risk_page"])
     effect = cx_effect(engine, settings.clock(), EFFECT_WINDOW_DAYS, n_boot=EFFECT_RESAMPLES)
     history, history_total = queries.cx_export_history(engine, None, HISTORY_ROWS)
     alert_history = queries.cx_export_history(engine, alert, HISTORY_ROWS)[0] if alert is not None else []
     # what the list's links keep: the filters, order and page (empty ones left out)
-    keep = {k: v for k, v in params.items() if v and not (k == "sort" and v == "severity") and not (k in ("page", "risk_page") and v == 1)}
-    return page(request, "cx.html", user, status_code=400 if errors else 200, errors=errors, alerts=alerts.to_dict("records"),
-                total=total, pages=max(1, -(-total // PER_PAGE)), per_page=PER_PAGE, params=params, keep=keep,
-                stores=sorted(zones), statuses=[s for s in queries.CX_STATUSES if s], sorts=queries.CX_SORTS,
-                cap_days=settings.member_contact_cap_days, selected=alert, members=members, funnel=funnel, history=history,
-                history_total=history_total, alert_history=alert_history, at_risk=at_risk, risk_total=risk_total,
-                risk_pages=max(1, -(-risk_total // RISK_PER_PAGE)), risk_per_page=RISK_PER_PAGE, effect=effect)
+    keep = {
+        k: v
+        for k, v in params.items()
+        if v and not (k == "sort" and v == "severity") and not (k in ("page", "risk_page") and v == 1)
+    }
+    return page(
+        request,
+        "cx.html",
+        user,
+        status_code=400 if errors else 200,
+        errors=errors,
+        alerts=alerts.to_dict("records"),
+        total=total,
+        pages=max(1, -(-total // PER_PAGE)),
+        per_page=PER_PAGE,
+        params=params,
+        keep=keep,
+        stores=sorted(zones),
+        statuses=[s for s in queries.CX_STATUSES if s],
+        sorts=queries.CX_SORTS,
+        cap_days=settings.member_contact_cap_days,
+        selected=alert,
+        members=members,
+        funnel=funnel,
+        history=history,
+        history_total=history_total,
+        alert_history=alert_history,
+        at_risk=at_risk,
+        risk_total=risk_total,
+        risk_pages=max(1, -(-risk_total // RISK_PER_PAGE)),
+        risk_per_page=RISK_PER_PAGE,
+        effect=effect,
+    )
 
 
 def risk_list_page(engine, number: int) -> tuple[list[dict], int, int]:
@@ -114,13 +160,15 @@ def risk_list_page(engine, number: int) -> tuple[list[dict], int, int]:
 
 
 @router.post("/cx/{alert_id}/export")
-def cx_export(request: Request, engine: EngineDep, settings: SettingsDep, alert_id: int, csrf: str = Form("")) -> Response:
+def cx_export(
+    request: Request, engine: EngineDep, settings: SettingsDep, alert_id: int, csrf: str = Form("")
+) -> Response:
     """The contact list as CSV (with contact details); the contacts count toward the frequency cap and
     the export goes into the history (who, when, how many) once the file is made."""
     check_csrf(request, csrf)
     user = current_user(request)
     require_cx(user)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         frame = members_for_alert(engine, known_id(alert_id), now, settings.member_contact_cap_days, record=False)
     except NotifyError as exc:
@@ -129,5 +177,11 @@ def cx_export(request: Request, engine: EngineDep, settings: SettingsDep, alert_
     frame.to_csv(buffer, index=False)
     record_member_contacts(engine, alert_id, frame["member_id"], now)
     record_cx_export(engine, alert_id, user.username, len(frame), now)
-    return Response(buffer.getvalue(), media_type="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="members_alert_{alert_id}.csv"', "Cache-Control": "no-store"})
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="members_alert_{alert_id}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

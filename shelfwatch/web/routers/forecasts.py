@@ -27,8 +27,11 @@ SUGGESTIONS = 15  # products offered while typing
 
 @router.get("/static/plotly.min.js")
 def plotly_js() -> FileResponse:
-    return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(
+        Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+        media_type="application/javascript",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 def _store_for(user, engine, store: str) -> tuple[str, list[dict]]:
@@ -66,12 +69,29 @@ def forecast(request: Request, engine: EngineDep, store: str = "", sku: str = ""
     heat = queries.risk_heatmap(engine, user.store_id if user.role == "store_manager" else None)
     stores_, categories, grid = charts.heatmap_cells(heat)
     title = f"{store} · {product['sku']} {product['name']}" if product else ""
-    return page(request, "forecast.html", user, status_code=404 if problem else 200, store_id=store or None, stores=stores, store=store,
-                sku=product["sku"] if product else asked, asked=asked, product=product, problem=problem, matches=matches, more=more,
-                view=view, forecast_rows=_forecast_rows(view) if view else [],
-                history_rows=_history_rows(view) if view else [],
-                series_chart=charts.series_chart(view, title) if view else None,
-                heat_chart=charts.risk_heatmap(heat) if len(heat) else None, heat_stores=stores_, heat_categories=categories, heat_grid=grid)
+    return page(
+        request,
+        "forecast.html",
+        user,
+        status_code=404 if problem else 200,
+        store_id=store or None,
+        stores=stores,
+        store=store,
+        sku=product["sku"] if product else asked,
+        asked=asked,
+        product=product,
+        problem=problem,
+        matches=matches,
+        more=more,
+        view=view,
+        forecast_rows=_forecast_rows(view) if view else [],
+        history_rows=_history_rows(view) if view else [],
+        series_chart=charts.series_chart(view, title) if view else None,
+        heat_chart=charts.risk_heatmap(heat) if len(heat) else None,
+        heat_stores=stores_,
+        heat_categories=categories,
+        heat_grid=grid,
+    )
 
 
 def _day(value) -> str:
@@ -80,13 +100,22 @@ def _day(value) -> str:
 
 
 def _forecast_rows(view: dict) -> list[dict]:
-    return [{"day": _day(r["date"]), **{k: float(r[k]) for k in ("mean", "p10", "p50", "p90")}} for r in view["forecast"].to_dict("records")]
+    return [
+        {"day": _day(r["date"]), **{k: float(r[k]) for k in ("mean", "p10", "p50", "p90")}}
+        for r in view["forecast"].to_dict("records")
+    ]
 
 
 def _history_rows(view: dict) -> list[dict]:
     """The chart's history as table rows, newest first, stock-out days marked."""
-    out = {_day(d): charts.hour_text(h) or "during the day" for d, h in zip(view["stockouts"]["date"], view["stockouts"]["empty_from_hour"], strict=True)}
-    rows = [{"day": _day(d), "units": float(u), "stockout": out.get(_day(d))} for d, u in zip(view["history"]["date"], view["history"]["units"], strict=True)]
+    out = {
+        _day(d): charts.hour_text(h) or "during the day"
+        for d, h in zip(view["stockouts"]["date"], view["stockouts"]["empty_from_hour"], strict=True)
+    }
+    rows = [
+        {"day": _day(d), "units": float(u), "stockout": out.get(_day(d))}
+        for d, u in zip(view["history"]["date"], view["history"]["units"], strict=True)
+    ]
     return rows[::-1]
 
 
@@ -113,9 +142,15 @@ def forecast_csv(request: Request, engine: EngineDep, store: str = "", sku: str 
     frame.insert(0, "store_id", store)
     frame.insert(0, "run_id", run["run_id"] if run else "")
     buffer = io.StringIO()
-    frame[["run_id", "store_id", "sku", "date", "mean", "p10", "p50", "p90"]].to_csv(buffer, index=False, lineterminator="\n")
+    frame[["run_id", "store_id", "sku", "date", "mean", "p10", "p50", "p90"]].to_csv(
+        buffer, index=False, lineterminator="\n"
+    )
     name = f"forecast_{_safe_name(store)}_{_safe_name(product['sku'])}.csv"
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/forecast/products")

@@ -6,13 +6,13 @@ with the threshold it is judged by and a status word (ok / late / stale), not co
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from shelfwatch.core.db import as_utc
-from shelfwatch.core.settings import Settings
+from core.db import as_utc
+from core.settings import Settings
 from shelfwatch.web import queries
 from shelfwatch.web.deps import EngineDep, Forbidden, SettingsDep, current_user, page
 
@@ -21,7 +21,9 @@ router = APIRouter()
 # How old each step's last run may get before the page calls it late, then stale, and why.
 SALES_LOAD_LATE = timedelta(hours=36)  # POS exports land daily: a day and a half means one is missing
 FORECAST_LATE = timedelta(hours=36)  # demand_forecast runs nightly (03:00 UTC): a night was missed
-DETECTION_LATE = timedelta(hours=2)  # stockout_alerts runs every 15 min, but the time shown is its last change to an alert
+DETECTION_LATE = timedelta(
+    hours=2
+)  # stockout_alerts runs every 15 min, but the time shown is its last change to an alert
 STALE_FACTOR = 2  # twice the late limit: not a slow day any more, the step has stopped
 CONSUMER_STALE = timedelta(hours=1)  # an ingest consumer silent this long has stopped, not paused
 LAG_STALE = timedelta(hours=1)  # readings an hour behind arrive too late for the 15-minute alert cycle
@@ -72,9 +74,17 @@ def run_limits(settings: Settings) -> dict:
     return {
         "sales load": (SALES_LOAD_LATE, STALE_FACTOR * SALES_LOAD_LATE, "POS exports land daily"),
         "forecast": (FORECAST_LATE, STALE_FACTOR * FORECAST_LATE, "nightly forecast run"),
-        "alert detection": (DETECTION_LATE, STALE_FACTOR * DETECTION_LATE, "runs every 15 min; shown is its last change to an alert"),
+        "alert detection": (
+            DETECTION_LATE,
+            STALE_FACTOR * DETECTION_LATE,
+            "runs every 15 min; shown is its last change to an alert",
+        ),
         "notifications": (None, None, "sent when there is something to send"),
-        "sensor ingest": (silence, CONSUMER_STALE, "the iot_ingest DAG fails after this silence (SHELFWATCH_INGEST_MAX_SILENCE_MINUTES)"),
+        "sensor ingest": (
+            silence,
+            CONSUMER_STALE,
+            "the iot_ingest DAG fails after this silence (SHELFWATCH_INGEST_MAX_SILENCE_MINUTES)",
+        ),
     }
 
 
@@ -86,24 +96,53 @@ def health_figures(info: dict, settings: Settings, now: datetime) -> dict:
     for step, at in info["runs"].items():
         late, stale, why = run_limits(settings)[step]
         age = None if at is None else now - as_utc(at)
-        runs.append({"step": step, "at": at, "ago": ago(at, now), "status": status_of(age, late, stale), "why": why,
-                     "limit": f"late after {human_duration(late.total_seconds())}, stale after {human_duration(stale.total_seconds())}" if late else "–"})
+        runs.append(
+            {
+                "step": step,
+                "at": at,
+                "ago": ago(at, now),
+                "status": status_of(age, late, stale),
+                "why": why,
+                "limit": f"late after {human_duration(late.total_seconds())}, stale after {human_duration(stale.total_seconds())}"
+                if late
+                else "–",
+            }
+        )
     lag_late = timedelta(seconds=settings.ingest_max_lag_seconds)
     lag = []
     for name, key in (("median", "lag_median_s"), ("95th percentile", "lag_p95_s")):
         value = info[key]
-        lag.append({"measure": name, "value": human_duration(value), "seconds": value,
-                    "status": "no readings" if value is None else status_of(timedelta(seconds=max(value, 0.0)), lag_late, LAG_STALE),
-                    "limit": f"late above {human_duration(lag_late.total_seconds())}, stale above {human_duration(LAG_STALE.total_seconds())}"})
+        lag.append(
+            {
+                "measure": name,
+                "value": human_duration(value),
+                "seconds": value,
+                "status": "no readings"
+                if value is None
+                else status_of(timedelta(seconds=max(value, 0.0)), lag_late, LAG_STALE),
+                "limit": f"late above {human_duration(lag_late.total_seconds())}, stale above {human_duration(LAG_STALE.total_seconds())}",
+            }
+        )
     silence = timedelta(minutes=settings.ingest_max_silence_minutes)
     consumers = []
     for c in info["consumers"].to_dict("records"):
         at = c["updated_at"]
-        consumers.append({**c, "ago": ago(at, now), "status": status_of(now - as_utc(at) if at is not None else None, silence, CONSUMER_STALE)})
+        consumers.append(
+            {
+                **c,
+                "ago": ago(at, now),
+                "status": status_of(now - as_utc(at) if at is not None else None, silence, CONSUMER_STALE),
+            }
+        )
     worst = [f["status"] for f in runs + lag + consumers]
     overall = "stale" if "stale" in worst else "late" if "late" in worst else "ok"
-    return {"runs": runs, "lag": lag, "consumers": consumers, "overall": overall,
-            "counts": {s: worst.count(s) for s in ("ok", "late", "stale", "never")}}
+    return {
+        "runs": runs,
+        "lag": lag,
+        "consumers": consumers,
+        "overall": overall,
+        "counts": {s: worst.count(s) for s in ("ok", "late", "stale", "never")},
+    }
 
 
 @router.get("/health", response_class=HTMLResponse)
@@ -112,14 +151,28 @@ def health(request: Request, engine: EngineDep, settings: SettingsDep) -> HTMLRe
     if user.role not in ("planner", "admin"):
         raise Forbidden("pipeline health is for planners and admins")
     info = queries.pipeline_health(engine)
-    now = datetime.now(timezone.utc)  # the wall clock: these are times the jobs really ran
+    now = datetime.now(UTC)  # the wall clock: these are times the jobs really ran
     dag_runs = queries.airflow_runs(settings.airflow_db_url).to_dict("records") if settings.airflow_db_url else None
     for r in dag_runs or []:
         r["took"] = human_duration(r["seconds"]) if r["seconds"] == r["seconds"] else ""
     stale = info["stale"].head(50).to_dict("records")
     for s in stale:
         hours = s["silent_hours"]
-        s["silent"] = human_duration(hours * 3600) if hours is not None and not (isinstance(hours, float) and math.isnan(hours)) else "never reported"
-    return page(request, "health.html", user, info=info, figures=health_figures(info, settings, now), dag_runs=dag_runs,
-                stale=stale, stale_count=len(info["stale"]), quarantine=info["quarantine"].to_dict("records"),
-                samples=info["samples"].to_dict("records"), stale_after=human_duration(settings.sensor_stale_hours * 3600))
+        s["silent"] = (
+            human_duration(hours * 3600)
+            if hours is not None and not (isinstance(hours, float) and math.isnan(hours))
+            else "never reported"
+        )
+    return page(
+        request,
+        "health.html",
+        user,
+        info=info,
+        figures=health_figures(info, settings, now),
+        dag_runs=dag_runs,
+        stale=stale,
+        stale_count=len(info["stale"]),
+        quarantine=info["quarantine"].to_dict("records"),
+        samples=info["samples"].to_dict("records"),
+        stale_after=human_duration(settings.sensor_stale_hours * 3600),
+    )

@@ -10,23 +10,36 @@ the rows are copied over. On both databases, latest_sensor_readings (one row per
 from the readings and kept by triggers on sensor_readings, in the transaction that inserts or deletes.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import op
 
-from shelfwatch.core.settings import Settings
-from shelfwatch.sql.partitions import create_default_partition, days_from, ensure_day_partitions
+from core.settings import Settings
+from sql.partitions import create_default_partition, days_from, ensure_day_partitions
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 READINGS, LATEST = "sensor_readings", "latest_sensor_readings"
 KEY = ("store_id", "sku", "sensor_id", "kind")
 LATEST_COLUMNS = (*KEY, "units", "seq", "device_ts", "last_device_ts", "last_received_at")
-READING_COLUMNS = ("reading_id", "sensor_id", "store_id", "sku", "kind", "value", "units", "seq", "battery", "device_ts", "received_at", "clock_skew")
+READING_COLUMNS = (
+    "reading_id",
+    "sensor_id",
+    "store_id",
+    "sku",
+    "kind",
+    "value",
+    "units",
+    "seq",
+    "battery",
+    "device_ts",
+    "received_at",
+    "clock_skew",
+)
 
 
 def same_key(a: str, b: str) -> str:
@@ -35,8 +48,10 @@ def same_key(a: str, b: str) -> str:
 
 def may_be_latest(gone: str, latest: str) -> str:
     """A deleted reading the latest row may rest on: the latest row must be worked out again."""
-    return (f"({gone}.device_ts >= {latest}.device_ts OR {gone}.device_ts >= {latest}.last_device_ts "
-            f"OR {gone}.received_at >= {latest}.last_received_at)")
+    return (
+        f"({gone}.device_ts >= {latest}.device_ts OR {gone}.device_ts >= {latest}.last_device_ts "
+        f"OR {gone}.received_at >= {latest}.last_received_at)"
+    )
 
 
 def newest_per_sensor(source: str) -> str:
@@ -59,19 +74,30 @@ def upsert_latest(rows: str) -> str:
     """Fold `rows` (a query of LATEST_COLUMNS, one row per sensor key) into latest_sensor_readings: the
     trusted reading changes only for a newer one (a late, older reading changes nothing); the newest
     device time and arrival only grow."""
-    newer = (f"excluded.device_ts > {LATEST}.device_ts OR (excluded.device_ts = {LATEST}.device_ts AND excluded.seq > {LATEST}.seq) "
-             f"OR ({LATEST}.device_ts IS NULL AND excluded.device_ts IS NOT NULL)")
-    updates = [f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {LATEST}.{c} END" for c in ("units", "seq", "device_ts")]
-    updates += [f"{c} = CASE WHEN excluded.{c} > {LATEST}.{c} THEN excluded.{c} ELSE {LATEST}.{c} END" for c in ("last_device_ts", "last_received_at")]
-    return (f"INSERT INTO {LATEST} ({', '.join(LATEST_COLUMNS)}) {rows} "
-            f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {', '.join(updates)}")
+    newer = (
+        f"excluded.device_ts > {LATEST}.device_ts OR (excluded.device_ts = {LATEST}.device_ts AND excluded.seq > {LATEST}.seq) "
+        f"OR ({LATEST}.device_ts IS NULL AND excluded.device_ts IS NOT NULL)"
+    )
+    updates = [
+        f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {LATEST}.{c} END" for c in ("units", "seq", "device_ts")
+    ]
+    updates += [
+        f"{c} = CASE WHEN excluded.{c} > {LATEST}.{c} THEN excluded.{c} ELSE {LATEST}.{c} END"
+        for c in ("last_device_ts", "last_received_at")
+    ]
+    return (
+        f"INSERT INTO {LATEST} ({', '.join(LATEST_COLUMNS)}) {rows} "
+        f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {', '.join(updates)}"
+    )
 
 
 def postgresql_triggers() -> list[str]:
     """Statement-level triggers: one upsert per INSERT (or COPY) statement, from its transition table.
     Deletes straight from a partition (retention, partition moves) do not fire them."""
-    recompute = (f"{READINGS} r WHERE ({', '.join(f'r.{c}' for c in KEY)}) IN (SELECT {', '.join(KEY)} FROM deleted_readings) "
-                 f"AND NOT EXISTS (SELECT 1 FROM {LATEST} l WHERE {same_key('l', 'r')})")
+    recompute = (
+        f"{READINGS} r WHERE ({', '.join(f'r.{c}' for c in KEY)}) IN (SELECT {', '.join(KEY)} FROM deleted_readings) "
+        f"AND NOT EXISTS (SELECT 1 FROM {LATEST} l WHERE {same_key('l', 'r')})"
+    )
     return [
         f"CREATE FUNCTION keep_{LATEST}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$ BEGIN "
         f"{upsert_latest(newest_per_sensor('stored_readings r'))}; RETURN NULL; END $$",
@@ -101,7 +127,10 @@ def sqlite_triggers() -> list[str]:
 
 
 def drop_triggers(dialect: str) -> list[str]:
-    drops = [f"DROP TRIGGER {name}_{LATEST}" + (f" ON {READINGS}" if dialect == "postgresql" else "") for name in ("keep", "forget")]
+    drops = [
+        f"DROP TRIGGER {name}_{LATEST}" + (f" ON {READINGS}" if dialect == "postgresql" else "")
+        for name in ("keep", "forget")
+    ]
     if dialect == "postgresql":
         drops += [f"DROP FUNCTION {name}_{LATEST}()" for name in ("keep", "forget")]
     return drops
@@ -109,18 +138,18 @@ def drop_triggers(dialect: str) -> list[str]:
 
 def readings_columns(reading_id: sa.types.TypeEngine) -> list:
     return [
-        sa.Column('reading_id', reading_id, autoincrement=False, nullable=False),  # the existing id sequence
-        sa.Column('sensor_id', sa.String(length=64), nullable=False),
-        sa.Column('store_id', sa.String(length=32), nullable=False),
-        sa.Column('sku', sa.String(length=32), nullable=False),
-        sa.Column('kind', sa.String(length=32), nullable=False),
-        sa.Column('value', sa.Float(), nullable=False),
-        sa.Column('units', sa.Float(), nullable=False),
-        sa.Column('seq', sa.Integer(), nullable=False),
-        sa.Column('battery', sa.Float(), nullable=True),
-        sa.Column('device_ts', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('clock_skew', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+        sa.Column("reading_id", reading_id, autoincrement=False, nullable=False),  # the existing id sequence
+        sa.Column("sensor_id", sa.String(length=64), nullable=False),
+        sa.Column("store_id", sa.String(length=32), nullable=False),
+        sa.Column("sku", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("units", sa.Float(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("battery", sa.Float(), nullable=True),
+        sa.Column("device_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("clock_skew", sa.Boolean(), server_default=sa.text("false"), nullable=False),
     ]
 
 
@@ -148,44 +177,56 @@ def move_readings(source: str, id_type: str) -> None:
 def partition_readings() -> None:
     """PostgreSQL: sensor_readings as a table partitioned by device day, with its rows."""
     old = set_aside_readings("0006")
-    op.create_table(READINGS, *readings_columns(sa.BigInteger()),
-                    sa.PrimaryKeyConstraint('reading_id', 'device_ts', name=f'pk_{READINGS}'),
-                    sa.UniqueConstraint('sensor_id', 'device_ts', 'seq', name=f'uq_{READINGS}_key'),
-                    postgresql_partition_by='RANGE (device_ts)')
-    op.create_index(f'ix_{READINGS}_store_sku_ts', READINGS, ['store_id', 'sku', 'device_ts'])
+    op.create_table(
+        READINGS,
+        *readings_columns(sa.BigInteger()),
+        sa.PrimaryKeyConstraint("reading_id", "device_ts", name=f"pk_{READINGS}"),
+        sa.UniqueConstraint("sensor_id", "device_ts", "seq", name=f"uq_{READINGS}_key"),
+        postgresql_partition_by="RANGE (device_ts)",
+    )
+    op.create_index(f"ix_{READINGS}_store_sku_ts", READINGS, ["store_id", "sku", "device_ts"])
     bind = op.get_bind()
     settings = Settings.from_env()
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     oldest = bind.execute(sa.text(f"SELECT MIN(device_ts) FROM {old}")).scalar()
-    first = max(oldest.astimezone(timezone.utc).date() if oldest else today, today - timedelta(days=settings.readings_retention_days))
+    first = max(
+        oldest.astimezone(UTC).date() if oldest else today,
+        today - timedelta(days=settings.readings_retention_days),
+    )
     create_default_partition(bind)
-    ensure_day_partitions(bind, days_from(min(first, today), today + timedelta(days=settings.readings_partition_days_ahead)))
+    ensure_day_partitions(
+        bind, days_from(min(first, today), today + timedelta(days=settings.readings_partition_days_ahead))
+    )
     move_readings(old, "bigint")
 
 
 def unpartition_readings() -> None:
     """PostgreSQL: back to one plain table (0006), with its rows."""
     old = set_aside_readings("0007")
-    op.create_table(READINGS, *readings_columns(sa.Integer()),
-                    sa.PrimaryKeyConstraint('reading_id', name=f'pk_{READINGS}'),
-                    sa.UniqueConstraint('sensor_id', 'device_ts', 'seq', name=f'uq_{READINGS}_key'))
-    op.create_index(f'ix_{READINGS}_store_sku_ts', READINGS, ['store_id', 'sku', 'device_ts'])
+    op.create_table(
+        READINGS,
+        *readings_columns(sa.Integer()),
+        sa.PrimaryKeyConstraint("reading_id", name=f"pk_{READINGS}"),
+        sa.UniqueConstraint("sensor_id", "device_ts", "seq", name=f"uq_{READINGS}_key"),
+    )
+    op.create_index(f"ix_{READINGS}_store_sku_ts", READINGS, ["store_id", "sku", "device_ts"])
     move_readings(old, "integer")
 
 
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
-    op.create_table(LATEST,
-    sa.Column('store_id', sa.String(length=32), nullable=False),
-    sa.Column('sku', sa.String(length=32), nullable=False),
-    sa.Column('sensor_id', sa.String(length=64), nullable=False),
-    sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('units', sa.Float(), nullable=True),
-    sa.Column('seq', sa.Integer(), nullable=True),
-    sa.Column('device_ts', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('last_device_ts', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('last_received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('store_id', 'sku', 'sensor_id', 'kind', name=op.f('pk_latest_sensor_readings'))
+    op.create_table(
+        LATEST,
+        sa.Column("store_id", sa.String(length=32), nullable=False),
+        sa.Column("sku", sa.String(length=32), nullable=False),
+        sa.Column("sensor_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("units", sa.Float(), nullable=True),
+        sa.Column("seq", sa.Integer(), nullable=True),
+        sa.Column("device_ts", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_device_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("store_id", "sku", "sensor_id", "kind", name=op.f("pk_latest_sensor_readings")),
     )
     if dialect == "postgresql":
         partition_readings()

@@ -8,25 +8,28 @@ Revises: 0009
 Create Date: 2026-11-30 08:00:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-TABLES = ('forecasts', 'forecast_models')
+TABLES = ("forecasts", "forecast_models")
 
 
 def upgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
-            batch.alter_column('model', existing_type=sa.String(length=64), type_=sa.String(length=200), existing_nullable=False)
+            batch.alter_column(
+                "model", existing_type=sa.String(length=64), type_=sa.String(length=200), existing_nullable=False
+            )
 
 
 def downgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
-            batch.alter_column('model', existing_type=sa.String(length=200), type_=sa.String(length=64), existing_nullable=False)
+            batch.alter_column(
+                "model", existing_type=sa.String(length=200), type_=sa.String(length=64), existing_nullable=False
+            )

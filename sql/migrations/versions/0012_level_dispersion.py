@@ -9,21 +9,20 @@ Revises: 0011
 Create Date: 2026-11-30 12:00:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0012'
-down_revision = '0011'
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('forecast_models') as batch:
-        batch.add_column(sa.Column('level_dispersion', sa.Float(), nullable=False, server_default='0'))
+    with op.batch_alter_table("forecast_models") as batch:
+        batch.add_column(sa.Column("level_dispersion", sa.Float(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('forecast_models') as batch:
-        batch.drop_column('level_dispersion')
+    with op.batch_alter_table("forecast_models") as batch:
+        batch.drop_column("level_dispersion")

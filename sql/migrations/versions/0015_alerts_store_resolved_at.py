@@ -10,16 +10,15 @@ Create Date: 2026-11-30 16:00:00
 
 from alembic import op
 
-
-revision = '0015'
-down_revision = '0014'
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_alerts_store_resolved_at', 'alerts', ['store_id', 'resolved_at'])
+    op.create_index("ix_alerts_store_resolved_at", "alerts", ["store_id", "resolved_at"])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_alerts_store_resolved_at', table_name='alerts')
+    op.drop_index("ix_alerts_store_resolved_at", table_name="alerts")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from shelfwatch.lab.bench.alerts import episode_precision, episodes, parse_worlds, replay_world, score_replay
+from lab.bench.alerts import episode_precision, episodes, parse_worlds, replay_world, score_replay
+from lab.simulator import WorldSpec
 from shelfwatch.cli.app import app
-from shelfwatch.lab.simulator import WorldSpec
 
 
 def test_episodes_follow_the_lifecycle_with_hysteresis():
@@ -49,14 +49,23 @@ def test_replay_scores_every_detector_and_thresholds_trade_precision_for_recall(
 
 def test_replay_sees_only_the_past(oracle_replay):
     """Each run's inputs stop at its own "now": no reading from after it, no sales of its own day."""
-    from shelfwatch.lab.bench.alerts import inputs_for_run, local_midnights
     import pandas as pd
+
+    from lab.bench.alerts import inputs_for_run, local_midnights
 
     w = oracle_replay.world
     day = oracle_replay.first_day + 2
     at = pd.Timestamp(w.dates[day]).tz_localize("UTC") + pd.Timedelta(hours=12)
     fc = pd.DataFrame(columns=["store_id", "sku", "date", "mean", "p10", "p90"])
-    inp = inputs_for_run(w, day, at, fc, pd.DataFrame(columns=["store_id", "sku", "dispersion"]), oracle_replay.readings, local_midnights(w))
+    inp = inputs_for_run(
+        w,
+        day,
+        at,
+        fc,
+        pd.DataFrame(columns=["store_id", "sku", "dispersion"]),
+        oracle_replay.readings,
+        local_midnights(w),
+    )
     assert inp.readings["device_ts"].max() <= at
     assert pd.to_datetime(inp.sales["date"]).max() == pd.Timestamp(w.dates[day - 1])
     assert (inp.deliveries["received_at"].dropna() <= at).all()
@@ -64,17 +73,42 @@ def test_replay_sees_only_the_past(oracle_replay):
 
 def test_bench_alerts_cli_prints_its_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("SHELFWATCH_OUTPUT_DIR", str(tmp_path))
-    result = CliRunner().invoke(app, ["bench", "alerts", "--worlds", "3x30:4", "--days", "3", "--runs-per-day", "2", "--latency-readings", "2",
-                                      "--thresholds", "0.3,0.5", "--phantom-thresholds", "0.01", "--workers", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "alerts",
+            "--worlds",
+            "3x30:4",
+            "--days",
+            "3",
+            "--runs-per-day",
+            "2",
+            "--latency-readings",
+            "2",
+            "--thresholds",
+            "0.3,0.5",
+            "--phantom-thresholds",
+            "0.01",
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    for text in ("predicted_stockout over 3x30 seed 4", "by the cause of the stock-out", "phantom_stockout", "shelf_empty on arrival (SQLite", "per world"):
+    for text in (
+        "predicted_stockout over 3x30 seed 4",
+        "by the cause of the stock-out",
+        "phantom_stockout",
+        "shelf_empty on arrival (SQLite",
+        "per world",
+    ):
         assert text in result.output
 
 
 def test_our_threshold_is_compared_with_the_perfect_forecaster_at_the_same_precision():
     import numpy as np
 
-    from shelfwatch.lab.bench.alerts import TypeScore, perfect_at_precision
+    from lab.bench.alerts import TypeScore, perfect_at_precision
 
     def row(threshold, true_alerts, caught):
         return TypeScore("predicted_stockout", threshold, 100, true_alerts, 200, caught, np.array([30.0]))
@@ -91,8 +125,8 @@ def test_the_perfect_forecaster_knows_the_plan_but_not_unannounced_surges():
     oracle's forecast is the planned demand, and stock-out events during a surge are scored apart."""
     from types import SimpleNamespace
 
-    from shelfwatch.lab.bench.alerts import FORECASTABLE, SURGE, local_midnights, oracle_forecast, stockout_events
-    from shelfwatch.lab.simulator import SURGE_DAYS_BEFORE_NOW, build_world
+    from lab.bench.alerts import FORECASTABLE, SURGE, local_midnights, oracle_forecast, stockout_events
+    from lab.simulator import SURGE_DAYS_BEFORE_NOW, build_world
 
     spec = WorldSpec(stores=4, skus=60, days=150, members=300, seed=21, lookahead_days=9, incident_share=0.1)
     w = build_world(spec)
@@ -105,7 +139,9 @@ def test_the_perfect_forecaster_knows_the_plan_but_not_unannounced_surges():
     row = fc[(fc["store_id"] == w.stores["store_id"][s[0]]) & (fc["sku"] == w.products["sku"][k[0]])].iloc[0]
     assert row["mean"] == pytest.approx(float(w.planned_demand[surge_day, s[0], k[0]]), rel=1e-6)
 
-    days = SimpleNamespace(world=w, first_day=w.n_hist - 6, midnight=local_midnights(w))  # what stockout_events reads of a replay
+    days = SimpleNamespace(
+        world=w, first_day=w.n_hist - 6, midnight=local_midnights(w)
+    )  # what stockout_events reads of a replay
     events = stockout_events(days)
     surged = w.incidents.spike[events["s"], events["k"]] & (events["day"] >= surge_day)
     assert set(events["cause"]) <= {FORECASTABLE, SURGE}
@@ -114,7 +150,9 @@ def test_the_perfect_forecaster_knows_the_plan_but_not_unannounced_surges():
 
 def test_scores_by_cause_share_the_alerts_and_split_the_events(oracle_replay):
     scores = score_replay(oracle_replay, [0.3], [0.01])
-    whole, forecastable, surge = (next(s for s in scores if s.alert_type == t)
-                                  for t in ("predicted_stockout", "predicted_stockout:forecastable", "predicted_stockout:surge"))
+    whole, forecastable, surge = (
+        next(s for s in scores if s.alert_type == t)
+        for t in ("predicted_stockout", "predicted_stockout:forecastable", "predicted_stockout:surge")
+    )
     assert forecastable.events + surge.events == whole.events and forecastable.caught + surge.caught == whole.caught
     assert forecastable.alerts == surge.alerts == whole.alerts and forecastable.precision == whole.precision

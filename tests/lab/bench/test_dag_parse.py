@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from shelfwatch.lab.bench.dag_parse import time_dag_parse
+from lab.bench.dag_parse import time_dag_parse
 
 
 def test_times_the_baseline_and_the_dag_files_in_fresh_interpreters(tmp_path):
     dags = tmp_path / "dags"
     dags.mkdir()
-    (dags / "tiny.py").write_text("import json, sys\nsys.modules['bench_probe_marker'] = json\nfrom airflow.sdk import dag\n")
+    (dags / "tiny.py").write_text(
+        "import json, sys\nsys.modules['bench_probe_marker'] = json\nfrom airflow.sdk import dag\n"
+    )
     baseline, files = time_dag_parse(dags, repeats=2)
     assert baseline.name.startswith("import airflow.sdk") and files.name == "all 1 DAG files"
     assert len(baseline.seconds) == len(files.seconds) == 2

@@ -6,8 +6,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from shelfwatch.forecasting.engine import series_key
-from shelfwatch.lab.bench.forecast import ForecastOf, MethodScore, hindsight_level, interval_scores, room_captured, run_bench, target_lines
+from forecasting.engine import series_key
+from lab.bench.forecast import (
+    ForecastOf,
+    MethodScore,
+    hindsight_level,
+    interval_scores,
+    room_captured,
+    run_bench,
+    target_lines,
+)
 
 
 def test_calibrated_negative_binomial_covers_80_percent_of_days_and_of_7_day_sums():
@@ -25,7 +33,9 @@ def test_calibrated_negative_binomial_covers_80_percent_of_days_and_of_7_day_sum
         return float(stats.nbinom.pmf(y, size, size / (size + mean_))[(f >= 0.1) & ((y == 0) | (f <= 0.9))].sum())
 
     assert scores["covered"].sum() / scores["days"].sum() == pytest.approx(inside_probability(k, mean), abs=0.02)
-    assert scores["covered7"].sum() / scores["weeks"].sum() == pytest.approx(inside_probability(7 * k, 7 * mean), abs=0.04)
+    assert scores["covered7"].sum() / scores["weeks"].sum() == pytest.approx(
+        inside_probability(7 * k, 7 * mean), abs=0.04
+    )
     assert scores["rmsse"].mean() == pytest.approx(np.sqrt(mean + dispersion * mean**2), rel=0.05)
     too_sure = interval_scores(truth, {u: ForecastOf("m", np.full(days, mean), 0.0) for u in truth})
     assert too_sure["covered"].sum() / too_sure["days"].sum() < 0.7
@@ -40,8 +50,12 @@ def test_days_and_weeks_with_a_stockout_are_not_scored():
 
 
 def test_room_captured_and_targets_name_the_best_baseline():
-    scores = [MethodScore("shelfwatch", 10, 0.90, 0.8, 1.0, 0.8), MethodScore("ma28", 10, 1.00, 0.8, 1.0),
-              MethodScore("adida", 10, 0.98, float("nan"), 1.0), MethodScore("true_mean_demand", 10, 0.88, float("nan"), 0.0)]
+    scores = [
+        MethodScore("shelfwatch", 10, 0.90, 0.8, 1.0, 0.8),
+        MethodScore("ma28", 10, 1.00, 0.8, 1.0),
+        MethodScore("adida", 10, 0.98, float("nan"), 1.0),
+        MethodScore("true_mean_demand", 10, 0.88, float("nan"), 0.0),
+    ]
     assert room_captured(scores) == ("adida", pytest.approx(0.8))
     lines = dict(target_lines("w", scores, margin=0.0, capture=0.5))
     assert any("adida" in line and ok for line, ok in lines.items() if "ratio" in line)
@@ -50,12 +64,16 @@ def test_room_captured_and_targets_name_the_best_baseline():
 
 def test_hindsight_level_is_the_true_mean_of_scored_days_flat_or_in_our_shape():
     dates = pd.date_range("2025-03-03", periods=4, freq="D")
-    actual = pd.DataFrame({"store_id": "S", "sku": "A", "date": dates, "units": [2.0, 4.0, 99.0, 6.0], "stockout": [0, 0, 1, 0]})
+    actual = pd.DataFrame(
+        {"store_id": "S", "sku": "A", "date": dates, "units": [2.0, 4.0, 99.0, 6.0], "stockout": [0, 0, 1, 0]}
+    )
     ours = pd.DataFrame({"store_id": "S", "sku": "A", "date": dates, "mean": [1.0, 1.0, 1.0, 3.0]})
     flat = hindsight_level(actual, ours, flat=True)
     assert flat["mean"].tolist() == [4.0, 4.0, 4.0, 4.0]  # (2 + 4 + 6) / 3: the stock-out day's sales are not demand
     shaped = hindsight_level(actual, ours, flat=False)
-    assert shaped["mean"].tolist() == pytest.approx([2.4, 2.4, 2.4, 7.2])  # our shape; over the scored days its mean is 4
+    assert shaped["mean"].tolist() == pytest.approx(
+        [2.4, 2.4, 2.4, 7.2]
+    )  # our shape; over the scored days its mean is 4
     nothing = hindsight_level(actual, ours.assign(mean=0.0), flat=False)
     assert nothing["mean"].tolist() == [4.0] * 4
 
@@ -63,12 +81,27 @@ def test_hindsight_level_is_the_true_mean_of_scored_days_flat_or_in_our_shape():
 def test_run_bench_scores_every_method_on_the_same_windows():
     rng = np.random.default_rng(0)
     dates = pd.date_range("2025-01-06", periods=180, freq="D")
-    sales = pd.concat([pd.DataFrame({"store_id": "S1", "sku": f"K{i}", "date": dates, "units": rng.poisson(3 + i, len(dates)).astype(float)})
-                       for i in range(3)])
-    scores, detail = run_bench(sales, windows=2, workers=1, methods=("shelfwatch", "ma28", "adida", "simple_combination"), log=lambda m: None)
+    sales = pd.concat(
+        [
+            pd.DataFrame(
+                {"store_id": "S1", "sku": f"K{i}", "date": dates, "units": rng.poisson(3 + i, len(dates)).astype(float)}
+            )
+            for i in range(3)
+        ]
+    )
+    scores, detail = run_bench(
+        sales, windows=2, workers=1, methods=("shelfwatch", "ma28", "adida", "simple_combination"), log=lambda m: None
+    )
     by = {s.method: s for s in scores}
-    assert set(by) == {"shelfwatch", "ma28", "adida", "simple_combination", "hindsight_flat_level", "shelfwatch_at_hindsight_level",
-                       "shelfwatch_days_independent"}
+    assert set(by) == {
+        "shelfwatch",
+        "ma28",
+        "adida",
+        "simple_combination",
+        "hindsight_flat_level",
+        "shelfwatch_at_hindsight_level",
+        "shelfwatch_days_independent",
+    }
     assert (detail.groupby("method").size() == 6).all()  # 3 series x 2 windows each
     assert by["hindsight_flat_level"].mean_rmsse < by["ma28"].mean_rmsse  # knowing the level helps on level-only noise
     assert 0.5 < by["shelfwatch"].coverage80 <= 1 and 0.5 < by["shelfwatch"].coverage80_7day <= 1
@@ -77,12 +110,23 @@ def test_run_bench_scores_every_method_on_the_same_windows():
 
 
 def test_variants_harness_scores_every_decision_on_the_same_candidates():
-    from shelfwatch.lab.bench.variants import run_variants, summary
+    from lab.bench.variants import run_variants, summary
 
     rng = np.random.default_rng(2)
     dates = pd.date_range("2025-01-06", periods=200, freq="D")
-    sales = pd.concat([pd.DataFrame({"store_id": "S1", "sku": f"K{i}", "date": dates, "units": rng.poisson(2 + 3 * i, len(dates)).astype(float)})
-                       for i in range(3)])
+    sales = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "store_id": "S1",
+                    "sku": f"K{i}",
+                    "date": dates,
+                    "units": rng.poisson(2 + 3 * i, len(dates)).astype(float),
+                }
+            )
+            for i in range(3)
+        ]
+    )
     variants = ("select", "top2", "shrink_top2_p6", "class_top1", "fixed_simple", "only:ma28", "mean:ma28+adida")
     detail = run_variants(sales, variants=variants, windows=2, workers=1, log=lambda m: None)
     table = summary(detail).set_index("variant")

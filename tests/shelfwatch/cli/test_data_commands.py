@@ -9,17 +9,19 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from core.db import get_engine
 from shelfwatch.cli import common
 from shelfwatch.cli.app import app
-from shelfwatch.core.db import get_engine
-from shelfwatch.sql import schema
+from sql import schema
 
 runner = CliRunner()
 SECRETS = ("jan@secret.example", "+31612345678", "piet@secret.example")
-MEMBERS = ("member_id,home_store_id,marketing_consent,opted_out,contact_channel,contact_address\n"
-           "M1,S001,yes,Y,email,jan@secret.example\n"        # fine: opted out
-           "M2,S001,maybe,no,sms,+31612345678\n"              # consent unreadable: refused
-           "M3,S404,yes,no,email,piet@secret.example\n")      # unknown store: refused
+MEMBERS = (
+    "member_id,home_store_id,marketing_consent,opted_out,contact_channel,contact_address\n"
+    "M1,S001,yes,Y,email,jan@secret.example\n"  # fine: opted out
+    "M2,S001,maybe,no,sms,+31612345678\n"  # consent unreadable: refused
+    "M3,S404,yes,no,email,piet@secret.example\n"
+)  # unknown store: refused
 
 
 @pytest.fixture(autouse=True)
@@ -50,9 +52,13 @@ def messy_folder(tmp_path):
         (world / name).write_text((tmp_path / "tpl" / name).read_text())
     (world / "members.csv").write_text(MEMBERS)
     (world / "inventory.csv").write_text("store_id,sku,as_of,book_units\nS001,SKU00001,2026-11-23 00:00,-2\n")
-    (world / "deliveries.csv").write_text("delivery_id,store_id,sku,expected_at,expected_units,received_at,received_units\n"
-                                          "D1,S001,SKU00001,2026-11-23 06:00,5,,\nD2,S001,SKU00001,soon,5,,\n")
-    (world / "sales" / "sales_daily.csv").write_text("store_id,sku,date,units\nS001,SKU00001,2026-11-20,3\nS001,NOPE,2026-11-20,1\n")
+    (world / "deliveries.csv").write_text(
+        "delivery_id,store_id,sku,expected_at,expected_units,received_at,received_units\n"
+        "D1,S001,SKU00001,2026-11-23 06:00,5,,\nD2,S001,SKU00001,soon,5,,\n"
+    )
+    (world / "sales" / "sales_daily.csv").write_text(
+        "store_id,sku,date,units\nS001,SKU00001,2026-11-20,3\nS001,NOPE,2026-11-20,1\n"
+    )
     return world
 
 
@@ -60,9 +66,21 @@ def test_templates_load_as_they_are(tmp_path, db_url):
     tpl = tmp_path / "tpl"
     written = invoke("templates", str(tpl))
     assert written.exit_code == 0, written.output
-    assert sorted(p.relative_to(tpl).as_posix() for p in tpl.rglob("*.csv")) == sorted([
-        "deliveries.csv", "inventory_records.csv", "members.csv", "prices.csv", "products.csv", "promotions.csv", "sensors.csv", "stockout_days.csv",
-        "stores.csv", "sales/purchase_lines.csv", "sales/sales_daily.csv"])
+    assert sorted(p.relative_to(tpl).as_posix() for p in tpl.rglob("*.csv")) == sorted(
+        [
+            "deliveries.csv",
+            "inventory_records.csv",
+            "members.csv",
+            "prices.csv",
+            "products.csv",
+            "promotions.csv",
+            "sensors.csv",
+            "stockout_days.csv",
+            "stores.csv",
+            "sales/purchase_lines.csv",
+            "sales/sales_daily.csv",
+        ]
+    )
     assert invoke("templates", str(tpl)).exit_code == 2  # never overwrites without --force
     assert invoke("templates", str(tpl), "--force").exit_code == 0
 
@@ -72,9 +90,19 @@ def test_templates_load_as_they_are(tmp_path, db_url):
     loaded = invoke("load-reference", str(tpl), "--db", db_url)
     assert loaded.exit_code == 0, loaded.output
     assert "9 rows loaded, 0 quarantined" in loaded.output
-    sales = invoke("ingest-sales", str(tpl / "sales" / "sales_daily.csv"), str(tpl / "sales" / "purchase_lines.csv"), "--db", db_url)
+    sales = invoke(
+        "ingest-sales",
+        str(tpl / "sales" / "sales_daily.csv"),
+        str(tpl / "sales" / "purchase_lines.csv"),
+        "--db",
+        db_url,
+    )
     assert sales.exit_code == 0, sales.output
-    assert count(db_url, schema.sales_daily) == 1 and count(db_url, schema.purchase_lines) == 1 and count(db_url, schema.quarantine) == 0
+    assert (
+        count(db_url, schema.sales_daily) == 1
+        and count(db_url, schema.purchase_lines) == 1
+        and count(db_url, schema.quarantine) == 0
+    )
     with get_engine(db_url).connect() as conn:
         assert conn.execute(select(schema.purchase_lines.c.member_id)).scalar() == "M0000001"
 
@@ -135,8 +163,10 @@ def test_load_reference_refused_file_exit_2_and_others_load(tmp_path, db_url):
     world.mkdir()
     runner.invoke(app, ["templates", str(tmp_path / "tpl")])
     (world / "stores.csv").write_text((tmp_path / "tpl" / "stores.csv").read_text())
-    (world / "members.csv").write_text("member_id,home_store_id,marketing_consent,contact_channel,contact_address\n"
-                                       "M1,S001,yes,email,jan@secret.example\n")
+    (world / "members.csv").write_text(
+        "member_id,home_store_id,marketing_consent,contact_channel,contact_address\n"
+        "M1,S001,yes,email,jan@secret.example\n"
+    )
     result = invoke("load-reference", str(world), "--db", db_url)
     assert result.exit_code == 2
     assert "refused members.csv: missing required column(s) 'opted_out'" in result.output

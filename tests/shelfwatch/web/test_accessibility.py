@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from shelfwatch.sql import schema
+from sql import schema
 from tests.conftest import ON_CI, REPO_ROOT
 from tests.shelfwatch.web.test_pages import browser_login, shot
 
@@ -24,7 +24,9 @@ BLOCKING = ("serious", "critical")
 def axe_source() -> str:
     if not AXE.exists():
         if ON_CI:
-            pytest.fail("axe-core is not installed and CI=true: `make test` installs it with npm ci (package-lock.json)")
+            pytest.fail(
+                "axe-core is not installed and CI=true: `make test` installs it with npm ci (package-lock.json)"
+            )
         pytest.skip("axe-core not installed (npm ci)")
     return AXE.read_text()
 
@@ -42,8 +44,12 @@ def violations(page, axe_source: str) -> list[dict]:
 def pages_for(engine, role: str) -> list[str]:
     """The pages a role works with (every page its navigation offers, and the detail pages behind them)."""
     with engine.connect() as conn:
-        alert_id = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S001").limit(1)).scalar()
-        sku = conn.execute(select(schema.forecasts.c.sku).where(schema.forecasts.c.store_id == "S001").limit(1)).scalar()
+        alert_id = conn.execute(
+            select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S001").limit(1)
+        ).scalar()
+        sku = conn.execute(
+            select(schema.forecasts.c.sku).where(schema.forecasts.c.store_id == "S001").limit(1)
+        ).scalar()
     pages = {
         "planner": ["/forecast", f"/forecast?store=S001&sku={sku}", "/health"],
         "store_manager": ["/stores/S001/alerts", f"/alerts/{alert_id}/history", f"/forecast?store=S001&sku={sku}"],
@@ -70,4 +76,6 @@ def test_no_serious_accessibility_violations_on_any_page(live_server, browser, a
             page.wait_for_load_state("networkidle")
             found += [(f"{role} {path}", v) for v in violations(page, axe_source)]
             shot(page, f"a11y-{size}-{role}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-')}")
-    assert not found, "\n".join(f"{where}: {v['impact']} {v['id']} ({v['help']}) at {json.dumps(v['nodes'])}" for where, v in found)
+    assert not found, "\n".join(
+        f"{where}: {v['impact']} {v['id']} ({v['help']}) at {json.dumps(v['nodes'])}" for where, v in found
+    )

@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from shelfwatch.core.settings import Settings
+from core.settings import Settings
 from shelfwatch.web.app import create_app
 from shelfwatch.web.auth import UserError, add_user, authenticate
-from shelfwatch.sql import schema
-from tests.conftest import ON_CI, REPO_ROOT, WORLD_AS_OF
+from sql import schema
 from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
+from tests.conftest import ON_CI, REPO_ROOT, WORLD_AS_OF
 
 PASSWORD = "correct horse battery"
 ROLES = {"planner": ("ann", None), "store_manager": ("bob", "S001"), "cx": ("cyd", None), "admin": ("dee", None)}
@@ -27,10 +27,10 @@ SCREENSHOTS = REPO_ROOT / "out" / "screenshots"
 @pytest.fixture
 def web_db(engine, small_world, tmp_path):  # noqa: F811
     """The small world loaded, forecast, alerts detected, one user per role."""
-    from shelfwatch.alerts.detect import detect_alerts
-    from shelfwatch.alerts.member_risk import refresh_member_risk
-    from shelfwatch.forecasting.engine import EngineSettings
-    from shelfwatch.forecasting.runs import run_forecast
+    from alerts.detect import detect_alerts
+    from alerts.member_risk import refresh_member_risk
+    from forecasting.engine import EngineSettings
+    from forecasting.runs import run_forecast
 
     load_world_directly(engine, small_world)
     run_forecast(engine, EngineSettings(horizon=14, workers=1))
@@ -54,7 +54,9 @@ def csrf_of(client: TestClient, path: str = "/login") -> str:
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD):
-    return client.post("/login", data={"username": username, "password": password, "csrf": csrf_of(client)}, follow_redirects=False)
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf": csrf_of(client)}, follow_redirects=False
+    )
 
 
 def test_passwords_are_hashed_and_checked(web_db):
@@ -76,9 +78,16 @@ def test_login_sets_a_secure_httponly_session_and_each_role_lands_home(web_db):
         client = client_for(settings)
         response = login(client, name)
         assert response.status_code == 303
-        assert response.headers["location"] == {"planner": "/forecast", "store_manager": f"/stores/{store}/alerts", "cx": "/cx", "admin": "/health"}[role]
+        assert (
+            response.headers["location"]
+            == {"planner": "/forecast", "store_manager": f"/stores/{store}/alerts", "cx": "/cx", "admin": "/health"}[
+                role
+            ]
+        )
         cookie = response.headers["set-cookie"].lower()
-        assert "shelfwatch_session=" in cookie and "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+        assert (
+            "shelfwatch_session=" in cookie and "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+        )
     assert login(client_for(settings), "ann", "wrong").text.count("Unknown user or wrong password") == 1
     assert client_for(settings).get("/forecast", follow_redirects=False).headers["location"] == "/login"
 
@@ -86,7 +95,9 @@ def test_login_sets_a_secure_httponly_session_and_each_role_lands_home(web_db):
 def test_role_rules(web_db):
     engine, settings = web_db
     with engine.connect() as conn:
-        s2_alert = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S002").limit(1)).scalar()
+        s2_alert = conn.execute(
+            select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S002").limit(1)
+        ).scalar()
     manager = client_for(settings, "store_manager")
     assert manager.get("/stores/S001/alerts").status_code == 200
     forbidden = manager.get("/stores/S002/alerts")
@@ -94,7 +105,12 @@ def test_role_rules(web_db):
     assert manager.get("/forecast?store=S002").status_code == 403
     assert manager.get("/cx").status_code == 403 and manager.get("/health").status_code == 403
     if s2_alert:
-        assert manager.post(f"/alerts/{s2_alert}/acknowledge", data={"csrf": csrf_of(manager, "/stores/S001/alerts")}).status_code == 403
+        assert (
+            manager.post(
+                f"/alerts/{s2_alert}/acknowledge", data={"csrf": csrf_of(manager, "/stores/S001/alerts")}
+            ).status_code
+            == 403
+        )
         assert manager.get(f"/alerts/{s2_alert}/history").status_code == 403
     planner = client_for(settings, "planner")
     assert planner.get("/stores/S002/alerts").status_code == 200 and planner.get("/health").status_code == 200
@@ -108,15 +124,28 @@ def test_role_rules(web_db):
 def test_state_changes_need_the_csrf_token(web_db):
     engine, settings = web_db
     with engine.connect() as conn:
-        alert_id = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S001", schema.alerts.c.status == "open").limit(1)).scalar()
+        alert_id = conn.execute(
+            select(schema.alerts.c.alert_id)
+            .where(schema.alerts.c.store_id == "S001", schema.alerts.c.status == "open")
+            .limit(1)
+        ).scalar()
     manager = client_for(settings, "store_manager")
     assert manager.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": "forged"}).status_code == 403
     assert manager.post(f"/alerts/{alert_id}/acknowledge", data={}).status_code == 403
-    assert client_for(settings).post("/login", data={"username": "ann", "password": PASSWORD, "csrf": "x"}).status_code == 403
-    ok = manager.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": csrf_of(manager, "/stores/S001/alerts")}, follow_redirects=False)
+    assert (
+        client_for(settings).post("/login", data={"username": "ann", "password": PASSWORD, "csrf": "x"}).status_code
+        == 403
+    )
+    ok = manager.post(
+        f"/alerts/{alert_id}/acknowledge",
+        data={"csrf": csrf_of(manager, "/stores/S001/alerts")},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303
     with engine.connect() as conn:
-        row = conn.execute(select(schema.alerts.c.status, schema.alerts.c.acknowledged_by).where(schema.alerts.c.alert_id == alert_id)).first()
+        row = conn.execute(
+            select(schema.alerts.c.status, schema.alerts.c.acknowledged_by).where(schema.alerts.c.alert_id == alert_id)
+        ).first()
     assert tuple(row) == ("acknowledged", "bob")
 
 
@@ -127,7 +156,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.fixture
 def live_server(web_db):
-    from shelfwatch.lab.bench.web import serving
+    from lab.bench.web import serving
 
     engine, settings = web_db
     with serving(create_app(settings)) as base:  # localhost: Chromium accepts Secure cookies there
@@ -174,7 +203,9 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
     page.click("#show")
     page.wait_for_selector("#series .main-svg")
     assert page.locator("#heat .main-svg").count() >= 1 and page.inner_text("#model") != "no forecast yet"
-    assert page.locator("#forecast-table tbody tr").count() == 14 and page.locator("#csv").is_visible()  # horizon 14: the numbers as a table
+    assert (
+        page.locator("#forecast-table tbody tr").count() == 14 and page.locator("#csv").is_visible()
+    )  # horizon 14: the numbers as a table
     assert page.locator("#heat-table a").count() >= 1  # the heat map's links, for the keyboard
     shot(page, "planner-forecast")
     page.goto(f"{base}/health")
@@ -201,7 +232,10 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
     assert page.locator(f'#closed tr[data-alert="{alert_id}"]').count() == 1  # moved to closed
     shot(page, "manager-after-resolve")
     page.goto(f"{base}/alerts/{alert_id}/history")
-    assert [c.inner_text() for c in page.locator("#events tr td:nth-child(3)").all()][-2:] == ["acknowledged", "resolved"]
+    assert [c.inner_text() for c in page.locator("#events tr td:nth-child(3)").all()][-2:] == [
+        "acknowledged",
+        "resolved",
+    ]
     response = page.goto(f"{base}/stores/S002/alerts")
     assert response.status == 403
     shot(page, "manager-forbidden")
@@ -215,7 +249,10 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
         page.click("#export")
     path = download.value.path()
     header = Path(path).read_text().splitlines()[0]
-    assert header == "alert_id,store_id,sku,product,member_id,score,contact_channel,contact_address,substitute_1,substitute_2,substitute_3"
+    assert (
+        header
+        == "alert_id,store_id,sku,product,member_id,score,contact_channel,contact_address,substitute_1,substitute_2,substitute_3"
+    )
 
     # admin: everything
     page = browser_login(browser, base, "admin")
@@ -228,7 +265,7 @@ def test_every_page_for_every_role_in_chromium(live_server, browser):
 
 
 def test_page_timing_benchmark_visits_every_page(web_db):
-    from shelfwatch.lab.bench.web import time_pages
+    from lab.bench.web import time_pages
 
     _, settings = web_db
     rows = time_pages(settings, requests=3)

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from shelfwatch.core.db import as_utc
-from shelfwatch.sql import schema
+from core.db import as_utc
 from shelfwatch.web import auth
 from shelfwatch.web.app import create_app
+from sql import schema
 from tests.shelfwatch.web.test_pages import PASSWORD, browser_login, client_for, csrf_of, login, shot
 
 INBOX = "/stores/S001/alerts"
@@ -59,14 +59,19 @@ def test_login_is_throttled_per_user_and_every_attempt_is_audited(web_db):
     ghost = [login(elsewhere, "nobody-here", "x" * 12) for _ in range(auth.FREE_FAILURES + 1)]
     assert [g.status_code for g in ghost] == [401] * auth.FREE_FAILURES + [429]  # an unknown user is answered alike
     with engine.connect() as conn:
-        rows = conn.execute(select(schema.login_attempts).where(schema.login_attempts.c.username == "ann")
-                            .order_by(schema.login_attempts.c.attempt_id)).all()
+        rows = conn.execute(
+            select(schema.login_attempts)
+            .where(schema.login_attempts.c.username == "ann")
+            .order_by(schema.login_attempts.c.attempt_id)
+        ).all()
     assert [(r.succeeded, r.throttled) for r in rows] == [(False, False)] * auth.FREE_FAILURES + [(False, True)]
     assert all(r.client for r in rows)
     # the wait doubles with each failure and ends: an hour later the right password works again
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     assert auth.login_wait(engine, "ann", "testclient", now=later) == 0.0
-    just_after = as_utc(rows[-1].attempted_at) + timedelta(milliseconds=100)  # not the wall clock: a loaded machine may take the 2 s
+    just_after = as_utc(rows[-1].attempted_at) + timedelta(
+        milliseconds=100
+    )  # not the wall clock: a loaded machine may take the 2 s
     assert 0 < auth.login_wait(engine, "ann", "testclient", now=just_after) <= 2
 
 
@@ -90,11 +95,18 @@ def test_user_text_in_a_chart_title_is_escaped_and_the_cloud_link_is_off(web_db)
     assert json.loads(config)["showSendToCloud"] is False and json.loads(config)["showLink"] is False
 
 
-@pytest.mark.parametrize("method,path", [
-    ("get", "/cx?alert=999999"), ("get", "/cx?alert=99999999999999999999"), ("get", "/alerts/99999999999999999999/history"),
-    ("get", "/alerts/0/history"), ("post", "/alerts/99999999999999999999/resolve"), ("post", "/cx/99999999999999999999/export"),
-    ("post", "/cx/999999/export"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/cx?alert=999999"),
+        ("get", "/cx?alert=99999999999999999999"),
+        ("get", "/alerts/99999999999999999999/history"),
+        ("get", "/alerts/0/history"),
+        ("post", "/alerts/99999999999999999999/resolve"),
+        ("post", "/cx/99999999999999999999/export"),
+        ("post", "/cx/999999/export"),
+    ],
+)
 def test_unknown_or_impossible_ids_are_404_not_500(web_db, method, path):
     _, settings = web_db
     client = client_for(settings, "admin")
@@ -119,9 +131,13 @@ def test_security_headers_everywhere_and_no_store_on_member_pages(web_db):
 def test_resolve_notes_have_a_length_limit(web_db):
     engine, settings = web_db
     with engine.connect() as conn:
-        alert_id = conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S001")).scalars().first()
+        alert_id = (
+            conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.store_id == "S001")).scalars().first()
+        )
     client = client_for(settings, "store_manager")
-    answer = client.post(f"/alerts/{alert_id}/resolve", data={"csrf": csrf_of(client, INBOX), "note": "x" * 501}, follow_redirects=False)
+    answer = client.post(
+        f"/alerts/{alert_id}/resolve", data={"csrf": csrf_of(client, INBOX), "note": "x" * 501}, follow_redirects=False
+    )
     assert answer.status_code == 400 and "at most 500" in answer.text
 
 
