@@ -2,7 +2,7 @@
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-LOCKS := requirements.lock deploy/airflow/requirements-airflow.lock pyproject.toml
+LOCKS := requirements.lock requirements-dev.lock deploy/airflow/requirements-airflow.lock pyproject.toml
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) deploy/install.sh | sha1sum | cut -c1-12)
 
 .PHONY: install demo web test test-fast stack stack-stop stack-status lock clean
@@ -10,11 +10,12 @@ STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) deploy/install.sh | sha1sum | c
 install: $(STAMP)
 
 # The same install as the Airflow image (deploy/install.sh): both lock files, the project, an import
-# of the Celery executor.
+# of the Celery executor; then the test and lint tools, which no image carries.
 $(STAMP): $(LOCKS) deploy/install.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	deploy/install.sh $(BIN)/python
+	deploy/install.sh $(BIN)/python dev
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: install
@@ -55,6 +56,9 @@ lock:
 	.lockvenv/bin/python -m pip install --quiet --upgrade "pip>=24"
 	.lockvenv/bin/python -m pip install --quiet .
 	.lockvenv/bin/python -m pip freeze --exclude shelfwatch | sort > requirements.lock
+	.lockvenv/bin/python -m pip install --quiet ".[test,lint]" -c requirements.lock
+	{ sed -n 1,2p requirements-dev.lock; .lockvenv/bin/python -m pip freeze --exclude shelfwatch | sort \
+	  | comm -13 requirements.lock -; } > requirements-dev.lock.new && mv requirements-dev.lock.new requirements-dev.lock
 	rm -rf .lockvenv
 
 clean:

@@ -5,6 +5,8 @@
 #   deploy/install.sh PYTHON deps      the locked packages only (an image's cached layer)
 #   deploy/install.sh PYTHON project   the project itself (editable, no dependencies) and the checks
 #   deploy/install.sh PYTHON           both
+#   deploy/install.sh PYTHON dev       the test and lint tools (requirements-dev.lock): `make install`
+#                                      only, never an image, so production carries no test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${1:-python}
@@ -13,6 +15,10 @@ PIP=("$PYTHON" -m pip install --quiet --no-cache-dir --disable-pip-version-check
 
 if [[ $STEP == deps || $STEP == all ]]; then
   "${PIP[@]}" -r requirements.lock -r deploy/airflow/requirements-airflow.lock
+fi
+if [[ $STEP == dev ]]; then
+  "${PIP[@]}" -r requirements-dev.lock -c requirements.lock
+  "$PYTHON" -m pip check --disable-pip-version-check
 fi
 if [[ $STEP == project || $STEP == all ]]; then
   "${PIP[@]}" --no-deps -e .
