@@ -69,7 +69,8 @@ class Settings:
         default=40.0,
         metadata={
             "env": "SHELFWATCH_FORECAST_PROPHET_MIN_UNITS",
-            "doc": "Prophet is a candidate only for series selling at least this many units a day over the last year (it costs ~30x a fast model).",
+            "doc": "Prophet is a candidate only for series selling at least this many units a day over the last year "
+            "(it costs ~30x a fast model).",
         },
     )
     forecast_prophet_min_history_days: int = field(
@@ -83,7 +84,9 @@ class Settings:
         default="shrink_top2_p6",
         metadata={
             "env": "SHELFWATCH_FORECAST_COMBINATION",
-            "doc": "How a series' forecast is made from its backtested candidates: select (the best one), topK (mean of the K best), class_topK (the K best of its demand class in the store), shrink_topK[_pN] (K best by its own score shrunk toward its class's, the class counting as N windows).",
+            "doc": "How a series' forecast is made from its backtested candidates: select (the best one), topK (mean "
+            "of the K best), class_topK (the K best of its demand class in the store), shrink_topK[_pN] (K best by "
+            "its own score shrunk toward its class's, the class counting as N windows).",
         },
     )
     forecast_global_model: bool = field(
@@ -136,14 +139,17 @@ class Settings:
         default=0.4,
         metadata={
             "env": "SHELFWATCH_ALERT_THRESHOLD",
-            "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this (0.4: the lowest with precision >= 0.6 and recall >= 0.9 x the perfect forecaster's at that precision in `shelfwatch bench alerts`).",
+            "doc": "Raise predicted_stockout when P(empty before next delivery) is at least this (0.4: the lowest with "
+            "precision >= 0.6 and recall >= 0.9 x the perfect forecaster's at that precision in `shelfwatch bench "
+            "alerts`).",
         },
     )
     alert_keep_ratio: float = field(
         default=0.5,
         metadata={
             "env": "SHELFWATCH_ALERT_KEEP_RATIO",
-            "doc": "An open predicted_stockout stays open while its probability is at least this share of the threshold (hysteresis: no flapping between runs).",
+            "doc": "An open predicted_stockout stays open while its probability is at least this share of the "
+            "threshold (hysteresis: no flapping between runs).",
         },
     )
     alert_escalation_minutes: int = field(
@@ -157,21 +163,25 @@ class Settings:
         default=72,
         metadata={
             "env": "SHELFWATCH_ALERT_EXPIRY_HOURS",
-            "doc": "A predicted stock-out whose expected empty time passed this long ago without other evidence expires.",
+            "doc": "A predicted stock-out whose expected empty time passed this long ago without other evidence "
+            "expires.",
         },
     )
     as_of: str = field(
         default="",
         metadata={
             "env": "SHELFWATCH_AS_OF",
-            "doc": '"Now" for every step that depends on it (detection, forecasting), ISO time, UTC unless it has an offset; empty: the wall clock. Set it to replay history or run a simulated world; `--as-of` overrides it per command.',
+            "doc": '"Now" for every step that depends on it (detection, forecasting), ISO time, UTC unless it has an '
+            "offset; empty: the wall clock. Set it to replay history or run a simulated world; `--as-of` overrides it "
+            "per command.",
         },
     )
     service_level: float = field(
         default=0.95,
         metadata={
             "env": "SHELFWATCH_SERVICE_LEVEL",
-            "doc": "Target chance that the shelf lasts until the next regular delivery: a recommended transfer or emergency order covers the demand's quantile at this level, and a donor store keeps its own.",
+            "doc": "Target chance that the shelf lasts until the next regular delivery: a recommended transfer or "
+            "emergency order covers the demand's quantile at this level, and a donor store keeps its own.",
         },
     )
     sensor_stale_hours: float = field(
@@ -199,14 +209,16 @@ class Settings:
         default="",
         metadata={
             "env": "SHELFWATCH_LANDING_DIR",
-            "doc": "Folder the POS exports land in (the sales_ingest DAG loads each new file once); empty = <SHELFWATCH_DATA_DIR>/landing.",
+            "doc": "Folder the POS exports land in (the sales_ingest DAG loads each new file once); empty = "
+            "<SHELFWATCH_DATA_DIR>/landing.",
         },
     )
     quarantine_max_share: float = field(
         default=0.05,
         metadata={
             "env": "SHELFWATCH_QUARANTINE_MAX_SHARE",
-            "doc": "A sales load with a larger share of rows quarantined (or an unreadable file) fails the DAG and notifies.",
+            "doc": "A sales load with a larger share of rows quarantined (or an unreadable file) fails the DAG and "
+            "notifies.",
         },
     )
     ingest_max_silence_minutes: int = field(
@@ -234,14 +246,16 @@ class Settings:
         default=90,
         metadata={
             "env": "SHELFWATCH_READINGS_RETENTION_DAYS",
-            "doc": "Raw sensor readings older than this (by arrival) are deleted by housekeeping; on PostgreSQL, whole device-day partitions older than this are dropped.",
+            "doc": "Raw sensor readings older than this (by arrival) are deleted by housekeeping; on PostgreSQL, whole "
+            "device-day partitions older than this are dropped.",
         },
     )
     readings_partition_days_ahead: int = field(
         default=7,
         metadata={
             "env": "SHELFWATCH_READINGS_PARTITION_DAYS_AHEAD",
-            "doc": "PostgreSQL: housekeeping keeps day partitions of sensor_readings ready for today and this many days ahead (a missed night costs nothing).",
+            "doc": "PostgreSQL: housekeeping keeps day partitions of sensor_readings ready for today and this many "
+            "days ahead (a missed night costs nothing).",
         },
     )
     quarantine_retention_days: int = field(
@@ -255,21 +269,24 @@ class Settings:
         default="",
         metadata={
             "env": "SHELFWATCH_AIRFLOW_DB_URL",
-            "doc": "Airflow's metadata database (read-only use: the health page lists the last DAG runs); empty = not shown.",
+            "doc": "Airflow's metadata database (read-only use: the health page lists the last DAG runs); empty = not "
+            "shown.",
         },
     )
     web_secret: str = field(
         default="",
         metadata={
             "env": "SHELFWATCH_WEB_SECRET",
-            "doc": "Key that signs the web session cookies; set it in production (empty: a random key per start, so sessions end on restart).",
+            "doc": "Key that signs the web session cookies; set it in production (empty: a random key per start, so "
+            "sessions end on restart).",
         },
     )
     web_secure_cookies: bool = field(
         default=True,
         metadata={
             "env": "SHELFWATCH_WEB_SECURE_COOKIES",
-            "doc": "Session cookies are Secure (HTTPS only; browsers also accept them from localhost) and HttpOnly, SameSite=Lax.",
+            "doc": "Session cookies are Secure (HTTPS only; browsers also accept them from localhost) and HttpOnly, "
+            "SameSite=Lax.",
         },
     )
     favourite_window_days: int = field(

@@ -44,7 +44,8 @@ def parse_strategy(text: str) -> Strategy:
     match = STRATEGY_PATTERN.match(text)
     if not match:
         raise ValueError(
-            f"unknown forecast combination {text!r}: use select, topK, topKw, class_topK or shrink_topK[_pN] (e.g. shrink_top3)"
+            f"unknown forecast combination {text!r}: use select, topK, topKw, class_topK or shrink_topK[_pN] (e.g. "
+            "shrink_top3)"
         )
     if match.group(1):
         return Strategy()

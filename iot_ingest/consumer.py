@@ -138,7 +138,8 @@ def connect_with_retry(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise BrokerError(
-                f"MQTT broker at {where} not reachable: gave up after {attempt} attempt(s) in {budget:g} s (last error: {why})"
+                f"MQTT broker at {where} not reachable: gave up after {attempt} attempt(s) in {budget:g} s (last "
+                f"error: {why})"
             )
         wait = min(delay, CONNECT_MAX_DELAY, remaining)
         log.warning(
@@ -279,7 +280,8 @@ def copy_readings(conn, readings: list[dict]) -> int:
     with conn.connection.driver_connection.cursor() as cur:
         # the columns only: no id default, so no id drawn per staged row and no tie to the id sequence
         cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS readings_incoming ON COMMIT DELETE ROWS AS SELECT {cols} FROM sensor_readings WITH NO DATA"
+            f"CREATE TEMP TABLE IF NOT EXISTS readings_incoming ON COMMIT DELETE ROWS AS SELECT {cols} FROM "
+            "sensor_readings WITH NO DATA"
         )
         with cur.copy(f"COPY readings_incoming ({cols}) FROM STDIN") as copy:
             for r in readings:
@@ -294,7 +296,8 @@ def executemany_readings(conn, readings: list[dict]) -> int:
     if not readings:
         return 0
     cursor = conn.connection.driver_connection.executemany(
-        f"INSERT OR IGNORE INTO sensor_readings ({', '.join(READING_COLUMNS)}) VALUES ({', '.join('?' * len(READING_COLUMNS))})",
+        f"INSERT OR IGNORE INTO sensor_readings ({', '.join(READING_COLUMNS)}) VALUES "
+        f"({', '.join('?' * len(READING_COLUMNS))})",
         [[sqlite_value(r[c]) for c in READING_COLUMNS] for r in readings],
     )
     return cursor.rowcount
@@ -373,7 +376,7 @@ class ReadingWriter:
                 if is_transient(self.engine, exc):
                     raise
                 outcome = self.write_rejected(message, exc)
-            totals = [a + b for a, b in zip(totals, outcome)]
+            totals = [a + b for a, b in zip(totals, outcome, strict=True)]
         return totals[0], totals[1], totals[2]
 
     def write_batch(self, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
@@ -507,8 +510,8 @@ def drain(
             log.warning("reconnected to the broker (session present: %s)", flags.session_present)
         elif not flags.session_present:
             log.warning(
-                "MQTT broker at %s had no session for client id %s: readings published before now were not queued for it "
-                "(create the session at deployment, before sensors publish: shelfwatch ingest-iot --init-session)",
+                "MQTT broker at %s had no session for client id %s: readings published before now were not queued for "
+                "it (create the session at deployment, before sensors publish: shelfwatch ingest-iot --init-session)",
                 where,
                 client_id,
             )
@@ -627,7 +630,8 @@ def report_stats(engine: Engine, stats: IngestStats, elapsed: float) -> None:
     """Log the counters and keep them in `ingest_stats`, where `shelfwatch ingest-iot --stats` reads them."""
     rate = stats.stored / elapsed if elapsed > 0 else 0.0
     log.info(
-        "ingest %s: received=%d stored=%d duplicates=%d quarantined=%d batches=%d reconnects=%d db_errors=%d rate=%.0f/s",
+        "ingest %s: received=%d stored=%d duplicates=%d quarantined=%d batches=%d reconnects=%d db_errors=%d "
+        "rate=%.0f/s",
         stats.client_id,
         stats.received,
         stats.stored,

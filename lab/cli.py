@@ -193,13 +193,15 @@ def show_forecast_scores(title: str, scores: list, detail) -> None:
     by = {s.method: s for s in scores}
     if all(m in by for m in bench.HINDSIGHT):
         wide.print(
-            f"knowing each window's true level in hindsight: flat {by['hindsight_flat_level'].mean_rmsse:.4f}, with Shelfwatch's "
-            f"shape {by['shelfwatch_at_hindsight_level'].mean_rmsse:.4f}; 0.97 x the best baseline is {0.97 * best:.4f}"
+            f"knowing each window's true level in hindsight: flat {by['hindsight_flat_level'].mean_rmsse:.4f}, with "
+            f"Shelfwatch's shape {by['shelfwatch_at_hindsight_level'].mean_rmsse:.4f}; 0.97 x the best baseline is "
+            f"{0.97 * best:.4f}"
         )
     captured = bench.room_captured(scores)
     if captured is not None:
         wide.print(
-            f"share of the room between {escape(captured[0])} and the perfect forecaster captured: [bold]{captured[1]:.0%}[/bold]"
+            f"share of the room between {escape(captured[0])} and the perfect forecaster captured: "
+            f"[bold]{captured[1]:.0%}[/bold]"
         )
     leads = bench.lead_time_table(detail)
     before = bench.lead_time_table(detail, bench.DAYS_INDEPENDENT)
@@ -239,7 +241,8 @@ def bench_forecast_variants(
     inner_windows: int = typer.Option(3, min=1, help="Backtest windows the engine decides on."),
     variants: str | None = typer.Option(
         None,
-        help="Comma-separated: select, topK, topKw, fixed_simple, class_topK, shrink_topK, only:MODEL (default: all but only:).",
+        help="Comma-separated: select, topK, topKw, fixed_simple, class_topK, shrink_topK, only:MODEL (default: all "
+        "but only:).",
     ),
     workers: int = typer.Option(0, help="Processes; 0 = all cores."),
 ) -> None:
@@ -467,7 +470,8 @@ def bench_alerts(
     ),
     broker: str = typer.Option(
         "",
-        help="Broker for the latency run; default SHELFWATCH_MQTT_URL, else Mosquitto on 127.0.0.1:1883 if it answers, else an embedded broker.",
+        help="Broker for the latency run; default SHELFWATCH_MQTT_URL, else Mosquitto on 127.0.0.1:1883 if it answers, "
+        "else an embedded broker.",
     ),
     workers: int = typer.Option(0, help="Forecasting processes; 0 = all cores."),
 ) -> None:
@@ -537,7 +541,8 @@ def bench_alerts(
         "median lead h",
         "perfect: recall",
         "perfect: lead h",
-        title="predicted_stockout by the cause of the stock-out (the same alerts; recall and lead on that cause's events)",
+        title="predicted_stockout by the cause of the stock-out (the same alerts; recall and lead on that cause's "
+        "events)",
     )
     for o, p in zip(ours, perfect, strict=True):
         if o.alert_type.startswith(PREDICTED_STOCKOUT + ":"):
@@ -573,8 +578,9 @@ def bench_alerts(
     console.print(table)
     empty = next(o for o in ours if o.alert_type == SHELF_EMPTY)
     console.print(
-        f"shelf_empty: {empty.alerts:,} readings said empty, precision {fmt(empty.precision)}; {fmt(empty.recall)} of {empty.events:,} "
-        f"shelves that emptied were seen empty by a reading, a median {fmt(empty.median_hours, '.1f')} h after (sensors read every 6 h)"
+        f"shelf_empty: {empty.alerts:,} readings said empty, precision {fmt(empty.precision)}; {fmt(empty.recall)} of "
+        f"{empty.events:,} shelves that emptied were seen empty by a reading, a median "
+        f"{fmt(empty.median_hours, '.1f')} h after (sensors read every 6 h)"
     )
     per_world = Table(
         "world",
@@ -630,13 +636,15 @@ def bench_alerts(
         if match:
             checks += [
                 (
-                    f"predicted_stockout recall {at.recall:.3f} vs the perfect forecaster's {match.recall:.3f} at precision >= {at.precision:.3f} "
-                    f"(its threshold {match.threshold:g}): ratio {at.recall / match.recall:.2f} (target >= 0.9)",
+                    f"predicted_stockout recall {at.recall:.3f} vs the perfect forecaster's {match.recall:.3f} at "
+                    f"precision >= {at.precision:.3f} (its threshold {match.threshold:g}): ratio "
+                    f"{at.recall / match.recall:.2f} (target >= 0.9)",
                     at.recall >= 0.9 * match.recall,
                 ),
                 (
-                    f"predicted_stockout median lead {at.median_hours:.1f} h vs the perfect forecaster's {match.median_hours:.1f} h there: ratio "
-                    f"{at.median_hours / match.median_hours:.2f} (target >= 0.8, and >= 24 h)",
+                    f"predicted_stockout median lead {at.median_hours:.1f} h vs the perfect forecaster's "
+                    f"{match.median_hours:.1f} h there: ratio {at.median_hours / match.median_hours:.2f} (target >= "
+                    "0.8, and >= 24 h)",
                     at.median_hours >= max(0.8 * match.median_hours, 24.0),
                 ),
             ]
@@ -674,8 +682,9 @@ def bench_alerts(
             for name, url in urls:
                 seconds = bench.shelf_empty_latency(url, broker_url, latency_readings)
                 console.print(
-                    f"shelf_empty on arrival ({name}, {escape(broker_url.split('@')[-1])}): {len(seconds)} readings, median {np.median(seconds) * 1000:.0f} ms, "
-                    f"p95 {np.percentile(seconds, 95) * 1000:.0f} ms, max {seconds.max() * 1000:.0f} ms from publish to a committed alert"
+                    f"shelf_empty on arrival ({name}, {escape(broker_url.split('@')[-1])}): {len(seconds)} readings, "
+                    f"median {np.median(seconds) * 1000:.0f} ms, p95 {np.percentile(seconds, 95) * 1000:.0f} ms, max "
+                    f"{seconds.max() * 1000:.0f} ms from publish to a committed alert"
                 )
                 checks.append(
                     (
@@ -725,7 +734,10 @@ def bench_actions(
         spec, replay_days, refit_every, settings.service_level, settings.alert_probability_threshold, eng, log
     )
     fmt = lambda x, spec=".3f": "-" if x != x else format(x, spec)  # noqa: E731
-    title = f"Actions on {spec.stores}x{spec.skus} seed {spec.seed}: alerts opened over {replay_days} days, played against the world's demand"
+    title = (
+        f"Actions on {spec.stores}x{spec.skus} seed {spec.seed}: alerts opened over {replay_days} days, played against "
+        "the world's demand"
+    )
     table = Table(
         "plan",
         "alerts",
@@ -748,7 +760,8 @@ def bench_actions(
             f"{s.stockouts:,}",
             f"{s.prevented:,}",
             fmt(s.prevented_share),
-            f"{s.units_moved_there:,.0f} / {s.units_needed:,.0f} ({fmt(s.units_moved_there / s.units_needed if s.units_needed else float('nan'), '.2f')})",
+            f"{s.units_moved_there:,.0f} / {s.units_needed:,.0f} "
+            f"({fmt(s.units_moved_there / s.units_needed if s.units_needed else float('nan'), '.2f')})",
             f"{s.units_to_fine_shelves:,.0f}",
             f"{s.transfers:,}",
             f"{s.donors_left_short:,}",
@@ -787,9 +800,10 @@ def bench_actions(
     Console(width=max(console.width, 160)).print(table)
     sub = result["substitutes"]
     console.print(
-        f"Substitutes: {sub['members_with_a_substitute']:,} of {sub['affected_members']:,} favourite members of the last day's alerts got one "
-        f"({sub['members_with_a_same_category_product_in_stock']:,} had a same-category product in stock); acceptance in the world: first "
-        f"{fmt(sub['top1_acceptance'])}, any of three {fmt(sub['top3_acceptance'])}, a random in-stock product of the same category "
+        f"Substitutes: {sub['members_with_a_substitute']:,} of {sub['affected_members']:,} favourite members of the "
+        f"last day's alerts got one ({sub['members_with_a_same_category_product_in_stock']:,} had a same-category "
+        f"product in stock); acceptance in the world: first {fmt(sub['top1_acceptance'])}, any of three "
+        f"{fmt(sub['top3_acceptance'])}, a random in-stock product of the same category "
         f"{fmt(sub['random_same_category_acceptance'])} (suggested in {sub['suggest_seconds']:.2f} s)"
     )
     ours, base = result["scores"]
@@ -797,22 +811,25 @@ def bench_actions(
     mean = lambda key: float(np.mean([r[key] for r in ar]))  # noqa: E731
     checks = [
         (
-            f"actions prevent {fmt(ours.prevented_share)} of the stock-outs alerted vs {fmt(base.prevented_share)} covering the expected demand only "
-            f"(ratio {ours.prevented_share / base.prevented_share:.2f})"
+            f"actions prevent {fmt(ours.prevented_share)} of the stock-outs alerted vs {fmt(base.prevented_share)} "
+            f"covering the expected demand only (ratio {ours.prevented_share / base.prevented_share:.2f})"
             if base.prevented_share
             else "actions: no stock-out alerted",
             bool(ours.prevented_share >= base.prevented_share),
         ),
         (
-            f"at-risk precision @50 {mean('ours@50'):.3f} vs count {mean('count@50'):.3f} vs random {mean('base_rate'):.3f} (mean of {len(ar)} points)",
+            f"at-risk precision @50 {mean('ours@50'):.3f} vs count {mean('count@50'):.3f} vs random "
+            f"{mean('base_rate'):.3f} (mean of {len(ar)} points)",
             mean("ours@50") > max(mean("count@50"), mean("base_rate")),
         ),
         (
-            f"at-risk precision @100 {mean('ours@100'):.3f} vs count {mean('count@100'):.3f} vs random {mean('base_rate'):.3f}",
+            f"at-risk precision @100 {mean('ours@100'):.3f} vs count {mean('count@100'):.3f} vs random "
+            f"{mean('base_rate'):.3f}",
             mean("ours@100") > max(mean("count@100"), mean("base_rate")),
         ),
         (
-            f"substitute acceptance {fmt(sub['top1_acceptance'])} vs random same-category {fmt(sub['random_same_category_acceptance'])}",
+            f"substitute acceptance {fmt(sub['top1_acceptance'])} vs random same-category "
+            f"{fmt(sub['random_same_category_acceptance'])}",
             bool(sub["top1_acceptance"] > sub["random_same_category_acceptance"]),
         ),
     ]
@@ -912,7 +929,8 @@ def bench_scale(
     Console(width=max(console.width, 140)).print(table)
     for r in results:
         console.print(
-            f"{escape(r.size.name)}: migration 0006 -> 0007 of {r.readings_loaded[BEFORE]:,} readings took {r.migration_seconds:.1f} s"
+            f"{escape(r.size.name)}: migration 0006 -> 0007 of {r.readings_loaded[BEFORE]:,} readings took "
+            f"{r.migration_seconds:.1f} s"
         )
 
 

@@ -134,7 +134,8 @@ def run_demo(
     report = timer.run("write report", steps.write_report, settings, world_dir)
     console.print(timer.table())
     console.print(
-        f"Report: [bold]{escape(str(report['report_dir']))}/summary.md[/bold]  (CX list: members_to_contact.csv, plots/)"
+        f"Report: [bold]{escape(str(report['report_dir']))}/summary.md[/bold]  (CX list: members_to_contact.csv, "
+        "plots/)"
     )
     console.print(
         f"Alerts vs ground truth: precision [bold]{report['precision']}[/bold], recall [bold]{report['recall']}[/bold] "
@@ -143,7 +144,8 @@ def run_demo(
     logins = demo_users(settings)
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s")
     console.print(
-        "Web views: [bold]make web[/bold] (or shelfwatch web), then open [bold]http://127.0.0.1:8000[/bold] and log in as"
+        "Web views: [bold]make web[/bold] (or shelfwatch web), then open [bold]http://127.0.0.1:8000[/bold] and log "
+        "in as"
     )
     for role, (username, password) in logins.items():
         console.print(escape(f"  {role:<14} {username} / {password}"))

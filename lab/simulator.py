@@ -809,7 +809,10 @@ def deliveries_frame(world: World) -> pd.DataFrame:
             continue
         rows.append(
             {
-                "delivery_id": f"D-{world.stores.store_id[r.store_idx]}-{world.products.sku[r.sku_idx]}-{world.dates[r.expected_day]:%Y%m%d}",
+                "delivery_id": (
+                    f"D-{world.stores.store_id[r.store_idx]}-{world.products.sku[r.sku_idx]}"
+                    f"-{world.dates[r.expected_day]:%Y%m%d}"
+                ),
                 "store_id": world.stores.store_id[r.store_idx],
                 "sku": world.products.sku[r.sku_idx],
                 "expected_at": local_ts(world, r.store_idx, r.expected_day, DELIVERY_HOUR).isoformat(),

@@ -226,7 +226,8 @@ def summary_markdown(
     shelves = shelf_lines(alerts, zones)
     lines += ["", f"## Top {min(top_n, len(shelves))} of {len(shelves)} shelves (store managers)", ""]
     lines.append(
-        "| # | store | sku | product | what is wrong | act | expected empty (store time) | why | what to do | at stake | contactable |"
+        "| # | store | sku | product | what is wrong | act | expected empty (store time) "
+        "| why | what to do | at stake | contactable |"
     )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     contact_counts = contacts.groupby("alert_id").size()
@@ -235,14 +236,15 @@ def summary_markdown(
         when = local_time(r.expected_empty_at, zones.get(r.store_id)) or "now / unknown"
         contactable = sum(int(contact_counts.get(a, 0)) for a in r.alert_ids)
         lines.append(
-            f"| {i} | {r.store_id} | {r.sku} | {cell(r.product)} | {', '.join(r.type_labels)} | {r.priority} | {when} | {cell(r.reason)} | "
-            f"{cell(r.action)} | {cell(r.impact)} | {contactable} |"
+            f"| {i} | {r.store_id} | {r.sku} | {cell(r.product)} | {', '.join(r.type_labels)} | {r.priority} | {when} "
+            f"| {cell(r.reason)} | {cell(r.action)} | {cell(r.impact)} | {contactable} |"
         )
     lines += [
         "",
         "## CX",
         "",
-        f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see `members_to_contact.csv`.",
+        f"{len(contacts)} member notifications may be sent ({contacts['member_id'].nunique()} members): see "
+        "`members_to_contact.csv`.",
     ]
     if effect:
         lines += ["", f"Did notices work? {effect}"]

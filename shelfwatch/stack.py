@@ -354,7 +354,8 @@ def run_init(cfg: StackSettings, settings, variables: dict[str, str], log) -> No
             proc = subprocess.run(step, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 raise StackError(
-                    f"init step {' '.join(step)!r} failed (exit {proc.returncode}); see {cfg.home / 'logs' / 'init.log'}"
+                    f"init step {' '.join(step)!r} failed (exit {proc.returncode}); see "
+                    f"{cfg.home / 'logs' / 'init.log'}"
                 )
 
 
@@ -495,8 +496,10 @@ def health_check_commands(
         "localhost:8974": f"127.0.0.1:{cfg.scheduler_health_port}",
         "localhost:8000": f"127.0.0.1:{cfg.web_port}",
         "pg_isready -U shelfwatch -d shelfwatch": f"pg_isready -d {shlex.quote(connection_uri(settings.database_url))}",
-        "redis-cli ping": f"redis-cli -h {redis.hostname} -p {redis.port or 6379} -n {(redis.path or '/0').strip('/') or 0} ping",
-        "mosquitto_sub -u shelfwatch-ingest": f"mosquitto_sub -h {mqtt.hostname} -p {mqtt.port or 1883} -u {shlex.quote(mqtt.username or 'shelfwatch-ingest')}",
+        "redis-cli ping": f"redis-cli -h {redis.hostname} -p {redis.port or 6379} -n "
+        f"{(redis.path or '/0').strip('/') or 0} ping",
+        "mosquitto_sub -u shelfwatch-ingest": f"mosquitto_sub -h {mqtt.hostname} -p {mqtt.port or 1883} -u "
+        f"{shlex.quote(mqtt.username or 'shelfwatch-ingest')}",
     }
     checks = {}
     for service, spec in compose()["services"].items():

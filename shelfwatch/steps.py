@@ -231,7 +231,8 @@ def ingest_health(settings: Settings, window_minutes: int = 60, now: datetime | 
     silence = timedelta(minutes=settings.ingest_max_silence_minutes)
     if last_report is None or pd.isna(last_report) or now - last_report.to_pydatetime() > silence:
         problems.append(
-            f"no ingest consumer reported in the last {settings.ingest_max_silence_minutes} min (last: {health['last_report_at']})"
+            f"no ingest consumer reported in the last {settings.ingest_max_silence_minutes} min (last: "
+            f"{health['last_report_at']})"
         )
     if health["lag_seconds_p95"] is not None and health["lag_seconds_p95"] > settings.ingest_max_lag_seconds:
         problems.append(f"p95 lag {health['lag_seconds_p95']} s is above {settings.ingest_max_lag_seconds} s")

@@ -57,7 +57,8 @@ def day_partitions(conn: Connection) -> dict[date, str]:
     """The day partitions that exist, by day."""
     names = conn.execute(
         text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = CAST(:parent AS regclass)"
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:parent AS regclass)"
         ),
         {"parent": PARENT},
     ).scalars()
@@ -79,7 +80,8 @@ def create_day_partition(conn: Connection, day: date) -> int:
     conn.execute(text(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)"))
     moved = conn.execute(
         text(
-            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE device_ts >= :start AND device_ts < :end RETURNING {COLUMNS}) "
+            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE device_ts >= :start AND device_ts < :end "
+            f"RETURNING {COLUMNS}) "
             f"INSERT INTO {name} ({COLUMNS}) SELECT {COLUMNS} FROM moved"
         ),
         {"start": start, "end": end},
@@ -100,9 +102,7 @@ def ensure_day_partitions(conn: Connection, days: list[date]) -> list[str]:
 def drop_day_partitions_before(conn: Connection, cutoff: datetime) -> list[str]:
     """Drop the day partitions wholly older than `cutoff` (their day ends at or before it)."""
     old = sorted(
-        name
-        for day, name in day_partitions(conn).items()
-        if day + timedelta(days=1) <= cutoff.astimezone(UTC).date()
+        name for day, name in day_partitions(conn).items() if day + timedelta(days=1) <= cutoff.astimezone(UTC).date()
     )
     for name in old:
         conn.execute(text(f"DROP TABLE {name}"))

@@ -30,16 +30,20 @@ def clean_folder(root: Path) -> Path:
     """The retailer's files, right: reference files in `root`, POS files in `root/sales`."""
     root.mkdir(parents=True, exist_ok=True)
     files = {
-        "stores.csv": "store_id,name,timezone,manager_email\nS001,Utrecht,Europe/Amsterdam,m1@stores.example\nS002,Leeds,Europe/London,m2@stores.example\n",
+        "stores.csv": "store_id,name,timezone,manager_email\n"
+        "S001,Utrecht,Europe/Amsterdam,m1@stores.example\nS002,Leeds,Europe/London,m2@stores.example\n",
         "products.csv": "sku,name,category,unit_price,unit_weight_g,shelf_capacity\n"
-        "BURGER,Veggie burger 2x,frozen,3.99,226,12\nBREAD,Bread,bakery,2.49,800,24\nMILK,Milk 1 l,dairy,1.19,1030,30\n",
+        "BURGER,Veggie burger 2x,frozen,3.99,226,12\nBREAD,Bread,bakery,2.49,800,24\n"
+        "MILK,Milk 1 l,dairy,1.19,1030,30\n",
         "members.csv": "member_id,home_store_id,marketing_consent,opted_out,contact_channel,contact_address\n"
         f"M1,S001,yes,no,email,{ADDRESSES[0]}\nM2,S001,ja,nee,sms,{ADDRESSES[1]}\n"
         f"M3,S002,1,0,email,{ADDRESSES[2]}\nM4,S002,true,false,sms,{ADDRESSES[3]}\n",
-        "sensors.csv": "sensor_id,store_id,sku,kind,tare_g\nS001-BURGER,S001,BURGER,shelf_units,0\nS002-BURGER,S002,BURGER,shelf_units,0\n",
+        "sensors.csv": "sensor_id,store_id,sku,kind,tare_g\n"
+        "S001-BURGER,S001,BURGER,shelf_units,0\nS002-BURGER,S002,BURGER,shelf_units,0\n",
         "deliveries.csv": "delivery_id,store_id,sku,expected_at,expected_units,received_at,received_units\n"
         "D1,S001,BURGER,2026-11-25T06:00:00+01:00,12,,\nD2,S002,BURGER,2026-11-25T06:00:00+00:00,12,,\n",
-        "inventory_records.csv": "store_id,sku,as_of,book_units\nS001,BURGER,2026-11-22T22:00:00+01:00,3\nS002,BURGER,2026-11-22T22:00:00+00:00,9\n",
+        "inventory_records.csv": "store_id,sku,as_of,book_units\n"
+        "S001,BURGER,2026-11-22T22:00:00+01:00,3\nS002,BURGER,2026-11-22T22:00:00+00:00,9\n",
     }
     for name, text in files.items():
         (root / name).write_text(text)

@@ -76,6 +76,6 @@ def time_dag_parse(dags_folder: Path, repeats: int = 5) -> list[ParseTiming]:
     with tempfile.TemporaryDirectory(prefix="bench-dag-parse-") as home:
         env = probe_env(Path(home), dags_folder)
         for _ in range(repeats):
-            for name, chosen in zip(runs, ([], files)):
+            for name, chosen in zip(runs, ([], files), strict=True):
                 runs[name].append(run_probe(chosen, env, dags_folder.parent))
     return [ParseTiming(name, [r["seconds"] for r in rs], len(rs[-1]["modules"])) for name, rs in runs.items()]

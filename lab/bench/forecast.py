@@ -307,7 +307,8 @@ def run_bench(
             s = s.assign(method=method, cutoff=cutoff).merge(classes, on=["store_id", "sku"], how="left")
             scores.append(s)
             log(
-                f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}  {method:<18} mean RMSSE {s['rmsse'].mean():.3f}  {seconds[method]:.1f}s"
+                f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}  {method:<18} mean RMSSE "
+                f"{s['rmsse'].mean():.3f}  {seconds[method]:.1f}s"
             )
     detail = pd.concat(scores, ignore_index=True)
     out = []
@@ -461,8 +462,8 @@ def target_lines(
         if slow in by and sample is not None:
             lines.append(
                 (
-                    f"{name}: on the slow baselines' sample of {sample.series} series, Shelfwatch {sample.mean_rmsse:.4f} vs {slow} "
-                    f"{by[slow].mean_rmsse:.4f}",
+                    f"{name}: on the slow baselines' sample of {sample.series} series, Shelfwatch "
+                    f"{sample.mean_rmsse:.4f} vs {slow} {by[slow].mean_rmsse:.4f}",
                     sample.mean_rmsse <= by[slow].mean_rmsse,
                 )
             )
@@ -470,7 +471,8 @@ def target_lines(
     if captured is not None and capture is not None:
         lines.append(
             (
-                f"{name}: {captured[1]:.0%} of the room between {captured[0]} and the perfect forecaster captured (target >= {capture:.0%})",
+                f"{name}: {captured[1]:.0%} of the room between {captured[0]} and the perfect forecaster captured "
+                f"(target >= {capture:.0%})",
                 captured[1] >= capture,
             )
         )

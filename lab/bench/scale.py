@@ -2,9 +2,10 @@
 them, on identical worlds built in the same run.
 
 Each world is built twice, in scratch PostgreSQL schemas, with the same data (readings bulk-loaded
-with COPY, indexes built after): "before" stays at migration 0006 (one plain sensor_readings table, detection reading the
-raw readings, forecasts written with batched INSERTs); "after" is then upgraded to 0007 (device-day
-partitions, latest_sensor_readings kept by triggers, forecasts written with COPY). On each it times:
+with COPY, indexes built after): "before" stays at migration 0006 (one plain sensor_readings table,
+detection reading the raw readings, forecasts written with batched INSERTs); "after" is then upgraded
+to 0007 (device-day partitions, latest_sensor_readings kept by triggers, forecasts written with
+COPY). On each it times:
 - ingest: readings/s through `ReadingWriter.write`, the MQTT consumer's batch write (parse, COPY,
   dedup, commit), without the broker;
 - detection: `alerts.detect.detect_alerts` over the world (best of two runs);
@@ -373,21 +374,25 @@ def bench_world(size: WorldSize, pg_url: str, ingest_readings: int, batch_size: 
     result = WorldResult(size)
     for design in (BEFORE, AFTER):
         log(
-            f"{size.name} ({size.series:,} series, {size.readings:,} readings), design {'0006' if design == BEFORE else '0007'}"
+            f"{size.name} ({size.series:,} series, {size.readings:,} readings), design "
+            f"{'0006' if design == BEFORE else '0007'}"
         )
         with scratch_schema(pg_url, f"{size.name}_{'before' if design == BEFORE else 'after'}".lower()) as url:
             result.readings_loaded[design] = load_world(url, size, now, as_of, log)
             if design == AFTER:
                 result.migration_seconds, _ = timed(lambda: migrate(url, AFTER))
                 log(f"  migration 0006 -> 0007: {result.migration_seconds:.1f} s")
-            else:  # today's code reads columns and writes a table added after 0006 (0012, 0016), which is not what is compared
+            else:
+                # today's code reads columns and writes a table added after 0006 (0012, 0016), which is not what
+                # is compared
                 with get_engine(url).begin() as conn:
                     conn.execute(
                         text("ALTER TABLE forecast_models ADD COLUMN level_dispersion float NOT NULL DEFAULT 0")
                     )
                     conn.execute(
                         text(
-                            "ALTER TABLE stores ADD COLUMN chain varchar(64), ADD COLUMN latitude float, ADD COLUMN longitude float"
+                            "ALTER TABLE stores ADD COLUMN chain varchar(64), ADD COLUMN latitude float, "
+                            "ADD COLUMN longitude float"
                         )
                     )
                     conn.execute(text("ALTER TABLE products ADD COLUMN vegetarian boolean"))

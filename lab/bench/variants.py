@@ -99,7 +99,8 @@ def run_variants(
             )
         )
         log(
-            f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}: candidates in {time.perf_counter() - t0:.0f}s"
+            f"window ending {cutoff + pd.Timedelta(days=horizon):%Y-%m-%d}: candidates in "
+            f"{time.perf_counter() - t0:.0f}s"
         )
         truth = truth_arrays(actual, history)
         for variant in variants:

@@ -56,7 +56,8 @@ def settings_for(db: str | None = None, broker: str | None = None, as_of: str | 
         settings.clock()
     except ValueError:
         error(
-            f"--as-of / SHELFWATCH_AS_OF {settings.as_of!r} is not an ISO time (e.g. 2026-11-23T00:00 or 2026-11-23T00:00+01:00)"
+            f"--as-of / SHELFWATCH_AS_OF {settings.as_of!r} is not an ISO time (e.g. 2026-11-23T00:00 or "
+            "2026-11-23T00:00+01:00)"
         )
         raise typer.Exit(2) from None
     return settings

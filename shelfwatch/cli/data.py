@@ -71,7 +71,8 @@ def check(
     console.print(escape(note), soft_wrap=True, highlight=False)
     if not result.files and not result.unknown:
         console.print(
-            f"[red]no input file found[/red] in {escape(str(folder))}. {DOC_HINT} (`shelfwatch templates DIR` writes examples)",
+            f"[red]no input file found[/red] in {escape(str(folder))}. {DOC_HINT} (`shelfwatch templates DIR` writes "
+            "examples)",
             soft_wrap=True,
         )
         raise typer.Exit(1)
@@ -124,7 +125,8 @@ def database_ids(db: str | None):
     except SQLAlchemyError as exc:
         return (
             Known(),
-            f"database {shown} not readable ({type(exc).__name__}; not migrated yet?): checked against the folder's own files only",
+            f"database {shown} not readable ({type(exc).__name__}; not migrated yet?): checked against the folder's "
+            "own files only",
         )
     finally:
         engine.dispose()

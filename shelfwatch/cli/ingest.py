@@ -27,7 +27,8 @@ def ingest_sales(paths: list[Path] = typer.Argument(..., exists=True), db: str |
         say(line)  # reasons like `[unknown sku: 2]` printed as they are, not read as markup
     if summary["rows_quarantined"]:
         say(
-            f"{summary['rows_quarantined']} rows quarantined: `shelfwatch quarantine list --source sales` lists them with their reasons"
+            f"{summary['rows_quarantined']} rows quarantined: `shelfwatch quarantine list --source sales` lists them "
+            "with their reasons"
         )
 
 
@@ -53,8 +54,8 @@ def ingest_iot(
     init_session: bool = typer.Option(
         False,
         "--init-session",
-        help="Create the persistent session (client id, subscription, QoS 1) and exit, so the broker queues readings published "
-        "before the first run; run it once at deployment, before sensors publish.",
+        help="Create the persistent session (client id, subscription, QoS 1) and exit, so the broker queues readings "
+        "published before the first run; run it once at deployment, before sensors publish.",
     ),
 ) -> None:
     """Consume shelf-sensor readings into the database: a service, or a bounded drain for tasks.
@@ -92,9 +93,9 @@ def ingest_iot(
                 else "is kept as long as the broker's persistent_client_expiration allows"
             )
             say(
-                f"persistent session {'already existed' if done['session_existed'] else 'created'} for client id {done['client_id']} "
-                f"on {done['broker']}: subscribed to {done['subscription']} (QoS 1); the session {expiry}. The broker queues readings "
-                f"from now on until `shelfwatch ingest-iot` drains them."
+                f"persistent session {'already existed' if done['session_existed'] else 'created'} for client id "
+                f"{done['client_id']} on {done['broker']}: subscribed to {done['subscription']} (QoS 1); the session "
+                f"{expiry}. The broker queues readings from now on until `shelfwatch ingest-iot` drains them."
             )
             return
         steps.migrate_database(settings)

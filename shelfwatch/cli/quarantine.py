@@ -22,7 +22,8 @@ def parse_since(value: str) -> datetime:
         return datetime.fromisoformat(value.strip())
     except ValueError:
         error(
-            f"--since {value!r}: expected an ISO date or date-time, e.g. 2026-11-03 or 2026-11-03T08:00 (UTC unless an offset is given)"
+            f"--since {value!r}: expected an ISO date or date-time, e.g. 2026-11-03 or 2026-11-03T08:00 (UTC unless an "
+            "offset is given)"
         )
         raise typer.Exit(2) from None
 

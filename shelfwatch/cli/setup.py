@@ -67,8 +67,8 @@ def print_load_summary(summary: dict) -> bool:
                 say(f"    {n} x {escape(reason)}")
         if f.get("consent_withdrawn"):
             say(
-                f"  [yellow]{f['consent_withdrawn']} member(s) already loaded are no longer contacted[/yellow]: their new row was refused "
-                "(consent is never assumed)"
+                f"  [yellow]{f['consent_withdrawn']} member(s) already loaded are no longer contacted[/yellow]: their "
+                "new row was refused (consent is never assumed)"
             )
     for u in summary.get("unknown_files", []):
         say(f"[red]unknown file[/red] {escape(u['file'])}: not loaded; {escape(u['hint'])}")
@@ -87,13 +87,14 @@ def print_load_summary(summary: dict) -> bool:
     )
     if not any(f["kind"] == "reference" for f in files.values()) and not refused:
         say(
-            f"[red]no reference file found[/red] in {escape(str(summary.get('folder', '')))} (expected stores.csv, products.csv, ...; "
-            "see docs/data-contract.md)"
+            f"[red]no reference file found[/red] in {escape(str(summary.get('folder', '')))} (expected stores.csv, "
+            "products.csv, ...; see docs/data-contract.md)"
         )
         return True
     if refused:
         say(
-            f"[red]{refused} file(s) refused or unknown[/red]: fix them and load again (docs/data-contract.md; `shelfwatch check FOLDER`)"
+            f"[red]{refused} file(s) refused or unknown[/red]: fix them and load again (docs/data-contract.md; "
+            "`shelfwatch check FOLDER`)"
         )
     return bool(refused)
 

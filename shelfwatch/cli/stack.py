@@ -58,7 +58,7 @@ def stack_up(
         )
     except StackError as exc:
         console.print(f"stack: {exc}", markup=False, style="red")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 @stack_app.command("down")
@@ -70,7 +70,7 @@ def stack_down(folder: Path | None = StackDirOption) -> None:
         down(stack_settings_for(folder), log=lambda line: console.print(line, markup=False))
     except StackError as exc:
         console.print(f"stack: {exc}", markup=False, style="red")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 @stack_app.command("status")

@@ -82,7 +82,8 @@ def series_chart(view: dict, title: str) -> str:
                 f"shelf empty from {empty_from[d]}" if empty_from[d] else "shelf empty during the day" for d, _ in out
             ],
             "marker": {"color": "#c0392b", "symbol": "x", "size": 9},
-            "hovertemplate": f"{DAY}<br>sold %{{y:.4~f}} units<br><b>stock-out day</b>: %{{customdata}}<br>(masked when forecasting)<extra></extra>",
+            "hovertemplate": f"{DAY}<br>sold %{{y:.4~f}} units<br><b>stock-out day</b>: %{{customdata}}<br>(masked "
+            f"when forecasting)<extra></extra>",
         },
     ]
     if len(forecast):
@@ -112,7 +113,8 @@ def series_chart(view: dict, title: str) -> str:
                 "marker": {"size": 5},
                 "customdata": quantiles,
                 "hovertemplate": f"{DAY}<br>forecast mean <b>%{{y:.1f}}</b> units<br>"
-                "80 % interval %{customdata[0]:.1f}–%{customdata[2]:.1f}<br>median (p50) %{customdata[1]:.1f}<extra></extra>",
+                "80 % interval %{customdata[0]:.1f}–%{customdata[2]:.1f}<br>median (p50) "
+                "%{customdata[1]:.1f}<extra></extra>",
             }
         )
     layout = {
@@ -151,7 +153,8 @@ def heatmap_cells(heat: pd.DataFrame) -> tuple[list, list, list[list[dict | None
             "risk": float(r.risk),
             "alerts": int(r.alerts),
             "link": alerts_link(r.store_id, r.category),
-            "text": f"{r.store_id} · {r.category}: {float(r.risk):.1f} shelves expected to go empty, {_alerts_phrase(int(r.alerts))}",
+            "text": f"{r.store_id} · {r.category}: {float(r.risk):.1f} shelves expected to go empty, "
+            f"{_alerts_phrase(int(r.alerts))}",
         }
     return stores, categories, grid
 

@@ -631,7 +631,8 @@ def airflow_runs(airflow_db_url: str, per_dag: int = 3) -> pd.DataFrame:
         with engine.connect() as conn:
             runs = pd.read_sql(
                 text(
-                    "SELECT dag_id, run_id, run_type, state, start_date, end_date FROM dag_run ORDER BY dag_id, start_date DESC"
+                    "SELECT dag_id, run_id, run_type, state, start_date, end_date FROM dag_run ORDER BY dag_id, "
+                    "start_date DESC"
                 ),
                 conn,
             )

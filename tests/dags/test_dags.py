@@ -254,7 +254,8 @@ with settings.Session() as session:
     tis = {ti.task_id: {"state": ti.state, "seconds": ti.duration} for ti in dr.get_task_instances(session=session)}
     xcoms = {x.task_id: XComModel.deserialize_value(x)
              for x in session.scalars(XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="return_value"))}
-print("DAG_TEST_RESULT " + json.dumps({"state": dr.state, "seconds": seconds, "tasks": tis, "returns": xcoms}, default=str))
+print("DAG_TEST_RESULT "
+      + json.dumps({"state": dr.state, "seconds": seconds, "tasks": tis, "returns": xcoms}, default=str))
 """
 
 
@@ -337,7 +338,8 @@ for step in json.loads(sys.argv[1]):
     dr = dag.test(run_conf=step.get("conf") or None)
     seconds = time.perf_counter() - start
     with settings.Session() as session:
-        tis = {ti.task_id + ("" if ti.map_index < 0 else f"[{ti.map_index}]"): ti.state for ti in dr.get_task_instances(session=session)}
+        tis = {ti.task_id + ("" if ti.map_index < 0 else f"[{ti.map_index}]"): ti.state
+               for ti in dr.get_task_instances(session=session)}
         xcoms = {x.task_id + ("" if x.map_index < 0 else f"[{x.map_index}]"): XComModel.deserialize_value(x)
                  for x in session.scalars(XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="return_value"))}
     results.append({"dag": step["dag"], "state": dr.state, "seconds": seconds, "tasks": tis, "returns": xcoms})

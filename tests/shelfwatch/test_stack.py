@@ -378,9 +378,7 @@ def test_the_stack_runs_the_dags_by_themselves_and_survives_a_killed_worker(runn
     assert "skipped" in s.tasks("demand_forecast", s.runs("demand_forecast")[0].run_id).values()
     assert not Hook.posts, Hook.posts  # no failure reached operations
 
-    publish_readings(
-        f"mqtt://127.0.0.1:{s.broker.port}", live_readings(world, datetime.now(UTC)), "shelfwatch/v1"
-    )
+    publish_readings(f"mqtt://127.0.0.1:{s.broker.port}", live_readings(world, datetime.now(UTC)), "shelfwatch/v1")
 
     # POS files land; one trigger of sales_ingest (its schedule is every 30 min) starts the asset chain
     runs_before = {d: len(s.runs(d)) for d in PRODUCTION_DAGS}
@@ -396,8 +394,9 @@ def test_the_stack_runs_the_dags_by_themselves_and_survives_a_killed_worker(runn
     deadline = time.monotonic() + 300
     while victim is None and time.monotonic() < deadline:
         running = s.rows(
-            "SELECT hostname, map_index FROM task_instance WHERE dag_id = 'demand_forecast' AND task_id = 'forecast_shard' "
-            "AND state = 'running' AND run_id IN (SELECT run_id FROM dag_run WHERE dag_id = 'demand_forecast' "
+            "SELECT hostname, map_index FROM task_instance WHERE dag_id = 'demand_forecast' "
+            "AND task_id = 'forecast_shard' AND state = 'running' "
+            "AND run_id IN (SELECT run_id FROM dag_run WHERE dag_id = 'demand_forecast' "
             "AND run_type = 'asset_triggered')"
         )
         for hostname, map_index in running:
@@ -427,8 +426,8 @@ def test_the_stack_runs_the_dags_by_themselves_and_survives_a_killed_worker(runn
         and retried.hostname == stack.container_hostname(survivor)
     ), retried
     first_try = s.rows(
-        "SELECT try_number, hostname, state FROM task_instance_history WHERE dag_id = 'demand_forecast' AND run_id = :r "
-        "AND task_id = 'forecast_shard' AND map_index = :m ORDER BY try_number",
+        "SELECT try_number, hostname, state FROM task_instance_history WHERE dag_id = 'demand_forecast' "
+        "AND run_id = :r AND task_id = 'forecast_shard' AND map_index = :m ORDER BY try_number",
         r=forecast.run_id,
         m=victim[1],
     )

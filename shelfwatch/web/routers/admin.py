@@ -83,7 +83,8 @@ def add(
         )
     return done(
         request,
-        f"user {created.username} added: {created.role.replace('_', ' ')}{' of ' + created.store_id if created.store_id else ''}",
+        f"user {created.username} added: "
+        f"{created.role.replace('_', ' ')}{' of ' + created.store_id if created.store_id else ''}",
     )
 
 
@@ -110,7 +111,10 @@ def change(
             raise UserError("you cannot disable yourself or change your own role: ask another admin")
         if action == "role":
             changed = auth.set_role(engine, username, role, store or None)
-            message = f"user {username}: now {changed.role.replace('_', ' ')}{' of ' + changed.store_id if changed.store_id else ''}"
+            message = (
+                f"user {username}: now "
+                f"{changed.role.replace('_', ' ')}{' of ' + changed.store_id if changed.store_id else ''}"
+            )
         elif action == "password":
             auth.reset_password(engine, username, password)
             message = f"user {username}: new password set; their sessions have ended"

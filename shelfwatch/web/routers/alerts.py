@@ -56,13 +56,15 @@ def inbox_params(raw) -> tuple[dict, list[str]]:
                 params[key] = value
             else:
                 errors.append(
-                    f"{key}={value[:40]!r} is not one of: {', '.join(repr(c) for c in choices if c)}; showing {choices[params[key]]}"
+                    f"{key}={value[:40]!r} is not one of: {', '.join(repr(c) for c in choices if c)}; showing "
+                    f"{choices[params[key]]}"
                 )
         elif key in ("page", "closed_page", "per_page"):
             number = int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
             if key == "per_page" and number not in PER_PAGE:
                 errors.append(
-                    f"per_page={value[:40]!r} is not one of {', '.join(map(str, PER_PAGE))}; showing {DEFAULTS['per_page']} a page"
+                    f"per_page={value[:40]!r} is not one of {', '.join(map(str, PER_PAGE))}; showing "
+                    f"{DEFAULTS['per_page']} a page"
                 )
             elif number is None or number < 1:
                 errors.append(f"{key}={value[:40]!r} is not a page number (1, 2, ...); showing page 1")

@@ -103,7 +103,8 @@ def health_figures(info: dict, settings: Settings, now: datetime) -> dict:
                 "ago": ago(at, now),
                 "status": status_of(age, late, stale),
                 "why": why,
-                "limit": f"late after {human_duration(late.total_seconds())}, stale after {human_duration(stale.total_seconds())}"
+                "limit": f"late after {human_duration(late.total_seconds())}, stale after "
+                f"{human_duration(stale.total_seconds())}"
                 if late
                 else "–",
             }
@@ -120,7 +121,8 @@ def health_figures(info: dict, settings: Settings, now: datetime) -> dict:
                 "status": "no readings"
                 if value is None
                 else status_of(timedelta(seconds=max(value, 0.0)), lag_late, LAG_STALE),
-                "limit": f"late above {human_duration(lag_late.total_seconds())}, stale above {human_duration(LAG_STALE.total_seconds())}",
+                "limit": f"late above {human_duration(lag_late.total_seconds())}, stale above "
+                f"{human_duration(LAG_STALE.total_seconds())}",
             }
         )
     silence = timedelta(minutes=settings.ingest_max_silence_minutes)

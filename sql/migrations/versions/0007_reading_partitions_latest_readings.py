@@ -62,10 +62,12 @@ def newest_per_sensor(source: str) -> str:
     per_sensor = f"PARTITION BY {key}"
     trusted = lambda c: f"CASE WHEN clock_skew THEN NULL ELSE {c} END"  # noqa: E731
     return (
-        f"SELECT {', '.join(KEY)}, {trusted('units')}, {trusted('seq')}, {trusted('device_ts')}, last_device_ts, last_received_at "
+        f"SELECT {', '.join(KEY)}, {trusted('units')}, {trusted('seq')}, {trusted('device_ts')}, "
+        "last_device_ts, last_received_at "
         f"FROM (SELECT {key}, r.units, r.seq, r.device_ts, r.clock_skew, "
         f"ROW_NUMBER() OVER ({per_sensor} ORDER BY r.clock_skew, r.device_ts DESC, r.seq DESC) AS newest, "
-        f"MAX(r.device_ts) OVER ({per_sensor}) AS last_device_ts, MAX(r.received_at) OVER ({per_sensor}) AS last_received_at "
+        f"MAX(r.device_ts) OVER ({per_sensor}) AS last_device_ts, "
+        f"MAX(r.received_at) OVER ({per_sensor}) AS last_received_at "
         f"FROM {source}) ranked WHERE newest = 1 ORDER BY {', '.join(KEY)}"
     )
 
@@ -75,7 +77,8 @@ def upsert_latest(rows: str) -> str:
     trusted reading changes only for a newer one (a late, older reading changes nothing); the newest
     device time and arrival only grow."""
     newer = (
-        f"excluded.device_ts > {LATEST}.device_ts OR (excluded.device_ts = {LATEST}.device_ts AND excluded.seq > {LATEST}.seq) "
+        f"excluded.device_ts > {LATEST}.device_ts "
+        f"OR (excluded.device_ts = {LATEST}.device_ts AND excluded.seq > {LATEST}.seq) "
         f"OR ({LATEST}.device_ts IS NULL AND excluded.device_ts IS NOT NULL)"
     )
     updates = [

@@ -35,8 +35,12 @@ def violations(page, axe_source: str) -> list[dict]:
     """axe-core's serious and critical WCAG 2 A/AA violations on the page as it is now."""
     page.evaluate(axe_source)
     result = page.evaluate("""async () => {
-        const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+        const r = await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+        });
+        return r.violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ')),
+        }));
     }""")
     return [v for v in result if v["impact"] in BLOCKING]
 

@@ -326,7 +326,8 @@ def test_members_at_risk_are_ranked_and_paged_without_contact_details(web_db):
     assert first.status_code == 200 and int(re.search(r'id="risk-total">(\d+)<', first.text).group(1)) == total
     section = first.text[first.text.index('id="risk-section"') : first.text.index('id="effect-section"')]
     rows = re.findall(
-        r'<tr data-risk="([^"]+)"><td>(\d+)</td><td>[^<]+</td><td>([^<]+)</td><td>([^<]+)</td>\s*<td class="contactable">(yes|no)</td>',
+        r'<tr data-risk="([^"]+)"><td>(\d+)</td><td>[^<]+</td><td>([^<]+)</td><td>([^<]+)</td>'
+        r'\s*<td class="contactable">(yes|no)</td>',
         section,
     )
     assert [int(r[1]) for r in rows] == list(range(1, 51))

@@ -300,8 +300,10 @@ def test_forecast_explorer_in_chromium(live_server, browser):
     run_id, rows = latest_forecast(engine, "S001", "SKU00002")
     point = page.evaluate("""() => {
         const gd = document.getElementById("series"), i = gd.data.findIndex(t => t.name === "forecast mean");
-        const points = gd.calcdata[i], last = points[points.length - 1], box = gd.querySelector(".nsewdrag").getBoundingClientRect();
-        return {x: box.left + gd._fullLayout.xaxis.c2p(last.x), y: box.top + gd._fullLayout.yaxis.c2p(last.y), template: gd.data[i].hovertemplate};
+        const points = gd.calcdata[i], last = points[points.length - 1];
+        const box = gd.querySelector(".nsewdrag").getBoundingClientRect();
+        return {x: box.left + gd._fullLayout.xaxis.c2p(last.x), y: box.top + gd._fullLayout.yaxis.c2p(last.y),
+                template: gd.data[i].hovertemplate};
     }""")
     assert "80 % interval" in point["template"]
     page.mouse.move(point["x"], point["y"])
@@ -335,7 +337,8 @@ def test_forecast_explorer_in_chromium(live_server, browser):
     page.wait_for_selector("#heat .main-svg")
     page.locator("#heat .nsewdrag").scroll_into_view_if_needed()  # the mouse reaches what is in the viewport only
     cell = page.evaluate("""() => {
-        const gd = document.getElementById("heat"), t = gd.data[0], box = gd.querySelector(".nsewdrag").getBoundingClientRect();
+        const gd = document.getElementById("heat"), t = gd.data[0];
+        const box = gd.querySelector(".nsewdrag").getBoundingClientRect();
         for (let i = 0; i < t.y.length; i++) for (let j = 0; j < t.x.length; j++) if (t.customdata[i][j])
             return {x: box.left + (j + 0.5) * box.width / t.x.length, y: box.top + (i + 0.5) * box.height / t.y.length,
                     link: t.customdata[i][j], hover: t.hovertext[i][j], text: t.text[i][j]};

@@ -137,13 +137,15 @@ def test_the_inbox_shows_one_line_per_shelf_with_its_reason_and_stakes_in_words(
         in text
     )
     assert re.search(
-        r"\d+ favourite members affected; about 8 units \(worth [\d.,]+ at shelf price\) short before the next delivery",
+        r"\d+ favourite members affected; about 8 units \(worth [\d.,]+ at shelf price\) short before the next "
+        r"delivery",
         text,
     )
     # what to do (alerts.actions), from the world's own detection: the steps and the numbers behind them
     assert re.search(
         r"What to do .*(Emergency order|Transfer from another store|Refill from the backroom) "
-        r"(Refill \d+ from the backroom|Transfer \d+ from S\d+|Emergency order of \d+)[^.]*: \d+ units short of the \d+ needed "
+        r"(Refill \d+ from the backroom|Transfer \d+ from S\d+|Emergency order of \d+)[^.]*: "
+        r"\d+ units short of the \d+ needed "
         r"until the delivery (today|tomorrow|\w{3} \d\d \w{3}) \d\d:\d\d GMT \(95 % chance; 0 on the shelf\)",
         text,
     ), text
