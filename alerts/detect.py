@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,8 +53,9 @@ from core.domain import (
     PREDICTED_STOCKOUT,
     SENSOR_STALE,
     SHELF_EMPTY,
+    STOCK_RISKS,
     STOCKOUT_TYPES,
-    is_stale,
+    ranked,
     silent_hours,
 )
 from core.settings import Settings
@@ -246,24 +249,64 @@ def stock_risks(inp: DetectionInputs, settings: Settings) -> pd.DataFrame:
     return positions.drop(columns=["recent_daily"])
 
 
+# What a stock-risk alert type says of a shelf it is raised on (a row of stock_risks): its probability,
+# when the shelf is expected to empty, and the evidence it adds to the shelf's. One per registered type
+# that reads STOCK_RISKS (core.domain.ALERT_TYPES); sensor_stale has its own, stale_sensor_candidates.
+Claim = tuple[float, Any, dict[str, Any]]
+
+
+def shelf_empty_claim(pos: Any) -> Claim:
+    return 1.0, pos.reading_ts, {}
+
+
+def phantom_claim(pos: Any) -> Claim:
+    return (
+        1.0 - float(pos.p_zero_run),
+        None,
+        {
+            "zero_sales_days": int(pos.zero_sales_days),
+            "usual_daily_units": round(float(pos.usual_daily_units), 2),
+            "p_zero_run": float(pos.p_zero_run),
+        },
+    )
+
+
+def predicted_claim(pos: Any) -> Claim:
+    return (
+        float(pos.p_stockout),
+        pos.expected_empty_at,
+        {
+            "expected_demand_until_delivery": round(float(pos.expected_demand), 2),
+            # the readings' selling rate against the forecast (risk.observed_demand_ratio), when they show one
+            "readings_demand_ratio": None if pd.isna(pos.demand_ratio) else round(float(pos.demand_ratio), 2),
+            "readings_units_gone": None if pd.isna(pos.observed_units) else round(float(pos.observed_units), 1),
+            "forecast_units_then": None if pd.isna(pos.expected_units) else round(float(pos.expected_units), 1),
+            "days_of_cover": None if np.isinf(pos.days_of_cover) else round(float(pos.days_of_cover), 2),
+        },
+    )
+
+
+DETECTORS: dict[str, Callable[[Any], Claim]] = {
+    SHELF_EMPTY: shelf_empty_claim,
+    PHANTOM_STOCKOUT: phantom_claim,
+    PREDICTED_STOCKOUT: predicted_claim,
+}
+
+
 def alert_candidates(inp: DetectionInputs, settings: Settings, risks: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per store x SKU x alert type that needs attention, with probability and evidence.
     `risks` is `stock_risks(inp, settings)` when the caller has it already (detection reuses it for
     the substitutes' shelves)."""
     risks = stock_risks(inp, settings) if risks is None else risks
     price = dict(zip(inp.products["sku"], inp.products["unit_price"], strict=True))
-    raised = {
-        SHELF_EMPTY: risks["shelf_empty"].to_numpy(bool),
-        PHANTOM_STOCKOUT: (risks["p_zero_run"] < settings.phantom_probability_threshold).to_numpy(bool),
-        PREDICTED_STOCKOUT: (
-            risks["p_stockout"] >= settings.alert_probability_threshold * settings.alert_keep_ratio
-        ).to_numpy(bool),
-    }
-    opens = (risks["p_stockout"] >= settings.alert_probability_threshold).to_numpy(bool)
-    any_raised = np.logical_or.reduce(list(raised.values()))
-    targets = risks.loc[any_raised, ["store_id", "sku"]].assign(
-        shelf_empty_now=(raised[SHELF_EMPTY] | raised[PHANTOM_STOCKOUT])[any_raised]
-    )
+    # each type's raise rule is its core.domain.ALERT_TYPES entry; the evidence it adds, its DETECTORS entry
+    types = ranked(STOCK_RISKS)
+    raised = {t.name: t.raises(risks, settings).to_numpy(bool) for t in types}
+    opens = {t.name: t.opens(risks, settings).to_numpy(bool) for t in types if t.opens is not None}
+    none = np.zeros(len(risks), bool)
+    any_raised = np.logical_or.reduce([none, *raised.values()])
+    empty_now = np.logical_or.reduce([none, *(raised[t.name] for t in types if t.empty_now)])
+    targets = risks.loc[any_raised, ["store_id", "sku"]].assign(shelf_empty_now=empty_now[any_raised])
     capacity = (
         dict(zip(inp.products["sku"], inp.products["shelf_capacity"], strict=True))
         if "shelf_capacity" in inp.products
@@ -274,7 +317,7 @@ def alert_candidates(inp: DetectionInputs, settings: Settings, risks: pd.DataFra
     rows = []
     for i in np.flatnonzero(any_raised):
         pos = risks.iloc[i]
-        found = [t for t in (SHELF_EMPTY, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT) if raised[t][i]]
+        found = [t.name for t in types if raised[t.name][i]]
         evidence = {
             "on_shelf": round(float(pos.on_shelf), 2) if pd.notna(pos.on_shelf) else None,
             "source": pos.source,
@@ -292,32 +335,8 @@ def alert_candidates(inp: DetectionInputs, settings: Settings, risks: pd.DataFra
             # what to do about it (alerts.actions), from the same demand until the next delivery
             "action": action_of.get((pos.store_id, pos.sku)),
         }
-        specific = {
-            SHELF_EMPTY: (1.0, pos.reading_ts, {}),
-            PHANTOM_STOCKOUT: (
-                1.0 - float(pos.p_zero_run),
-                None,
-                {
-                    "zero_sales_days": int(pos.zero_sales_days),
-                    "usual_daily_units": round(float(pos.usual_daily_units), 2),
-                    "p_zero_run": float(pos.p_zero_run),
-                },
-            ),
-            PREDICTED_STOCKOUT: (
-                float(pos.p_stockout),
-                pos.expected_empty_at,
-                {
-                    "expected_demand_until_delivery": round(float(pos.expected_demand), 2),
-                    # the readings' selling rate against the forecast (risk.observed_demand_ratio), when they show one
-                    "readings_demand_ratio": None if pd.isna(pos.demand_ratio) else round(float(pos.demand_ratio), 2),
-                    "readings_units_gone": None if pd.isna(pos.observed_units) else round(float(pos.observed_units), 1),
-                    "forecast_units_then": None if pd.isna(pos.expected_units) else round(float(pos.expected_units), 1),
-                    "days_of_cover": None if np.isinf(pos.days_of_cover) else round(float(pos.days_of_cover), 2),
-                },
-            ),
-        }
         for alert_type in found:
-            probability, empty_at, extra = specific[alert_type]
+            probability, empty_at, extra = DETECTORS[alert_type](pos)
             rows.append(
                 {
                     "store_id": pos.store_id,
@@ -328,7 +347,7 @@ def alert_candidates(inp: DetectionInputs, settings: Settings, risks: pd.DataFra
                     "revenue_at_risk_per_day": round(float(pos.daily_mean) * float(price.get(pos.sku, 0.0)), 2),
                     "evidence": {**evidence, **extra},
                     # below the threshold but above the keep level, a prediction only keeps an open alert open
-                    "opens": bool(opens[i]) if alert_type == PREDICTED_STOCKOUT else True,
+                    "opens": bool(opens[alert_type][i]) if alert_type in opens else True,
                 }
             )
     rows += stale_sensor_candidates(inp, settings)
@@ -346,7 +365,8 @@ def stale_sensor_candidates(inp: DetectionInputs, settings: Settings) -> list[di
     sensors = inp.sensors.assign(last_reading_at=inp.sensors["sensor_id"].map(last))
     sensors["silent_hours"] = silent_hours(sensors["last_reading_at"], inp.as_of)
     rows = []
-    for sensor in sensors[is_stale(sensors["silent_hours"], settings.sensor_stale_hours)].itertuples(index=False):
+    stale = ALERT_TYPES[SENSOR_STALE].raises(sensors, settings)  # core.domain.is_stale
+    for sensor in sensors[stale].itertuples(index=False):
         never = pd.isna(sensor.silent_hours)
         rows.append(
             {

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, func, insert, or_, select
 
 from alerts.at_risk import COLUMNS, LIST_WINDOW_DAYS, members_at_risk
 from core.db import store_zone
-from core.domain import PHANTOM_STOCKOUT, SHELF_EMPTY
+from core.domain import EMPTY_NOW_TYPES
 from core.settings import Settings
 from sql import schema
 
@@ -92,7 +92,7 @@ def load_risk_inputs(engine: Engine, as_of, favourite_days: int = FAVOURITE_DAYS
         days = pd.read_sql(select(sd).where(sd.c.date >= outages_from, sd.c.date <= today), conn)
         alerts = pd.read_sql(
             select(a.c.store_id, a.c.sku, a.c.opened_at, a.c.resolved_at).where(
-                a.c.alert_type.in_((SHELF_EMPTY, PHANTOM_STOCKOUT)),
+                a.c.alert_type.in_(EMPTY_NOW_TYPES),  # the alerts that say the shelf is empty now
                 a.c.opened_at <= now.to_pydatetime(),
                 or_(
                     a.c.resolved_at.is_(None),

@@ -14,24 +14,22 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
 from alerts.actions import ACTION_LABELS, action_text
+from core import domain
 from core.db import as_utc, local_time, store_zone
-from core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, SHELF_EMPTY
+from core.domain import PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE, label_of, rank_of, ranked
 
 ACTIVE = ("open", "acknowledged")  # worst first: a shelf with one open alert is open
-# the most concrete claim first: a sensor seeing it empty beats sales that stopped beats a forecast
-TYPE_ORDER = (SHELF_EMPTY, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SENSOR_STALE)
-TYPE_LABELS = {
-    SHELF_EMPTY: "shelf empty",
-    PHANTOM_STOCKOUT: "phantom stock",
-    PREDICTED_STOCKOUT: "predicted stock-out",
-    SENSOR_STALE: "sensor silent",
-}
+# Each type's label, rank and reason wording are its core.domain.ALERT_TYPES entry; this mapping is
+# that registry's labels as the web's filters read them, not a second list.
+TYPE_LABELS = {t.name: t.label for t in ranked()}
 # How detection ranks (alerts.detect.severity), said in words where the money or members are unknown.
 SEVERITY_MADE_OF = (
     "ranked by likelihood × urgency × (daily sales value + 2 per favourite member + their loyalty scores)"
@@ -111,65 +109,42 @@ def likelihood(p: float) -> str:
     )
 
 
+@dataclass
+class _Shelf:
+    """One shelf's evidence as the reason wordings of core.domain read it (core.domain.ShelfEvidence)."""
+
+    types: Sequence[str]
+    ev: Mapping[str, Any]
+    probability: float
+    expected_empty_at: Any
+    zone: str | None
+    now: datetime | None
+
+    def num(self, key: str) -> float | None:
+        return _num(self.ev, key)
+
+    def units(self, x: float) -> str:
+        return _n(x)
+
+    def when(self, ts: Any) -> str:
+        return when(ts, self.zone, self.now)
+
+    def likelihood(self, p: float) -> str:
+        return likelihood(p)
+
+
 def reason(
     types: list[str], ev: dict, probability: float, expected_empty_at, zone: str | None, now: datetime | None = None
 ) -> str:
     """Why the shelf needs attention, in one or two sentences from the shelf's combined evidence (the
     keys alerts.detect.alert_candidates and alerts.realtime write), times store-local."""
-    sentences = []
-    on_shelf, book = _num(ev, "on_shelf"), _num(ev, "book_units")
-    if SHELF_EMPTY in types:
-        units = _num(ev, "last_reading_units")
-        read = when(ev.get("last_reading_at"), zone, now)
-        text = f"Sensor reads {_n(units if units is not None else on_shelf or 0)} units" + (
-            f" (last reading {read})" if read else ""
-        )
-        backroom = _num(ev, "backroom_units")
-        if backroom:
-            text += f"; the books show {_n(backroom)} more in the backroom: refill from there"
-        sentences.append(text)
-    if PHANTOM_STOCKOUT in types:
-        days, usual = _num(ev, "zero_sales_days"), _num(ev, "usual_daily_units")
-        claimed = book if book is not None else on_shelf
-        text = f"No sales for {_n(days or 0)} days although the books show {_n(claimed or 0)} units"
-        if usual:
-            text += f" (usually {_n(usual)}/day)"
-        sentences.append(text + ": check the shelf (phantom stock)")
-    if PREDICTED_STOCKOUT in types and SHELF_EMPTY not in types:
-        if on_shelf is not None and on_shelf <= 0:
-            by = "the sensor" if ev.get("source") == "sensor" else "the books"
-            sentences.append(f"Empty by {by} (0 units on the shelf)")
-        else:
-            by = when(expected_empty_at, zone, now)
-            text = f"{likelihood(probability)} to run empty" + (f" by {by}" if by else " before the next delivery")
-            text += f" ({100 * probability:.0f} %" + (f"; {_n(on_shelf)} units left)" if on_shelf is not None else ")")
-            sentences.append(text)
-        ratio, gone, then = (
-            _num(ev, "readings_demand_ratio"),
-            _num(ev, "readings_units_gone"),
-            _num(ev, "forecast_units_then"),
-        )
-        if (
-            ratio is not None and ratio > 1 and gone is not None and then is not None
-        ):  # the readings overrode the forecast
-            sentences.append(
-                f"Selling faster than forecast: the sensor saw {_n(gone)} units go where {_n(then)} were expected"
-            )
-    if SENSOR_STALE in types:
-        hours, sensor = _num(ev, "silent_hours"), ev.get("sensor_id") or "of this shelf"
-        last = when(ev.get("stale_last_reading_at", ev.get("last_reading_at")), zone, now)
-        if hours is None:
-            sentences.append(f"Sensor {sensor} has never reported: check it")
-        else:
-            sentences.append(
-                f"Sensor {sensor} silent for {_n(hours)} hours"
-                + (f" (last reading {last})" if last else "")
-                + ": check it"
-            )
+    shelf = _Shelf(types, ev, probability, expected_empty_at, zone, now)
+    # each type's own sentences (its core.domain.ALERT_TYPES entry), the most concrete claim first
+    sentences = [text for t in ranked() if t.name in types for text in t.reason(shelf)]
     deliveries = []
     if ev.get("late_delivery_since"):
         deliveries.append(f"the delivery due {when(ev['late_delivery_since'], zone, now)} has not arrived")
-    if ev.get("next_delivery_at") and set(types) - {SENSOR_STALE}:
+    if ev.get("next_delivery_at") and any(t not in domain.ALERT_TYPES or domain.ALERT_TYPES[t].stockout for t in types):
         units = _num(ev, "next_delivery_units")
         deliveries.append(
             f"next delivery {when(ev['next_delivery_at'], zone, now)}" + (f", {_n(units)} units" if units else "")
@@ -219,7 +194,7 @@ def impact(members: int, short: float | None, over: str, price: float | None) ->
 def priority(types: list[str], expected_empty_at, now: datetime | None) -> str:
     """When to act, in words, from the claims and the expected empty time: "Act now" for a shelf seen
     or inferred empty, "Today" within 24 hours, else "Soon"; a silent sensor alone is "Check sensor"."""
-    if SHELF_EMPTY in types or PHANTOM_STOCKOUT in types:
+    if any(t.empty_now for t in ranked() if t.name in types):
         return "Act now"
     if PREDICTED_STOCKOUT not in types:
         return "Check sensor"
@@ -234,10 +209,9 @@ def priority(types: list[str], expected_empty_at, now: datetime | None) -> str:
 def combined_evidence(alerts: list[tuple[str, dict | str]]) -> dict:
     """A shelf's alerts' evidence, (alert type, evidence) pairs, in one dict: the keys are mostly
     shared (one stock position per shelf); where two alerts say different things the more concrete
-    claim (TYPE_ORDER) wins. A silent sensor's last reading is kept apart (`stale_last_reading_at`)."""
+    claim (the lower core.domain rank) wins. A silent sensor's last reading is kept apart (`stale_last_reading_at`)."""
     merged: dict = {}
-    rank = {t: i for i, t in enumerate(TYPE_ORDER)}
-    for alert_type, ev in sorted(alerts, key=lambda te: -rank.get(te[0], len(TYPE_ORDER))):
+    for alert_type, ev in sorted(alerts, key=lambda te: -rank_of(te[0])):
         ev = json.loads(ev) if isinstance(ev, str) else dict(ev or {})
         if alert_type == SENSOR_STALE and "last_reading_at" in ev:
             ev["stale_last_reading_at"] = ev.pop("last_reading_at")
@@ -273,10 +247,9 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
     alerts = alerts[alerts["status"].isin(ACTIVE)] if len(alerts) else alerts
     if not len(alerts):
         return pd.DataFrame(columns=LINE_COLUMNS)
-    rank = {t: i for i, t in enumerate(TYPE_ORDER)}
     members_col = next((c for c in ("shelf_members", "members", "members_affected") if c in alerts), None)
     frame = alerts.assign(
-        _rank=[rank.get(t, len(TYPE_ORDER)) for t in alerts["alert_type"]],
+        _rank=[rank_of(t) for t in alerts["alert_type"]],
         expected_empty_at=pd.to_datetime(alerts["expected_empty_at"], utc=True),
         opened_at=pd.to_datetime(alerts["opened_at"], utc=True),
     )
@@ -306,7 +279,7 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
                 "product": rows[0].get("product", sku),
                 "alert_ids": [int(r["alert_id"]) for r in rows],
                 "alert_types": types,
-                "type_labels": [TYPE_LABELS.get(t, t.replace("_", " ")) for t in types],
+                "type_labels": [label_of(t) for t in types],
                 "status": "open" if n_open else "acknowledged",
                 "open_alerts": n_open,
                 "severity": max(float(r["severity"]) for r in rows),

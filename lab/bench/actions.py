@@ -36,7 +36,7 @@ from alerts.at_risk import count_baseline_score, members_at_risk
 from alerts.detect import stock_risks
 from alerts.members import favourite_members
 from alerts.substitutes import suggest_substitutes
-from core.domain import CLOSE_HOUR, OPEN_HOUR
+from core.domain import CLOSE_HOUR, OPEN_HOUR, STOCK_RISKS, ranked
 from core.settings import Settings
 from forecasting.engine import EngineSettings
 from lab.bench.alerts import fit_forecast, inputs_for_run, local_midnights, world_readings
@@ -156,6 +156,17 @@ def score_plan(
             score.donors_left_short += int(d_demand[0] > d_shelf[0] - tr["units"] and not d_emptied[0])
 
 
+def opens_alert(risks: pd.DataFrame, settings: Settings, empty_now: bool = False) -> pd.Series:
+    """The shelves on which detection would open an alert (core.domain.ALERT_TYPES: each stock-risk
+    type's `opens` rule, else its raise rule); with `empty_now`, only by the types that say the shelf
+    is empty now."""
+    raised = pd.Series(False, index=risks.index)
+    for t in ranked(STOCK_RISKS):
+        if t.empty_now or not empty_now:
+            raised |= (t.opens or t.raises)(risks, settings)
+    return raised
+
+
 def replay_actions(
     world: World,
     spec: WorldSpec,
@@ -173,6 +184,7 @@ def replay_actions(
     readings = world_readings(world, first - 2, n + 1, spec.seed + 1)
     nxt = next_arrivals(world)
     settings = Settings()
+    rules = replace(settings, alert_probability_threshold=threshold)  # the raise rules at the bench's threshold
     store_index = {sid: i for i, sid in enumerate(world.stores["store_id"])}
     sku_index = {sku: i for i, sku in enumerate(world.products["sku"])}
     capacity = dict(
@@ -191,21 +203,13 @@ def replay_actions(
         as_of = pd.Timestamp(world.dates[day]).tz_localize("UTC")
         inp = replace(inputs_for_run(world, day, as_of, fc, dispersion, readings, midnight), stores=stores)
         risks = stock_risks(inp, settings)
-        raised = (
-            (risks["p_stockout"] >= threshold)
-            | risks["shelf_empty"]
-            | (risks["p_zero_run"] < settings.phantom_probability_threshold)
-        )
+        raised = opens_alert(risks, rules)
         keys = set(zip(risks.loc[raised, "store_id"], risks.loc[raised, "sku"], strict=True))
         new = risks[
             raised
             & np.array([key not in previous for key in zip(risks["store_id"], risks["sku"], strict=True)], dtype=bool)
         ]
-        targets = new[["store_id", "sku"]].assign(
-            shelf_empty_now=(
-                new["shelf_empty"] | (new["p_zero_run"] < settings.phantom_probability_threshold)
-            ).to_numpy()
-        )
+        targets = new[["store_id", "sku"]].assign(shelf_empty_now=opens_alert(new, rules, empty_now=True).to_numpy())
         for name, level in LEVELS.items():
             plan = recommend_actions(targets, risks, stores, service_level if level is None else level, capacity)
             score_plan(scores[name], plan, world, day, nxt, store_index, sku_index)

@@ -26,15 +26,27 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from alerts.detect import DetectionInputs, stock_risks
-from core.domain import CLOSE_HOUR, DELIVERY_HOUR, OPEN_HOUR, PHANTOM_STOCKOUT, PREDICTED_STOCKOUT, SHELF_EMPTY
+from core.domain import (
+    ALERT_TYPES,
+    CLOSE_HOUR,
+    DELIVERY_HOUR,
+    OPEN_HOUR,
+    PHANTOM_STOCKOUT,
+    PREDICTED_STOCKOUT,
+    SHELF_EMPTY,
+)
 from core.settings import Settings
 from forecasting.engine import EngineSettings, forecast
 from lab.simulator import SURGE_DAYS_BEFORE_NOW, World, WorldSpec, build_world, shelf_units_at
+
+if TYPE_CHECKING:
+    from core.domain import RaiseRule
 
 HOUR = pd.Timedelta(hours=1)
 FORECASTABLE, SURGE = "forecastable", "surge"  # stock-out events by cause (stockout_events)
@@ -317,6 +329,15 @@ def as_cube(replay: Replay, column: str) -> np.ndarray:
     return cube
 
 
+def rule_cube(replay: Replay, rule: RaiseRule, settings: Settings) -> np.ndarray:
+    """A raise rule (core.domain.ALERT_TYPES) over every run's risks, as a boolean array (runs, stores,
+    SKUs); False where the detector had nothing to say."""
+    w = replay.world
+    cube = np.zeros((replay.runs["run"].max() + 1, len(w.stores), len(w.products)), bool)
+    cube[replay.runs["run"], replay.runs["s"], replay.runs["k"]] = rule(replay.runs, settings).to_numpy(bool)
+    return cube
+
+
 def empty_starts(replay: Replay) -> np.ndarray:
     """UTC nanoseconds at which each shelf was (or became) empty on each day, NaN on days it was not."""
     hours = replay.world.empty_at_hour
@@ -402,8 +423,9 @@ def stockout_events(replay: Replay) -> pd.DataFrame:
 def score_predicted(
     replay: Replay, threshold: float, truth: np.ndarray, events: pd.DataFrame, keep_ratio: float = 0.5
 ) -> TypeScore:
-    p = np.nan_to_num(as_cube(replay, "p_stockout"), nan=-1.0)
-    opened, last = episodes(p >= threshold, p >= threshold * keep_ratio)
+    rule = ALERT_TYPES[PREDICTED_STOCKOUT]
+    at = replace(Settings(), alert_probability_threshold=threshold, alert_keep_ratio=keep_ratio)
+    opened, last = episodes(rule_cube(replay, rule.opens or rule.raises, at), rule_cube(replay, rule.raises, at))
     alerts, true_alerts = episode_precision(opened, last, truth)
     raised = opened >= 0
     runs = replay.run_at
@@ -418,8 +440,8 @@ def score_predicted(
 
 def score_phantom(replay: Replay, threshold: float) -> TypeScore:
     w = replay.world
-    p = as_cube(replay, "p_zero_run")
-    raised = np.nan_to_num(p, nan=2.0) < threshold
+    at = replace(Settings(), phantom_probability_threshold=threshold)
+    raised = rule_cube(replay, ALERT_TYPES[PHANTOM_STOCKOUT].raises, at)
     runs = replay.run_at
     s_idx = np.arange(len(w.stores))[:, None]
     onset = np.where(
