@@ -19,8 +19,11 @@ with the reason. Pure functions over frames: detection passes its stock risks fo
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from forecasting.distribution import nb_ppf
@@ -46,14 +49,13 @@ RISK_COLUMNS = [
 ]
 
 
-def demand_quantile(mean, var, level: float) -> np.ndarray:
+def demand_quantile(mean: npt.ArrayLike, var: npt.ArrayLike, level: float) -> np.ndarray:
     """Units that cover demand of this mean and variance with chance `level`: a negative binomial
     matched by moments (Poisson where var <= mean), the same family as the alert's probability."""
-    mean, var = np.asarray(mean, float), np.asarray(var, float)
-    mean, var = np.nan_to_num(mean), np.nan_to_num(var)
-    safe = np.where(mean > 0, mean, 1.0)
-    dispersion = np.maximum(var - safe, 0.0) / safe**2
-    return nb_ppf(level, mean, dispersion)
+    m, v = np.nan_to_num(np.asarray(mean, float)), np.nan_to_num(np.asarray(var, float))
+    safe = np.where(m > 0, m, 1.0)
+    dispersion = np.maximum(v - safe, 0.0) / safe**2
+    return nb_ppf(level, m, dispersion)
 
 
 def stock_split(risks: pd.DataFrame) -> pd.DataFrame:
@@ -76,9 +78,11 @@ def stock_split(risks: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def distance_km(lat1, lon1, lat2, lon2) -> float:
+def distance_km(lat1: float | None, lon1: float | None, lat2: float | None, lon2: float | None) -> float:
     """Great-circle distance (haversine); NaN when a coordinate is unknown."""
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (lat1, lon1, lat2, lon2)):
+    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
+        return math.nan
+    if any(isinstance(v, float) and math.isnan(v) for v in (lat1, lon1, lat2, lon2)):
         return math.nan
     p1, p2 = math.radians(lat1), math.radians(lat2)
     a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
@@ -175,7 +179,8 @@ def recommend_actions(
         room = max(math.floor(cap - shelf), 0) if cap is not None and pd.notna(cap) else math.inf
         refill = int(min(backroom, short, room))
         left = short - refill
-        transfers, moved = [], 0
+        transfers: list[dict[str, Any]] = []  # store_id, units, km (None when unknown)
+        moved = 0
         for donor, km in donors.get(t["store_id"], []):
             if left <= 0 or len(transfers) == MAX_DONORS:
                 break
@@ -207,7 +212,7 @@ def recommend_actions(
     return pd.DataFrame(out, columns=cols)
 
 
-def action_evidence(row: dict) -> dict:
+def action_evidence(row: Mapping[str, Any]) -> dict[str, Any]:
     """The action as the alert's evidence keeps it (JSON-able, small): what to do and the numbers."""
     nxt = row.get("next_delivery_at")
     return {
@@ -227,7 +232,7 @@ def action_evidence(row: dict) -> dict:
     }
 
 
-def action_text(action: dict | None, until_text: str = "") -> str:
+def action_text(action: Mapping[str, Any] | None, until_text: str = "") -> str:
     """The action in words, with the numbers behind it: "Refill 4 from the backroom, transfer 6 from
     S003 (12 km): covers 10 of the 14 units needed until the delivery tomorrow 06:00 CET (95 %)".
     `until_text` is the next delivery's time as the store reads it ("" when there is none)."""

@@ -14,7 +14,10 @@ is the one a CX agent can check by hand.
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 SCORE_WINDOW_DAYS = 30  # the score and the reason look at the last 30 days
@@ -41,7 +44,11 @@ COLUMNS = [
 ]
 
 
-def _day(as_of) -> pd.Timestamp:
+# a day or a time: a date, a datetime or pandas Timestamp (both dates too), or ISO text
+AsOf = date | str
+
+
+def _day(as_of: AsOf) -> pd.Timestamp:
     """`as_of` as a naive midnight (day granularity; a tz-aware time keeps its own calendar day)."""
     ts = pd.Timestamp(as_of)
     return (ts.tz_localize(None) if ts.tzinfo else ts).normalize()
@@ -54,7 +61,7 @@ def _before(frame: pd.DataFrame, today: pd.Timestamp, days: int) -> pd.DataFrame
 
 
 def standing_favourites(
-    lines: pd.DataFrame, as_of, favourite_days: int = 180, min_purchase_days: int = 3
+    lines: pd.DataFrame, as_of: AsOf, favourite_days: int = 180, min_purchase_days: int = 3
 ) -> pd.DataFrame:
     """Store x SKU a member bought on >= `min_purchase_days` distinct days of the `favourite_days` before
     `as_of`, however long ago the last one. Columns: member_id, store_id, sku, purchase_days, rate
@@ -68,7 +75,7 @@ def standing_favourites(
     return fav.assign(rate=fav["purchase_days"] / favourite_days)[cols].reset_index(drop=True)
 
 
-def daily_outages(outages: pd.DataFrame, as_of, days: int) -> pd.DataFrame:
+def daily_outages(outages: pd.DataFrame, as_of: AsOf, days: int) -> pd.DataFrame:
     """One row per store x SKU x day in the `days` before `as_of` (the caller merges sources, so a day
     may come twice: the larger empty share wins). Columns: store_id, sku, date, empty_share."""
     recent = _before(outages, _day(as_of), days)
@@ -77,7 +84,9 @@ def daily_outages(outages: pd.DataFrame, as_of, days: int) -> pd.DataFrame:
     return recent.groupby(["store_id", "sku", "date"], as_index=False)["empty_share"].max()
 
 
-def favourite_outages(favourites: pd.DataFrame, outages: pd.DataFrame, as_of, windows=(30, 90)) -> pd.DataFrame:
+def favourite_outages(
+    favourites: pd.DataFrame, outages: pd.DataFrame, as_of: AsOf, windows: tuple[int, ...] = (30, 90)
+) -> pd.DataFrame:
     """Per member with favourites: how many favourites, and per window how many were out and on how many
     favourite-days (a day two favourites are out counts twice). Columns: member_id, favourites, then
     favourites_out_<w>, out_days_<w> for each window w."""
@@ -99,7 +108,7 @@ def favourite_outages(favourites: pd.DataFrame, outages: pd.DataFrame, as_of, wi
     return out.fillna(0).astype(int).reset_index()
 
 
-def empty_exposure(favourites: pd.DataFrame, outages: pd.DataFrame, as_of) -> pd.Series:
+def empty_exposure(favourites: pd.DataFrame, outages: pd.DataFrame, as_of: AsOf) -> pd.Series:
     """The member's favourite outage-days weighted by how much of the day the shelf stood empty: the
     last SCORE_WINDOW_DAYS days in full, the last LIST_WINDOW_DAYS days x PERSISTENCE_WEIGHT.
     Indexed by member_id (members with none are absent)."""
@@ -113,7 +122,7 @@ def empty_exposure(favourites: pd.DataFrame, outages: pd.DataFrame, as_of) -> pd
     return pd.concat(parts).groupby(level=0).sum().rename("exposure")
 
 
-def visit_rhythm(lines: pd.DataFrame, as_of, days: int = 180) -> pd.DataFrame:
+def visit_rhythm(lines: pd.DataFrame, as_of: AsOf, days: int = 180) -> pd.DataFrame:
     """Each member's visits (distinct purchase days, any store) in the `days` before `as_of`: days since
     the last one and the usual interval (median gap between visits; NaN with fewer than three visits).
     Columns: member_id, days_since_last_visit, usual_interval_days."""
@@ -131,18 +140,25 @@ def visit_rhythm(lines: pd.DataFrame, as_of, days: int = 180) -> pd.DataFrame:
     return rhythm.reset_index()[["member_id", "days_since_last_visit", "usual_interval_days"]]
 
 
-def missed_visits(days_since_last_visit, usual_interval_days, days: int = SCORE_WINDOW_DAYS) -> np.ndarray:
+def missed_visits(
+    days_since_last_visit: npt.ArrayLike, usual_interval_days: npt.ArrayLike, days: int = SCORE_WINDOW_DAYS
+) -> np.ndarray:
     """Usual visits missed since the last one, within the last `days`: (days since last / usual
     interval) - 1, at least 0; 0 when the rhythm is unknown."""
     since = np.minimum(np.asarray(days_since_last_visit, float), days)
     usual = np.asarray(usual_interval_days, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         missed = np.where(usual > 0, since / np.where(usual > 0, usual, 1.0) - 1.0, 0.0)
-    return np.clip(np.nan_to_num(missed), 0.0, None)
+    at_least_zero: np.ndarray = np.clip(np.nan_to_num(missed), 0.0, None)
+    return at_least_zero
 
 
 def members_at_risk(
-    lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite_days: int = 180, min_purchase_days: int = 3
+    lines: pd.DataFrame,
+    outages: pd.DataFrame,
+    as_of: AsOf,
+    favourite_days: int = 180,
+    min_purchase_days: int = 3,
 ) -> pd.DataFrame:
     """The ranked list of members whose favourites ran out in the last 90 days, most at risk first.
 
@@ -167,7 +183,11 @@ def members_at_risk(
 
 
 def count_baseline_score(
-    lines: pd.DataFrame, outages: pd.DataFrame, as_of, favourite_days: int = 180, min_purchase_days: int = 3
+    lines: pd.DataFrame,
+    outages: pd.DataFrame,
+    as_of: AsOf,
+    favourite_days: int = 180,
+    min_purchase_days: int = 3,
 ) -> pd.DataFrame:
     """The naive benchmark: favourite outage-days in the last 30 days, unweighted, for the same members
     members_at_risk lists. Columns: member_id, score, rank."""
@@ -192,7 +212,10 @@ def risk_reasons(risk: pd.DataFrame) -> list[str]:
             if r.favourites_out_30 > 0
             else (LIST_WINDOW_DAYS, r.favourites_out_90, r.out_days_90)
         )
-        text = f"{out} of their {r.favourites} favourite{'s' if r.favourites != 1 else ''} out {_times(int(n))} in {w} days"
+        text = (
+            f"{out} of their {r.favourites} favourite{'s' if r.favourites != 1 else ''} out {_times(int(n))}"
+            f" in {w} days"
+        )
         if pd.notna(r.days_since_last_visit):
             text += f"; last visit {int(r.days_since_last_visit)} day{'s' if r.days_since_last_visit != 1 else ''} ago"
             if pd.notna(r.usual_interval_days):

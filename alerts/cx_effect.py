@@ -8,6 +8,8 @@ alerts (a cluster bootstrap), and only alerts with both notified and control mem
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -61,12 +63,17 @@ def bought_within(
     return np.isin(units["unit"].to_numpy(), hits.loc[after, "unit"].to_numpy())
 
 
-def _rate_difference(n_t, b_t, n_c, b_c, axis=-1):
-    """Pooled treated rate minus pooled control rate over (resampled) alerts."""
-    return b_t.sum(axis=axis) / n_t.sum(axis=axis) - b_c.sum(axis=axis) / n_c.sum(axis=axis)
+def _rate_difference(
+    n_t: np.ndarray, b_t: np.ndarray, n_c: np.ndarray, b_c: np.ndarray, axis: int = -1
+) -> np.ndarray | np.floating[Any]:
+    """Pooled treated rate minus pooled control rate over (resampled) alerts: one number for one set
+    of alerts, an array for the bootstrap's batch of resamples."""
+    treated_rate = b_t.sum(axis=axis) / n_t.sum(axis=axis)
+    difference: np.ndarray | np.floating[Any] = treated_rate - b_c.sum(axis=axis) / n_c.sum(axis=axis)
+    return difference
 
 
-def compare_groups(treated: pd.DataFrame, control: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict:
+def compare_groups(treated: pd.DataFrame, control: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Treated and control counts and rates over the comparable alerts, their difference (`effect`, in
     rate units: 0.6 = 60 percentage points) and its 95 % cluster-bootstrap interval (percentile).
     Both frames: alert_id, bought."""
@@ -79,7 +86,7 @@ def compare_groups(treated: pd.DataFrame, control: pd.DataFrame, n_boot: int = 2
     ).fillna(0)
     comparable = per_alert[(per_alert["n_t"] > 0) & (per_alert["n_c"] > 0)].sort_index()
     n_t, b_t, n_c, b_c = (comparable[c].to_numpy(float) for c in ("n_t", "b_t", "n_c", "b_c"))
-    out = {
+    out: dict[str, Any] = {
         "treated_n": int(n_t.sum()),
         "treated_bought": int(b_t.sum()),
         "treated_rate": float(b_t.sum() / n_t.sum()) if n_t.sum() else None,
@@ -123,7 +130,7 @@ def notice_effect(
     window_days: int = 14,
     n_boot: int = 2000,
     seed: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """Purchase rate of notified members against uncontactable members of the same alerts.
 
     `notices`: member_id, alert_id, kind, at (UTC). `linked`: alert_id, member_id, store_id, sku,
@@ -138,7 +145,7 @@ def notice_effect(
     control = control_units(linked, members, notices) if len(linked) else pd.DataFrame(columns=[*UNIT_KEY, "start"])
     control = control.assign(bought=bought_within(control, lines, substitutes, window_days))
 
-    def measured(kind=None):
+    def measured(kind: str | None = None) -> dict[str, Any]:
         treated = (
             treated_units(notices, linked, kind)
             if len(notices) and len(linked)

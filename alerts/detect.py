@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Select, func, select
 
 from alerts.actions import action_evidence, recommend_actions
 from alerts.lifecycle import (
@@ -142,15 +142,22 @@ def reading_history(conn: Connection, as_of: pd.Timestamp, hours: float = NOWCAS
     return history.assign(device_ts=_utc(history["device_ts"]), clock_skew=False)
 
 
+# reads the sensor readings since a time: recent_readings, or the scale bench's raw-table query
+ReadReadings = Callable[[Connection, pd.Timestamp], pd.DataFrame]
+
+
 def load_inputs(
-    engine: Engine, as_of: pd.Timestamp, history_days: int = 120, read_readings=recent_readings
+    engine: Engine, as_of: pd.Timestamp, history_days: int = 120, read_readings: ReadReadings = recent_readings
 ) -> DetectionInputs:
     """What detection reads; `read_readings(conn, since)` reads the sensor readings (the scale
     benchmark passes the raw-table query of the design before latest_sensor_readings)."""
     since = (as_of - pd.Timedelta(days=history_days)).date()
     s = schema
     with engine.connect() as conn:
-        read = lambda stmt: pd.read_sql(stmt, conn)  # noqa: E731
+
+        def read(stmt: Select[*tuple[Any, ...]]) -> pd.DataFrame:
+            return pd.read_sql(stmt, conn)
+
         run_id = conn.execute(
             select(s.forecast_runs.c.run_id).order_by(s.forecast_runs.c.created_at.desc()).limit(1)
         ).scalar()
@@ -354,7 +361,7 @@ def alert_candidates(inp: DetectionInputs, settings: Settings, risks: pd.DataFra
     return pd.DataFrame(rows)
 
 
-def stale_sensor_candidates(inp: DetectionInputs, settings: Settings) -> list[dict]:
+def stale_sensor_candidates(inp: DetectionInputs, settings: Settings) -> list[dict[str, Any]]:
     """`sensor_stale` by the one stale-sensor rule (core.domain.is_stale) at "now": a data
     problem, routed to operations (webhook), not to the store manager's stock-out list."""
     last = (
@@ -406,8 +413,11 @@ def severity(candidates: pd.DataFrame, favourites: pd.DataFrame, as_of: pd.Times
 
 
 def detect_alerts(
-    engine: Engine, settings: Settings, as_of: pd.Timestamp | None = None, read_readings=recent_readings
-) -> dict:
+    engine: Engine,
+    settings: Settings,
+    as_of: pd.Timestamp | None = None,
+    read_readings: ReadReadings = recent_readings,
+) -> dict[str, Any]:
     """Detect at `as_of` (default `settings.clock()`: SHELFWATCH_AS_OF or the wall clock), link members
     and persist; running it again on the same data changes nothing. Stores whose sales lag as-of by
     more than a day are named in `warnings` (and logged)."""
@@ -430,14 +440,14 @@ def detect_alerts(
     )
     if len(candidates):
         candidates["severity"] = severity(candidates, favourites, as_of)
-    result = persist_alerts(engine, candidates, favourites, as_of, settings)
+    result: dict[str, Any] = persist_alerts(engine, candidates, favourites, as_of, settings)
     result["substitutes"] = persist_substitutes(engine, inp, risks)
     result["queued"] = queue_notifications(engine, settings, utc_now())
     result["warnings"] = warnings
     return result
 
 
-def _row_values(c: dict) -> dict:
+def _row_values(c: Mapping[str, Any]) -> dict[str, Any]:
     empty = c["expected_empty_at"]
     return {
         "alert_type": c["alert_type"],
@@ -448,8 +458,8 @@ def _row_values(c: dict) -> dict:
     }
 
 
-def _same(existing: dict, new: dict) -> bool:
-    def norm(v):
+def _same(existing: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    def norm(v: Any) -> Any:  # a stored value of any column; times compared in UTC
         if isinstance(v, pd.Timestamp) or hasattr(v, "isoformat"):
             return (
                 pd.Timestamp(v).tz_localize("UTC")
@@ -467,7 +477,7 @@ def persist_alerts(
     favourites: pd.DataFrame,
     as_of: pd.Timestamp,
     settings: Settings | None = None,
-) -> dict:
+) -> dict[str, int]:
     """Open new alerts, update changed ones, resolve those no longer raised; escalate and expire."""
     a, am = schema.alerts, schema.alert_members
     now = as_of.to_pydatetime()
@@ -528,7 +538,7 @@ def persist_alerts(
     }
 
 
-def _substitute_rows(frame: pd.DataFrame) -> dict:
+def _substitute_rows(frame: pd.DataFrame) -> dict[int, list[tuple[str, int, str, float, str]]]:
     """An alert's substitutes as a comparable value: alert_id -> sorted (member, rank, sku, score, reason)."""
     return {
         int(alert_id): sorted(
@@ -545,7 +555,7 @@ def _substitute_rows(frame: pd.DataFrame) -> dict:
     }
 
 
-def changed_substitutes(old: pd.DataFrame, new: pd.DataFrame, alert_ids) -> list[int]:
+def changed_substitutes(old: pd.DataFrame, new: pd.DataFrame, alert_ids: Iterable[int]) -> list[int]:
     """The alerts among `alert_ids` whose substitutes differ between `old` and `new` (either may have
     none): only these are rewritten, so a re-run on the same data writes nothing."""
     before, after = _substitute_rows(old), _substitute_rows(new)

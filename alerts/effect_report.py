@@ -10,7 +10,9 @@ notices whose whole window is over by `as_of` count, so every member is measured
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -22,9 +24,9 @@ NOTICE_KINDS = ("stockout_notice", "back_in_stock")
 NOTICE_COLUMNS = ["member_id", "alert_id", "kind", "at"]
 
 
-def _utc(ts) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+def _utc(ts: datetime | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(ts)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def first_notices(contacts: pd.DataFrame, sent: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
@@ -40,7 +42,7 @@ def first_notices(contacts: pd.DataFrame, sent: pd.DataFrame, until: pd.Timestam
     return notices.groupby(["member_id", "alert_id", "kind"], as_index=False)["at"].min()[NOTICE_COLUMNS]
 
 
-def load_effect_inputs(engine: Engine, as_of: datetime, window_days: int = 14) -> dict:
+def load_effect_inputs(engine: Engine, as_of: datetime, window_days: int = 14) -> dict[str, pd.DataFrame]:
     """notice_effect's frames (notices, linked, members, lines, substitutes) for the notices whose
     `window_days` are over by `as_of`."""
     now = _utc(as_of)
@@ -101,7 +103,9 @@ def load_effect_inputs(engine: Engine, as_of: datetime, window_days: int = 14) -
     }
 
 
-def cx_effect(engine: Engine, as_of: datetime, window_days: int = 14, n_boot: int = 2000, seed: int = 0) -> dict:
+def cx_effect(
+    engine: Engine, as_of: datetime, window_days: int = 14, n_boot: int = 2000, seed: int = 0
+) -> dict[str, Any]:
     """Did the notices work (alerts.cx_effect.notice_effect over what the database holds at `as_of`):
     its counts, rates, effect and interval, plus `alerts_notified`, `as_of` and the `sentence`."""
     frames = load_effect_inputs(engine, as_of, window_days)
@@ -129,7 +133,7 @@ def _points(effect: float) -> str:
     return f"{effect * 100:+.0f}"
 
 
-def effect_sentence(result: dict) -> str:
+def effect_sentence(result: Mapping[str, Any]) -> str:
     """notice_effect's result in words, or why there is nothing to say yet."""
     days = result["window_days"]
     if result.get("effect") is None:
@@ -140,8 +144,9 @@ def effect_sentence(result: dict) -> str:
         )
         return f"Not enough data yet to tell whether notices work: {why} (each notice needs {days} days to show)."
     text = (
-        f"Notified members bought the product or a substitute within {days} days {_percent(result['treated_rate'])} of the time, "
-        f"against {_percent(result['control_rate'])} of comparable members we could not contact: {_points(result['effect'])} points"
+        f"Notified members bought the product or a substitute within {days} days"
+        f" {_percent(result['treated_rate'])} of the time, against {_percent(result['control_rate'])} of comparable"
+        f" members we could not contact: {_points(result['effect'])} points"
     )
     if result.get("ci_low") is None:
         return text + " (one comparable alert: too few for an interval)."

@@ -8,6 +8,7 @@ the detector is the actor "detector" when it opens, updates, auto-resolves, expi
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
@@ -53,7 +54,7 @@ def record_event(
 
 def transition(
     conn: Connection, alert_id: int, to_status: str, actor: str, at: datetime, note: str | None = None
-) -> dict:
+) -> dict[str, int | str]:
     """Move one alert to `to_status`, stamping who and when, and record the event."""
     a = schema.alerts
     row = conn.execute(select(a.c.alert_id, a.c.status).where(a.c.alert_id == alert_id)).first()
@@ -61,7 +62,7 @@ def transition(
         raise AlertStateError(f"alert {alert_id} does not exist")
     if (row.status, to_status) not in ALLOWED:
         raise AlertStateError(f"alert {alert_id} is {row.status}: it cannot become {to_status}")
-    values: dict = {"status": to_status, "updated_at": at}
+    values: dict[str, str | datetime] = {"status": to_status, "updated_at": at}
     if to_status == "acknowledged":
         values.update(acknowledged_at=at, acknowledged_by=actor)
     if to_status in ("resolved", "expired"):
@@ -71,12 +72,14 @@ def transition(
     return {"alert_id": alert_id, "from": row.status, "to": to_status, "by": actor, "at": at.isoformat()}
 
 
-def acknowledge(engine: Engine, alert_id: int, actor: str, at: datetime | None = None) -> dict:
+def acknowledge(engine: Engine, alert_id: int, actor: str, at: datetime | None = None) -> dict[str, int | str]:
     with engine.begin() as conn:
         return transition(conn, alert_id, "acknowledged", actor, at or utc_now())
 
 
-def resolve(engine: Engine, alert_id: int, actor: str, at: datetime | None = None, note: str | None = None) -> dict:
+def resolve(
+    engine: Engine, alert_id: int, actor: str, at: datetime | None = None, note: str | None = None
+) -> dict[str, int | str]:
     with engine.begin() as conn:
         return transition(conn, alert_id, "resolved", actor, at or utc_now(), note)
 
@@ -124,7 +127,8 @@ def expire_stale_predictions(conn: Connection, now: datetime, after: timedelta) 
     return list(due)
 
 
-def history(engine: Engine, alert_id: int) -> list[dict]:
+def history(engine: Engine, alert_id: int) -> list[dict[str, Any]]:
+    """An alert's events, oldest first, as the alert_events rows' columns."""
     e = schema.alert_events
     with engine.connect() as conn:
         rows = conn.execute(select(e).where(e.c.alert_id == alert_id).order_by(e.c.event_id)).all()

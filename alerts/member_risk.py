@@ -8,13 +8,15 @@ a whole day: an alert does not say when in the day the shelf emptied).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, delete, func, insert, or_, select
 
-from alerts.at_risk import COLUMNS, LIST_WINDOW_DAYS, members_at_risk
+from alerts.at_risk import COLUMNS, LIST_WINDOW_DAYS, AsOf, members_at_risk
 from core.db import store_zone
 from core.domain import EMPTY_NOW_TYPES
 from core.settings import Settings
@@ -42,7 +44,7 @@ LIST_COLUMNS = [
 ]
 
 
-def _utc(as_of) -> pd.Timestamp:
+def _utc(as_of: AsOf) -> pd.Timestamp:
     ts = pd.Timestamp(as_of)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
@@ -55,7 +57,7 @@ def stockout_day_outages(days: pd.DataFrame) -> pd.DataFrame:
     return days.assign(date=pd.to_datetime(days["date"]), empty_share=share)[OUTAGE_COLUMNS].reset_index(drop=True)
 
 
-def alert_day_outages(alerts: pd.DataFrame, zones: dict, as_of) -> pd.DataFrame:
+def alert_day_outages(alerts: pd.DataFrame, zones: Mapping[str, str], as_of: AsOf) -> pd.DataFrame:
     """Each store-local day an empty-shelf alert was active, from opened_at to resolved_at (still
     active: to `as_of`), as a whole empty day. `alerts`: store_id, sku, opened_at, resolved_at (UTC)."""
     if alerts.empty:
@@ -74,7 +76,9 @@ def alert_day_outages(alerts: pd.DataFrame, zones: dict, as_of) -> pd.DataFrame:
     return pd.concat(spans, ignore_index=True)[OUTAGE_COLUMNS] if spans else pd.DataFrame(columns=OUTAGE_COLUMNS)
 
 
-def load_risk_inputs(engine: Engine, as_of, favourite_days: int = FAVOURITE_DAYS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_risk_inputs(
+    engine: Engine, as_of: AsOf, favourite_days: int = FAVOURITE_DAYS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What members_at_risk reads before `as_of`: members' purchase lines of the last `favourite_days`
     (store_id, sku, date, member_id) and the outages of the last 90 days, both sources together."""
     now = _utc(as_of)
@@ -112,7 +116,7 @@ def load_risk_inputs(engine: Engine, as_of, favourite_days: int = FAVOURITE_DAYS
 INTEGER_COLUMNS = {"rank", "favourites", "favourites_out_30", "favourites_out_90", "days_since_last_visit"}
 
 
-def _value(column: str, v):
+def _value(column: str, v: Any) -> Any:  # a cell of any column's type
     """A frame cell as the database takes it: NaN as NULL, whole numbers as int, numpy scalars as Python ones."""
     if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return None
@@ -121,7 +125,9 @@ def _value(column: str, v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def refresh_member_risk(engine: Engine, as_of=None, settings: Settings | None = None) -> dict:
+def refresh_member_risk(
+    engine: Engine, as_of: AsOf | None = None, settings: Settings | None = None
+) -> dict[str, str | int | float | None]:
     """Rank the members at risk at `as_of` (default: the settings' clock) and replace `member_risk`
     whole, in one transaction: a re-run on the same data leaves the same table."""
     settings = settings or Settings()

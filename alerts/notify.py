@@ -16,14 +16,16 @@ import os
 import smtplib
 import tempfile
 import urllib.request
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, Row, func, insert, select
 
 from alerts.lifecycle import ACTIVE
 from alerts.members import contactable
@@ -56,7 +58,11 @@ class NotifyError(ValueError):
 # ------------------------------------------------------------------------------------------- queueing
 
 
-def message_row(key: str, kind: str, alert_id: int, now: datetime, member_id: str | None = None) -> dict:
+# an outbox row, as schema.outbox takes it
+OutboxRow = dict[str, str | int | datetime | None]
+
+
+def message_row(key: str, kind: str, alert_id: int, now: datetime, member_id: str | None = None) -> OutboxRow:
     return {
         "idempotency_key": key,
         "kind": kind,
@@ -69,10 +75,10 @@ def message_row(key: str, kind: str, alert_id: int, now: datetime, member_id: st
     }
 
 
-def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> dict:
+def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> dict[str, int]:
     """Queue what the alerts' current state calls for; running it again queues nothing new."""
     a, c = schema.alerts, schema.member_contacts
-    rows: dict[str, list[dict]] = {"store_email": [], "store_webhook": [], "back_in_stock": []}
+    rows: dict[str, list[OutboxRow]] = {"store_email": [], "store_webhook": [], "back_in_stock": []}
     with engine.begin() as conn:
         for alert in conn.execute(
             select(a.c.alert_id, a.c.alert_type, a.c.escalated_at).where(a.c.status.in_(("open", "acknowledged")))
@@ -104,7 +110,9 @@ def queue_notifications(engine: Engine, settings: Settings, now: datetime) -> di
 # ------------------------------------------------------------------------------------------ CX export
 
 
-def alert_audience(conn: Connection, alert_id: int, now: datetime, cap_days: int) -> tuple:
+def alert_audience(
+    conn: Connection, alert_id: int, now: datetime, cap_days: int
+) -> tuple[Row[int, str, str, str], pd.DataFrame, pd.DataFrame, set[str]]:
     """What the contact rules look at for one alert: the alert (store, SKU, product), its linked
     favourites (member_id, score), those members' rows, and the members the frequency cap holds back
     (put on another alert's list within `cap_days`, and not already on this alert's own)."""
@@ -167,7 +175,7 @@ def members_for_alert(engine: Engine, alert_id: int, now: datetime, cap_days: in
     return out
 
 
-def contact_funnel(engine: Engine, alert_id: int, now: datetime, cap_days: int) -> dict:
+def contact_funnel(engine: Engine, alert_id: int, now: datetime, cap_days: int) -> dict[str, int | str]:
     """Why linked favourites are not all on the contact list: of `linked`, `no_consent` lack marketing
     consent (or their consent is unknown), `opted_out` gave it but opted out, `recently_contacted`
     are held back by the frequency cap, and `may_contact` remain, the length of `members_for_alert`.
@@ -205,7 +213,7 @@ def record_cx_export(engine: Engine, alert_id: int, exported_by: str, member_cou
         )
 
 
-def record_member_contacts(engine: Engine, alert_id: int, member_ids, now: datetime) -> int:
+def record_member_contacts(engine: Engine, alert_id: int, member_ids: Iterable[str], now: datetime) -> int:
     """Record that these members were put on the CX list for `alert_id` (they count toward the
     frequency cap from `now`). Idempotent: a member already recorded for the alert keeps its first
     time. Returns how many contacts were new."""
@@ -282,32 +290,32 @@ def claim(engine: Engine, message_id: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def alert_context(conn: Connection, alert_id: int) -> dict:
+def alert_context(conn: Connection, alert_id: int) -> dict[str, Any]:
+    """The alert's row with its product, price, store and manager, and how many members it links."""
     a, p, s, am = schema.alerts, schema.products, schema.stores, schema.alert_members
-    row = (
-        conn.execute(
-            select(
-                a,
-                p.c.name.label("product"),
-                p.c.unit_price,
-                s.c.manager_email,
-                s.c.name.label("store_name"),
-                s.c.timezone,
-            )
-            .join(p, p.c.sku == a.c.sku)
-            .join(s, s.c.store_id == a.c.store_id)
-            .where(a.c.alert_id == alert_id)
+    found = conn.execute(
+        select(
+            a,
+            p.c.name.label("product"),
+            p.c.unit_price,
+            s.c.manager_email,
+            s.c.name.label("store_name"),
+            s.c.timezone,
         )
-        .first()
-        ._asdict()
-    )
+        .join(p, p.c.sku == a.c.sku)
+        .join(s, s.c.store_id == a.c.store_id)
+        .where(a.c.alert_id == alert_id)
+    ).first()
+    if found is None:
+        raise NotifyError(f"alert {alert_id} does not exist")
+    row = found._asdict()
     row["members_affected"] = conn.execute(
         select(func.count()).select_from(am).where(am.c.alert_id == alert_id)
     ).scalar_one()
     return row
 
 
-def alert_text(ctx: dict, escalated: bool) -> tuple[str, str]:
+def alert_text(ctx: Mapping[str, Any], escalated: bool) -> tuple[str, str]:
     """Subject and body for the store manager: why in plain words (alerts.shelves), times in the
     store's own zone, labelled, and a member count; never member details."""
     evidence = json.loads(ctx["evidence"])
@@ -316,7 +324,8 @@ def alert_text(ctx: dict, escalated: bool) -> tuple[str, str]:
     prefix = "ESCALATED: " if escalated else ""
     subject = f"[Shelfwatch] {prefix}{ctx['alert_type']} at {ctx['store_id']}: {ctx['product']} ({ctx['sku']})"
     lines = [
-        f"{ctx['product']} ({ctx['sku']}) at {ctx['store_name']} ({ctx['store_id']}): {ctx['alert_type'].replace('_', ' ')}.",
+        f"{ctx['product']} ({ctx['sku']}) at {ctx['store_name']} ({ctx['store_id']}):"
+        f" {ctx['alert_type'].replace('_', ' ')}.",
         f"Why: {line['reason']}.",
         f"Expected empty: {when}; probability {ctx['probability']:.0%}.",
         f"What to do: {line['action']}." if line["action"] else "",
@@ -340,7 +349,7 @@ def send_email(settings: Settings, to: str, subject: str, body: str, key: str) -
         smtp.send_message(msg)
 
 
-def send_webhook(settings: Settings, payload: dict, key: str) -> None:
+def send_webhook(settings: Settings, payload: Mapping[str, Any], key: str) -> None:
     request = urllib.request.Request(
         settings.webhook_url,
         data=json.dumps(payload).encode(),
@@ -352,8 +361,8 @@ def send_webhook(settings: Settings, payload: dict, key: str) -> None:
             raise RuntimeError(f"webhook answered HTTP {response.status}")
 
 
-def deliver(engine: Engine, settings: Settings, message) -> str:
-    """Deliver one claimed message; returns its final status (sent, cancelled or handed_to_cx)."""
+def deliver(engine: Engine, settings: Settings, message: Row[*tuple[Any, ...]]) -> str:
+    """Deliver one claimed message (its outbox row); returns its final status (sent, cancelled or handed_to_cx)."""
     with engine.connect() as conn:
         ctx = alert_context(conn, message.alert_id)
         member = None
@@ -455,7 +464,7 @@ def send_pending(engine: Engine, settings: Settings, now: datetime, limit: int =
     return stats
 
 
-def outbox_counts(engine: Engine) -> dict:
+def outbox_counts(engine: Engine) -> dict[str, int]:
     o = schema.outbox
     with engine.connect() as conn:
         rows = conn.execute(select(o.c.kind, o.c.status, func.count()).group_by(o.c.kind, o.c.status)).all()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select, tuple_
 
@@ -26,11 +27,14 @@ from sql import schema
 
 SHELF_KINDS = ("shelf_units", "shelf_weight_g")
 RESTOCKED = ALERT_TYPES[SHELF_EMPTY].closes_when
+# a sensor reading as the ingest hands it over (iot_ingest): kind, store_id, sku, sensor_id, units, seq,
+# device_ts, clock_skew
+Reading = dict[str, Any]
 
 
-def newest_shelf_readings(readings: list[dict]) -> dict[tuple[str, str], dict]:
+def newest_shelf_readings(readings: list[Reading]) -> dict[tuple[str, str], Reading]:
     """Per store x SKU, the batch's newest usable shelf reading (device time, then sequence)."""
-    newest: dict[tuple[str, str], dict] = {}
+    newest: dict[tuple[str, str], Reading] = {}
     for r in readings:
         if r["kind"] not in SHELF_KINDS or r.get("units") is None or r.get("clock_skew"):
             continue
@@ -40,7 +44,9 @@ def newest_shelf_readings(readings: list[dict]) -> dict[tuple[str, str], dict]:
     return newest
 
 
-def apply_shelf_readings(conn: Connection, readings: list[dict], settings: Settings, now: datetime) -> dict:
+def apply_shelf_readings(
+    conn: Connection, readings: list[Reading], settings: Settings, now: datetime
+) -> dict[str, int]:
     """Open shelf_empty for shelves that now read empty; resolve it for shelves that read stocked."""
     newest = newest_shelf_readings(readings)
     if not newest:
@@ -82,7 +88,7 @@ def latest_device_times(conn: Connection, keys: list[tuple[str, str]]) -> dict[t
     return {(store_id, sku): utc(ts) for store_id, sku, ts in rows}
 
 
-def open_shelf_empty(conn: Connection, reading: dict, settings: Settings, now: datetime) -> int:
+def open_shelf_empty(conn: Connection, reading: Reading, settings: Settings, now: datetime) -> int:
     """One shelf_empty alert from one reading, its audit event and the store manager's outbox rows."""
     a, sales, products = schema.alerts, schema.sales_daily, schema.products
     price = conn.execute(select(products.c.unit_price).where(products.c.sku == reading["sku"])).scalar() or 0.0
@@ -104,7 +110,7 @@ def open_shelf_empty(conn: Connection, reading: dict, settings: Settings, now: d
         "detectors": [SHELF_EMPTY],
         "raised_on_arrival": True,
     }
-    alert_id = conn.execute(
+    alert_id: int = conn.execute(
         a.insert()
         .values(
             store_id=reading["store_id"],
@@ -130,11 +136,11 @@ def open_shelf_empty(conn: Connection, reading: dict, settings: Settings, now: d
     return alert_id
 
 
-def shelf_empty_on_stored(settings: Settings) -> Callable[[Connection, list[dict], datetime], dict]:
+def shelf_empty_on_stored(settings: Settings) -> Callable[[Connection, list[Reading], datetime], dict[str, int]]:
     """The ingest's `on_stored` hook: shelf_empty opened and resolved in the transaction that stores
     the readings."""
 
-    def on_stored(conn: Connection, readings: list[dict], now: datetime) -> dict:
+    def on_stored(conn: Connection, readings: list[Reading], now: datetime) -> dict[str, int]:
         return apply_shelf_readings(conn, readings, settings, now)
 
     return on_stored

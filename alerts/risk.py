@@ -7,6 +7,7 @@ deliveries arrive at 06:00 local, before trading, so demand on a delivery day is
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from core.domain import CLOSE_HOUR, OPEN_HOUR
@@ -269,7 +270,7 @@ def nowcast_moments(moments: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame
     return moments.assign(mean=moments["mean"].to_numpy(float) * r, var=moments["var"].to_numpy(float) * r**2)
 
 
-def cumulative_exceedance(mean, var, units):
+def cumulative_exceedance(mean: npt.ArrayLike, var: npt.ArrayLike, units: npt.ArrayLike) -> float | np.ndarray:
     """P(cumulative demand >= units), elementwise: a negative binomial matched to (mean, var), Poisson
     where var <= mean; 1 when nothing is left, 0 when nothing is expected."""
     mean, var, units = np.broadcast_arrays(np.asarray(mean, float), np.asarray(var, float), np.asarray(units, float))
@@ -404,7 +405,8 @@ def _days_until(delivery_at: pd.Series, tz: pd.Series, grid_start: pd.Timestamp,
     """Grid days before a delivery's store-local date (the whole horizon when there is none)."""
     local_date, _ = local_parts(delivery_at, tz)
     days = (local_date - grid_start).dt.days.to_numpy(dtype=float)
-    return np.clip(np.nan_to_num(days, nan=horizon), 0, horizon).astype(int)
+    whole_days: np.ndarray = np.clip(np.nan_to_num(days, nan=horizon), 0, horizon).astype(int)
+    return whole_days
 
 
 def zero_run_length(units: np.ndarray) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,7 +61,7 @@ LINE_COLUMNS = [
 ]
 
 
-def _stamp(ts) -> datetime | None:
+def _stamp(ts: object) -> datetime | None:
     """A stored time (datetime, pandas Timestamp or evidence ISO string) as an aware UTC datetime."""
     if ts is None or ts == "" or (not isinstance(ts, str) and pd.isna(ts)):
         return None
@@ -69,7 +69,7 @@ def _stamp(ts) -> datetime | None:
     return as_utc(stamp)
 
 
-def when(ts, zone: str | None, now: datetime | None = None) -> str:
+def when(ts: object, zone: str | None, now: datetime | None = None) -> str:
     """A time as the store reads it, short where "now" makes it clear: "today 17:00 CET",
     "tomorrow 06:00 CET", "yesterday 18:00 GMT"; further away "Wed 25 Nov 06:00 CET"; without `now`
     the full store-local time of core.db.local_time. Always labelled with the zone; "" for no time."""
@@ -85,13 +85,13 @@ def when(ts, zone: str | None, now: datetime | None = None) -> str:
     return local.strftime(f"{day} %H:%M %Z") if day else local.strftime("%a %d %b %H:%M %Z")
 
 
-def _n(x) -> str:
+def _n(x: float) -> str:
     """A count of units as people write it: 12, 3.1, 0."""
     x = float(x)
     return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
 
 
-def _num(ev: dict, key: str) -> float | None:
+def _num(ev: Mapping[str, Any], key: str) -> float | None:
     v = ev.get(key)
     if v is None or isinstance(v, bool):
         return None
@@ -134,7 +134,12 @@ class _Shelf:
 
 
 def reason(
-    types: list[str], ev: dict, probability: float, expected_empty_at, zone: str | None, now: datetime | None = None
+    types: Sequence[str],
+    ev: Mapping[str, Any],
+    probability: float,
+    expected_empty_at: object,
+    zone: str | None,
+    now: datetime | None = None,
 ) -> str:
     """Why the shelf needs attention, in one or two sentences from the shelf's combined evidence (the
     keys alerts.detect.alert_candidates and alerts.realtime write), times store-local."""
@@ -154,7 +159,7 @@ def reason(
     return ". ".join(sentences)
 
 
-def units_short(types: list[str], ev: dict, empty_now: bool) -> tuple[float | None, str]:
+def units_short(types: Sequence[str], ev: Mapping[str, Any], empty_now: bool) -> tuple[float | None, str]:
     """Expected units the shelf will not sell, and what that means ("short before the next delivery"):
     the forecast demand until the next delivery beyond what is on the shelf; for phantom stock (the
     evidence keeps no forecast) the usual daily sales, each day. (None, "") when the evidence does not say."""
@@ -191,7 +196,7 @@ def impact(members: int, short: float | None, over: str, price: float | None) ->
     return "; ".join(parts), value
 
 
-def priority(types: list[str], expected_empty_at, now: datetime | None) -> str:
+def priority(types: Sequence[str], expected_empty_at: object, now: datetime | None) -> str:
     """When to act, in words, from the claims and the expected empty time: "Act now" for a shelf seen
     or inferred empty, "Today" within 24 hours, else "Soon"; a silent sensor alone is "Check sensor"."""
     if any(t.empty_now for t in ranked() if t.name in types):
@@ -206,13 +211,13 @@ def priority(types: list[str], expected_empty_at, now: datetime | None) -> str:
     return "Today" if empty_at <= as_utc(now) + timedelta(hours=24) else "Soon"
 
 
-def combined_evidence(alerts: list[tuple[str, dict | str]]) -> dict:
+def combined_evidence(alerts: Sequence[tuple[str, Mapping[str, Any] | str | None]]) -> dict[str, Any]:
     """A shelf's alerts' evidence, (alert type, evidence) pairs, in one dict: the keys are mostly
     shared (one stock position per shelf); where two alerts say different things the more concrete
     claim (the lower core.domain rank) wins. A silent sensor's last reading is kept apart (`stale_last_reading_at`)."""
-    merged: dict = {}
-    for alert_type, ev in sorted(alerts, key=lambda te: -rank_of(te[0])):
-        ev = json.loads(ev) if isinstance(ev, str) else dict(ev or {})
+    merged: dict[str, Any] = {}
+    for alert_type, stored in sorted(alerts, key=lambda te: -rank_of(te[0])):
+        ev: dict[str, Any] = json.loads(stored) if isinstance(stored, str) else dict(stored or {})
         if alert_type == SENSOR_STALE and "last_reading_at" in ev:
             ev["stale_last_reading_at"] = ev.pop("last_reading_at")
         merged.update({k: v for k, v in ev.items() if v is not None or k not in merged})
@@ -220,12 +225,14 @@ def combined_evidence(alerts: list[tuple[str, dict | str]]) -> dict:
     return merged
 
 
-def _earliest(values) -> pd.Timestamp | None:
+def _earliest(values: Iterable[Any]) -> pd.Timestamp | None:
     present = [v for v in values if v is not None and not pd.isna(v)]
     return min(present) if present else None
 
 
-def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: datetime | None = None) -> pd.DataFrame:
+def shelf_lines(
+    alerts: pd.DataFrame, zone: str | Mapping[str, str] | None, now: datetime | None = None
+) -> pd.DataFrame:
     """Active alerts (one row per alert) -> one line per (store_id, sku), most severe first.
 
     Reads the columns alert_id, store_id, sku, alert_type, status, probability, expected_empty_at,
@@ -253,7 +260,7 @@ def shelf_lines(alerts: pd.DataFrame, zone: str | Mapping[str, str], now: dateti
         expected_empty_at=pd.to_datetime(alerts["expected_empty_at"], utc=True),
         opened_at=pd.to_datetime(alerts["opened_at"], utc=True),
     )
-    shelves: dict[tuple, list[dict]] = {}
+    shelves: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in frame.sort_values(["_rank", "alert_id"], kind="stable").to_dict("records"):
         shelves.setdefault((row["store_id"], row["sku"]), []).append(row)
     lines = []

@@ -9,7 +9,10 @@ favourite's candidate of unknown kind counts for less.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 CO_PURCHASE_WEIGHT = 0.40  # members with the same favourite who also buy it: the strongest evidence
@@ -34,13 +37,17 @@ def member_purchase_days(lines: pd.DataFrame) -> pd.DataFrame:
     return days.drop_duplicates().groupby(["member_id", "sku"]).size().rename("days").reset_index()
 
 
-def smoothed_share(n_both, n_fav, prior, strength: float = PRIOR_MEMBERS):
+def smoothed_share(
+    n_both: npt.ArrayLike, n_fav: npt.ArrayLike, prior: npt.ArrayLike, strength: float = PRIOR_MEMBERS
+) -> np.ndarray:
     """(n_both + a x prior) / (n_fav + a): few members with a favourite say little, so their share
     leans on how common the product is among all members."""
     return (np.asarray(n_both, float) + strength * np.asarray(prior, float)) / (np.asarray(n_fav, float) + strength)
 
 
-def _fans_and_buyers(days: pd.DataFrame, min_days: int, skus=None, other_skus=None):
+def _fans_and_buyers(
+    days: pd.DataFrame, min_days: int, skus: Iterable[str] | None = None, other_skus: Iterable[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """(member, favourite SKU) pairs with >= min_days purchase days, (member, SKU) purchases, and each
     SKU's buyer share among all members in the window."""
     members = days["member_id"].nunique()
@@ -55,7 +62,11 @@ def _fans_and_buyers(days: pd.DataFrame, min_days: int, skus=None, other_skus=No
 
 
 def co_purchase_shares(
-    lines: pd.DataFrame, min_days: int = FAVOURITE_DAYS, skus=None, other_skus=None, strength: float = PRIOR_MEMBERS
+    lines: pd.DataFrame,
+    min_days: int = FAVOURITE_DAYS,
+    skus: Iterable[str] | None = None,
+    other_skus: Iterable[str] | None = None,
+    strength: float = PRIOR_MEMBERS,
 ) -> pd.DataFrame:
     """What members with the same favourite also buy: among members who bought `sku` on >= `min_days`
     days, how many (`n_both`) also bought `other_sku`, and the smoothed share (smoothed_share).
@@ -84,7 +95,7 @@ def vegetarian_flag(values: pd.Series) -> pd.Series:
     )
 
 
-def closeness(candidate, favourite) -> np.ndarray:
+def closeness(candidate: npt.ArrayLike, favourite: npt.ArrayLike) -> np.ndarray:
     """exp(-|ln(c / f)|) = min/max: 1 for equal, 0.5 for double or half; UNKNOWN_MEASURE when either
     is missing or not positive."""
     c, f = np.asarray(candidate, float), np.asarray(favourite, float)
@@ -211,7 +222,7 @@ def shelves_in_stock(risks: pd.DataFrame, alerted: pd.DataFrame) -> pd.DataFrame
     return shelf[free].reset_index(drop=True)
 
 
-def substitute_slots(substitutes: pd.DataFrame, blocked_skus, slots: int = 3) -> pd.DataFrame:
+def substitute_slots(substitutes: pd.DataFrame, blocked_skus: Iterable[str], slots: int = 3) -> pd.DataFrame:
     """Each member's substitutes as the CX export's columns substitute_1..`slots`, "Name (SKU)", best
     first, leaving out `blocked_skus` (those with an alert of their own at the store now) and moving
     the rest up; "" where there is none. `substitutes`: member_id, rank, sku, name. Columns:

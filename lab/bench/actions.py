@@ -344,7 +344,8 @@ def run_actions_bench(
     t0 = time.perf_counter()
     world = build_world(spec)
     log(
-        f"world {spec.stores}x{spec.skus}, {spec.members:,} members, seed {spec.seed}: simulated in {time.perf_counter() - t0:.0f} s; "
+        f"world {spec.stores}x{spec.skus}, {spec.members:,} members, seed {spec.seed}:"
+        f" simulated in {time.perf_counter() - t0:.0f} s; "
         f"{len(world.defections):,} members left over {spec.days} days"
     )
     scores, last = replay_actions(world, spec, replay_days, refit_every, service_level, threshold, engine_settings, log)

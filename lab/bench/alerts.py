@@ -277,7 +277,8 @@ def replay_world(
             )
         )
     log(
-        f"seed {spec.seed}: {len(run_at)} runs ({runs_per_day} a day) over {len(world.stores) * len(world.products):,} shelves, detection {seconds['detect']:.0f} s"
+        f"seed {spec.seed}: {len(run_at)} runs ({runs_per_day} a day) over"
+        f" {len(world.stores) * len(world.products):,} shelves, detection {seconds['detect']:.0f} s"
     )
     return Replay(world, spec, run_day, run_at, pd.concat(runs, ignore_index=True), readings, midnight, seconds)
 

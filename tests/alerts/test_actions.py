@@ -123,8 +123,8 @@ def test_the_action_in_words_names_every_step_and_the_numbers():
     rows = [risk_row("S1", on_shelf=1, book=4, source="sensor"), risk_row("S2", on_shelf=20)]
     text = action_text(action_evidence(plan(rows).to_dict()), "Wed 25 Nov 07:00 CET")
     assert text == (
-        "Refill 3 from the backroom, transfer 5 from S2 (19.6 km), emergency order of 6: 14 units short of the 15 needed "
-        "until the delivery Wed 25 Nov 07:00 CET (95 % chance; 1 on the shelf)"
+        "Refill 3 from the backroom, transfer 5 from S2 (19.6 km), emergency order of 6: 14 units short of the 15 "
+        "needed until the delivery Wed 25 Nov 07:00 CET (95 % chance; 1 on the shelf)"
     )
 
 

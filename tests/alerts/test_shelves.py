@@ -224,13 +224,9 @@ def test_reasons_read_the_evidence_in_store_local_time():
 
     # without "now": the full store-local time, labelled (as the pages' |local filter shows it); summer time is CEST
     assert when("2026-07-01T16:00:00+00:00", BERLIN) == "2026-07-01 18:00 CEST"
+    assert when("2026-07-01T16:00:00+00:00", BERLIN, now=datetime(2026, 7, 1, 20, 0, tzinfo=UTC)) == "today 18:00 CEST"
     assert (
-        when("2026-07-01T16:00:00+00:00", BERLIN, now=datetime(2026, 7, 1, 20, 0, tzinfo=UTC))
-        == "today 18:00 CEST"
-    )
-    assert (
-        when("2026-07-01T23:30:00+00:00", BERLIN, now=datetime(2026, 7, 1, 20, 0, tzinfo=UTC))
-        == "tomorrow 01:30 CEST"
+        when("2026-07-01T23:30:00+00:00", BERLIN, now=datetime(2026, 7, 1, 20, 0, tzinfo=UTC)) == "tomorrow 01:30 CEST"
     )
     assert when(None, BERLIN) == "" and when("2026-07-01T16:00:00+00:00", "Not/AZone") == "2026-07-01 16:00 UTC"
 
@@ -242,7 +238,8 @@ def test_a_sensor_that_sees_stock_in_the_backroom_says_refill_from_there():
         now=NOW,
     ).iloc[0]
     assert line["reason"].startswith(
-        "Sensor reads 0 units (last reading today 17:00 CET); the books show 20 more in the backroom: refill from there;"
+        "Sensor reads 0 units (last reading today 17:00 CET); the books show 20 more in the backroom: "
+        "refill from there;"
     )
 
 
@@ -294,7 +291,8 @@ def test_severity_in_words_members_and_value_at_risk():
         phantom["impact"] == "1 favourite member affected; about 3 units (worth 7.75 at shelf price) not sold each day"
     )
 
-    # 5 units left against 4 expected: short only if sales beat the forecast; no money figure, so what the rank is made of
+    # 5 units left against 4 expected: short only if sales beat the forecast; no money figure, so what the
+    # rank is made of
     enough = shelf_lines(
         pd.DataFrame(
             [
@@ -317,10 +315,12 @@ def test_severity_in_words_members_and_value_at_risk():
     )
     assert (
         enough["impact"]
-        == f"no favourite members affected; short before the next delivery only if sales beat the forecast; {SEVERITY_MADE_OF}"
+        == "no favourite members affected; short before the next delivery only if sales beat the forecast; "
+        f"{SEVERITY_MADE_OF}"
     )
 
-    # a shelf_empty raised on arrival (no forecast in its evidence), members counted per alert (the report's column), no price
+    # a shelf_empty raised on arrival (no forecast in its evidence), members counted per alert (the report's
+    # column), no price
     frame = (
         pd.DataFrame(
             [
