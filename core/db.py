@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:  # pandas is imported where a frame is written: engines and inserts do without it
+    import pandas as pd
+    import psycopg
+    from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+
+# the dialect's insert construct (both have on_conflict_do_nothing / on_conflict_do_update)
+DialectInsert: TypeAlias = "Callable[[Table], PostgresqlInsert | SqliteInsert]"
+# writes a frame's rows (columns named as the table's) into a table; returns how many
+BulkWriter: TypeAlias = "Callable[[Connection, Table, pd.DataFrame], int]"
 
 
 class NoDataYet(LookupError):
@@ -28,7 +43,7 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -39,7 +54,7 @@ def get_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def insert_ignore(conn, table, rows: list[dict], chunk: int = 5000) -> int:
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], chunk: int = 5000) -> int:
     """Insert rows, skipping those whose key already exists; returns how many were new.
 
     The same statement on SQLite and PostgreSQL (`ON CONFLICT DO NOTHING`), so loads are idempotent.
@@ -55,7 +70,7 @@ def insert_ignore(conn, table, rows: list[dict], chunk: int = 5000) -> int:
     return added
 
 
-def upsert(conn, table, rows: list[dict], chunk: int = 5000) -> int:
+def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], chunk: int = 5000) -> int:
     """Insert rows or update the non-key columns of existing ones (reference data that may change)."""
     if not rows:
         return 0
@@ -72,27 +87,31 @@ def upsert(conn, table, rows: list[dict], chunk: int = 5000) -> int:
     return total
 
 
-def dialect_insert(conn):
+def dialect_insert(conn: Connection) -> DialectInsert:
     """The dialect's `insert` construct, which has `on_conflict_do_nothing` / `on_conflict_do_update`."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
-def copy_rows(conn, table, frame) -> int:
+def copy_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """PostgreSQL: COPY a frame's rows (columns named as the table's) into `table`, in the connection's
     transaction; per-row INSERT binding costs more than the database's own work for bulk writes."""
     columns = ", ".join(frame.columns)
-    with conn.connection.driver_connection.cursor() as cur:
+    # SQLAlchemy types the driver's own connection as Any | None; on PostgreSQL it is psycopg 3's
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    with driver.cursor() as cur:
         with cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
             for row in frame.itertuples(index=False, name=None):
                 copy.write_row(row)
     return len(frame)
 
 
-def insert_rows(conn, table, frame, chunk: int = 10000) -> int:
+def insert_rows(conn: Connection, table: Table, frame: pd.DataFrame, chunk: int = 10000) -> int:
     """Batched INSERTs of a frame's rows (executemany): SQLite's bulk write."""
     rows = frame.to_dict("records")
     for start in range(0, len(rows), chunk):
@@ -100,7 +119,7 @@ def insert_rows(conn, table, frame, chunk: int = 10000) -> int:
     return len(rows)
 
 
-def bulk_writer(conn):
+def bulk_writer(conn: Connection) -> BulkWriter:
     """How to write many rows on this connection: COPY on PostgreSQL, batched INSERTs elsewhere."""
     return copy_rows if conn.dialect.name == "postgresql" else insert_rows
 
@@ -120,7 +139,7 @@ def store_zone(zone: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def local_time(ts, zone: str | None, with_zone: bool = True) -> str:
+def local_time(ts: datetime | str | None, zone: str | None, with_zone: bool = True) -> str:
     """A stored time as a person in the store reads it: "2026-11-30 18:00 CET" in the store's own
     zone (UTC when the zone is unknown), always labelled; "" for no time. Accepts datetimes (pandas
     timestamps too) and ISO strings (evidence JSON); naive ones are UTC, as stored."""

@@ -7,6 +7,8 @@ the class decides which candidate models are worth a backtest.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -22,7 +24,7 @@ def demand_class(adi: float, cv2: float) -> str:
     return "intermittent" if cv2 < CV2_CUTOFF else "lumpy"
 
 
-def series_profile(units: np.ndarray) -> dict:
+def series_profile(units: np.ndarray) -> dict[str, Any]:
     """ADI, CV², class, history length (from the first sale) and mean daily volume of one series."""
     units = np.asarray(units, dtype=float)
     nonzero = np.flatnonzero(units > 0)

@@ -123,7 +123,8 @@ def member_weights(windows: list[WindowResult], members: list[str], weighted: bo
     if not weighted:
         return np.full(len(members), 1.0 / len(members))
     inverse = np.array([1.0 / max(mean_rmsse(windows, m), 1e-6) ** 2 for m in members])
-    return inverse / inverse.sum()
+    weights: np.ndarray = inverse / inverse.sum()
+    return weights
 
 
 def combination_name(members: list[str]) -> str:

@@ -15,8 +15,14 @@ dispersion splits into a day-to-day part and a shared level part σ²: an h-day 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
+
+# a float, or an array of them (one per series or per day)
+Floats = float | npt.NDArray[np.float64]
 
 MIN_MEAN = 1e-6
 
@@ -31,14 +37,15 @@ def nb_dispersion(actual: np.ndarray, forecast: np.ndarray) -> float:
     return float(max(0.0, (err2 - forecast[ok].mean()) / np.mean(forecast[ok] ** 2)))
 
 
-def nb_cdf(x: np.ndarray, mean: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
+def nb_cdf(x: np.ndarray, mean: Floats, dispersion: Floats) -> np.ndarray:
     """P(Y <= x) for NB(mean, 1/k = dispersion); Poisson where dispersion is 0."""
-    mean = np.maximum(np.asarray(mean, float), MIN_MEAN)
-    dispersion = np.broadcast_to(np.asarray(dispersion, float), mean.shape)
-    poisson = dispersion <= 1e-9
-    size = np.where(poisson, 1.0, 1.0 / np.where(poisson, 1.0, dispersion))
-    nb = stats.nbinom.cdf(x, size, size / (size + mean))
-    return np.where(poisson, stats.poisson.cdf(x, mean), nb)
+    mu: np.ndarray = np.maximum(np.asarray(mean, float), MIN_MEAN)
+    phi = np.broadcast_to(np.asarray(dispersion, float), mu.shape)
+    poisson = phi <= 1e-9
+    size = np.where(poisson, 1.0, 1.0 / np.where(poisson, 1.0, phi))
+    nb = stats.nbinom.cdf(x, size, size / (size + mu))
+    cdf: np.ndarray = np.where(poisson, stats.poisson.cdf(x, mu), nb)  # scipy is untyped
+    return cdf
 
 
 def nb_ppf(level: float, mean: np.ndarray, dispersion: np.ndarray) -> np.ndarray:
@@ -50,10 +57,13 @@ def nb_ppf(level: float, mean: np.ndarray, dispersion: np.ndarray) -> np.ndarray
     poisson = dispersion <= 1e-9
     size = np.where(poisson, 1.0, 1.0 / np.where(poisson, 1.0, dispersion))
     q = np.where(poisson, stats.poisson.ppf(level, safe), stats.nbinom.ppf(level, size, size / (size + safe)))
-    return np.where(mean > 0, q, 0.0)
+    units: np.ndarray = np.where(mean > 0, q, 0.0)  # scipy is untyped
+    return units
 
 
-def nb_quantiles(mean: np.ndarray, dispersion: np.ndarray, levels, max_units: int | None = None) -> np.ndarray:
+def nb_quantiles(
+    mean: np.ndarray, dispersion: np.ndarray, levels: Sequence[float], max_units: int | None = None
+) -> np.ndarray:
     """Quantiles (rows = days, columns = levels) of the count linearly interpolated between integers."""
     mean = np.asarray(mean, float)
     dispersion = np.broadcast_to(np.asarray(dispersion, float), mean.shape)
@@ -71,19 +81,25 @@ def nb_quantiles(mean: np.ndarray, dispersion: np.ndarray, levels, max_units: in
     return out
 
 
-def sum_variance(total, total_sq, dispersion, level_dispersion=0.0):
+def sum_variance(
+    total: Floats, total_sq: Floats, dispersion: Floats, level_dispersion: Floats = 0.0
+) -> npt.NDArray[np.float64]:
     """Variance of a sum of days with means summing to `total` and squares to `total_sq`: day-to-day
     NB noise plus a level error shared by all days (never more than the whole dispersion)."""
     dispersion = np.asarray(dispersion, float)
     level = np.minimum(np.asarray(level_dispersion, float), dispersion)
-    return total + (dispersion - level) * total_sq + level * np.asarray(total, float) ** 2
+    variance: npt.NDArray[np.float64] = total + (dispersion - level) * total_sq + level * np.asarray(total, float) ** 2
+    return variance
 
 
-def moment_dispersion(total, variance):
+def moment_dispersion(total: Floats, variance: Floats) -> npt.NDArray[np.float64]:
     """NB dispersion matching a mean and a variance (0 where the variance is Poisson's or less)."""
     total = np.asarray(total, float)
     safe = np.where(total > 0, total, 1.0)
-    return np.where(total > 0, np.maximum(np.asarray(variance, float) - total, 0.0) / safe**2, 0.0)
+    dispersion: npt.NDArray[np.float64] = np.where(
+        total > 0, np.maximum(np.asarray(variance, float) - total, 0.0) / safe**2, 0.0
+    )
+    return dispersion
 
 
 def lead_time_demand(mean: np.ndarray, dispersion: float, level_dispersion: float = 0.0) -> tuple[float, float]:
@@ -102,10 +118,13 @@ def window_sums(a: np.ndarray, h: int, step: int = 1) -> np.ndarray:
     a = np.atleast_2d(np.asarray(a, float))
     c = np.concatenate([np.zeros((len(a), 1)), np.cumsum(a, axis=1)], axis=1)
     starts = np.arange(0, a.shape[1] - h + 1, step)
-    return c[:, starts + h] - c[:, starts]
+    sums: np.ndarray = c[:, starts + h] - c[:, starts]
+    return sums
 
 
-def inside_interval(values, mean, dispersion, low: float = 0.1, high: float = 0.9):
+def inside_interval(
+    values: Floats, mean: Floats, dispersion: Floats, low: float = 0.1, high: float = 0.9
+) -> npt.NDArray[np.bool_]:
     """Inside [q_low, q_high] of the (interpolated) negative binomial: low <= F(y) and (y = 0 or
     F(y) <= high); needs no quantile grid, so it runs on many series at once."""
     values = np.asarray(values, float)

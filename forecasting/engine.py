@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -34,7 +36,17 @@ from forecasting.global_model import GLOBAL_MODEL, fit_global, predict_global
 from forecasting.metrics import naive_scale
 from forecasting.parallel import map_in_processes
 
+if TYPE_CHECKING:  # imported where the models are made: the engine's import stays light
+    from mlforecast import MLForecast
+
 KEY_SEP = "|"
+
+# sku -> [(store_id or "" for every store, first day, last day)] as epoch days
+PromotionIndex: TypeAlias = dict[str, list[tuple[str, int, int]]]
+# sku -> [(store_id or "" for every store, first day as epoch day, price)]
+PriceIndex: TypeAlias = dict[str, list[tuple[str, int, float]]]
+# a chunk of sales with its promotions, prices and the settings: forecast_chunk's argument
+ChunkTask: TypeAlias = tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, "EngineSettings"]
 
 MODEL_COLUMNS = [
     "store_id",
@@ -79,7 +91,13 @@ class ForecastResult:
     rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["store_id", "sku", "problem"]))
 
 
-def fast_models(horizon: int) -> list:
+class StatsforecastModel(Protocol):
+    """A model of statsforecast.models, as the engine reads it."""
+
+    alias: str
+
+
+def fast_models(horizon: int) -> list[StatsforecastModel]:
     """Cheap candidates, evaluated on every series: each fits 10k series in seconds."""
     from statsforecast.models import (
         ADIDA,
@@ -115,7 +133,7 @@ ADJUSTED_SUFFIX = "+weekday"
 # ------------------------------------------------------------------------------------------- preparation
 
 
-def series_key(store_id, sku) -> str:
+def series_key(store_id: str, sku: str) -> str:
     return f"{store_id}{KEY_SEP}{sku}"
 
 
@@ -133,9 +151,9 @@ class SeriesData:
     price: np.ndarray | None = None  # shelf price per day, `horizon` days longer too; None: no prices known
 
 
-def promotion_index(promotions: pd.DataFrame | None) -> dict[str, list[tuple[str, int, int]]]:
+def promotion_index(promotions: pd.DataFrame | None) -> PromotionIndex:
     """sku -> [(store_id or "" for every store, first day, last day)] as epoch days, looked up per series."""
-    index: dict[str, list] = {}
+    index: PromotionIndex = {}
     if promotions is None or promotions.empty:
         return index
     start = pd.to_datetime(promotions["start_date"]).to_numpy("datetime64[D]").astype(int)
@@ -145,7 +163,7 @@ def promotion_index(promotions: pd.DataFrame | None) -> dict[str, list[tuple[str
     return index
 
 
-def promo_flags(index: dict, store_id: str, sku: str, first_day: int, n_days: int) -> np.ndarray:
+def promo_flags(index: PromotionIndex, store_id: str, sku: str, first_day: int, n_days: int) -> np.ndarray:
     """True on the days (from epoch day `first_day`) a promotion runs for this store and SKU."""
     flag = np.zeros(n_days, dtype=bool)
     for store, a, b in index.get(sku, ()):
@@ -154,9 +172,9 @@ def promo_flags(index: dict, store_id: str, sku: str, first_day: int, n_days: in
     return flag
 
 
-def price_index(prices: pd.DataFrame | None) -> dict[str, list[tuple[str, int, float]]]:
+def price_index(prices: pd.DataFrame | None) -> PriceIndex:
     """sku -> [(store_id or "" for every store, first day as epoch day, price)], looked up per series."""
-    index: dict[str, list] = {}
+    index: PriceIndex = {}
     if prices is None or prices.empty:
         return index
     days = pd.to_datetime(prices["date"]).to_numpy("datetime64[D]").astype(int)
@@ -167,7 +185,7 @@ def price_index(prices: pd.DataFrame | None) -> dict[str, list[tuple[str, int, f
     return index
 
 
-def price_path(index: dict, store_id: str, sku: str, first_day: int, n_days: int) -> np.ndarray | None:
+def price_path(index: PriceIndex, store_id: str, sku: str, first_day: int, n_days: int) -> np.ndarray | None:
     """The shelf price on each of `n_days` days from epoch day `first_day`: each row's price from its
     date until a later row (a store's own row is applied after a chain-wide one of the same date);
     before the first row, the first price. None when no price is known for the series."""
@@ -187,8 +205,8 @@ def series_data(
     units: np.ndarray,
     stockout: np.ndarray,
     horizon: int,
-    promos: dict,
-    prices: dict | None = None,
+    promos: PromotionIndex,
+    prices: PriceIndex | None = None,
 ) -> SeriesData:
     """Arrays of one series from its rows (`day` = epoch days, duplicates summed)."""
     first = int(day.min())
@@ -227,7 +245,8 @@ def weekday_profile(units: np.ndarray, weekday: np.ndarray, weeks: int, prior: n
     factors = np.where(
         counts > 0, (sums + PROFILE_PRIOR_UNITS * prior) / (counts * overall + PROFILE_PRIOR_UNITS), prior
     )
-    return factors / factors[wd].mean()
+    profile: np.ndarray = factors / factors[wd].mean()
+    return profile
 
 
 def pooled_weekday_profile(series: list[SeriesData], n_days: list[int], weeks: int) -> np.ndarray:
@@ -327,7 +346,8 @@ def adjusted_history(s: PreparedSeries) -> np.ndarray:
     """Baseline divided by the weekday profile; days the shop barely trades are interpolated."""
     factor = s.profile[s.weekday]
     adj = np.where(factor >= 0.05, s.baseline / np.maximum(factor, 0.05), np.nan)
-    return pd.Series(adj).interpolate(limit_direction="both").fillna(0.0).to_numpy()
+    history: np.ndarray = pd.Series(adj).interpolate(limit_direction="both").fillna(0.0).to_numpy()
+    return history
 
 
 def reject_reason(data: SeriesData) -> str | None:
@@ -407,11 +427,15 @@ def to_demand_units(forecasts: np.ndarray, s: PreparedSeries, model: str) -> np.
         out = out * s.profile[s.future_dates.dayofweek.to_numpy()]
     if model != "prophet":
         out = np.where(s.future_promo, out * s.lift, out)
-    return out
+    demand: np.ndarray = out
+    return demand
 
 
 def candidate_forecasts(
-    series: list[PreparedSeries], settings: EngineSettings, prophet_keys: set[str], fitted_global=None
+    series: list[PreparedSeries],
+    settings: EngineSettings,
+    prophet_keys: set[str],
+    fitted_global: MLForecast | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per series, every candidate's forecast of the `horizon` days after its history, in demand units.
     `fitted_global`: a global model already fitted (on an earlier cut); otherwise it is fitted here."""
@@ -467,7 +491,8 @@ def prophet_fit_predict(s: PreparedSeries, horizon: int, country: str | None) ->
     future = pd.DataFrame({"ds": s.future_dates[:horizon]})
     if use_promo:
         future["promo"] = s.future_promo[:horizon].astype(float)
-    return np.maximum(model.predict(future)["yhat"].to_numpy(), 0.0)
+    mean: np.ndarray = np.maximum(model.predict(future)["yhat"].to_numpy(), 0.0)
+    return mean
 
 
 def prophet_eligible(s: PreparedSeries, settings: EngineSettings) -> bool:
@@ -546,11 +571,12 @@ class ChunkCandidates:
 
 
 def chunk_series(
-    sales: pd.DataFrame, promotions, settings: EngineSettings, prices=None
-) -> tuple[dict[str, SeriesData], list]:
+    sales: pd.DataFrame, promotions: pd.DataFrame | None, settings: EngineSettings, prices: pd.DataFrame | None = None
+) -> tuple[dict[str, SeriesData], list[tuple[str, str, str]]]:
     """Arrays per series of a long frame with a `stockout` column, and the series that can't be forecast."""
     promos, price_rows = promotion_index(promotions), price_index(prices)
-    rejected, data = [], {}
+    rejected: list[tuple[str, str, str]] = []
+    data: dict[str, SeriesData] = {}
     sales = sales.sort_values(["store_id", "sku"], kind="stable")
     day = sales["date"].to_numpy("datetime64[D]").astype(np.int64)
     units, stockout = sales["units"].to_numpy(float), sales["stockout"].to_numpy(float)
@@ -568,7 +594,11 @@ def chunk_series(
 
 
 def chunk_candidates(
-    sales: pd.DataFrame, promotions, settings: EngineSettings, final_models: str = "chosen", prices=None
+    sales: pd.DataFrame,
+    promotions: pd.DataFrame | None,
+    settings: EngineSettings,
+    final_models: str = "chosen",
+    prices: pd.DataFrame | None = None,
 ) -> ChunkCandidates:
     """Backtest every candidate on every series of the chunk and forecast the horizon with them.
     Prophet's final fit is costly: with `final_models="chosen"` it is only made where the decision can
@@ -594,7 +624,7 @@ def chunk_candidates(
     return ChunkCandidates(full, windows, final, rejected, classes, pooled)
 
 
-def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def forecast_chunk(args: ChunkTask) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Forecast one chunk of series (a long frame with a `stockout` column): forecast, models, rejected."""
     sales, promotions, prices, settings = args
     h = settings.horizon
@@ -607,6 +637,7 @@ def forecast_chunk(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
         if model is None:
             model = "short_history_mean"
             mean, dispersion = short_history_forecast(s, h)
+        assert mean is not None  # a decision with a model has its mean (combine.mean_of)
         level_dispersion = shares.get(c.classes.get(uid, ""), shares.get("", 0.0)) * dispersion
         q = nb_quantiles(mean, np.full(h, dispersion), settings.quantiles)
         fc = pd.DataFrame({"store_id": s.store_id, "sku": s.sku, "date": s.future_dates, "mean": mean})
@@ -687,7 +718,7 @@ def forecast(
     settings: EngineSettings = EngineSettings(),
     promotions: pd.DataFrame | None = None,
     shard: tuple[int, int] | None = None,
-    progress=None,
+    progress: Callable[[int], object] | None = None,
     prices: pd.DataFrame | None = None,
 ) -> ForecastResult:
     """Forecast every store x SKU of `store_id, sku, date, units[, stockout]` (validated) over all cores.

@@ -11,9 +11,13 @@ seed, so the same store always gets the same forecasts, whatever the shards or p
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # imported where a model is fitted: the engine starts without LightGBM
+    from mlforecast import MLForecast
 
 GLOBAL_MODEL = "lgbm_global"
 MIN_SERIES = 20  # fewer series than this teach a global model little: it is not a candidate there
@@ -22,7 +26,7 @@ FEATURE_DAYS = 364 + 392  # ... with features that look back up to a year and 28
 SCALE_DAYS = 91
 MIN_SCALE = 0.05
 
-LIGHTGBM_PARAMS = dict(
+LIGHTGBM_PARAMS: dict[str, Any] = dict(  # LGBMRegressor's keyword arguments, of mixed types
     objective="tweedie",
     tweedie_variance_power=1.2,
     n_estimators=150,
@@ -52,7 +56,7 @@ def on_own_scale(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return recent.assign(y=recent["y"] / recent["unique_id"].map(scale)), scale
 
 
-def fit_global(frame: pd.DataFrame):
+def fit_global(frame: pd.DataFrame) -> MLForecast | None:
     """The global model learnt from `unique_id, ds, y[, known-ahead features]` (consecutive days per
     series); None when there are too few series to learn from."""
     if frame["unique_id"].nunique() < MIN_SERIES:
@@ -78,7 +82,7 @@ def fit_global(frame: pd.DataFrame):
     with warnings.catch_warnings():
         # the year-ago features are missing in a series' first year, by design: the trees route them
         warnings.filterwarnings("ignore", message="Found null values", category=UserWarning)
-        features = model.preprocess(
+        features: pd.DataFrame = model.preprocess(  # a frame: return_X_y is False
             data, id_col="unique_id", time_col="ds", target_col="y", static_features=[], dropna=False
         )
     rows = features.groupby("unique_id", sort=False).tail(FIT_DAYS)
@@ -86,7 +90,9 @@ def fit_global(frame: pd.DataFrame):
     return model
 
 
-def predict_global(model, frame: pd.DataFrame, future: pd.DataFrame | None, horizon: int) -> dict[str, np.ndarray]:
+def predict_global(
+    model: MLForecast | None, frame: pd.DataFrame, future: pd.DataFrame | None, horizon: int
+) -> dict[str, np.ndarray]:
     """Per unique_id of `frame` (its history up to now, as for `fit_global`) the next `horizon` days'
     mean, floored at 0. `future`: the known-ahead features over the horizon (`unique_id, ds,
     price_ratio, holiday`; engine.global_model_frames), or None. The model may have been fitted on an

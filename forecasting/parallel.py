@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
 
 
-def map_in_processes(fn: Callable, tasks: list, workers: int) -> Iterator:
+def map_in_processes(fn: Callable[[Task], Result], tasks: list[Task], workers: int) -> Iterator[Result]:
     """`fn` over `tasks`, results in task order: in this process when there is one worker or one task
     (no pool start-up cost, easy to debug), otherwise over a pool of `workers` processes."""
     if workers == 1 or len(tasks) <= 1:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from forecasting.engine import ForecastResult
 
 HISTORY_DAYS_SHOWN = 120
 
@@ -41,7 +45,9 @@ def plot_series(
     return path
 
 
-def plot_all(sales: pd.DataFrame, result, out_dir: Path, history_days: int = HISTORY_DAYS_SHOWN) -> list[Path]:
+def plot_all(
+    sales: pd.DataFrame, result: ForecastResult, out_dir: Path, history_days: int = HISTORY_DAYS_SHOWN
+) -> list[Path]:
     """One PNG per forecast series, named STORE_SKU.png."""
     models = result.models.set_index(["store_id", "sku"])
     paths = []

@@ -7,21 +7,28 @@ replaces the same run instead of adding a copy.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from core.db import NoDataYet, bulk_writer, dialect_insert
+from core.db import BulkWriter, NoDataYet, bulk_writer, dialect_insert
 from forecasting.combine import parse_strategy
 from forecasting.engine import EngineSettings, ForecastResult, forecast, select_shard
 from sql import schema
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 CLOSING_HOUR = 22  # a shelf that empties at closing time lost no sales
 FORECAST_COLUMNS = [c.name for c in schema.forecasts.columns]
 
 
-def engine_settings(settings, horizon: int | None = None, quantiles=(0.1, 0.5, 0.9)) -> EngineSettings:
+def engine_settings(
+    settings: Settings, horizon: int | None = None, quantiles: Sequence[float] = (0.1, 0.5, 0.9)
+) -> EngineSettings:
     """The forecaster's settings from Shelfwatch's (environment-backed) settings; a combination it
     does not know is refused here, naming SHELFWATCH_FORECAST_COMBINATION, before any work is done."""
     try:
@@ -87,7 +94,7 @@ def store_result(
     last: pd.Timestamp,
     horizon: int,
     stores: list[str] | None = None,
-    write_rows=None,
+    write_rows: BulkWriter | None = None,
 ) -> None:
     """Replace the run's rows (of `stores`, when forecasting one shard) with `result`.
 
@@ -140,10 +147,10 @@ def run_forecast(
     engine: Engine,
     settings: EngineSettings,
     shard: tuple[int, int] | None = None,
-    progress=None,
+    progress: Callable[[int], object] | None = None,
     stores: list[str] | None = None,
-    until=None,
-) -> dict:
+    until: date | str | None = None,
+) -> dict[str, Any]:
     """Forecast all store x SKU series in the database (or one shard of stores, or the listed stores)
     as one run; `until` forecasts from the history up to that date (a planner's re-run of the past)."""
     sales = read_sales(engine)

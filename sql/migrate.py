@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from core.db import get_engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(url: str):
+def alembic_config(url: str) -> Config:
     """Alembic configuration pointing at sql/migrations, usable without an alembic.ini."""
     from alembic.config import Config
 

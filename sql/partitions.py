@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
 
 from sql import schema
+
+if TYPE_CHECKING:
+    from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 
 PARENT = schema.sensor_readings.name
 DEFAULT_PARTITION = f"{PARENT}_default"
@@ -38,9 +42,10 @@ def is_reading_partition(name: str) -> bool:
     return name == DEFAULT_PARTITION or partition_day(name) is not None
 
 
-def autogenerate_includes(name: str, type_: str, parent_names: dict) -> bool:
-    """Alembic's `include_name`: compare sql/schema.py's tables, which leave the partitions out."""
-    return not (type_ == "table" and is_reading_partition(name))
+def autogenerate_includes(name: str | None, type_: NameFilterType, parent_names: NameFilterParentNames) -> bool:
+    """Alembic's `include_name`: compare sql/schema.py's tables, which leave the partitions out (only a
+    schema's name is ever None: the default schema)."""
+    return not (type_ == "table" and name is not None and is_reading_partition(name))
 
 
 def day_bounds(day: date) -> tuple[str, str]:

@@ -1,6 +1,9 @@
 """Alembic environment: migrations target `sql.schema.metadata` on the configured connection."""
 
+from typing import cast
+
 from alembic import context
+from sqlalchemy import Connection
 
 from sql.partitions import autogenerate_includes
 from sql.schema import metadata
@@ -13,14 +16,15 @@ def run_migrations() -> None:
     if connection is None:
         from sqlalchemy import create_engine
 
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        # sql.migrate.alembic_config always sets the URL (and SQLAlchemy refuses a None one itself)
+        engine = create_engine(cast(str, config.get_main_option("sqlalchemy.url")))
         with engine.begin() as conn:
             _run(conn)
         return
     _run(connection)
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -11,6 +11,7 @@ from the readings and kept by triggers on sensor_readings, in the transaction th
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -60,7 +61,10 @@ def newest_per_sensor(source: str) -> str:
     upserts lock rows in one order and cannot deadlock."""
     key = ", ".join(f"r.{c}" for c in KEY)
     per_sensor = f"PARTITION BY {key}"
-    trusted = lambda c: f"CASE WHEN clock_skew THEN NULL ELSE {c} END"  # noqa: E731
+
+    def trusted(c: str) -> str:
+        return f"CASE WHEN clock_skew THEN NULL ELSE {c} END"
+
     return (
         f"SELECT {', '.join(KEY)}, {trusted('units')}, {trusted('seq')}, {trusted('device_ts')}, "
         "last_device_ts, last_received_at "
@@ -139,7 +143,7 @@ def drop_triggers(dialect: str) -> list[str]:
     return drops
 
 
-def readings_columns(reading_id: sa.types.TypeEngine) -> list:
+def readings_columns(reading_id: sa.types.TypeEngine[int]) -> list[sa.Column[Any]]:
     return [
         sa.Column("reading_id", reading_id, autoincrement=False, nullable=False),  # the existing id sequence
         sa.Column("sensor_id", sa.String(length=64), nullable=False),
