@@ -1,5 +1,6 @@
-"""POS files, one sales source: CSV or Parquet files gated by the sales contract's Great Expectations
-suite (`contract`); good rows load, bad rows go to quarantine.
+"""POS files, one sales source: CSV or Parquet files through the one Great Expectations gate
+(`contract`, with the POS specs of `reference_contract.POS_FILES`); good rows load, bad rows go to
+quarantine.
 
 Two file kinds, told apart by their columns: daily sales per store x SKU x day, and purchase lines
 (with a member id where a loyalty card was scanned; a card not yet in the member file does not stop
@@ -26,20 +27,16 @@ from sqlalchemy import Connection, Engine, select, tuple_
 
 from core.db import insert_ignore
 from core.domain import SALES_FILE
-from sales_ingest.contract import (
-    SALES_KINDS,
-    detach_unknown_members,
-    good_rows,
-    known_ids,
-    quarantine_row,
-    resolve_duplicates,
-    sniff_delimiter,
-    typed_frame,
-    validate_with_gx,
-    whole_file_row,
-)
+from sales_ingest.contract import Gate, Known, good_rows, quarantine_row, sniff_delimiter, typed_frame, whole_file_row
 from sales_ingest.member_links import attach_pending_member_links, waiting_links
+from sales_ingest.reference_contract import POS_FILES, FileSpec
 from sql import schema
+
+# The two POS kinds: their columns, key and table, from their specs.
+SALES_KINDS = {
+    kind: {"columns": spec.column_names, "key": list(spec.key), "table": getattr(schema, spec.table)}
+    for kind, spec in POS_FILES.items()
+}
 
 
 class SalesFileError(ValueError):
@@ -120,17 +117,51 @@ def read_raw(path: Path) -> pd.DataFrame:
     return frame
 
 
-def parse_frame(raw: pd.DataFrame, kind: str, known: dict[str, set[str]]) -> pd.DataFrame:
+def parse_frame(raw: pd.DataFrame, kind: str, known: Known) -> pd.DataFrame:
     """`contract.typed_frame` of the file's text, after what a spreadsheet export changes: decimal
     commas in `;`/tab files, and store/SKU ids in another case than the master data's (mapped to it).
     The raw frame stays as it was, for quarantine."""
     text = raw.copy()
     if raw.attrs.get("decimal_comma") and "units" in text:
         text["units"] = text["units"].str.replace(",", ".", regex=False)
-    for column, ids in (("store_id", known.get("stores", set())), ("sku", known.get("skus", set()))):
+    for column, parent in (("store_id", "stores"), ("sku", "products")):
+        ids = known.ids[parent]
         by_case = {i.lower(): i for i in ids}
-        text[column] = text[column].map(lambda v: v if v in ids else by_case.get(v.strip().lower(), v))
-    return typed_frame(text, kind)
+        text[column] = text[column].map(
+            lambda v, ids=ids, by_case=by_case: v if v in ids else by_case.get(v.strip().lower(), v)
+        )
+    return typed_frame(text, POS_FILES[kind], known)
+
+
+def validate(
+    gate: Gate, frame: pd.DataFrame, raw: pd.DataFrame, kind: str, known: Known, today: date
+) -> dict[int, list[str]]:
+    """Row index -> the problems of the row, as the gate words them for POS files, duplicates resolved,
+    and rows with more cells than the header."""
+    failures = gate.validate(frame, POS_FILES[kind], known, today)
+    problems = {idx: [problem for _, _, problem in row] for idx, row in failures.items()}
+    return extra_cell_problems(raw, resolve_pos_duplicates(frame, POS_FILES[kind], problems))
+
+
+def resolve_pos_duplicates(frame: pd.DataFrame, spec: FileSpec, problems: dict[int, list[str]]) -> dict[int, list[str]]:
+    """Identical repeats of a row are harmless (keep the first); conflicting repeats are ambiguous.
+    Rows are compared by their text (POS wording; reference files compare typed values,
+    `contract.resolve_duplicates`)."""
+    key = list(spec.key)
+    cols = spec.column_names
+    dup_rows = [i for i, p in problems.items() if "duplicate key" in p]
+    if not dup_rows:
+        return problems
+    dups = frame.loc[dup_rows, cols]
+    conflicting = dups.groupby(key, dropna=False)[cols].transform("nunique").gt(1).any(axis=1)
+    out = {i: [p for p in ps if p != "duplicate key"] for i, ps in problems.items()}
+    first_of_identical = ~dups.duplicated(subset=cols, keep="first")
+    for i in dup_rows:
+        if conflicting.loc[i]:
+            out[i].append("duplicate key with different values")
+        elif not first_of_identical.loc[i]:
+            out[i].append("identical duplicate row")  # dropped silently would lose the record of it
+    return {i: ps for i, ps in out.items() if ps}
 
 
 def extra_cell_problems(raw: pd.DataFrame, problems: dict[int, list[str]]) -> dict[int, list[str]]:
@@ -159,6 +190,30 @@ def detect_kind(path: Path, columns: list[str]) -> str:
 # ------------------------------------------------------------------------------------------ rows
 
 
+def detach_unknown_members(
+    rows: list[dict], known_members: set[str], source: str, when: datetime
+) -> tuple[list[dict], list[dict]]:
+    """Purchase lines whose loyalty card is not (yet) a known member: the sale is kept with member_id
+    None, and the link goes apart as a pending_member_links row, attached when the member arrives."""
+    kept, links = [], []
+    for row in rows:
+        member = row.get("member_id")
+        if member is not None and member not in known_members:
+            links.append(
+                {
+                    "store_id": row["store_id"],
+                    "receipt_id": row["receipt_id"],
+                    "line_no": row["line_no"],
+                    "member_id": member,
+                    "source": source,
+                    "first_seen_at": when,
+                }
+            )
+            row = {**row, "member_id": None}
+        kept.append(row)
+    return kept, links
+
+
 def quarantine_rows(raw: pd.DataFrame, problems: dict[int, list[str]], path: Path) -> list[dict]:
     now = datetime.now(UTC)
     rows = []
@@ -172,10 +227,30 @@ def quarantine_rows(raw: pd.DataFrame, problems: dict[int, list[str]], path: Pat
 # ------------------------------------------------------------------------------------------ entry points
 
 
+def known_ids(engine: Engine) -> Known:
+    """The store, SKU and member ids a sales record may name."""
+    return Known.from_db(engine, ("stores", "products", "members"))
+
+
+def as_known(known: Known | dict[str, set[str]]) -> Known:
+    """`Known`, also from the ids by kind a caller may hold (`{"stores": ..., "skus": ..., "members": ...}`)."""
+    if isinstance(known, Known):
+        return known
+    out = Known()
+    for name, parent in (("stores", "stores"), ("skus", "products"), ("members", "members")):
+        out.add(parent, known.get(name, ()))
+    return out
+
+
 def ingest_sales_file(
-    engine: Engine, path: Path | str, today: date | None = None, known: dict[str, set[str]] | None = None
+    engine: Engine,
+    path: Path | str,
+    today: date | None = None,
+    known: Known | dict[str, set[str]] | None = None,
+    gate: Gate | None = None,
 ) -> SalesIngestSummary:
-    """Validate one POS file with the GX suite, load its good rows and quarantine the rest."""
+    """Validate one POS file with the GX suite, load its good rows and quarantine the rest. `known`
+    and `gate` (one GX context) are shared by every file of a load."""
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.connect() as conn:
@@ -190,15 +265,14 @@ def ingest_sales_file(
     except SalesFileError as exc:
         quarantine_whole_file(engine, path, str(exc))
         raise
-    known = known or known_ids(engine)
+    known = as_known(known) if known else known_ids(engine)
     frame = parse_frame(raw, kind, known)
-    problems = validate_with_gx(frame, kind, known, today or date.today())
-    problems = extra_cell_problems(raw, resolve_duplicates(frame, kind, problems))
-    rows = good_rows(frame, kind, set(problems))
+    problems = validate(gate or Gate(), frame, raw, kind, known, today or date.today())
+    rows = good_rows(frame, POS_FILES[kind], raw.columns, set(problems))
     bad = quarantine_rows(raw, problems, path)
     links: list[dict] = []
     if kind == "purchase_lines":
-        rows, links = detach_unknown_members(rows, known["members"], str(path), datetime.now(UTC))
+        rows, links = detach_unknown_members(rows, known.ids["members"], str(path), datetime.now(UTC))
     with engine.begin() as conn:
         links = links_of_new_lines(conn, links)  # a line already stored keeps what it has
         loaded = insert_ignore(conn, SALES_KINDS[kind]["table"], rows)
@@ -249,8 +323,8 @@ def ingest_sales_paths(engine: Engine, paths: list[Path | str], today: date | No
     files: list[Path] = []
     for p in map(Path, paths):
         files += [q for q in p.iterdir() if is_pos_file(q)] if p.is_dir() else [p]
-    known = known_ids(engine)
-    return [ingest_sales_file(engine, f, today, known) for f in load_order(files)]
+    known, gate = known_ids(engine), Gate()
+    return [ingest_sales_file(engine, f, today, known, gate) for f in load_order(files)]
 
 
 def is_pos_file(path: Path) -> bool:

@@ -1,11 +1,11 @@
 """The contract of every file a retailer hands Shelfwatch, as data: file names, columns, types, units,
 allowed values, time-zone rules and an example of each.
 
-The reference files (stores, products, members, sensors, deliveries, inventory records, promotions,
-prices, stock-out days) are specified here in full; the POS files (`sales_daily`, `purchase_lines`) take
-their columns from `contract.SALES_KINDS`, so the two never disagree. Everything else is generated
-from these specs: the Great Expectations suite per reference file (`reference_files`), the templates
-(`shelfwatch templates`), the checker (`shelfwatch check`) and docs/data-contract.md (`markdown()`).
+Every file is specified here in full: the reference files (stores, products, members, sensors,
+deliveries, inventory records, promotions, prices, stock-out days) and the POS files (`sales_daily`,
+`purchase_lines`). Everything else is generated from these specs: the Great Expectations suite of
+every file (the one gate, `contract`), the templates (`shelfwatch templates`), the checker
+(`shelfwatch check`) and docs/data-contract.md (`markdown()`).
 
 The cell readers are here too, so the rules the page documents are the rules the loader applies:
 `FLAG_SPELLINGS` for yes/no flags, `read_number`, `read_date`, `read_timestamp`. They raise
@@ -20,8 +20,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-
-from sales_ingest.contract import SALES_KINDS
 
 DOC = "docs/data-contract.md"
 
@@ -89,6 +87,10 @@ class ColumnSpec:
     max_length: int | None = None
     personal: bool = False  # personal data: no value of it is ever printed or logged
     default: str | None = None  # an optional column's value when left out or empty (None: no value)
+    # How the gate reads and checks the cells (none of this is on the page):
+    reader: str = ""  # "": the contract's cell reader of the type; "pandas" (numbers) / "iso" (YYYY-MM-DD dates)
+    not_after_today: bool = False  # DATE: a day after today refuses the row
+    checked: bool = True  # False: taken as written; the gate checks only that it is filled (when required)
 
     @property
     def type_text(self) -> str:
@@ -133,6 +135,10 @@ class FileSpec:
     columns: tuple[ColumnSpec, ...]
     key: tuple[str, ...]  # the columns that name one row; a second row with the same key is a duplicate
     rules: tuple[str, ...] = ()  # rules across columns, in words
+    # How the gate words problems: "column" (one per column, the most basic first: "column C: problem") or
+    # "row" (every problem of the row, in `check_order`, each naming its column: "C is empty")
+    wording: str = "column"
+    check_order: tuple[str, ...] = ()  # "row" wording: the columns whose checks run first, in this order
 
     @property
     def file_names(self) -> tuple[str, str]:
@@ -206,7 +212,8 @@ REFERENCE_FILES: dict[str, FileSpec] = {
                 ColumnSpec(
                     "chain",
                     TEXT,
-                    "The chain or region the store belongs to: a recommended transfer comes only from stores of the same "
+                    "The chain or region the store belongs to: a recommended transfer comes only from stores of the "
+                    "same "
                     "chain. Empty: the store is in the one unnamed chain.",
                     "Shelfwatch North",
                     max_length=64,
@@ -289,13 +296,15 @@ REFERENCE_FILES: dict[str, FileSpec] = {
                 ColumnSpec(
                     "marketing_consent",
                     FLAG,
-                    "Whether the member agreed to be contacted. Required: an unreadable or empty value refuses the row.",
+                    "Whether the member agreed to be contacted. Required: an unreadable or empty value refuses the "
+                    "row.",
                     "yes",
                 ),
                 ColumnSpec(
                     "opted_out",
                     FLAG,
-                    "Whether the member has since opted out (wins over consent). Required: an unreadable or empty value "
+                    "Whether the member has since opted out (wins over consent). Required: an unreadable or empty "
+                    "value "
                     "refuses the row.",
                     "no",
                 ),
@@ -318,10 +327,13 @@ REFERENCE_FILES: dict[str, FileSpec] = {
             ),
             ("member_id",),
             rules=(
-                "contact_address must be an e-mail address when contact_channel is email, and a phone number (digits, spaces, +, -, brackets) "
+                "contact_address must be an e-mail address when contact_channel is email, and a phone number (digits, "
+                "spaces, +, -, brackets) "
                 "when it is sms.",
-                "A refused row never makes a member contactable: if the member is already in the database, a refused row that withdraws consent, "
-                "opts out, or cannot be read on either flag sets marketing_consent to false (and opted_out to true when the row says so).",
+                "A refused row never makes a member contactable: if the member is already in the database, a refused "
+                "row that withdraws consent, "
+                "opts out, or cannot be read on either flag sets marketing_consent to false (and opted_out to true "
+                "when the row says so).",
             ),
         ),
         FileSpec(
@@ -428,7 +440,8 @@ REFERENCE_FILES: dict[str, FileSpec] = {
             "reference",
             "prices",
             "Shelf prices, past and planned: a row sets the price from its date on, until the next "
-            "row for the same store and product. The forecast learns how demand answers price changes and uses the planned ones.",
+            "row for the same store and product. The forecast learns how demand answers price changes and uses the "
+            "planned ones.",
             (
                 _store_ref(
                     "The store (stores.store_id); empty: every store (a store's own row wins on the same date).",
@@ -474,41 +487,79 @@ REFERENCE_FILES: dict[str, FileSpec] = {
     )
 }
 
-# The POS columns, described; the column lists themselves come from contract.SALES_KINDS.
+# The POS columns, described and read as the POS gate always read them: numbers as pandas reads them,
+# dates YYYY-MM-DD only and not after today, ids checked against the database (the member id is not:
+# an unknown card does not stop the sale, its link waits).
 _POS_COLUMNS: dict[str, ColumnSpec] = {
     c.name: c
     for c in (
         _id("store_id", "The store (stores.store_id), spelled exactly as there.", "S001", references="stores"),
         _id("sku", "The product (products.sku), spelled exactly as there.", "SKU00001", references="products"),
-        ColumnSpec("date", DATE, "The store-local day of the sale, written YYYY-MM-DD; not after today.", "2026-11-20"),
-        ColumnSpec("units", NUMBER, "Units sold (a decimal point, no comma).", "3", unit="units", minimum=0),
-        ColumnSpec("receipt_id", TEXT, "The receipt, unique within the store.", "R-S001-20261120-0042", max_length=64),
-        ColumnSpec("line_no", WHOLE, "Line number on the receipt.", "1"),
+        ColumnSpec(
+            "date",
+            DATE,
+            "The store-local day of the sale, written YYYY-MM-DD; not after today.",
+            "2026-11-20",
+            reader="iso",
+            not_after_today=True,
+        ),
+        ColumnSpec(
+            "units", NUMBER, "Units sold (a decimal point, no comma).", "3", unit="units", minimum=0, reader="pandas"
+        ),
+        ColumnSpec(
+            "receipt_id",
+            TEXT,
+            "The receipt, unique within the store.",
+            "R-S001-20261120-0042",
+            max_length=64,
+            checked=False,
+        ),
+        ColumnSpec("line_no", WHOLE, "Line number on the receipt.", "1", reader="pandas"),
         _id(
             "member_id",
-            "Loyalty card scanned; empty: none. A card not yet in members.csv does not stop the sale: the line is kept and "
-            "its member link waits until the member is loaded.",
+            "Loyalty card scanned; empty: none. A card not yet in members.csv does not stop the sale: the line is "
+            "kept and its member link waits until the member is loaded.",
             "M0000001",
             references="members",
             required=False,
+            checked=False,
         ),
     )
 }
-_POS_DESCRIPTIONS = {
-    "sales_daily": "Units sold per store, product and day.",
-    "purchase_lines": "Receipt lines, with the loyalty card where one was scanned (to find members' favourite products).",
-}
 
 
-def _pos_spec(kind: str) -> FileSpec:
-    spec = SALES_KINDS[kind]
-    columns = tuple(
-        _POS_COLUMNS.get(c) or ColumnSpec(c, TEXT, "See sales_ingest/contract.py.", "") for c in spec["columns"]
+def _pos_spec(kind: str, table: str, description: str, columns: list[str], key: list[str]) -> FileSpec:
+    return FileSpec(
+        kind,
+        "pos",
+        table,
+        description,
+        tuple(_POS_COLUMNS[c] for c in columns),
+        tuple(key),
+        wording="row",
+        check_order=("units", "date", "store_id", "sku", "line_no"),
     )
-    return FileSpec(kind, "pos", spec["table"].name, _POS_DESCRIPTIONS.get(kind, ""), columns, tuple(spec["key"]))
 
 
-POS_FILES: dict[str, FileSpec] = {kind: _pos_spec(kind) for kind in SALES_KINDS}
+POS_FILES: dict[str, FileSpec] = {
+    f.name: f
+    for f in (
+        _pos_spec(
+            "sales_daily",
+            "sales_daily",
+            "Units sold per store, product and day.",
+            ["store_id", "sku", "date", "units"],
+            ["store_id", "sku", "date"],
+        ),
+        _pos_spec(
+            "purchase_lines",
+            "purchase_lines",
+            "Receipt lines, with the loyalty card where one was scanned (to find members' favourite products).",
+            ["store_id", "receipt_id", "line_no", "sku", "date", "member_id", "units"],
+            ["store_id", "receipt_id", "line_no"],
+        ),
+    )
+}
 ALL_FILES: dict[str, FileSpec] = {**REFERENCE_FILES, **POS_FILES}  # every input file, reference files first
 
 # Extensions of files that look like an attempt at an input file (others, e.g. .json, are ignored).
@@ -725,14 +776,19 @@ def markdown() -> str:
         "<!-- Generated by `sales_ingest.reference_contract.markdown()`; do not edit by hand.",
         "     tests/sales_ingest/test_reference_contract.py fails when this page and the code disagree. -->",
         "",
-        "A retailer hands Shelfwatch two sorts of files: **reference files** (master data: stores, products, members, sensors,",
-        "deliveries, book stock, promotions, prices, stock-out days), loaded with `shelfwatch load-reference FOLDER`, and **POS files**",
-        "(sales), loaded with `shelfwatch ingest-sales PATH...`. Shelf-sensor readings arrive over MQTT and are not files.",
+        "A retailer hands Shelfwatch two sorts of files: **reference files** (master data: stores, products, members, "
+        "sensors,",
+        "deliveries, book stock, promotions, prices, stock-out days), loaded with `shelfwatch load-reference FOLDER`, "
+        "and **POS files**",
+        "(sales), loaded with `shelfwatch ingest-sales PATH...`. Shelf-sensor readings arrive over MQTT and are not "
+        "files.",
         "",
         "- `shelfwatch templates DIR` writes every file below with its header and one example row, in this layout.",
-        "- `shelfwatch check FOLDER` checks every file of a folder against this page (and the ids already in the database)",
+        "- `shelfwatch check FOLDER` checks every file of a folder against this page (and the ids already in the "
+        "database)",
         "  and lists each problem by file, row and column. It loads nothing. Exit 0: clean; 1: problems.",
-        "- `shelfwatch load-reference FOLDER` loads the reference files; `shelfwatch ingest-sales FOLDER/sales` the POS files.",
+        "- `shelfwatch load-reference FOLDER` loads the reference files; `shelfwatch ingest-sales FOLDER/sales` the "
+        "POS files.",
         "",
         "## Folder layout and file names",
         "",
@@ -744,50 +800,71 @@ def markdown() -> str:
         "    purchase_lines.csv",
         "```",
         "",
-        "Reference file names are exact and case-sensitive: `stores.csv` or `stores.parquet`, not `Stores.csv` or `stores.xlsx`.",
-        "A file in FOLDER that looks like a table (.csv, .parquet, .tsv, .txt, .xlsx, .xls) under any other name is reported as",
-        "an **unknown file**, with a hint (`inventory.csv`: did you mean inventory_records.csv?), and `load-reference` exits 2.",
+        "Reference file names are exact and case-sensitive: `stores.csv` or `stores.parquet`, not `Stores.csv` or "
+        "`stores.xlsx`.",
+        "A file in FOLDER that looks like a table (.csv, .parquet, .tsv, .txt, .xlsx, .xls) under any other name is "
+        "reported as",
+        "an **unknown file**, with a hint (`inventory.csv`: did you mean inventory_records.csv?), and `load-reference` "
+        "exits 2.",
         "`sales_daily.csv` / `purchase_lines.csv` at the top of FOLDER are POS files: `load-reference` leaves them to",
         "`ingest-sales`, `check` checks them. Other files (.json, .jsonl, .npz, ...) and sub-folders are ignored.",
         "",
-        "Reference files load parents before children, in the order of this page, so a row may name an id defined in the",
+        "Reference files load parents before children, in the order of this page, so a row may name an id defined in "
+        "the",
         "same folder: " + " → ".join(f"`{n}`" for n in REFERENCE_FILES) + ".",
         "",
         "## How a reference file is read",
         "",
-        "- **CSV**: UTF-8 (with or without a byte-order mark); the separator is `,`, `;` or a tab, whichever the header line",
-        "  uses. The first line names the columns (any case; spaces around names are ignored). A repeated header line, blank",
-        "  lines and trailing empty lines are skipped. Optional columns may be left out. Row N in a message is the Nth line",
+        "- **CSV**: UTF-8 (with or without a byte-order mark); the separator is `,`, `;` or a tab, whichever the "
+        "header line",
+        "  uses. The first line names the columns (any case; spaces around names are ignored). A repeated header line, "
+        "blank",
+        "  lines and trailing empty lines are skipped. Optional columns may be left out. Row N in a message is the Nth "
+        "line",
         "  under the header (line N+1 of a file without line breaks inside quoted cells).",
-        "- **Parquet**: the same column names; typed columns (numbers, booleans, dates, timestamps) are read as their text.",
-        "- **Ids** (`id` columns) are trimmed and matched case-insensitively to the ids already known: `s001` names the",
+        "- **Parquet**: the same column names; typed columns (numbers, booleans, dates, timestamps) are read as their "
+        "text.",
+        "- **Ids** (`id` columns) are trimmed and matched case-insensitively to the ids already known: `s001` names "
+        "the",
         "  store `S001`. The spelling already in the database, else the first one in the file, is the one stored.",
-        "- **Numbers** use a decimal point (`1.5`). A decimal comma (`1,5`) is read in `;`- or tab-separated files only;",
-        "  thousands separators are never read. Negative values are refused where they mean nothing (stock, units, prices,",
+        "- **Numbers** use a decimal point (`1.5`). A decimal comma (`1,5`) is read in `;`- or tab-separated files "
+        "only;",
+        "  thousands separators are never read. Negative values are refused where they mean nothing (stock, units, "
+        "prices,",
         "  weights, capacities).",
         "- **Dates** are `YYYY-MM-DD`, or an Excel serial date (`46349` = 2026-11-23).",
-        "- **Timestamps** are ISO 8601 with a UTC offset (`2026-11-23T06:00:00+01:00`, `...Z`). Without an offset, or as an",
-        "  Excel serial date-time, they are read in the row's store time zone (`stores.timezone`, from the same folder's",
+        "- **Timestamps** are ISO 8601 with a UTC offset (`2026-11-23T06:00:00+01:00`, `...Z`). Without an offset, or "
+        "as an",
+        "  Excel serial date-time, they are read in the row's store time zone (`stores.timezone`, from the same "
+        "folder's",
         "  stores file or the database); a row whose store is unknown is refused.",
         "- **Choices** (`one of`) and **time zones** are matched case-insensitively and stored in the spelling listed.",
         "",
         "### Yes/no flags",
         "",
-        f"`marketing_consent` and `opted_out` accept exactly these spellings, case-insensitive and trimmed: {flags_true} mean",
-        f"yes; {flags_false} mean no. Anything else, an empty cell included, refuses the row. Consent is never guessed.",
+        "`marketing_consent` and `opted_out` accept exactly these spellings, case-insensitive and trimmed: "
+        f"{flags_true} mean",
+        f"yes; {flags_false} mean no. Anything else, an empty cell included, refuses the row. Consent is never "
+        "guessed.",
         "",
         "## A bad row, a bad file",
         "",
-        "- **A bad row** (an empty required cell, a value of the wrong type, a negative stock, an unknown store or product,",
+        "- **A bad row** (an empty required cell, a value of the wrong type, a negative stock, an unknown store or "
+        "product,",
         "  an unreadable flag, a timestamp that cannot be placed in time, a duplicate key) is refused: it goes to the",
         "  `quarantine` table (channel `reference_file`) with the raw row and a reason such as",
-        "  `members.csv row 3 column opted_out: is not a yes/no flag (...)`. The file's other rows load. Quarantined rows",
-        "  are not a failure: `load-reference` exits 0 and lists them; `shelfwatch quarantine list --source reference` shows",
+        "  `members.csv row 3 column opted_out: is not a yes/no flag (...)`. The file's other rows load. Quarantined "
+        "rows",
+        "  are not a failure: `load-reference` exits 0 and lists them; `shelfwatch quarantine list --source reference` "
+        "shows",
         "  them later. Two rows with the same key: identical copies load once (the copies are quarantined); rows that",
         "  differ are all refused.",
-        "- **A bad file** (unreadable, not UTF-8, empty, a required column missing, an unexpected column) is refused whole,",
-        "  with a message naming the file and the columns expected; it is kept whole in quarantine, the other files still",
-        "  load, and `load-reference` exits 2. So does an unknown file name, and a file given as both .csv and .parquet",
+        "- **A bad file** (unreadable, not UTF-8, empty, a required column missing, an unexpected column) is refused "
+        "whole,",
+        "  with a message naming the file and the columns expected; it is kept whole in quarantine, the other files "
+        "still",
+        "  load, and `load-reference` exits 2. So does an unknown file name, and a file given as both .csv and "
+        ".parquet",
         "  (both are refused: keep one).",
         "- Loading the same folder twice changes nothing.",
         "- No message, log line or quarantine reason ever repeats a value of a personal column (members' contact",
@@ -813,14 +890,19 @@ def markdown() -> str:
         "",
         "## POS files",
         "",
-        "POS files are read by `shelfwatch ingest-sales` (sales_ingest/pos_files.py), through their own Great Expectations",
-        "gate (sales_ingest/contract.py). Any file name ending .csv or .parquet is accepted; the kind is told by the columns",
-        "(a file with `receipt_id`, `line_no` or `member_id` is purchase lines), and the columns must be exactly those below.",
-        "CSV as spreadsheets save it is read: UTF-8 (with or without BOM) or UTF-16, `,` `;` or tab separators (with `;`",
+        "POS files are read by `shelfwatch ingest-sales` (sales_ingest/pos_files.py), through their own Great "
+        "Expectations",
+        "gate (sales_ingest/contract.py). Any file name ending .csv or .parquet is accepted; the kind is told by the "
+        "columns",
+        "(a file with `receipt_id`, `line_no` or `member_id` is purchase lines), and the columns must be exactly those "
+        "below.",
+        "CSV as spreadsheets save it is read: UTF-8 (with or without BOM) or UTF-16, `,` `;` or tab separators (with "
+        "`;`",
         "or tab, `units` may use a decimal comma), header names in any case, blank lines and repeated header lines",
         "skipped, store and SKU ids in any case. Dates are `YYYY-MM-DD` only (a DD-MM-YYYY date refuses the row rather",
         "than guess). Row N in a message is the Nth line under the header. A bad row is quarantined (channel",
-        "`sales_file`); a file with missing or unexpected columns is quarantined whole and `ingest-sales` exits 2; a file",
+        "`sales_file`); a file with missing or unexpected columns is quarantined whole and `ingest-sales` exits 2; a "
+        "file",
         "whose bytes were loaded before is skipped. A date after today, an unknown store or product, a negative or",
         "non-numeric `units`, more cells than the header names and conflicting duplicate keys refuse the row. A",
         "purchase line whose `member_id` is not (yet) a member is stored without it; the link waits and is attached",

@@ -1,10 +1,12 @@
 """Reference files (stores, products, members, sensors, deliveries, inventory records, promotions, prices,
-stock-out days) from a folder, through a Great Expectations gate built from `reference_contract`.
+stock-out days) from a folder, through the one Great Expectations gate (`contract`), driven by the
+specs of `reference_contract`.
 
 Each file is read as text exactly as written (CSV: UTF-8 with or without BOM, `,` `;` or tab
 separated, repeated header rows and blank lines skipped; or Parquet), typed column by column by the
-contract's cell readers, and validated by its GX suite, as the POS gate does (`contract`): text frame
--> typed columns -> GX, each expectation carrying `meta={"problem": ...}` -> row index -> problems.
+contract's cell readers, and validated by its GX suite, as POS files are: text frame -> `typed_frame`
+-> `Gate.validate` (one GX context for the whole folder), each expectation carrying
+`meta={"problem": ...}` -> `first_per_column` (row -> column -> problem) -> `resolve_duplicates`.
 Good rows are upserted, parents before children, so a re-load with corrections updates rows and a
 re-load of the same files changes nothing; bad rows go to `quarantine` (channel REFERENCE_FILE) with
 the raw row and a reason "FILE row N column C: problem". A file that cannot be taken at all (unreadable,
@@ -22,59 +24,43 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from core.db import insert_ignore, upsert
 from core.domain import REFERENCE_FILE
-from sales_ingest.contract import quarantine_row, sniff_delimiter, whole_file_row
+from sales_ingest.contract import (
+    ID_COLUMNS,
+    Gate,
+    Known,
+    first_per_column,
+    good_rows,
+    quarantine_row,
+    resolve_duplicates,
+    sniff_delimiter,
+    typed_frame,
+    whole_file_row,
+)
 from sales_ingest.reference_contract import (
-    CHOICE,
-    DATE,
     DOC,
-    FLAG,
-    FLAG_HELP,
     FLAG_SPELLINGS,
-    ID,
-    NUMBER,
     REFERENCE_FILES,
-    TEXT,
-    TIMESTAMP,
-    WHOLE,
-    ZONE,
-    CellProblem,
     FileSpec,
     close_column,
     did_you_mean,
     looks_like_input,
-    read_date,
-    read_number,
-    read_timestamp,
-    read_whole,
     spec_for,
-    time_zones,
 )
 from sql import schema
 
 log = logging.getLogger(__name__)
-
-# The id each referenced file is known by, and the table it is read from in the database.
-ID_COLUMNS = {
-    "stores": "store_id",
-    "products": "sku",
-    "members": "member_id",
-    "sensors": "sensor_id",
-    "deliveries": "delivery_id",
-}
 
 
 class FileRefused(ValueError):
@@ -159,55 +145,6 @@ class FolderResult:
             }
         )
         return out
-
-
-# ------------------------------------------------------------------------------------------ known ids
-
-
-class Known:
-    """The ids rows may name (the database's plus the folder's good rows so far), matched
-    case-insensitively, and the stores' time zones."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, set[str]] = {name: set() for name in ID_COLUMNS}
-        self.folded: dict[str, dict[str, str]] = {name: {} for name in ID_COLUMNS}
-        self.zones: dict[str, str] = {}
-
-    def add(self, parent: str, ids) -> None:
-        for value in ids:
-            self.ids[parent].add(value)
-            self.folded[parent].setdefault(value.casefold(), value)
-
-    def canonical(self, parent: str, value: str) -> str:
-        """The known spelling of an id (exact first, then case-insensitive); unknown ids as given."""
-        if value in self.ids[parent]:
-            return value
-        return self.folded[parent].get(value.casefold(), value)
-
-    def zone(self, store_id: str | None) -> ZoneInfo | None:
-        name = self.zones.get(store_id) if store_id else None
-        try:
-            return ZoneInfo(name) if name else None
-        except (ValueError, KeyError, OSError):
-            return None
-
-    def pos_known(self) -> dict[str, set[str]]:
-        """The shape `contract.validate_with_gx` takes."""
-        return {
-            "stores": set(self.ids["stores"]),
-            "skus": set(self.ids["products"]),
-            "members": set(self.ids["members"]),
-        }
-
-    @classmethod
-    def from_db(cls, engine: Engine) -> Known:
-        known = cls()
-        with engine.connect() as conn:
-            for parent, column in ID_COLUMNS.items():
-                table = getattr(schema, parent)
-                known.add(parent, conn.execute(select(table.c[column])).scalars())
-            known.zones = dict(conn.execute(select(schema.stores.c.store_id, schema.stores.c.timezone)).all())
-        return known
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -349,317 +286,28 @@ def describe_unexpected(name: str, spec: FileSpec) -> str:
     return repr(name)
 
 
-# ------------------------------------------------------------------------------------------ typing
+# ------------------------------------------------------------------------------------------ rows
 
 
-def typed_frame(table: RawTable, known: Known) -> pd.DataFrame:
-    """One row per data row: `<col>` (trimmed text, None when empty), `<col>__value` (the typed value)
-    and `<col>__bad` (why the text cannot be read, None when it can); `__shape`, the row rules and
-    `__key` (the row's key, for the duplicate check)."""
-    spec = table.spec
-    index = {name: i for i, name in enumerate(table.header) if name}
+def text_frame(table: RawTable) -> tuple[pd.DataFrame, list[int], list[str | None]]:
+    """The table as the gate takes it: a text frame of its named columns (a cell the row lacks is
+    empty), the row numbers and each row's shape problem (more cells than the header names)."""
     width = len(table.header)
-    n = len(table.rows)
-    frame = pd.DataFrame(index=range(n))
-    frame["__row"] = [number for number, _ in table.rows]
-    frame["__shape"] = [
+    text = pd.DataFrame(
+        {
+            name: [cells[i] if i < len(cells) else "" for _, cells in table.rows]
+            for i, name in enumerate(table.header)
+            if name
+        },
+        index=range(len(table.rows)),
+    )
+    shape = [
         f"has {len(cells)} cells where the header names {width} columns"
         if any(c.strip() for c in cells[width:])
         else None
         for _, cells in table.rows
     ]
-    columns = sorted(
-        spec.columns, key=lambda c: (c.type != ID, c.type == TIMESTAMP)
-    )  # ids first: timestamps need the store
-    file_ids: dict[str, str] = {}
-    for col in columns:
-        i = index.get(col.name)
-        texts = [(cells[i].strip() if i is not None and i < len(cells) else "") for _, cells in table.rows]
-        frame[col.name] = [t or None for t in texts]
-        values, bad = [], []
-        for t in texts:
-            if not t and col.default is not None:
-                t = col.default
-            value, problem = None, None
-            if t or (col.type == ID and col.default == ""):
-                try:
-                    value = read_cell(col, t, table.decimal_comma, known, spec, file_ids, frame, len(values))
-                except CellProblem as exc:
-                    problem = str(exc)
-            values.append(value)
-            bad.append(problem)
-        frame[f"{col.name}__value"] = pd.Series(
-            values, index=frame.index, dtype=float if col.type in (NUMBER, WHOLE) else object
-        )
-        frame[f"{col.name}__bad"] = bad
-    for name, rule in ROW_RULES.get(spec.name, {}).items():
-        frame[f"__rule_{name}"] = rule(frame)
-    frame["__key"] = (
-        [
-            None
-            if any(v is None for v in key)
-            else "\x1f".join(v.isoformat() if hasattr(v, "isoformat") else str(v) for v in key)
-            for key in zip(*(frame[f"{k}__value"].tolist() for k in spec.key), strict=True)
-        ]
-        if n
-        else []
-    )
-    return frame
-
-
-def read_cell(
-    col,
-    text: str,
-    decimal_comma: bool,
-    known: Known,
-    spec: FileSpec,
-    file_ids: dict[str, str],
-    frame: pd.DataFrame,
-    pos: int,
-):
-    """The typed value of one cell (see the contract's readers); CellProblem when it cannot be read."""
-    if col.type == ID:
-        if col.references:
-            return known.canonical(col.references, text) if text else ""
-        if spec.name in ID_COLUMNS and col.name == ID_COLUMNS[spec.name]:  # the file's own id
-            value = known.canonical(spec.name, text)
-            return file_ids.setdefault(value.casefold(), value)
-        return text
-    if col.type == TEXT:
-        return text
-    if col.type == NUMBER:
-        return read_number(text, decimal_comma)
-    if col.type == WHOLE:
-        return float(read_whole(text, decimal_comma))
-    if col.type in (FLAG, CHOICE):
-        return text.lower()
-    if col.type == ZONE:
-        return time_zones().get(text.lower(), text)
-    if col.type == DATE:
-        return read_date(text, decimal_comma)
-    if col.type == TIMESTAMP:
-        store = frame["store_id__value"].iloc[pos] if "store_id__value" in frame else None
-        return read_timestamp(text, known.zone(store), decimal_comma)
-    raise AssertionError(f"no reader for {col.type}")
-
-
-def contact_rule(frame: pd.DataFrame) -> list[str | None]:
-    """members: an e-mail address for channel email, a phone number for sms."""
-    out = []
-    for channel, address in zip(frame["contact_channel__value"], frame["contact_address"], strict=True):
-        problem = None
-        if address and channel == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
-            problem = "is not an e-mail address (contact_channel is email)"
-        elif address and channel == "sms" and not re.fullmatch(r"\+?[0-9][0-9 ()\-]{5,24}", address):
-            problem = "is not a phone number (contact_channel is sms)"
-        out.append(problem)
-    return out
-
-
-def date_order_rule(frame: pd.DataFrame) -> list[str | None]:
-    """promotions: the last day is not before the first."""
-    return [
-        ("is before start_date" if isinstance(s, date) and isinstance(e, date) and e < s else None)
-        for s, e in zip(frame["start_date__value"], frame["end_date__value"], strict=True)
-    ]
-
-
-# rules across columns, per file: name -> (frame -> problem per row); the problem is the column's
-ROW_RULES = {"members": {"contact_address": contact_rule}, "promotions": {"end_date": date_order_rule}}
-
-
-# ------------------------------------------------------------------------------------------ the GX suite
-
-# A row's problems keep one per column, the first by this order.
-RANK_SHAPE, RANK_EMPTY, RANK_READ, RANK_LENGTH, RANK_RANGE, RANK_SET, RANK_REF, RANK_RULE, RANK_DUP = range(9)
-
-
-def build_suite(spec: FileSpec, known: Known):
-    """The expectations every row of a reference file meets, from its spec; `known` holds the ids rows
-    may name. Each expectation's meta names the column, the problem and its rank."""
-    import great_expectations as gx
-
-    e = gx.expectations
-    suite = gx.ExpectationSuite(name=f"reference_{spec.name}")
-
-    def add(
-        expectation_type, named: str | None, rank: int, problem: str | None = None, detail: str | None = None, **kw
-    ):
-        meta = {"column": named, "rank": rank, "problem": problem, "detail": detail}
-        suite.add_expectation(expectation_type(meta=meta, **kw))
-
-    add(e.ExpectColumnValuesToBeNull, None, RANK_SHAPE, detail="__shape", column="__shape")
-    for col in spec.columns:
-        c, value = col.name, f"{col.name}__value"
-        if col.required and col.default is None:
-            empty = f"is empty (a yes/no flag is required: {FLAG_HELP})" if col.type == FLAG else "is empty (required)"
-            add(e.ExpectColumnValuesToNotBeNull, c, RANK_EMPTY, empty, column=c)
-        add(e.ExpectColumnValuesToBeNull, c, RANK_READ, detail=f"{c}__bad", column=f"{c}__bad")
-        if col.max_length:
-            add(
-                e.ExpectColumnValueLengthsToBeBetween,
-                c,
-                RANK_LENGTH,
-                f"is longer than {col.max_length} characters",
-                column=c,
-                max_value=col.max_length,
-            )
-        if col.minimum is not None or col.maximum is not None:
-            add(
-                e.ExpectColumnValuesToBeBetween,
-                c,
-                RANK_RANGE,
-                range_problem(col),
-                column=value,
-                min_value=col.minimum,
-                max_value=col.maximum,
-                strict_min=col.strict_minimum,
-            )
-        if col.type == FLAG:
-            add(
-                e.ExpectColumnValuesToBeInSet,
-                c,
-                RANK_SET,
-                f"is not a yes/no flag ({FLAG_HELP})",
-                column=value,
-                value_set=sorted(FLAG_SPELLINGS),
-            )
-        if col.type == CHOICE:
-            add(
-                e.ExpectColumnValuesToBeInSet,
-                c,
-                RANK_SET,
-                f"is not one of {', '.join(col.allowed)}",
-                column=value,
-                value_set=list(col.allowed),
-            )
-        if col.type == ZONE:
-            add(
-                e.ExpectColumnValuesToBeInSet,
-                c,
-                RANK_SET,
-                "is not an IANA time zone name (e.g. Europe/Amsterdam)",
-                column=value,
-                value_set=sorted(time_zones().values()),
-            )
-        if col.references:
-            ids = sorted(known.ids[col.references] | ({""} if col.default == "" else set()))
-            add(
-                e.ExpectColumnValuesToBeInSet,
-                c,
-                RANK_REF,
-                f"names an unknown {col.references.removesuffix('s')} (not in {col.references}.csv nor in the database)",
-                column=value,
-                value_set=ids,
-            )
-    for name in ROW_RULES.get(spec.name, {}):
-        add(e.ExpectColumnValuesToBeNull, name, RANK_RULE, detail=f"__rule_{name}", column=f"__rule_{name}")
-    add(e.ExpectColumnValuesToBeUnique, "+".join(spec.key), RANK_DUP, "duplicate key", column="__key")
-    return suite
-
-
-def range_problem(col) -> str:
-    if col.minimum == 0 and not col.strict_minimum and col.maximum is None:
-        return "is negative (must be >= 0)"
-    return f"is out of range (must be {col.allowed_text})"
-
-
-class Gate:
-    """One ephemeral GX context for a whole folder; each file gets its own asset and suite."""
-
-    def __init__(self) -> None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no phoning home from a closed network
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        for name in ("great_expectations", "great_expectations.data_context.types.base"):  # the latter sets INFO itself
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.source = self.context.data_sources.add_pandas("reference_files")
-        self.runs = 0
-
-    def validate(self, frame: pd.DataFrame, spec: FileSpec, known: Known) -> dict[int, dict[str, tuple[int, str]]]:
-        """Row position -> column -> (rank, problem): the first problem of each column of each bad row."""
-        self.runs += 1
-        asset = self.source.add_dataframe_asset(f"{spec.name}_{self.runs}")
-        batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-        suite = build_suite(spec, known)
-        suite.name = f"{suite.name}_{self.runs}"
-        suite = self.context.suites.add(suite)
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-        problems: dict[int, dict[str, tuple[int, str]]] = {}
-        for r in result.results:
-            if r.success:
-                continue
-            if raised(r.exception_info) or "unexpected_index_list" not in (r.result or {}):
-                raise RuntimeError(
-                    f"Great Expectations could not evaluate {r.expectation_config.type} on {r.expectation_config.kwargs.get('column')}"
-                )
-            meta = r.expectation_config.meta or {}
-            for idx in r.result.get("unexpected_index_list") or []:
-                pos = int(idx)
-                problem = meta["problem"] or frame.at[pos, meta["detail"]]
-                column = meta["column"] or ""
-                if column not in problems.setdefault(pos, {}) or problems[pos][column][0] > meta["rank"]:
-                    problems[pos][column] = (meta["rank"], problem)
-        return problems
-
-
-def raised(info) -> bool:
-    """Whether GX could not evaluate an expectation (its exception info is flat or per metric)."""
-    info = info or {}
-    return bool(info.get("raised_exception")) or any(
-        isinstance(v, dict) and v.get("raised_exception") for v in info.values()
-    )
-
-
-def resolve_duplicates(frame: pd.DataFrame, spec: FileSpec, problems: dict[int, dict[str, tuple[int, str]]]) -> None:
-    """Identical copies of a row load once (the copies are quarantined); rows with the same key and
-    different values are all refused: which one is right is for a person to say."""
-    key_col = "+".join(spec.key)
-    dups = sorted(p for p, cols in problems.items() if cols.get(key_col, (None, ""))[1] == "duplicate key")
-    groups: dict[str, list[int]] = {}
-    for pos in dups:
-        groups.setdefault(frame.at[pos, "__key"], []).append(pos)
-    values = [f"{c.name}__value" for c in spec.columns]
-    rows = frame["__row"]
-    for members in groups.values():
-        signatures = {tuple(str(frame.at[p, v]) for v in values) for p in members}
-        first = members[0]
-        for pos in members:
-            others = ", ".join(str(rows[p]) for p in members if p != pos)
-            if len(signatures) == 1:
-                if pos == first:
-                    del problems[pos][key_col]
-                    if not problems[pos]:
-                        del problems[pos]
-                else:
-                    problems[pos][key_col] = (RANK_DUP, f"identical copy of row {rows[first]} (loaded once)")
-            else:
-                problems[pos][key_col] = (RANK_DUP, f"same key as row {others} with different values")
-
-
-# ------------------------------------------------------------------------------------------ rows
-
-
-def good_rows(frame: pd.DataFrame, table: RawTable, bad: set[int]) -> list[dict]:
-    """The typed rows that passed, with the columns the file has (and the key, always)."""
-    spec = table.spec
-    keep = [pos for pos in range(len(frame)) if pos not in bad]
-    columns = {}
-    for col in spec.columns:
-        if col.name not in table.header and col.name not in spec.key:
-            continue  # left out: the database keeps what it has (or the column's default)
-        values = frame[f"{col.name}__value"].to_numpy(dtype=object)[keep].tolist()
-        if col.type == FLAG:
-            values = [None if v is None else FLAG_SPELLINGS[v] for v in values]  # an optional flag left empty: unknown
-        elif col.type == WHOLE:
-            values = [int(v) for v in values]
-        elif col.type == NUMBER:
-            values = [None if pd.isna(v) else float(v) for v in values]
-        columns[col.name] = values
-    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)] if columns else []
+    return text, [number for number, _ in table.rows], shape
 
 
 def row_reason(file: str, row: int, cols: dict[str, tuple[int, str]], spec: FileSpec) -> list[tuple[str, str]]:
@@ -730,8 +378,9 @@ def check_reference_file(
         result.refused = str(exc)
         result.problems.append(Problem(path.name, None, None, str(exc).removeprefix(f"{path.name}: ")))
         return result, None, None, {}
-    frame = typed_frame(table, known)
-    problems = gate.validate(frame, spec, known) if len(frame) else {}
+    text, numbers, shape = text_frame(table)
+    frame = typed_frame(text, spec, known, table.decimal_comma, numbers, shape)
+    problems = first_per_column(gate.validate(frame, spec, known))
     resolve_duplicates(frame, spec, problems)
     result.rows, result.skipped = len(frame), table.skipped
     rows = frame["__row"].tolist()
@@ -790,15 +439,13 @@ def check_folder(
             add_good_ids(known, spec, frame, set(problems))
     for path in [folder / name for name in result.pos_files] + list(pos_paths or []):
         name = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
-        result.files[name] = check_pos_file(path, name, known, today or date.today())
+        result.files[name] = check_pos_file(gate, path, name, known, today or date.today())
     return result
 
 
-def check_pos_file(path: Path, name: str, known: Known, today: date) -> FileResult:
-    """A POS file through its own gate (sales_ingest.contract), read-only."""
-    from sales_ingest.contract import SALES_KINDS, validate_with_gx
-    from sales_ingest.contract import resolve_duplicates as pos_duplicates
-    from sales_ingest.pos_files import SalesFileError, detect_kind, extra_cell_problems, parse_frame, read_raw
+def check_pos_file(gate: Gate, path: Path, name: str, known: Known, today: date) -> FileResult:
+    """A POS file through the gate, worded as `ingest-sales` words it (sales_ingest.pos_files), read-only."""
+    from sales_ingest.pos_files import SALES_KINDS, SalesFileError, detect_kind, parse_frame, read_raw, validate
 
     result = FileResult(name, str(path), kind="pos")
     try:
@@ -815,10 +462,8 @@ def check_pos_file(path: Path, name: str, known: Known, today: date) -> FileResu
         result.problems.append(Problem(name, None, None, message))
         return result
     result.kind = kind
-    frame = parse_frame(raw, kind, known.pos_known())
-    problems = extra_cell_problems(
-        raw, pos_duplicates(frame, kind, validate_with_gx(frame, kind, known.pos_known(), today)) if len(frame) else {}
-    )
+    frame = parse_frame(raw, kind, known)
+    problems = validate(gate, frame, raw, kind, known, today) if len(frame) else {}
     columns = SALES_KINDS[kind]["columns"]
     result.rows = len(raw)
     for idx in sorted(problems):
@@ -850,7 +495,7 @@ def load_reference_data(engine: Engine, world_dir: Path | str) -> dict:
             quarantine_whole_file(engine, path, file_result.refused, now)
             continue
         bad = set(problems)
-        rows = good_rows(frame, table, bad)
+        rows = good_rows(frame, spec, table.header, bad)
         quarantined = [
             quarantine_row(REFERENCE_FILE, str(path), raw_content(table, pos), reason, now)
             for pos, reason in zip(sorted(problems), file_result.quarantine_reasons, strict=True)

@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sales_ingest import reference_contract as rc
-from sales_ingest.contract import SALES_KINDS
+from sales_ingest.pos_files import SALES_KINDS
 from sql import schema
 from tests.conftest import REPO_ROOT
 
 
 def test_committed_page_is_the_generated_one():
-    """docs/data-contract.md is `markdown()`; regenerate it with
-    `python -c "from sales_ingest.reference_contract import markdown; open('docs/data-contract.md','w').write(markdown())"`."""
+    """docs/data-contract.md is `markdown()`; regenerate it with `python -c` running
+    `from sales_ingest.reference_contract import markdown; open('docs/data-contract.md','w').write(markdown())`."""
     assert (REPO_ROOT / "docs" / "data-contract.md").read_text() == rc.markdown()
 
 

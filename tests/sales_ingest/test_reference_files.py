@@ -11,11 +11,15 @@ from sqlalchemy import func, select
 
 from alerts.members import contactable
 from core.domain import REFERENCE_FILE
+from sales_ingest.contract import Known
 from sales_ingest.reference_contract import FLAG_SPELLINGS
-from sales_ingest.reference_files import Known, check_folder, load_reference_data
+from sales_ingest.reference_files import check_folder, load_reference_data
 from sql import schema
 
-STORES = "store_id,name,timezone,manager_email\nS001,Utrecht,Europe/Amsterdam,boss1@stores.example\nS002,London,Europe/London,boss2@stores.example\n"
+STORES = (
+    "store_id,name,timezone,manager_email\nS001,Utrecht,Europe/Amsterdam,boss1@stores.example\n"
+    "S002,London,Europe/London,boss2@stores.example\n"
+)
 PRODUCTS = (
     "sku,name,category,unit_price,unit_weight_g,shelf_capacity\nA,Bread,bakery,2.49,800,24\nB,Milk,dairy,1.10,1000,12\n"
 )
@@ -165,13 +169,16 @@ def test_a_member_with_unknown_consent_never_ends_up_contactable(engine, tmp_pat
 
 def test_missing_column_refuses_the_file_with_a_message_and_no_personal_value(engine, tmp_path):
     """Problem 2: a members.csv missing a column ended in an IntegrityError printing e-mails/phones."""
-    text = "member_id,home_store_id,marketing_consent,contact_channel,contact_address\nM1,S001,yes,email,jan@secret.example\n"
+    text = (
+        "member_id,home_store_id,marketing_consent,contact_channel,contact_address\n"
+        "M1,S001,yes,email,jan@secret.example\n"
+    )
     summary = load_reference_data(engine, folder(tmp_path, {"members.csv": text}))
     why = summary["files"]["members.csv"]["refused"]
     assert why.startswith("members.csv: missing required column(s) 'opted_out'")
     assert (
-        "Expected columns (required: member_id, home_store_id, marketing_consent, opted_out, contact_channel, contact_address)"
-        in why
+        "Expected columns (required: member_id, home_store_id, marketing_consent, opted_out, contact_channel, "
+        "contact_address)" in why
     )
     assert "docs/data-contract.md" in why
     assert summary["files_refused"] == 1 and summary["stores.csv"] == 2  # the other files still load
@@ -189,9 +196,8 @@ def test_missing_column_refuses_the_file_with_a_message_and_no_personal_value(en
         (b"", "members.csv: is empty"),
         (b"\xef\xbb\xbf\r\n\r\n", "members.csv: is empty"),
         (
-            "member_id;home_store_id;marketing_consent;opted_out;contact_channel;contact_address\nM1;S001;ja;nee;email;jan@secret.\xe9xample\n".encode(
-                "latin-1"
-            ),
+            "member_id;home_store_id;marketing_consent;opted_out;contact_channel;contact_address\n"
+            "M1;S001;ja;nee;email;jan@secret.\xe9xample\n".encode("latin-1"),
             "members.csv: is not UTF-8 text",
         ),
         (
@@ -200,7 +206,8 @@ def test_missing_column_refuses_the_file_with_a_message_and_no_personal_value(en
         ),
         (
             (MEMBER_HEADER.strip() + ",optout,jan@secret.example\nM1,S001,yes,no,email,x@y.z,1,2\n").encode(),
-            "members.csv: unexpected column(s) 'optout' (did you mean 'opted_out'?), one not shown (this file holds personal data)",
+            "members.csv: unexpected column(s) 'optout' (did you mean 'opted_out'?), one not shown (this file "
+            "holds personal data)",
         ),
         ((MEMBER_HEADER.strip() + ",member_id\n").encode(), "members.csv: column(s) named twice: 'member_id'"),
     ],
@@ -281,7 +288,8 @@ def test_timestamps_without_offset_are_read_in_the_store_time_zone(engine, tmp_p
     assert [as_utc(r["as_of"]) for r in table_rows(engine, schema.inventory_records)] == [utc(2026, 11, 23, 0)]
     reasons = [q["reason"] for q in quarantine(engine)]
     assert (
-        "deliveries.csv row 4 column store_id: names an unknown store (not in stores.csv nor in the database); column expected_at: "
+        "deliveries.csv row 4 column store_id: names an unknown store (not in stores.csv nor in the database); "
+        "column expected_at: "
         "has no UTC offset, and the row's store has no known time zone to read it in"
     ) in reasons
     assert any(r.startswith("deliveries.csv row 5 column expected_at: is not a timestamp (ISO 8601") for r in reasons)
@@ -291,10 +299,18 @@ def test_timestamps_without_offset_are_read_in_the_store_time_zone(engine, tmp_p
 def test_negative_stock_and_other_meaningless_negatives_are_refused(engine, tmp_path):
     """Problem 6: negative book stock loaded (and raised a stock-out with on_shelf -2)."""
     files = {
-        "inventory_records.csv": "store_id,sku,as_of,book_units\nS001,A,2026-11-23T00:00:00Z,-2\nS001,B,2026-11-23T00:00:00Z,3\n",
+        "inventory_records.csv": (
+            "store_id,sku,as_of,book_units\nS001,A,2026-11-23T00:00:00Z,-2\nS001,B,2026-11-23T00:00:00Z,3\n"
+        ),
         "products.csv": PRODUCTS + "C,Bad,x,-1,0,0\n",
-        "sensors.csv": "sensor_id,store_id,sku,kind,tare_g\nX1,S001,A,shelf_weight_g,-5\nX2,S001,A,shelf_scale,0\nX3,S001,B,Backroom_Units,\n",
-        "deliveries.csv": "delivery_id,store_id,sku,expected_at,expected_units,received_at,received_units\nD1,S001,A,2026-11-23T06:00:00Z,-1,,\n",
+        "sensors.csv": (
+            "sensor_id,store_id,sku,kind,tare_g\nX1,S001,A,shelf_weight_g,-5\n"
+            "X2,S001,A,shelf_scale,0\nX3,S001,B,Backroom_Units,\n"
+        ),
+        "deliveries.csv": (
+            "delivery_id,store_id,sku,expected_at,expected_units,received_at,received_units\n"
+            "D1,S001,A,2026-11-23T06:00:00Z,-1,,\n"
+        ),
     }
     load_reference_data(engine, folder(tmp_path, files))
     assert [(r["sku"], r["book_units"]) for r in table_rows(engine, schema.inventory_records)] == [("B", 3.0)]
@@ -304,7 +320,8 @@ def test_negative_stock_and_other_meaningless_negatives_are_refused(engine, tmp_
     reasons = [q["reason"] for q in quarantine(engine)]
     assert "inventory_records.csv row 1 column book_units: is negative (must be >= 0)" in reasons
     assert (
-        "products.csv row 3 column unit_price: is negative (must be >= 0); column unit_weight_g: is out of range (must be > 0); "
+        "products.csv row 3 column unit_price: is negative (must be >= 0); column unit_weight_g: is out of range "
+        "(must be > 0); "
         "column shelf_capacity: is out of range (must be >= 1 and <= 2147483647)"
     ) in reasons
     assert "sensors.csv row 1 column tare_g: is negative (must be >= 0)" in reasons
@@ -320,14 +337,19 @@ def test_the_usual_export_mistakes_load(engine, tmp_path):
     dates and mixed-case ids."""
     stores = (
         "\ufeffStore_ID ; Name ; TimeZone ; Manager_Email\r\nS001;Utrecht;europe/amsterdam;boss1@stores.example\r\n"
-        "Store_ID ; Name ; TimeZone ; Manager_Email\r\nS002;London;Europe/London;boss2@stores.example\r\n\r\n;;;\r\n\r\n"
+        "Store_ID ; Name ; TimeZone ; Manager_Email\r\nS002;London;Europe/London;boss2@stores.example\r\n\r\n"
+        ";;;\r\n\r\n"
     )
-    products = "sku;name;category;unit_price;unit_weight_g;shelf_capacity\nA;Bread;bakery;2,49;800;24\nB;Milk;dairy;1,5;1000,5;12,0\n"
+    products = (
+        "sku;name;category;unit_price;unit_weight_g;shelf_capacity\nA;Bread;bakery;2,49;800;24\n"
+        "B;Milk;dairy;1,5;1000,5;12,0\n"
+    )
     files = {
         "stores.csv": stores.encode("utf-8"),
         "products.csv": products,
         "members.csv": MEMBER_HEADER + "m1,s001,Ja,Nee,EMAIL,jan@secret.example\n",
-        "sensors.csv": "sensor_id,store_id,sku,kind\ns1-a,s001,a,shelf_units\nS1-A,S001,A,shelf_units\n",  # the same sensor twice, in two spellings
+        # the same sensor twice, in two spellings
+        "sensors.csv": "sensor_id,store_id,sku,kind\ns1-a,s001,a,shelf_units\nS1-A,S001,A,shelf_units\n",
         "promotions.csv": "store_id\tsku\tstart_date\tend_date\n\tb\t46349\t46355\ns002\tA\t2026-12-01\t2026-12-07\n",
         "stockout_days.csv": 'store_id,sku,date,empty_from_hour\nS002,b,46348,"14.5"\n',
     }
@@ -437,7 +459,9 @@ def test_unknown_ids_are_quarantined_never_an_integrity_error(engine, tmp_path):
         "sensors.csv": "sensor_id,store_id,sku,kind,tare_g\nX1,S001,ZZ,shelf_units,0\n",
         "promotions.csv": "store_id,sku,start_date,end_date\nS404,A,2026-12-01,2026-12-07\n,A,2026-12-08,2026-12-01\n",
         "stockout_days.csv": "store_id,sku,date,empty_from_hour\nS001,A,2026-11-20,25\n",
-        "prices.csv": "store_id,sku,date,price\n,A,2026-12-01,0\nS404,A,2026-12-01,1.5\n,ZZ,2026-12-01,1.5\n,A,2026-12-08,2.49\n",
+        "prices.csv": (
+            "store_id,sku,date,price\n,A,2026-12-01,0\nS404,A,2026-12-01,1.5\n,ZZ,2026-12-01,1.5\n,A,2026-12-08,2.49\n"
+        ),
     }
     summary = load_reference_data(engine, folder(tmp_path, files))
     assert summary["files_refused"] == 0
@@ -510,7 +534,9 @@ def test_empty_unnamed_columns_header_only_files_and_far_dates_are_no_crash(tmp_
     files = {
         "stores.csv": "store_id,,name,timezone,manager_email,\nS001,,Utrecht,Europe/Amsterdam,boss1@stores.example,\n",
         "promotions.csv": "store_id,sku,start_date,end_date\n",  # no promotions: fine
-        "inventory_records.csv": "store_id,sku,as_of,book_units\nS001,A,0001-01-01T00:00:00,1\nS001,A,9999-12-31T23:59:59-05:00,1\n",
+        "inventory_records.csv": (
+            "store_id,sku,as_of,book_units\nS001,A,0001-01-01T00:00:00,1\nS001,A,9999-12-31T23:59:59-05:00,1\n"
+        ),
     }
     result = check_folder(folder(tmp_path, files), Known())
     assert result.files["stores.csv"].rows == 1 and result.files["promotions.csv"].rows == 0
