@@ -106,11 +106,12 @@ def ingest_landing(settings: Settings, landing_dir: str | Path | None = None) ->
     """Validate and load every POS file in the landing folder that was not loaded before (same bytes
     are skipped). A file that cannot be read at all is quarantined whole and counted, and the others
     still load. Returns the counts the quarantine gate needs."""
+    from sales_ingest.contract import Gate
     from sales_ingest.pos_files import SalesFileError, ingest_sales_file, known_ids
 
     engine = get_engine(settings.db_url)
     folder = Path(landing_dir) if landing_dir else settings.landing_path
-    known = known_ids(engine)
+    known, gate = known_ids(engine), Gate()  # one GX context for the whole landing folder
     summary = {
         "landing_dir": str(folder),
         "files_loaded": [],
@@ -122,7 +123,7 @@ def ingest_landing(settings: Settings, landing_dir: str | Path | None = None) ->
     }
     for path in landing_files(folder):
         try:
-            result = ingest_sales_file(engine, path, known=known)
+            result = ingest_sales_file(engine, path, known=known, gate=gate)
         except SalesFileError as exc:
             summary["files_rejected"].append(f"{path}: {exc}")
             continue

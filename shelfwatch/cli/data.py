@@ -109,7 +109,7 @@ def database_ids(db: str | None):
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sales_ingest.reference_files import Known
+    from sales_ingest.contract import Known
 
     url = settings_for(db).db_url
     try:
