@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LOCKS := requirements.lock requirements-dev.lock deploy/airflow/requirements-airflow.lock pyproject.toml
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) deploy/install.sh | sha1sum | cut -c1-12)
 
-.PHONY: install demo web test test-fast stack stack-stop stack-status lock clean
+.PHONY: install demo web test test-fast lint coverage stack stack-stop stack-status lock clean
 
 install: $(STAMP)
 
@@ -30,11 +30,28 @@ AXE := node_modules/axe-core/axe.min.js
 $(AXE): package.json package-lock.json
 	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $(AXE); fi
 
-test: install $(AXE)
-	$(BIN)/python -m pytest
+# The README's test command, and what CI runs: lint, format, types, then the whole suite on both cores
+# (pytest-xdist; each worker builds its own database templates, tests/conftest.py).
+test: install $(AXE) lint
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: install $(AXE)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+
+TEST_WORKERS ?= 2
+
+# ruff (lint and format check) over the tree; mypy, strict, over core/, sql/, forecasting/, alerts/
+# (pyproject.toml's [tool.ruff] and [tool.mypy]).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Branch coverage of the whole suite, per package (coverage.xml and the table in out/coverage.txt).
+coverage: install $(AXE)
+	mkdir -p out
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --cov --cov-branch --cov-report=xml:out/coverage.xml --cov-report=term \
+	  | tee out/coverage.txt
 
 # The production topology of docker-compose.yml as local processes under supervisord (no Docker):
 # Airflow api-server, scheduler, dag-processor, triggerer, Celery workers, the ingest service and the

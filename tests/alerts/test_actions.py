@@ -22,7 +22,6 @@ from alerts.actions import (
 from alerts.detect import detect_alerts
 from core.settings import Settings
 from sql import schema
-from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (the module's world fixture)
 from tests.conftest import WORLD_AS_OF
 
 DELIVERY = pd.Timestamp("2026-11-25 06:00", tz="UTC")
@@ -128,12 +127,8 @@ def test_the_action_in_words_names_every_step_and_the_numbers():
     )
 
 
-def test_detection_stores_an_action_on_every_stock_out_alert(engine, small_world, tmp_path):  # noqa: F811
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
-
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+@pytest.mark.database("forecast")
+def test_detection_stores_an_action_on_every_stock_out_alert(engine, tmp_path):  # noqa: F811
     detect_alerts(engine, Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF))
     with engine.connect() as conn:
         rows = conn.execute(

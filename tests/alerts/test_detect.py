@@ -20,7 +20,6 @@ from alerts.risk import (
 )
 from core.db import insert_ignore
 from core.settings import Settings
-from lab.simulator import simulate_world
 from lab.world_db import load_world_bulk
 from sql import schema
 from tests.conftest import WORLD_AS_OF
@@ -158,19 +157,8 @@ def load_world_directly(engine, world_dir):
     load_world_bulk(engine, world_dir)
 
 
-@pytest.fixture(scope="module")
-def small_world(tmp_path_factory):
-    return simulate_world(
-        tmp_path_factory.mktemp("w"), stores=2, skus=15, days=150, members=300, seed=11, incident_share=0.1
-    )
-
-
-def test_detect_is_idempotent_and_links_members(engine, small_world, tmp_path):
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
-
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+@pytest.mark.database("forecast")
+def test_detect_is_idempotent_and_links_members(engine, tmp_path):
     settings = Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF)
     first = detect_alerts(engine, settings)
     assert first["opened"] > 0 and first["members_linked"] > 0 and first["substitutes"] > 0
@@ -206,16 +194,13 @@ def substitute_rows(conn) -> list[tuple]:
     return conn.execute(select(sub).order_by(sub.c.alert_id, sub.c.member_id, sub.c.rank)).all()
 
 
-def test_detection_suggests_in_stock_substitutes_and_replaces_only_what_changed(engine, small_world, tmp_path):
+@pytest.mark.database("forecast")
+def test_detection_suggests_in_stock_substitutes_and_replaces_only_what_changed(engine, tmp_path):
     """Every active stock-out alert's linked members get up to three substitutes of the same category
     at the same store, none with an active alert of its own; a changed alert's rows are replaced,
     the others are left alone, and a resolved alert keeps its rows."""
     from alerts import lifecycle
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
 
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
     settings = Settings(database_url=str(engine.url), output_dir=tmp_path, as_of=WORLD_AS_OF)
     detect_alerts(engine, settings)
     a, am, sub, p = schema.alerts, schema.alert_members, schema.alert_substitutes, schema.products
@@ -266,12 +251,8 @@ def test_detection_suggests_in_stock_substitutes_and_replaces_only_what_changed(
     assert kept == int((subs["alert_id"] == stale).sum())
 
 
-def test_sensor_empty_shelf_raises_shelf_empty(engine, small_world, tmp_path):
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
-
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
+@pytest.mark.database("forecast")
+def test_sensor_empty_shelf_raises_shelf_empty(engine, tmp_path):
     with engine.begin() as conn:
         sensor = conn.execute(select(schema.sensors).limit(1)).first()
         insert_ignore(
@@ -396,17 +377,14 @@ def test_phantom_is_what_only_the_books_claim():
     assert np.isnan(risks.loc["B", "p_zero_run"])
 
 
-def test_now_is_as_of_never_the_data_and_lagging_stores_are_named(engine, small_world, tmp_path):
+@pytest.mark.database("forecast")
+def test_now_is_as_of_never_the_data_and_lagging_stores_are_named(engine, tmp_path):
     """One store's late or early rows move no clock: a partial day dated as-of for one store and a
     week of missing sales for the other leave as-of where it was, and the lagging store is named."""
     from datetime import date
 
     from core.db import insert_ignore
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
 
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
     sd = schema.sales_daily
     with engine.begin() as conn:
         stores = sorted(conn.execute(select(schema.stores.c.store_id)).scalars())
@@ -426,12 +404,12 @@ def test_now_is_as_of_never_the_data_and_lagging_stores_are_named(engine, small_
     assert len(wall["warnings"]) == 2  # both stores' data end days before today
 
 
-def test_cli_as_of_overrides_and_a_bad_one_is_refused(engine, small_world, tmp_path):
+@pytest.mark.database("loaded")
+def test_cli_as_of_overrides_and_a_bad_one_is_refused(engine, tmp_path):
     from typer.testing import CliRunner
 
     from shelfwatch.cli.app import app
 
-    load_world_directly(engine, small_world)
     runner = CliRunner()
     ok = runner.invoke(
         app,
@@ -507,17 +485,14 @@ def test_readings_show_a_surge_the_forecast_cannot():
     assert "A" not in set(observed_demand_ratio(readings, no_deliveries, moments, berlin, at(17))["sku"])
 
 
-def test_detection_reads_the_last_hours_of_readings_and_a_surge_raises_the_risk(engine, small_world, tmp_path):
+@pytest.mark.database("forecast")
+def test_detection_reads_the_last_hours_of_readings_and_a_surge_raises_the_risk(engine, tmp_path):
     """On both databases: reading_history returns a sensor's trusted readings of the last hours only,
     and readings that show a shelf selling far faster than forecast raise its stock-out probability."""
     from datetime import timedelta
 
     from alerts.detect import load_inputs, reading_history, stock_risks
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
 
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
     as_of = pd.Timestamp(WORLD_AS_OF)
     with engine.begin() as conn:
         sensor = conn.execute(select(schema.sensors).order_by(schema.sensors.c.sensor_id).limit(1)).first()

@@ -14,7 +14,6 @@ from alerts import lifecycle, notify
 from alerts.notify import NotifyError, export_members_csv, members_for_alert, record_member_contacts, write_csv_atomic
 from shelfwatch.cli.app import app
 from sql import schema
-from tests.alerts.test_detect import small_world  # noqa: F401  (fixture)
 from tests.alerts.test_lifecycle import candidate
 from tests.alerts.test_notify import NOW, open_alert_with_members
 

@@ -15,7 +15,6 @@ from forecasting.engine import EngineSettings
 from forecasting.runs import run_forecast
 from shelfwatch.cli.app import app
 from sql import schema
-from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
 from tests.conftest import WORLD_AS_OF
 
 AS_OF = pd.Timestamp("2026-11-23", tz="UTC")
@@ -36,9 +35,9 @@ def candidate(store="S001", sku="SKU00001", alert_type="predicted_stockout", pro
 
 
 @pytest.fixture
-def world_engine(engine, small_world):  # noqa: F811
-    load_world_directly(engine, small_world)
-    return engine
+def world_engine(loaded_engine):
+    """The small world loaded (the session's template, copied)."""
+    return loaded_engine
 
 
 def alert_rows(engine):

@@ -23,7 +23,7 @@ from core.db import local_time
 from core.settings import Settings
 from shelfwatch.cli.app import app
 from sql import schema
-from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
+from tests.alerts.test_detect import load_world_directly
 from tests.alerts.test_lifecycle import AS_OF, candidate
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

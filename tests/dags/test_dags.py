@@ -118,6 +118,22 @@ def last_json(proc: subprocess.CompletedProcess, marker: str) -> dict:
     pytest.fail(f"no {marker!r} line in the probe's output\n{output_tail(proc)}")
 
 
+@pytest.fixture(scope="session")
+def airflow_metadata(tmp_path_factory) -> tuple[Path, float]:
+    """One `airflow db migrate` per session (per xdist worker): the migrated SQLite metadata database
+    and how long the migration took. Each test gets a copy in its own AIRFLOW_HOME."""
+    home = tmp_path_factory.mktemp("airflow_template")
+    _, seconds = run([sys.executable, "-m", "airflow", "db", "migrate"], airflow_env(home), timeout=300)
+    return home / "airflow" / "airflow.db", seconds
+
+
+def copy_metadata(airflow_metadata: tuple[Path, float], tmp_path: Path) -> float:
+    """The session's migrated metadata database as the test's own (AIRFLOW_HOME=tmp_path/airflow)."""
+    (tmp_path / "airflow").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(airflow_metadata[0], tmp_path / "airflow" / "airflow.db")
+    return airflow_metadata[1]
+
+
 IMPORT_PROBE = """
 import json, sys, time
 t = time.time()
@@ -260,7 +276,7 @@ print("DAG_TEST_RESULT "
 
 
 @pytest.mark.slow
-def test_dag_test_runs_every_task_on_sqlite(tmp_path, mqtt_url, topic_prefix):
+def test_dag_test_runs_every_task_on_sqlite(tmp_path, mqtt_url, topic_prefix, airflow_metadata):
     from core.settings import Settings
     from lab.publisher import publish_sensor_readings
     from lab.simulator import simulate_world
@@ -286,7 +302,7 @@ def test_dag_test_runs_every_task_on_sqlite(tmp_path, mqtt_url, topic_prefix):
         SHELFWATCH_MQTT_TOPIC_PREFIX=topic_prefix,
         SHELFWATCH_MQTT_CLIENT_ID=client_id,
     )
-    _, migrate_seconds = run([sys.executable, "-m", "airflow", "db", "migrate"], env, timeout=300)
+    migrate_seconds = copy_metadata(airflow_metadata, tmp_path)
     proc, process_seconds = run(
         [sys.executable, "-c", DAG_TEST, DAG_ID, json.dumps({"until_idle": 3.0})], env, timeout=600
     )
@@ -296,7 +312,7 @@ def test_dag_test_runs_every_task_on_sqlite(tmp_path, mqtt_url, topic_prefix):
         f"{states}\n{output_tail(proc)}"
     )
     print(
-        f"airflow db migrate: {migrate_seconds:.1f} s; dag.test(): {result['seconds']:.1f} s "
+        f"airflow db migrate (once a session): {migrate_seconds:.1f} s; dag.test(): {result['seconds']:.1f} s "
         f"({process_seconds:.1f} s with interpreter start and DAG parse); per task: "
         + ", ".join(f"{t} {ti['seconds'] or 0:.1f} s" for t, ti in result["tasks"].items())
     )
@@ -357,7 +373,7 @@ def live_readings(world_dir: Path, now) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url, topic_prefix):
+def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url, topic_prefix, airflow_metadata):
     """sales_ingest -> iot_ingest -> demand_forecast (mapped shards) -> stockout_alerts -> housekeeping
     under dag.test() on an SQLite Airflow metadata DB, against the project database (SQLite and
     PostgreSQL), a real broker, a real SMTP server and a real webhook; then a broken sales file fails
@@ -474,7 +490,7 @@ def test_production_dags_run_green_with_data_flowing(tmp_path, db_url, mqtt_url,
         {"dag": "sales_ingest"},
     ]
     try:
-        run([sys.executable, "-m", "airflow", "db", "migrate"], env, timeout=300)
+        copy_metadata(airflow_metadata, tmp_path)
         run(
             [sys.executable, "-m", "airflow", "pools", "import", str(ROOT / "deploy" / "airflow" / "pools.json")],
             env,

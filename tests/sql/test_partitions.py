@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import delete, func, select, text
 
 from alerts.detect import alert_candidates, load_inputs, recent_readings
@@ -17,7 +18,6 @@ from shelfwatch.steps import apply_retention, ensure_reading_partitions
 from sql import schema
 from sql.migrate import migrate
 from sql.partitions import DEFAULT_PARTITION, partition_name
-from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401 - the fixture
 from tests.iot_ingest.test_consumer import seed
 
 T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -109,14 +109,10 @@ def test_deleting_readings_works_the_latest_row_out_again(engine):
     assert set(latest(engine)) == {"S1-V"}
 
 
-def test_detection_sees_in_the_latest_table_what_it_saw_in_the_raw_readings(engine, small_world):  # noqa: F811
+@pytest.mark.database("forecast")
+def test_detection_sees_in_the_latest_table_what_it_saw_in_the_raw_readings(engine):  # noqa: F811
     """Same positions, same silent sensors, same candidates, on a simulated world plus randomly late,
     skewed, old and future readings."""
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
-
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
     with engine.connect() as conn:
         sensors = pd.read_sql(select(schema.sensors), conn)
         as_of = pd.Timestamp(conn.execute(select(func.max(schema.sales_daily.c.date))).scalar()).tz_localize(

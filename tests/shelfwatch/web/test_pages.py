@@ -3,43 +3,20 @@ real headless Chromium (Playwright driving Debian's /usr/bin/chromium), with scr
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from core.settings import Settings
 from shelfwatch.web.app import create_app
 from shelfwatch.web.auth import UserError, add_user, authenticate
 from sql import schema
-from tests.alerts.test_detect import load_world_directly, small_world  # noqa: F401  (fixture)
-from tests.conftest import ON_CI, REPO_ROOT, WORLD_AS_OF
+from tests.conftest import PASSWORD, REPO_ROOT, WEB_USERS
 
-PASSWORD = "correct horse battery"
-ROLES = {"planner": ("ann", None), "store_manager": ("bob", "S001"), "cx": ("cyd", None), "admin": ("dee", None)}
+ROLES = WEB_USERS  # role -> (user name, store): the web stage's users (tests/conftest.py), all with PASSWORD
 SCREENSHOTS = REPO_ROOT / "out" / "screenshots"
-
-
-@pytest.fixture
-def web_db(engine, small_world, tmp_path):  # noqa: F811
-    """The small world loaded, forecast, alerts detected, one user per role."""
-    from alerts.detect import detect_alerts
-    from alerts.member_risk import refresh_member_risk
-    from forecasting.engine import EngineSettings
-    from forecasting.runs import run_forecast
-
-    load_world_directly(engine, small_world)
-    run_forecast(engine, EngineSettings(horizon=14, workers=1))
-    settings = Settings(database_url=str(engine.url), output_dir=tmp_path, web_secret="test-secret", as_of=WORLD_AS_OF)
-    detect_alerts(engine, settings)
-    refresh_member_risk(engine, settings.clock(), settings)  # what the alerts DAG does after detection
-    for role, (name, store) in ROLES.items():
-        add_user(engine, name, PASSWORD, role, store)
-    return engine, settings
 
 
 def client_for(settings, role=None) -> TestClient:
@@ -104,14 +81,10 @@ def test_role_rules(web_db):
     assert forbidden.status_code == 403 and "bob manages S001, not S002" in forbidden.text
     assert manager.get("/forecast?store=S002").status_code == 403
     assert manager.get("/cx").status_code == 403 and manager.get("/health").status_code == 403
-    if s2_alert:
-        assert (
-            manager.post(
-                f"/alerts/{s2_alert}/acknowledge", data={"csrf": csrf_of(manager, "/stores/S001/alerts")}
-            ).status_code
-            == 403
-        )
-        assert manager.get(f"/alerts/{s2_alert}/history").status_code == 403
+    assert s2_alert is not None, "the web world has an alert at S002: the cross-store checks below must run"
+    csrf = csrf_of(manager, "/stores/S001/alerts")
+    assert manager.post(f"/alerts/{s2_alert}/acknowledge", data={"csrf": csrf}).status_code == 403
+    assert manager.get(f"/alerts/{s2_alert}/history").status_code == 403
     planner = client_for(settings, "planner")
     assert planner.get("/stores/S002/alerts").status_code == 200 and planner.get("/health").status_code == 200
     assert planner.get("/cx").status_code == 403  # no member data for planners
@@ -150,31 +123,6 @@ def test_state_changes_need_the_csrf_token(web_db):
 
 
 # ------------------------------------------------------------------------------------ real Chromium
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture
-def live_server(web_db):
-    from lab.bench.web import serving
-
-    engine, settings = web_db
-    with serving(create_app(settings)) as base:  # localhost: Chromium accepts Secure cookies there
-        yield engine, base
-
-
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if ON_CI:
-            pytest.fail("Chromium is not installed and CI=true: .ci/run installs it (apt-get install chromium)")
-        pytest.skip("no Chromium on this machine (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def browser_login(browser, base: str, role: str):
