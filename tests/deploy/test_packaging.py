@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 
 from tests.conftest import REPO_ROOT
@@ -89,3 +91,44 @@ def test_wheel_holds_the_packages_and_runs_outside_the_checkout(tmp_path):
     )
     assert found["templates"] is True
     assert "lab.cli:mount" in found["plugins"]
+
+
+def locked(path) -> dict[str, str]:
+    """name -> version of a pip lock file (comments and blank lines skipped), names normalised."""
+    pins = {}
+    for line in (REPO_ROOT / path).read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("==", 1)
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_the_runtime_set_carries_no_test_or_lint_tools():
+    """The images install requirements.lock and the Airflow lock only (deploy/install.sh deps); the
+    test and lint tools are pinned apart, in requirements-dev.lock, for `make install`."""
+    runtime = locked("requirements.lock") | locked("deploy/airflow/requirements-airflow.lock")
+    dev = locked("requirements-dev.lock")
+    tools = {
+        "pytest",
+        "pytest-timeout",
+        "pytest-xdist",
+        "pytest-cov",
+        "coverage",
+        "aiosmtpd",
+        "playwright",
+        "ruff",
+        "mypy",
+    }
+    assert tools <= set(dev), f"pin these in requirements-dev.lock: {sorted(tools - set(dev))}"
+    assert not tools & set(runtime), f"test tools in the runtime set: {sorted(tools & set(runtime))}"
+    assert not set(dev) & set(runtime), f"pinned twice: {sorted(set(dev) & set(runtime))}"
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    runtime_names = {
+        d.split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in project["dependencies"]
+    }
+    assert not tools & runtime_names, (
+        "pyproject's [project] dependencies name a test tool: use the [test]/[lint] extras"
+    )
+    for dockerfile in ("Dockerfile", "deploy/airflow/Dockerfile"):
+        steps = re.findall(r"deploy/install\.sh \S+ (\w+)", (REPO_ROOT / dockerfile).read_text())
+        assert steps and set(steps) <= {"deps", "project"}, f"{dockerfile} installs {steps}"
