@@ -1,6 +1,6 @@
 """Shelfwatch daily pipeline: POS files and shelf sensors in, member-linked stock-out alerts out.
 
-Thin wiring only: every task is one call into `shelfwatch.pipeline` (imported inside the task, so
+Thin wiring only: every task is one call into `shelfwatch.steps` (imported inside the task, so
 parsing this file stays cheap). Params let a planner point a manual run at another world folder.
 """
 

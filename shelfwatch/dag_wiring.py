@@ -62,7 +62,7 @@ def worker_hostname() -> str:
 
 
 class OpsNotifier(BaseNotifier):
-    """On a task's failure, post it to operations' webhook (shelfwatch.operations.notify_task_failure)."""
+    """On a task's failure, post it to operations' webhook (shelfwatch.steps.notify_task_failure)."""
 
     def notify(self, context) -> None:
         from shelfwatch.steps import notify_task_failure
