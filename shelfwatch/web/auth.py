@@ -113,9 +113,7 @@ def disable_user(engine: Engine, username: str) -> bool:
     """The user can't sign in any more and every session of theirs ends now; False if unknown."""
     with engine.begin() as conn:
         found = conn.execute(
-            update(schema.users)
-            .where(schema.users.c.username == username)
-            .values(disabled_at=datetime.now(UTC))
+            update(schema.users).where(schema.users.c.username == username).values(disabled_at=datetime.now(UTC))
         ).rowcount
         conn.execute(delete(schema.web_sessions).where(schema.web_sessions.c.username == username))
     return bool(found)
@@ -238,9 +236,7 @@ def session_user(engine: Engine, session_id: str | None) -> User | None:
         row = conn.execute(
             select(u.c.username, u.c.role, u.c.store_id)
             .join(ws, ws.c.username == u.c.username)
-            .where(
-                ws.c.session_id == session_id, ws.c.expires_at > datetime.now(UTC), u.c.disabled_at.is_(None)
-            )
+            .where(ws.c.session_id == session_id, ws.c.expires_at > datetime.now(UTC), u.c.disabled_at.is_(None))
         ).first()
     return None if row is None else User(row.username, row.role, row.store_id)
 
