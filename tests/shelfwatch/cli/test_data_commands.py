@@ -26,8 +26,10 @@ MEMBERS = (
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
-    """Tables and lines unwrapped, so what is printed can be searched."""
-    monkeypatch.setattr(common.console, "width", 400)
+    """Tables and lines unwrapped, so what is printed can be searched. `_width`, not the `width`
+    property: undoing the property would pin the shared console at its computed width for every later
+    test in the process (under xdist, tests of other modules that pass their own COLUMNS)."""
+    monkeypatch.setattr(common.console, "_width", 400)
 
 
 def invoke(*args: str):
