@@ -25,7 +25,8 @@ demo: install
 web: install
 	$(BIN)/shelfwatch web
 
-# axe-core for the accessibility tests, from package-lock.json (skipped where npm is missing; CI has it)
+# axe-core for the accessibility tests and pyright for the import-resolution test, from package-lock.json
+# (skipped where npm is missing; CI has it)
 AXE := node_modules/axe-core/axe.min.js
 $(AXE): package.json package-lock.json
 	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $(AXE); fi
