@@ -136,11 +136,21 @@ def test_broker_down_at_start_is_retried_until_it_comes_up(private_broker, topic
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(service.stderr), daemon=True)
+    reader.start()
     try:
-        time.sleep(4)  # the consumer starts, finds no broker and retries
-        assert service.poll() is None, service.communicate()
+        # the broker comes back only once the consumer has found it down and said it retries: on a
+        # loaded machine the interpreter's start alone can outlast any fixed sleep
+        deadline = time.monotonic() + 120
+        while not any("retrying in" in line for line in lines) and time.monotonic() < deadline:
+            assert service.poll() is None, "".join(lines)[-3000:]
+            time.sleep(0.2)
         private_broker.start()
-        out, err = service.communicate(timeout=120)
+        out = service.stdout.read()
+        service.wait(timeout=120)
+        reader.join(timeout=10)
+        err = "".join(lines)
     finally:
         if service.poll() is None:
             service.kill()
