@@ -34,7 +34,7 @@ $(AXE): package.json package-lock.json
 # The README's test command, and what CI runs: lint, format, types, then the whole suite on both cores
 # (pytest-xdist; each worker builds its own database templates, tests/conftest.py).
 test: install $(AXE) lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=30
 
 test-fast: install $(AXE)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
